@@ -1,0 +1,158 @@
+"""The batched inference engine.
+
+Items are prepared (decoded, preprocessed) in worker threads running ahead of the model; their units are grouped per
+detector into batches of up to `batch_size`, run once under inference mode (autocast + channels_last on CUDA), and
+scattered back. An item is summarized as soon as all its units are scored. Failures stay with their item or batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+
+import torch
+
+from ..config import EngineConfig
+from .interface import Detector, Finding, NotApplicable, Prepared
+
+BatchObserver = Callable[[str, int, float], None]      # (detector name, batch size, seconds)
+
+
+@dataclass
+class Job:
+    """What `prepare` returns for one item. Without a detector the item needs no model work."""
+
+    meta: Any                                     # the caller's per-item state, passed through untouched
+    detector: Detector | None = None
+    prepared: Prepared | None = None
+
+
+@dataclass
+class Done:
+    index: int
+    meta: Any
+    outcome: Finding | NotApplicable | Exception | None
+
+
+@dataclass
+class _Pending:
+    index: int
+    job: Job
+    outputs: list[torch.Tensor | None] = field(default_factory=list)
+    remaining: int = 0
+    failed: Exception | None = None
+
+
+def select_device(preference: str = "auto") -> torch.device:
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda requested but no CUDA device is available")
+    if preference in ("cuda", "auto") and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+class Engine:
+    def __init__(self, config: EngineConfig | None = None, observer: BatchObserver | None = None):
+        self.config = config or EngineConfig()
+        self.device = select_device(self.config.device)
+        self.observer = observer
+        torch.set_num_threads(self.config.threads)
+
+    def run(self, items: Iterable[Any], prepare: Callable[[Any], Job]) -> Iterator[Done]:
+        """Yield one Done per item, in completion order (callers reorder by `index`)."""
+        workers = max(1, self.config.prefetch_workers)
+        window = max(2 * workers, self.config.batch_size)
+        queues: dict[str, deque[tuple[_Pending, int, Any]]] = {}
+        detectors: dict[str, Detector] = {}
+        with ThreadPoolExecutor(workers, thread_name_prefix="prepare") as pool:
+            futures: deque[tuple[int, Future]] = deque()
+            source = iter(enumerate(items))
+
+            def refill() -> None:
+                while len(futures) < window:
+                    nxt = next(source, None)
+                    if nxt is None:
+                        return
+                    futures.append((nxt[0], pool.submit(prepare, nxt[1])))
+
+            refill()
+            while futures:
+                index, future = futures.popleft()
+                refill()
+                try:
+                    job = future.result()
+                except Exception as exc:               # prepare must not take the batch down
+                    yield Done(index, None, exc)
+                    continue
+                if job.detector is None or job.prepared is None:
+                    yield Done(index, job.meta, None)
+                    continue
+                pending = _Pending(index, job, [None] * len(job.prepared.units), len(job.prepared.units))
+                if pending.remaining == 0:
+                    yield self._summarize(pending)
+                    continue
+                name = job.detector.name
+                detectors[name] = job.detector
+                queue = queues.setdefault(name, deque())
+                queue.extend((pending, i, unit) for i, unit in enumerate(job.prepared.units))
+                while len(queue) >= self.config.batch_size:
+                    yield from self._run_batch(detectors[name], queue)
+            for name, queue in queues.items():
+                while queue:
+                    yield from self._run_batch(detectors[name], queue)
+
+    def _run_batch(self, detector: Detector, queue: deque) -> Iterator[Done]:
+        slots = [queue.popleft() for _ in range(min(self.config.batch_size, len(queue)))]
+        started = time.perf_counter()
+        try:
+            outputs = self.forward(detector, [unit for _, _, unit in slots])
+        except Exception as exc:                       # a failed batch fails only its own items
+            outputs = None
+            for pending, _, _ in slots:
+                pending.failed = exc
+        if self.observer is not None:
+            self.observer(detector.name, len(slots), time.perf_counter() - started)
+        for row, (pending, unit_index, _) in enumerate(slots):
+            if outputs is not None:
+                pending.outputs[unit_index] = outputs[row]
+            pending.remaining -= 1
+            if pending.remaining == 0:
+                yield self._summarize(pending)
+
+    def forward(self, detector: Detector, units: list[Any]) -> torch.Tensor:
+        batch = _to_device(detector.collate(units), self.device, detector.channels_last)
+        with torch.inference_mode(), self._autocast():
+            return detector.forward(batch).float().cpu()
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.device.type != "cuda":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+
+    def _summarize(self, pending: _Pending) -> Done:
+        job = pending.job
+        if pending.failed is not None:
+            return Done(pending.index, job.meta, pending.failed)
+        try:
+            outcome = job.detector.summarize(job.prepared, pending.outputs, self.config.explain)
+        except Exception as exc:
+            outcome = exc
+        return Done(pending.index, job.meta, outcome)
+
+
+def _to_device(batch: Any, device: torch.device, channels_last: bool) -> Any:
+    if isinstance(batch, torch.Tensor):
+        batch = batch.to(device, non_blocking=True)
+        if channels_last and device.type == "cuda" and batch.dim() == 4:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return batch
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device, channels_last) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(v, device, channels_last) for v in batch)
+    return batch

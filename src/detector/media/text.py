@@ -1,0 +1,48 @@
+"""Text: bytes to a normalized string that keeps paragraph breaks (text detectors chunk by paragraph)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from detector.config import Limits
+from detector.media.errors import MediaError
+from detector.media.sniff import decode_text_bytes
+from detector.media.types import TextMedia
+
+_LINE_BREAKS = re.compile(r"\r\n|\r|[\v\f\x85\u2028]")
+_PARAGRAPH_SEPARATOR = "\u2029"
+_HORIZONTAL_SPACE = re.compile(r"[^\S\n]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]")
+_BLANK_LINES = re.compile(r"\n{2,}")
+
+
+def decode_text(data: bytes, limits: Limits) -> TextMedia:
+    """Decode BOM UTF-8/UTF-16, strict UTF-8 or GB18030 bytes, then normalize."""
+    try:
+        text, encoding = decode_text_bytes(data)
+    except UnicodeDecodeError as exc:
+        raise MediaError("corrupt", "not valid UTF-8/UTF-16/GB18030 text") from exc
+    return text_media(text, encoding, limits)
+
+
+def text_media(text: str, encoding: str, limits: Limits) -> TextMedia:
+    """Normalized TextMedia for an already decoded string; refuses text over the limit or empty after cleanup."""
+    if len(text) > limits.max_text_chars:
+        raise MediaError("too_large", f"text has {len(text):,} characters, over the limit of {limits.max_text_chars:,}")
+    normalized = normalize_text(text)
+    if not normalized:
+        raise MediaError("empty", "no text")
+    return TextMedia(text=normalized, encoding=encoding)
+
+
+def normalize_text(text: str) -> str:
+    """NFKC; one kind of newline; runs of spaces/tabs to one space; blank-line runs to one paragraph break."""
+    text = unicodedata.normalize("NFKC", text)
+    text = text.replace(_PARAGRAPH_SEPARATOR, "\n\n")
+    text = _LINE_BREAKS.sub("\n", text)
+    text = _CONTROL.sub("", text)
+    text = _HORIZONTAL_SPACE.sub(" ", text)
+    text = "\n".join(line.strip(" ") for line in text.split("\n"))
+    text = _BLANK_LINES.sub("\n\n", text)
+    return text.strip()

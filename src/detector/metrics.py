@@ -1,0 +1,38 @@
+"""Detection metrics shared by training, evaluation scripts and model cards."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import roc_auc_score, roc_curve
+
+
+def auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    labels = np.asarray(labels)
+    if labels.min() == labels.max():
+        return float("nan")
+    return float(roc_auc_score(labels, scores))
+
+
+def eer(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Equal error rate: where the false-positive rate equals the miss rate."""
+    fpr, tpr, _ = roc_curve(labels, scores)
+    fnr = 1 - tpr
+    i = int(np.nanargmin(np.abs(fnr - fpr)))
+    return float((fpr[i] + fnr[i]) / 2)
+
+
+def tpr_at_fpr(labels: np.ndarray, scores: np.ndarray, target_fpr: float = 0.01) -> float:
+    fpr, tpr, _ = roc_curve(labels, scores)
+    ok = fpr <= target_fpr
+    return float(tpr[ok].max()) if ok.any() else 0.0
+
+
+def summary(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    labels = np.asarray(labels)
+    return {
+        "n": int(labels.size),
+        "n_synthetic": int(labels.sum()),
+        "auc": auc(labels, scores),
+        "eer": eer(labels, scores) if labels.min() != labels.max() else float("nan"),
+        "tpr_at_1pct_fpr": tpr_at_fpr(labels, scores, 0.01) if labels.min() != labels.max() else float("nan"),
+    }
