@@ -20,6 +20,7 @@ class MediaInput:
     path: Path | None = None
     data: bytes | None = None
     text: str | None = None
+    declared_ai: bool = False        # the uploader declared the content AI-generated (Labeling Measures Art. 6)
 
     @classmethod
     def from_path(cls, path: str | Path) -> "MediaInput":

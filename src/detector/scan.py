@@ -1,0 +1,138 @@
+"""scan(inputs) -> results: the one path every caller (CLI, service, evaluation) takes.
+
+decode -> provenance.inspect -> detector.preprocess -> engine (batch, model) -> calibrate -> report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from . import provenance
+from .config import ScanConfig
+from .engine import registry
+from .engine.interface import Detector, Finding, NotApplicable
+from .engine.runner import Done, Engine, Job
+from .media import MediaError, MediaInput, decode, read_bytes, sniff
+from .media.types import DecodedMedia
+from .report import ScanResult
+
+SNIFF_BYTES = 64 * 1024
+
+
+@dataclass
+class _ItemState:
+    source: MediaInput
+    started: float
+    modality: str | None = None
+    sha256: str | None = None
+    findings: dict = field(default_factory=dict)
+    detector: Detector | None = None
+    result: ScanResult | None = None           # set when the item is finished before reaching a model
+
+
+class Scanner:
+    """Holds the engine (device, threads, loaded models) so repeated scans reuse it."""
+
+    def __init__(self, config: ScanConfig | None = None, engine: Engine | None = None):
+        self.config = config or ScanConfig()
+        self.engine = engine or Engine(self.config.engine)
+
+    def scan(self, inputs: Iterable[MediaInput | str | Path]) -> list[ScanResult]:
+        return list(self.scan_iter(inputs))
+
+    def scan_iter(self, inputs: Iterable[MediaInput | str | Path]) -> Iterator[ScanResult]:
+        """Results in input order, each yielded as soon as it and all before it are done."""
+        items = (_as_input(x) for x in inputs)
+        ready: dict[int, ScanResult] = {}
+        next_index = 0
+        for done in self.engine.run(items, self._prepare):
+            ready[done.index] = self._finish(done)
+            while next_index in ready:
+                yield ready.pop(next_index)
+                next_index += 1
+
+    def _prepare(self, source: MediaInput) -> Job:
+        state = _ItemState(source=source, started=time.perf_counter())
+        limits = self.config.limits
+        try:
+            data = read_bytes(source, limits)
+            state.sha256 = hashlib.sha256(data).hexdigest()
+            sniffed = sniff(data[:SNIFF_BYTES], source.path)
+            state.modality = sniffed.modality
+        except MediaError as exc:
+            state.result = self._error(state, exc)
+            return Job(meta=state)
+        media: DecodedMedia | None = None
+        try:
+            media = decode(source, limits)
+        except MediaError as exc:
+            state.result = self._error(state, exc)
+        state.findings = provenance.inspect(data, sniffed.format, media)
+        if media is None:
+            return Job(meta=state)
+        spec = registry.for_modality(media.modality)
+        if spec is None:
+            state.result = self._result(state, NotApplicable(f"no detector is registered for {media.modality}"))
+            return Job(meta=state)
+        detector = registry.load(spec, self.config.models_dir, self.engine.device)
+        if isinstance(detector, NotApplicable):
+            state.result = self._result(state, detector)
+            return Job(meta=state)
+        state.detector = detector
+        prepared = detector.preprocess(media)
+        if isinstance(prepared, NotApplicable):
+            state.result = self._result(state, prepared)
+            return Job(meta=state)
+        return Job(meta=state, detector=detector, prepared=prepared)
+
+    def _finish(self, done: Done) -> ScanResult:
+        state: _ItemState | None = done.meta
+        if state is None:                      # prepare itself failed: a bug, reported on this item only
+            return ScanResult(path="<unknown>", modality=None, verdict="error",
+                              reason=f"internal error: {done.outcome!r}", error_code="internal")
+        if state.result is not None:
+            result = state.result
+        elif isinstance(done.outcome, Exception):
+            result = self._result(state, None, error=f"detector failed: {done.outcome!r}")
+        else:
+            result = self._result(state, done.outcome)
+        if state.findings:
+            result.provenance = provenance.decide(state.findings, result.score,
+                                                  result.verdict if result.score is not None else None,
+                                                  declared_ai=state.source.declared_ai)
+        result.elapsed_ms = round((time.perf_counter() - state.started) * 1000, 2)
+        return result
+
+    def _result(self, state: _ItemState, outcome: Finding | NotApplicable | None,
+                error: str | None = None) -> ScanResult:
+        detector = state.detector
+        model = {"name": detector.name, "version": detector.version} if detector else None
+        result = ScanResult(path=state.source.source, modality=state.modality, verdict="error",
+                            model=model, sha256=state.sha256)
+        if error is not None:
+            result.reason, result.error_code = error, "internal"
+        elif isinstance(outcome, NotApplicable):
+            result.verdict, result.reason, result.evidence = "not_applicable", outcome.reason, outcome.evidence
+        elif isinstance(outcome, Finding):
+            result.score = round(float(outcome.score), 6)
+            result.verdict = detector.calibration.verdict(result.score, self.config.synthetic_threshold,
+                                                          self.config.authentic_threshold)
+            result.reason, result.evidence = outcome.reason, outcome.evidence
+        return result
+
+    def _error(self, state: _ItemState, exc: MediaError) -> ScanResult:
+        result = self._result(state, None, error=exc.message)
+        result.error_code = exc.code
+        return result
+
+
+def scan(inputs: Iterable[MediaInput | str | Path], config: ScanConfig | None = None) -> list[ScanResult]:
+    return Scanner(config).scan(inputs)
+
+
+def _as_input(item: MediaInput | str | Path) -> MediaInput:
+    return item if isinstance(item, MediaInput) else MediaInput.from_path(item)
