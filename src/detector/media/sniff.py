@@ -84,7 +84,7 @@ def sniff(head: bytes, path: Path | None = None) -> Sniffed:
     for magic, name in _KNOWN_UNSUPPORTED:
         if head.startswith(magic):
             raise MediaError("unsupported", f"{name} is not a supported input (images, video, audio or text)")
-    if looks_like_text(head):
+    if looks_like_text(head[:SNIFF_BYTES]):
         return Sniffed("text", "text")
     raise MediaError(
         "unsupported",

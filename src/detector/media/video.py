@@ -1,0 +1,157 @@
+"""Video: a fixed number of frames sampled evenly over the duration, streamed with PyAV (never the whole video)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import numpy as np
+
+from detector.config import Limits
+from detector.media.errors import MediaError
+from detector.media.image import check_pixels
+from detector.media.types import VideoMedia
+
+# Seeking costs a keyframe-to-target decode per sample; it pays off once samples are this many frames apart.
+_SEEK_WHEN_FRAMES_PER_SAMPLE = 8
+
+
+def open_container(source: Path | bytes) -> av.container.InputContainer:
+    return av.open(str(source) if isinstance(source, Path) else io.BytesIO(source), mode="r")
+
+
+def decode_video(source: Path | bytes, video_format: str, limits: Limits) -> VideoMedia:
+    """Sample `limits.video_frames` frames at the centres of equal time slices, with their timestamps in seconds."""
+    with open_container(source) as container:
+        stream = _video_stream(container)
+        check_pixels(stream.codec_context.width, stream.codec_context.height, limits, "video frame")
+        fps = float(stream.average_rate or stream.guessed_rate or 0.0)
+        start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        duration = _declared_duration(container, stream)
+    if duration is None:
+        duration = _duration_from_packets(source, limits)
+    if duration > limits.max_video_seconds:
+        raise MediaError("too_large",
+                         f"video lasts {duration:,.0f} s, over the limit of {limits.max_video_seconds:,.0f} s")
+
+    count = max(1, limits.video_frames)
+    targets = [(i + 0.5) * duration / count for i in range(count)]
+    tolerance = 0.5 / fps if fps > 0 else 0.0
+    picked: list[tuple[float, np.ndarray]] = []
+    if fps > 0 and duration * fps > _SEEK_WHEN_FRAMES_PER_SAMPLE * count:
+        picked = _sample_by_seeking(source, start, targets, tolerance, limits)
+    if not picked:
+        picked = _sample_sequentially(source, start, fps, targets, tolerance, limits)
+    if not picked:
+        raise MediaError("corrupt", "no decodable video frames")
+    return VideoMedia(
+        frames=[frame for _, frame in picked],
+        timestamps=[round(t, 6) for t, _ in picked],
+        duration=duration,
+        fps=fps,
+        format=video_format,
+    )
+
+
+def _video_stream(container: av.container.InputContainer) -> av.VideoStream:
+    streams = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    if not streams:
+        raise MediaError("corrupt", "the container holds no video stream")
+    stream = streams[0]
+    stream.thread_type = "AUTO"
+    return stream
+
+
+def _declared_duration(container: av.container.InputContainer, stream: av.VideoStream) -> float | None:
+    if stream.duration and stream.duration > 0:
+        return float(stream.duration * stream.time_base)
+    if container.duration and container.duration > 0:
+        return container.duration / av.time_base
+    return None
+
+
+def _duration_from_packets(source: Path | bytes, limits: Limits) -> float:
+    """Duration when the header does not say: the end of the last packet (demuxing only, no decoding)."""
+    end = 0.0
+    with open_container(source) as container:
+        stream = _video_stream(container)
+        start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        for packet in container.demux(stream):
+            if packet.pts is None:
+                continue
+            end = max(end, float((packet.pts + (packet.duration or 0)) * stream.time_base) - start)
+            if end > limits.max_video_seconds:
+                break
+    return end
+
+
+def _decoded_frames(container: av.container.InputContainer, stream: av.VideoStream) -> Iterator[av.VideoFrame]:
+    """Frames in decode order; a damaged packet is skipped so the rest of the video still counts."""
+    for packet in container.demux(stream):
+        try:
+            frames = packet.decode()
+        except av.FFmpegError:
+            continue
+        yield from frames
+
+
+def _frame_seconds(frame: av.VideoFrame, start: float, index: int, fps: float) -> float:
+    if frame.time is not None:
+        return frame.time - start
+    return index / fps if fps > 0 else float(index)
+
+
+def _to_rgb(frame: av.VideoFrame, limits: Limits) -> np.ndarray:
+    check_pixels(frame.width, frame.height, limits, "video frame")
+    rgb = frame.to_ndarray(format="rgb24")
+    # Phones store portrait video sideways with a display rotation; detectors need faces upright.
+    quarter_turns = round((frame.rotation or 0) / 90) % 4
+    return np.ascontiguousarray(np.rot90(rgb, quarter_turns)) if quarter_turns else rgb
+
+
+def _sample_sequentially(source: Path | bytes, start: float, fps: float, targets: list[float], tolerance: float,
+                         limits: Limits) -> list[tuple[float, np.ndarray]]:
+    """One pass: keep the first frame at (or within half a frame of) each target; stop after the last target."""
+    picked: list[tuple[float, np.ndarray]] = []
+    last: tuple[float, av.VideoFrame] | None = None
+    next_target = 0
+    with open_container(source) as container:
+        stream = _video_stream(container)
+        for index, frame in enumerate(_decoded_frames(container, stream)):
+            seconds = _frame_seconds(frame, start, index, fps)
+            last = (seconds, frame)
+            if seconds + tolerance < targets[next_target]:
+                continue
+            picked.append((seconds, _to_rgb(frame, limits)))
+            while next_target < len(targets) and targets[next_target] <= seconds + tolerance:
+                next_target += 1
+            if next_target == len(targets):
+                break
+        if not picked and last is not None:
+            # Timestamps disagree with the declared duration: the last decodable frame still represents the video.
+            picked.append((last[0], _to_rgb(last[1], limits)))
+    return picked
+
+
+def _sample_by_seeking(source: Path | bytes, start: float, targets: list[float], tolerance: float,
+                       limits: Limits) -> list[tuple[float, np.ndarray]]:
+    """Seek to the keyframe before each target and decode forward to it. Empty when the file cannot seek."""
+    picked: list[tuple[float, np.ndarray]] = []
+    try:
+        with open_container(source) as container:
+            stream = _video_stream(container)
+            for target in targets:
+                container.seek(int((start + target) / stream.time_base), stream=stream, backward=True)
+                for frame in _decoded_frames(container, stream):
+                    if frame.time is None:
+                        return []
+                    seconds = frame.time - start
+                    if seconds + tolerance >= target:
+                        if not picked or seconds > picked[-1][0]:
+                            picked.append((seconds, _to_rgb(frame, limits)))
+                        break
+    except av.FFmpegError:
+        return []
+    return picked
