@@ -22,6 +22,7 @@ class ScanResult:
     elapsed_ms: float = 0.0
     sha256: str | None = None                  # content hash: logs, hash banks, cases
     error_code: str | None = None              # machine-readable error kind when verdict == "error"
+    matches: list[dict] = field(default_factory=list)   # hash-bank matches: bank, label, distance, case, refutation
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -9,7 +9,7 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator, Protocol
 
 from . import provenance
 from .config import ScanConfig
@@ -23,6 +23,15 @@ from .report import ScanResult
 SNIFF_BYTES = 64 * 1024
 
 
+class ResultHook(Protocol):
+    """Extra per-item work on the same pass (e.g. hash-bank matching): `inspect` runs in the prepare threads with the
+    raw bytes and decoded media, `apply` annotates the finished result."""
+
+    def inspect(self, data: bytes, media: DecodedMedia | None) -> Any: ...
+
+    def apply(self, result: ScanResult, inspected: Any) -> None: ...
+
+
 @dataclass
 class _ItemState:
     source: MediaInput
@@ -30,6 +39,7 @@ class _ItemState:
     modality: str | None = None
     sha256: str | None = None
     findings: dict = field(default_factory=dict)
+    hooked: list = field(default_factory=list)          # one `inspect` value per hook
     detector: Detector | None = None
     result: ScanResult | None = None           # set when the item is finished before reaching a model
 
@@ -37,9 +47,11 @@ class _ItemState:
 class Scanner:
     """Holds the engine (device, threads, loaded models) so repeated scans reuse it."""
 
-    def __init__(self, config: ScanConfig | None = None, engine: Engine | None = None):
+    def __init__(self, config: ScanConfig | None = None, engine: Engine | None = None,
+                 hooks: Iterable[ResultHook] = ()):
         self.config = config or ScanConfig()
         self.engine = engine or Engine(self.config.engine)
+        self.hooks = list(hooks)
 
     def scan(self, inputs: Iterable[MediaInput | str | Path]) -> list[ScanResult]:
         return list(self.scan_iter(inputs))
@@ -72,6 +84,7 @@ class Scanner:
         except MediaError as exc:
             state.result = self._error(state, exc)
         state.findings = provenance.inspect(data, sniffed.format, media)
+        state.hooked = [hook.inspect(data, media) for hook in self.hooks]
         if media is None:
             return Job(meta=state)
         spec = registry.for_modality(media.modality)
@@ -104,6 +117,8 @@ class Scanner:
             result.provenance = provenance.decide(state.findings, result.score,
                                                   result.verdict if result.score is not None else None,
                                                   declared_ai=state.source.declared_ai)
+        for hook, inspected in zip(self.hooks, state.hooked):
+            hook.apply(result, inspected)
         result.elapsed_ms = round((time.perf_counter() - state.started) * 1000, 2)
         return result
 
