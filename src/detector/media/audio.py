@@ -13,9 +13,9 @@ import torch
 import torchaudio.functional
 
 from detector.config import Limits
+from detector.media.container import container_error, open_container
 from detector.media.errors import MediaError
 from detector.media.types import AUDIO_RATE, AudioMedia
-from detector.media.video import open_container
 
 _SOUNDFILE_FORMATS = {"wav", "flac", "ogg"}
 _BLOCK_FRAMES = 1 << 16
@@ -32,7 +32,10 @@ def decode_audio(source: Path | bytes, audio_format: str, limits: Limits) -> Aud
     if audio_format in _SOUNDFILE_FORMATS:
         decoded = _read_with_soundfile(source, limits)
     if decoded is None:
-        decoded = _read_with_pyav(source, limits)
+        try:
+            decoded = _read_with_pyav(source, limits)
+        except av.FFmpegError as exc:
+            raise container_error(exc, f"{audio_format.upper()} audio") from exc
     mono, rate, channels = decoded
     if mono.size == 0:
         raise MediaError("empty", "no audio samples")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import codecs
-import io
 import struct
 import unicodedata
 from pathlib import Path
 
 import av
 
+from detector.media.container import open_container
 from detector.media.errors import MediaError
 from detector.media.types import Sniffed
 
@@ -215,8 +215,7 @@ def _probed(head: bytes, path: Path | None, container: str, video_format: str, a
 def _probe_streams(source: Path | bytes) -> tuple[bool, bool, str | None] | None:
     """(has video, has audio, first audio codec) or None when PyAV cannot open the container."""
     try:
-        handle = str(source) if isinstance(source, Path) else io.BytesIO(source)
-        with av.open(handle, mode="r") as container:
+        with open_container(source) as container:
             video = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
             audio = list(container.streams.audio)
             return bool(video), bool(audio), (audio[0].codec_context.name if audio else None)

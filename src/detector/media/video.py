@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import av
 import numpy as np
 
 from detector.config import Limits
+from detector.media.container import container_error, open_container
 from detector.media.errors import MediaError
 from detector.media.image import check_pixels
 from detector.media.types import VideoMedia
@@ -18,12 +18,15 @@ from detector.media.types import VideoMedia
 _SEEK_WHEN_FRAMES_PER_SAMPLE = 8
 
 
-def open_container(source: Path | bytes) -> av.container.InputContainer:
-    return av.open(str(source) if isinstance(source, Path) else io.BytesIO(source), mode="r")
-
-
 def decode_video(source: Path | bytes, video_format: str, limits: Limits) -> VideoMedia:
     """Sample `limits.video_frames` frames at the centres of equal time slices, with their timestamps in seconds."""
+    try:
+        return _decode_video(source, video_format, limits)
+    except av.FFmpegError as exc:
+        raise container_error(exc, f"{video_format.upper()} video") from exc
+
+
+def _decode_video(source: Path | bytes, video_format: str, limits: Limits) -> VideoMedia:
     with open_container(source) as container:
         stream = _video_stream(container)
         check_pixels(stream.codec_context.width, stream.codec_context.height, limits, "video frame")
