@@ -10,6 +10,7 @@ import soundfile
 
 from detector.config import Limits
 from detector.media import AUDIO_RATE, AudioMedia, MediaError, MediaInput, decode
+from detector.media.audio import decode_audio
 
 from conftest import tone
 
@@ -104,3 +105,18 @@ def test_dev_speech_flac_and_mp3_decode(dev_data):
         assert media.duration > 0.5
         assert media.samples.size == pytest.approx(media.duration * AUDIO_RATE, rel=0.01)
         assert media.samples.std() > 1e-3                         # speech, not silence
+
+
+def test_declared_length_is_refused_before_decoding(sample_media, monkeypatch):
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("samples were decoded although the header is over the limit")
+    monkeypatch.setattr(soundfile.SoundFile, "blocks", no_decoding)
+    with pytest.raises(MediaError) as error:
+        decode(MediaInput.from_path(sample_media["wav_96k"]), Limits(max_audio_seconds=0.5))
+    assert error.value.code == "too_large"
+
+
+def test_audio_track_of_a_video_file(sample_media):
+    media = decode_audio(sample_media["mp4_mpeg4_with_audio"], "mp4", Limits())
+    assert media.duration == pytest.approx(2.0, abs=0.1)
+    assert _dominant_frequency(media.samples) == pytest.approx(440.0, abs=3.0)

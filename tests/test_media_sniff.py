@@ -102,3 +102,11 @@ def test_read_bytes_checks_size_before_reading(sample_media):
         read_bytes(MediaInput.from_path(path), Limits(max_bytes=10))
     assert error.value.code == "too_large"
     assert read_bytes(MediaInput.from_text("héllo"), Limits()) == "héllo".encode("utf-8")
+
+
+def test_prose_that_begins_like_a_binary_format_is_text():
+    for prose in (b"MZ is the postcode area of Mzuzu.\n", b"FORMAL NOTICE: the meeting moved.\n"):
+        assert sniff(prose).modality == "text"
+    with pytest.raises(MediaError) as error:
+        sniff(b"MZ\x90\x00\x03\x00\x00\x00\x04\x00")
+    assert "Windows executable" in error.value.message

@@ -93,3 +93,11 @@ def test_dev_text_files_decode(dev_data):
         media = _decode_text(MediaInput.from_path(dev_data / row["path"]))
         assert len(media.text) > 20
         assert "\r" not in media.text and "  " not in media.text
+
+
+def test_long_file_whose_sniffed_head_splits_a_character(tmp_path):
+    # 3-byte UTF-8 characters: the 64 KiB sniffing window ends inside one; the file is still text.
+    path = tmp_path / "long.txt"
+    path.write_bytes(("深度伪造" * 6000).encode("utf-8"))
+    media = _decode_text(MediaInput.from_path(path))
+    assert media.encoding == "utf-8" and len(media.text) == 24_000

@@ -10,7 +10,7 @@ from detector.config import Limits
 from detector.media import AudioMedia, MediaError, MediaInput, VideoMedia, decode
 from detector.media import video as video_module
 
-from conftest import frame_index
+from conftest import frame_index, index_frame
 
 
 def _decode_video(path, limits: Limits = Limits()) -> VideoMedia:
@@ -116,3 +116,21 @@ def test_video_from_bytes_matches_video_from_path(sample_media):
     from_bytes = decode(MediaInput.from_bytes(path.read_bytes()), Limits(video_frames=5))
     from_path = decode(MediaInput.from_path(path), Limits(video_frames=5))
     assert from_bytes.timestamps == from_path.timestamps
+
+
+def test_metadata_in_a_legacy_encoding_does_not_stop_decoding(tmp_path):
+    path = tmp_path / "gbk_title.mp4"
+    with av.open(str(path), "w", format="mp4", metadata_encoding="gbk") as out:
+        out.metadata["title"] = "深度伪造检测"
+        stream = out.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for index in range(3):
+            frame = av.VideoFrame.from_ndarray(index_frame(index), format="rgb24")
+            frame.pts = index
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    with pytest.raises(UnicodeDecodeError):
+        av.open(str(path)).close()                                 # PyAV's strict default would refuse it
+    assert len(_decode_video(path).frames) == 3

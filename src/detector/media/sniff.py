@@ -81,11 +81,12 @@ def sniff(head: bytes, path: Path | None = None) -> Sniffed:
     mpeg_audio = _mpeg_audio_format(head)
     if mpeg_audio:
         return Sniffed("audio", mpeg_audio)
+    # Text before the named refusals: prose may well begin with "MZ" or "FORM".
+    if looks_like_text(head[:SNIFF_BYTES]):
+        return Sniffed("text", "text")
     for magic, name in _KNOWN_UNSUPPORTED:
         if head.startswith(magic):
             raise MediaError("unsupported", f"{name} is not a supported input (images, video, audio or text)")
-    if looks_like_text(head[:SNIFF_BYTES]):
-        return Sniffed("text", "text")
     raise MediaError(
         "unsupported",
         "unrecognised content: not a supported image (JPEG/PNG/WebP/BMP/GIF), video (MP4/MOV/MKV/WebM/AVI), "
