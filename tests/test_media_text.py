@@ -36,6 +36,7 @@ def test_chinese_in_utf16_and_gb18030(sample_media, name, encoding):
     ("\ufeffBOM-marked UTF-8 text".encode("utf-8"), "utf-8"),
     ("UTF-16 big-endian text".encode("utf-16-be"), None),
     (b"\xfe\xff" + "UTF-16 big-endian text".encode("utf-16-be"), "utf-16"),
+    ("UTF-16 little-endian text: its BOM looks like an MP3 frame sync".encode("utf-16"), "utf-16"),
 ])
 def test_byte_order_marks(data, encoding):
     if encoding is None:

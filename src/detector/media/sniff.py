@@ -78,6 +78,9 @@ def sniff(head: bytes, path: Path | None = None) -> Sniffed:
         return _sniff_ogg(head, path)
     if head.startswith(b"ID3") and len(head) >= 10 and head[3] in (2, 3, 4):
         return _sniff_after_id3(head, path)
+    # The UTF-16 LE byte order mark FF FE is also a valid MPEG audio frame sync: text is tried first.
+    if head.startswith(b"\xff\xfe") and looks_like_text(head[:SNIFF_BYTES]):
+        return Sniffed("text", "text")
     mpeg_audio = _mpeg_audio_format(head)
     if mpeg_audio:
         return Sniffed("audio", mpeg_audio)
