@@ -27,7 +27,7 @@ MISSPELLINGS = {
     "ContentProducerID": "ProduceID",
 }
 MAX_FIELD_CHARS = 4096            # a field longer than this is not a label, it is an attack or a mistake
-MAX_LABEL_TEXT_BYTES = 64 * 1024  # the serialized object is a few hundred bytes; refuse to parse megabytes
+MAX_LABEL_TEXT_BYTES = 2 * 1024 * 1024  # a real object is a few hundred bytes; a 1 MB field is still parsed to name it
 MAX_JSON_DEPTH = 32
 # Printable ASCII without space, `"` and `\` (GB 45438 value charset).
 _LEGAL_VALUE = re.compile(r'^[\x21\x23-\x5b\x5d-\x7e]*$')
