@@ -70,7 +70,7 @@ def resample_to_model_rate(mono: np.ndarray, rate: int) -> np.ndarray:
 def _check_duration(seconds: float, limits: Limits) -> None:
     if seconds > limits.max_audio_seconds:
         raise MediaError("too_large",
-                         f"audio lasts {seconds:,.0f} s, over the limit of {limits.max_audio_seconds:,.0f} s")
+                         f"audio lasts {seconds:,.1f} s, over the limit of {limits.max_audio_seconds:,.1f} s")
 
 
 def _read_with_soundfile(source: Path | bytes, limits: Limits) -> tuple[np.ndarray, int, int] | None:

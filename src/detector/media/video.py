@@ -37,7 +37,7 @@ def _decode_video(source: Path | bytes, video_format: str, limits: Limits) -> Vi
         duration = _duration_from_packets(source, limits)
     if duration > limits.max_video_seconds:
         raise MediaError("too_large",
-                         f"video lasts {duration:,.0f} s, over the limit of {limits.max_video_seconds:,.0f} s")
+                         f"video lasts {duration:,.1f} s, over the limit of {limits.max_video_seconds:,.1f} s")
 
     count = max(1, limits.video_frames)
     targets = [(i + 0.5) * duration / count for i in range(count)]
