@@ -32,6 +32,7 @@ _TEXT_LABEL = re.compile(
     re.I,
 )
 EDGE_CHARS = 80
+_EDGE_PUNCTUATION = re.compile(r"[\s。.!！:：()（）【】\[\]「」<>-]")
 
 
 # ---------------------------------------------------------------- checks
@@ -44,10 +45,10 @@ def check_text(text: str) -> dict:
     body = body.strip()
     head, tail = body[:EDGE_CHARS], body[-EDGE_CHARS:]
     head_match = _TEXT_LABEL.search(head)
-    if head_match and not head[:head_match.start()].strip():
+    if head_match and not _EDGE_PUNCTUATION.sub("", head[:head_match.start()]):
         return {"checked": True, "found": True, "position": "start", "text": head_match.group().strip()}
     tail_matches = list(_TEXT_LABEL.finditer(tail))
-    if tail_matches and not re.sub(r"[\s。.!！]", "", tail[tail_matches[-1].end():]):
+    if tail_matches and not _EDGE_PUNCTUATION.sub("", tail[tail_matches[-1].end():]):
         return {"checked": True, "found": True, "position": "end", "text": tail_matches[-1].group().strip()}
     return {"checked": True, "found": False}
 
@@ -246,7 +247,7 @@ def add_video_label(src: Path, out: Path, text: str = DEFAULT_IMAGE_TEXT, font_p
                         new.pts, new.time_base = frame.pts, frame.time_base
                         for encoded in video_out.encode(new):
                             target.mux(encoded)
-                elif packet.stream.index in copied and packet.dts is not None:
+                elif packet.stream.index in copied and packet.size:
                     packet.stream = copied[packet.stream.index]
                     target.mux(packet)
             for encoded in video_out.encode():

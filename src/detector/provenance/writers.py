@@ -231,7 +231,7 @@ def _write_av(src: Path, out: Path, fields: dict) -> None:
                 streams[stream.index] = target.add_stream_from_template(stream)
                 streams[stream.index].metadata.update(stream.metadata)
             for packet in source.demux():
-                if packet.dts is None:
+                if packet.size == 0:   # the demuxer's end-of-stream flush packet
                     continue
                 packet.stream = streams[packet.stream.index]
                 target.mux(packet)
