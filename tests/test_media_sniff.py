@@ -110,3 +110,10 @@ def test_prose_that_begins_like_a_binary_format_is_text():
     with pytest.raises(MediaError) as error:
         sniff(b"MZ\x90\x00\x03\x00\x00\x00\x04\x00")
     assert "Windows executable" in error.value.message
+
+
+def test_text_full_of_joiners_and_direction_marks_is_text():
+    family = "👨\u200d👩\u200d👧 " * 50
+    arabic = "\u200fمرحبا بالعالم\u200f\n" * 20
+    for text in (family, arabic):
+        assert sniff(text.encode("utf-8")).modality == "text"

@@ -16,6 +16,9 @@ from detector.media.types import Sniffed
 # How much of a file `decode` reads to sniff it; text sniffing judges this much.
 SNIFF_BYTES = 64 * 1024
 
+# Not "printable" to Python, yet ordinary in text: spaces and separators, and format characters such as the
+# zero-width joiners in emoji sequences and the direction marks in Arabic or Hebrew.
+_INVISIBLE_IN_TEXT = {"Zs", "Zl", "Zp", "Cf"}
 _BMP_DIB_HEADER_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}
 _AUDIO_ONLY_BRANDS = {b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B "}
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1",
@@ -123,8 +126,9 @@ def looks_like_text(head: bytes) -> bool:
         return False
     if not text or "\x00" in text:
         return False
-    printable = sum(1 for ch in text if ch.isprintable() or ch in "\n\r\t\f\v" or unicodedata.category(ch) == "Zs")
-    return printable >= 0.95 * len(text)
+    readable = sum(1 for ch in text if ch.isprintable() or ch in "\n\r\t\f\v"
+                   or unicodedata.category(ch) in _INVISIBLE_IN_TEXT)
+    return readable >= 0.95 * len(text)
 
 
 def _decode(data: bytes, encoding: str, final: bool) -> str:
