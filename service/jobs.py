@@ -1,0 +1,80 @@
+"""Long media (video, long audio) as BentoML tasks on their own service, so a long job never holds up the batched
+synchronous API. Job state lives in the database (detector.records.jobs), not in BentoML's task store, so it
+survives restarts: `recover` queues interrupted jobs again and the gateway resubmits them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import bentoml
+import torch
+
+from detector.config import EngineConfig, ScanConfig
+from detector.media import MediaInput
+from detector.records import jobs, keys
+from detector.scan import Scanner
+
+from . import webhooks
+from .settings import SETTINGS
+from .storage import open_service_database
+
+logger = logging.getLogger(__name__)
+JOB_THREADS = max(1, SETTINGS.torch_threads // 2)       # leave cores to the synchronous worker
+
+
+@bentoml.service(
+    name="detector-jobs",
+    workers=1,
+    traffic={"timeout": 4 * 3600},
+    runner_connection={"max_requests": 1_000_000_000, "max_age": 1e9},
+)
+class LongMediaJobs:
+    def __init__(self) -> None:
+        torch.set_num_threads(JOB_THREADS)
+        self.boot = uuid.uuid4().hex                    # tells this run's claims from an earlier run's
+        self.db = open_service_database()
+        self.scanner = Scanner(ScanConfig(engine=EngineConfig(threads=JOB_THREADS, explain=True)))
+        self.deliveries = ThreadPoolExecutor(2, thread_name_prefix="webhook")
+
+    @bentoml.api
+    def recover(self) -> list[str]:
+        """Queue again jobs an earlier run left running, resume undelivered webhooks; return queued job ids."""
+        queued = jobs.requeue_interrupted(self.db, self.boot)
+        for job_id in jobs.pending_webhooks(self.db):
+            self.deliveries.submit(self._notify, job_id)
+        return queued
+
+    @bentoml.task
+    def run_job(self, job_id: str) -> dict:
+        """Scan one queued job's spooled file; store the ScanResult; then send its webhook, if any."""
+        job = jobs.claim(self.db, job_id, self.boot)
+        if job is None:                                 # already done, failed, or claimed: nothing to do
+            return {"job_id": job_id, "ran": False}
+        spool = Path(job["spool_path"])
+        try:
+            source = MediaInput(source=job["filename"], path=spool, declared_ai=job["declared_ai"])
+            result = self.scanner.scan([source])[0]
+            jobs.finish(self.db, job_id, json.loads(result.to_json()))
+        except Exception as exc:                        # a bug: keep it on this job, keep the runner going
+            logger.exception("job %s failed", job_id)
+            jobs.fail(self.db, job_id, f"internal error: {exc!r}")
+        spool.unlink(missing_ok=True)
+        if job["callback_url"]:
+            self.deliveries.submit(self._notify, job_id)
+        return {"job_id": job_id, "ran": True}
+
+    def _notify(self, job_id: str) -> None:
+        job = jobs.get(self.db, job_id, with_private=True)
+        secret = keys.webhook_secret(self.db, job["tenant"])
+        if secret is None:
+            jobs.record_webhook(self.db, job_id, "failed", 0, "the tenant has no active key to sign with")
+            return
+        body = json.dumps(jobs.public_view(job), ensure_ascii=False).encode("utf-8")
+        delivered, attempts, error = webhooks.deliver(job["callback_url"], body, secret,
+                                                      SETTINGS.webhook_attempts, SETTINGS.webhook_backoff_seconds)
+        jobs.record_webhook(self.db, job_id, "delivered" if delivered else "failed", attempts, error)
