@@ -28,8 +28,8 @@ from detector.media.types import (
 from detector.media.video import decode_video
 
 __all__ = [
-    "AUDIO_RATE", "AudioMedia", "DecodedMedia", "ErrorCode", "ImageMedia", "MediaError", "MediaInput", "Modality",
-    "Sniffed", "TextMedia", "VideoMedia", "decode", "read_bytes", "read_head", "sniff",
+    "AUDIO_RATE", "SNIFF_BYTES", "AudioMedia", "DecodedMedia", "ErrorCode", "ImageMedia", "MediaError", "MediaInput",
+    "Modality", "Sniffed", "TextMedia", "VideoMedia", "decode", "read_bytes", "read_head", "sniff",
 ]
 
 # UTF-8 spends at most 4 bytes per character: a larger file is over the text limit whatever it holds.
