@@ -16,11 +16,9 @@ from .config import ScanConfig
 from .engine import registry
 from .engine.interface import Detector, Finding, NotApplicable
 from .engine.runner import Done, Engine, Job
-from .media import MediaError, MediaInput, decode, read_bytes, sniff
+from .media import SNIFF_BYTES, MediaError, MediaInput, decode, read_bytes, sniff
 from .media.types import DecodedMedia
 from .report import ScanResult
-
-SNIFF_BYTES = 64 * 1024
 
 
 class ResultHook(Protocol):
@@ -80,7 +78,9 @@ class Scanner:
             return Job(meta=state)
         media: DecodedMedia | None = None
         try:
-            media = decode(source, limits)
+            # decode the bytes already read (hashing and provenance need them) instead of reading the file again
+            media = decode(MediaInput(source.source, data=data) if source.path else source, limits)
+            state.modality = media.modality     # the full decode knows better than a probe of the first bytes
         except MediaError as exc:
             state.result = self._error(state, exc)
         state.findings = provenance.inspect(data, sniffed.format, media)
