@@ -265,3 +265,17 @@ def test_explicit_text_notice_without_implicit_label_is_flagged():
     result = decide(inspect("【AI生成】这是一段文字。".encode(), "text"), None, None)
     assert result["category"] == "suspected"
     assert "label_missing_with_explicit_notice" in {flag["code"] for flag in result["tamper"]}
+
+
+def test_single_pass_decoding_equals_the_library_decoder(marked_png):
+    from imwatermark import WatermarkDecoder
+
+    from detector.provenance.watermark import bits_for_length, block_bits
+
+    odd_size = natural_image(520)[:517, :301]
+    for rgb in (np.asarray(Image.open(io.BytesIO(marked_png)).convert("RGB")), odd_size):
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+        per_block = block_bits(bgr)
+        for length in (48, 32):
+            expected = [int(bit) for bit in WatermarkDecoder("bits", length).decode(bgr, "dwtDct")]
+            assert bits_for_length(per_block, length) == expected

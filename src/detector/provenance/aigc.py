@@ -199,7 +199,7 @@ def validate(obj: dict, location: str, wrapping: str) -> ParsedLabel:
 
 def parse_content_producer(producer: object) -> dict | None:
     """Split "001" + subject type + 18-character unified social credit code + suffix, where the value fits."""
-    if not isinstance(producer, str):
+    if not isinstance(producer, str) or not producer:
         return None
     match = _PRODUCER_SHAPE.match(producer)
     if not match:
