@@ -279,3 +279,12 @@ def test_single_pass_decoding_equals_the_library_decoder(marked_png):
         for length in (48, 32):
             expected = [int(bit) for bit in WatermarkDecoder("bits", length).decode(bgr, "dwtDct")]
             assert bits_for_length(per_block, length) == expected
+
+
+def test_rewritten_by_a_tool_without_label_is_flagged(marked_png):
+    rgb = np.asarray(Image.open(io.BytesIO(marked_png)).convert("RGB"))
+    findings = inspect(png_bytes(rgb, {"Software": "GIMP 2.10.34"}), "png")
+    assert findings["processing_software"] == [{"software": "GIMP 2.10.34", "location": "png/tEXt:Software"}]
+    flags = {flag["code"]: flag for flag in decide(findings, None, None)["tamper"]}
+    assert "GIMP 2.10.34" in flags["rewritten_without_label"]["message"]
+    assert "metadata_stripped" not in flags, "a tEXt chunk is metadata: nothing was stripped"

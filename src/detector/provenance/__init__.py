@@ -22,6 +22,7 @@ generator traces, and the Measures Art. 6 category with Art. 18 tamper evidence.
       "watermark": None | {"checked", "detected", "message", "sdxl_match", "bits", "confidence", "p_random", ...},
       "generator_traces": [{"generator", "location", "evidence"}],
       "iptc_source_types": [{"location", "value", "ai"}],
+      "processing_software": [{"software", "location"}],   # tools that wrote the file (EXIF Software, encoder tag)
       "metadata_containers": ["EXIF", "XMP", ...],
       "errors": ["<step>: <message>", ...],
     }
@@ -37,7 +38,7 @@ from .containers import read_metadata
 from .decision import decide
 from .explicit import add_audio_cue, add_image_label, add_text_label, add_video_label, check_explicit
 from .implicit import scan_labels, summarize
-from .traces import find_traces
+from .traces import find_processing_software, find_traces
 from .watermark import detect_watermark
 from .writers import LabelWriteError, write_label
 
@@ -51,7 +52,8 @@ def inspect(data: bytes, fmt: str, media=None, *, trust_anchors_pem: str | None 
     """Every provenance finding for one input; failures become entries in "errors", never exceptions."""
     findings: dict = {
         "format": fmt, "implicit_label": None, "labels_found": 0, "explicit_label": None, "c2pa": None,
-        "watermark": None, "generator_traces": [], "iptc_source_types": [], "metadata_containers": [], "errors": [],
+        "watermark": None, "generator_traces": [], "iptc_source_types": [], "processing_software": [],
+        "metadata_containers": [], "errors": [],
     }
 
     def step(name: str, action) -> None:
@@ -70,6 +72,7 @@ def inspect(data: bytes, fmt: str, media=None, *, trust_anchors_pem: str | None 
         findings["labels_found"] = len(scan.labels)
         findings["iptc_source_types"] = scan.ai_source_types
         findings["generator_traces"] = find_traces(meta, scan.creator_tools)
+        findings["processing_software"] = find_processing_software(meta, scan.creator_tools)
 
     def c2pa_step() -> None:
         anchors = trust_anchors_pem if trust_anchors_pem is not None else trust_anchors()

@@ -83,7 +83,7 @@ def parse_json_object(raw: bytes | str, what: str) -> dict:
     text = decode_utf8(raw, what).strip().strip("\x00")
     if len(text) > MAX_LABEL_TEXT_BYTES:
         raise LabelParseError(f"{what} is {len(text)} characters; a label is at most {MAX_LABEL_TEXT_BYTES}")
-    if _max_nesting(text) > MAX_JSON_DEPTH:
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _max_nesting(text) > MAX_JSON_DEPTH:
         raise LabelParseError(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep")
     try:
         value = json.loads(text)

@@ -110,6 +110,7 @@ def _read_jpeg(data: bytes, meta: Metadata) -> None:
         elif marker == 0xEB:
             meta.containers.append("JUMBF")
         elif marker == 0xFE:
+            meta.containers.append("COM")
             meta.add("jpeg/COM", "Comment", payload)
     if extended_xmp:
         meta.add("jpeg/APP1:ExtendedXMP", "XMP", b"".join(extended_xmp), "xmp")
@@ -211,6 +212,7 @@ def _read_png(data: bytes, meta: Metadata) -> None:
                 meta.containers.append("XMP")
                 meta.add(f"png/{kind.decode()}:{key}", "XMP", text, "xmp")
             else:
+                meta.containers.append("PNG text")
                 meta.add(f"png/{kind.decode()}:{key}", key, text)
         elif kind == b"eXIf":
             meta.containers.append("EXIF")

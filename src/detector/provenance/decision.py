@@ -88,6 +88,11 @@ def tamper_flags(findings: dict) -> list[dict]:
             flags.append(_flag("metadata_stripped", "high",
                                "the file has no metadata blocks at all although AI evidence says a label was "
                                "expected: consistent with stripping or re-encoding"))
+        writers = [s["software"] for s in findings.get("processing_software") or [] if s.get("software")]
+        if expected and writers:
+            flags.append(_flag("rewritten_without_label", "medium",
+                               f"the file was last written by {writers[0]!r} and carries AI evidence but no label: "
+                               "consistent with a re-encode or edit that dropped the label"))
     else:
         if not label.get("valid"):
             flags.append(_flag("label_invalid", "high", "an AIGC label is present but fails validation: "

@@ -86,3 +86,18 @@ def _looks_like_generator_payload(key: str, text: str) -> bool:
     if key in ("prompt", "workflow"):
         return '"class_type"' in text or ('"nodes"' in text and '"links"' in text)
     return True
+
+
+# Fields in which tools name themselves when they write a file (EXIF Software, FFmpeg's encoder tag, ID3 TSSE, ...).
+_PROCESSING_KEYS = {"software", "encoder", "\xa9too", "tsse", "creatortool", "producer", "encoded_by", "tenc"}
+
+
+def find_processing_software(meta: Metadata, creator_tools: list[str]) -> list[dict]:
+    """Tools that wrote or re-encoded the file, as the file itself says."""
+    found = [{"software": str(tool)[:120], "location": "XMP/CreatorTool"} for tool in creator_tools]
+    for item in meta.fields:
+        if item.key.lower() in _PROCESSING_KEYS:
+            value = item.value[:120]
+            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+            found.append({"software": text.strip("\x00 "), "location": item.location})
+    return found
