@@ -13,6 +13,7 @@ from pathlib import Path
 from . import (LabelWriteError, add_audio_cue, add_image_label, add_text_label, add_video_label, decide, inspect,
                write_label)
 from .explicit import DEFAULT_IMAGE_TEXT, DEFAULT_TEXT_PREFIX
+from .writers import WRITABLE_FORMATS
 
 
 def register_cli(subparsers) -> None:
@@ -60,6 +61,8 @@ def _label_with_explicit(args: argparse.Namespace) -> dict:
         sniffed = sniff(args.file.read_bytes()[:64 * 1024], args.file)
     except MediaError as exc:
         raise LabelWriteError(str(exc)) from None
+    if sniffed.format not in WRITABLE_FORMATS:
+        raise LabelWriteError(f"writing labels into {sniffed.format} files is not supported")
     handle, tmp_name = tempfile.mkstemp(prefix=".explicit-", suffix=args.file.suffix, dir=args.out.parent or ".")
     os.close(handle)
     tmp = Path(tmp_name)
