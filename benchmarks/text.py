@@ -1,0 +1,64 @@
+"""machine-text throughput: documents/s for ~512-token English documents, batched through the engine.
+
+Run by hand:  nice .venv/bin/python benchmarks/text.py [--docs 32] [--batch-size 16] [--threads 2]
+Documents are human dev texts (../shared/data/dev, fast-detect-gpt xsum/writing) joined and cut to 512 SmolLM2
+tokens, so each is scored as 4 chunks of 128 tokens. Prints docs/s and chunks/s; models load before timing starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from detector.config import PROJECT_ROOT, EngineConfig
+from detector.detectors.text.model import MachineTextDetector
+from detector.engine.bundle import ModelBundle
+from detector.engine.interface import Finding
+from detector.engine.runner import Engine, Job
+from detector.media.types import TextMedia
+from training.text_data import read_dev
+
+
+def documents(count: int, tokenizer, tokens: int = 512) -> list[str]:
+    human = [d.text for d in read_dev() if d.generator in ("human-xsum", "human-writing")]
+    docs, pool = [], iter(human)
+    while len(docs) < count:
+        ids: list[int] = []
+        while len(ids) < tokens:
+            ids += tokenizer(next(pool) + " ", add_special_tokens=False)["input_ids"]
+        docs.append(tokenizer.decode(ids[:tokens]))
+    return docs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--docs", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    engine = Engine(EngineConfig(batch_size=args.batch_size, threads=args.threads, device="cpu"))
+    detector = MachineTextDetector(ModelBundle.load("machine-text", PROJECT_ROOT / "models/machine-text"),
+                                   engine.device)
+    for module in detector.modules():
+        module.eval()
+    texts = documents(args.docs, detector.languages["en"].tokenizer)
+
+    def prepare(text: str) -> Job:
+        return Job(meta=None, detector=detector, prepared=detector.preprocess(TextMedia(text=text, encoding="direct")))
+
+    list(engine.run(texts[:2], prepare))                   # warm-up
+    started, cpu_started = time.perf_counter(), time.process_time()
+    results = list(engine.run(texts, prepare))
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    chunks = sum(r.outcome.evidence["chunks_scored"] for r in results if isinstance(r.outcome, Finding))
+    print(json.dumps({"documents": len(texts), "chunks": chunks, "batch_size": args.batch_size,
+                      "threads": torch.get_num_threads(), "seconds": round(seconds, 2),
+                      "docs_per_s": round(len(texts) / seconds, 3), "chunks_per_s": round(chunks / seconds, 3),
+                      "cpu_seconds": round(cpu, 2), "docs_per_cpu_s": round(len(texts) / cpu, 3)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Per-chunk statistics of a causal LM over a text: likelihood, rank, entropy and Fast-DetectGPT curvature.
+
+All statistics are per-token means or shares, never sums, so the number of tokens in a chunk (its length) is not a
+feature. Fast-DetectGPT's analytic conditional probability curvature (Bao et al., 2024) uses the same model for
+sampling and scoring: (log p(x) - E[log p(x~)]) / sqrt(Var[log p(x~)]), here normalized per token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from transformers import PreTrainedModel
+
+LM_FEATURES = (
+    "log_likelihood_mean", "log_likelihood_std", "log_likelihood_q10", "log_likelihood_q25", "log_likelihood_q50",
+    "log_likelihood_q75", "log_likelihood_q90", "entropy_mean", "entropy_std", "log_rank_mean", "top1_share",
+    "top10_share", "surprise_gap_mean", "surprise_gap_std", "fast_detectgpt_curvature",
+)
+_QUANTILES = (0.10, 0.25, 0.50, 0.75, 0.90)
+
+
+def next_token_logits(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                      rows_per_head: int) -> Iterator[tuple[int, torch.Tensor]]:
+    """(first row, logits) per group of rows: the LM head over a large vocabulary (Gemma: 262k) is the memory peak."""
+    hidden = model.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    softcap = getattr(model.config, "final_logit_softcapping", None)
+    for start in range(0, hidden.shape[0], rows_per_head):
+        logits = model.lm_head(hidden[start:start + rows_per_head, :-1]).float()
+        if softcap:
+            logits = torch.tanh(logits / softcap) * softcap
+        yield start, logits
+
+
+def lm_statistics(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                  rows_per_head: int = 4) -> torch.Tensor:
+    """[B, len(LM_FEATURES)] for right-padded token ids [B, T] (T >= 2)."""
+    rows = []
+    for offset, logits in next_token_logits(model, input_ids, attention_mask, rows_per_head):
+        targets = input_ids[offset:offset + logits.shape[0], 1:]
+        mask = attention_mask[offset:offset + logits.shape[0], 1:].bool()
+        log_probs = torch.log_softmax(logits, dim=-1)
+        token_ll = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        probs = log_probs.exp()
+        expected_ll = (probs * log_probs).sum(-1)                      # = -entropy
+        variance_ll = (probs * log_probs.square()).sum(-1) - expected_ll.square()
+        rank = (logits > logits.gather(-1, targets.unsqueeze(-1))).sum(-1) + 1
+        del logits, log_probs, probs
+        for i in range(token_ll.shape[0]):
+            rows.append(_row_features(token_ll[i][mask[i]], -expected_ll[i][mask[i]], variance_ll[i][mask[i]],
+                                      rank[i][mask[i]].float()))
+    return torch.stack(rows)
+
+
+def _row_features(ll: torch.Tensor, entropy: torch.Tensor, variance: torch.Tensor, rank: torch.Tensor) -> torch.Tensor:
+    if ll.numel() == 0:
+        return torch.zeros(len(LM_FEATURES))
+    gap = ll + entropy                                              # log p(x) - E[log p(x~)], per token
+    quantiles = torch.quantile(ll, torch.tensor(_QUANTILES, dtype=ll.dtype))
+    curvature = gap.mean() / variance.mean().clamp_min(1e-6).sqrt()
+    values = [ll.mean(), ll.std(unbiased=False), *quantiles, entropy.mean(), entropy.std(unbiased=False),
+              rank.log().mean(), (rank == 1).float().mean(), (rank <= 10).float().mean(), gap.mean(),
+              gap.std(unbiased=False), curvature]
+    return torch.stack([torch.as_tensor(v, dtype=torch.float32) for v in values])

