@@ -3,7 +3,6 @@ and leaves pixels and samples untouched."""
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from detector.cli import main as cli_main
 from detector.provenance import (LabelWriteError, add_audio_cue, add_image_label, add_text_label, add_video_label,
                                  inspect, write_label)
 from detector.provenance.explicit import audio_cue_present, check_text
+from detector.provenance.writers import sniff_format
 
 PRODUCER = "001191440300708461136TA01"
 LABEL = {"Label": "1", "ContentProducer": PRODUCER, "ProduceID": "gen-42", "ReservedCode1": "sig0",
@@ -281,6 +281,7 @@ def test_video_label_covers_the_first_two_seconds_only(tmp_path):
     out = tmp_path / "labelled.mp4"
     info = add_video_label(src, out)
     assert info["labelled_frames"] == 10
+    assert sniff_format(out) == "mp4", "an MP4 stays an MP4"
 
     def frames(path):
         with av.open(str(path)) as container:

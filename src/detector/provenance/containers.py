@@ -192,7 +192,7 @@ def parse_png_text_chunk(kind: bytes, body: bytes) -> tuple[str, bytes | str]:
         return key, rest
     if kind == b"zTXt":
         return key, inflate_bounded(rest[1:], f"zTXt {key}")
-    flag, _method = rest[:1], rest[1:2]
+    flag = rest[:1]   # then the compression method byte, the language tag and the translated keyword
     _lang, _, rest = rest[2:].partition(b"\x00")
     _translated, _, text = rest.partition(b"\x00")
     if flag == b"\x01":

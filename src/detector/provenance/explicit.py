@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .containers import FRONT_MATTER, decode_text_bytes, jpeg_segments, png_chunks
-from .writers import decode_keeping_bom
+from .writers import AV_OUTPUT_FORMATS, av_kind, decode_keeping_bom
 
 DEFAULT_IMAGE_TEXT = "AI-generated"   # PIL's bundled font has Latin glyphs only; pass font_path for 「AI生成」
 DEFAULT_TEXT_PREFIX = "【AI生成】"
@@ -220,13 +220,13 @@ def add_video_label(src: Path, out: Path, text: str = DEFAULT_IMAGE_TEXT, font_p
     """Re-encode the first video stream with a corner label on frames in the first `seconds`; other streams are
     copied packet for packet. Container tags are kept."""
     import av
-    from PIL import Image
 
     labelled_frames = 0
     with av.open(str(src)) as source:
         video_in = source.streams.video[0]
-        options = {"movflags": "use_metadata_tags"} if source.format.name.startswith("mov") else {}
-        with av.open(str(out), "w", format=source.format.name.split(",")[0], options=options) as target:
+        muxer = AV_OUTPUT_FORMATS[av_kind(source.format.name, Path(src))]
+        options = {"movflags": "use_metadata_tags"} if muxer in ("mp4", "mov", "ipod") else {}
+        with av.open(str(out), "w", format=muxer, options=options) as target:
             target.metadata.update(source.metadata)
             codec = _encoder_for(video_in.codec_context.name)
             video_out = target.add_stream(codec, rate=video_in.average_rate or 25)

@@ -15,7 +15,6 @@ output does not hold exactly one valid label equal to the one written, it is del
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import shutil
@@ -32,7 +31,7 @@ from .implicit import scan_labels
 from .xmp import xmp_with_label
 
 MARKDOWN_SUFFIXES = {".md", ".markdown", ".mdown", ".mkd"}
-_AV_OUTPUT_FORMATS = {"mp4": "mp4", "mov": "mov", "m4a": "ipod", "mkv": "matroska", "webm": "webm"}
+AV_OUTPUT_FORMATS = {"mp4": "mp4", "mov": "mov", "m4a": "ipod", "mkv": "matroska", "webm": "webm"}
 WRITABLE_FORMATS = ("jpeg", "png", "mp4", "mov", "m4a", "mkv", "webm", "mp3", "wav", "flac", "ogg", "opus", "text")
 MAX_JPEG_SEGMENT = 65533
 
@@ -218,7 +217,7 @@ def _write_av(src: Path, out: Path, fields: dict) -> None:
     import av
 
     with av.open(str(src)) as source:
-        fmt = _AV_OUTPUT_FORMATS[_av_kind(source.format.name, src)]
+        fmt = AV_OUTPUT_FORMATS[av_kind(source.format.name, src)]
         options = {"movflags": "use_metadata_tags"} if fmt in ("mp4", "mov", "ipod") else {}
         with av.open(str(out), "w", format=fmt, options=options) as target:
             metadata = {k: v for k, v in source.metadata.items() if k.lower() != "aigc"}
@@ -237,7 +236,7 @@ def _write_av(src: Path, out: Path, fields: dict) -> None:
                 target.mux(packet)
 
 
-def _av_kind(format_name: str, src: Path) -> str:
+def av_kind(format_name: str, src: Path) -> str:
     names = format_name.split(",")
     if "matroska" in names or "webm" in names:
         return "webm" if src.suffix.lower() == ".webm" else "mkv"
