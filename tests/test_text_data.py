@@ -1,0 +1,70 @@
+"""Readers for the text corpora: HC3 (en, zh) JSONL, RAID CSV, M4 JSONL, and the dev split, on tiny fixtures."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+from training.text_data import TextDoc, read_hc3_jsonl, read_m4_jsonl, read_raid_csv, split_dev
+
+
+def test_hc3_jsonl_english_and_chinese(tmp_path):
+    english = tmp_path / "hc3_en.jsonl"
+    english.write_text("\n".join(json.dumps(r) for r in [
+        {"id": 7, "question": "Why is the sky blue?", "human_answers": ["Rayleigh scattering.", ""],
+         "chatgpt_answers": ["The sky appears blue because of Rayleigh scattering."], "source": "open_qa"},
+        {"question": "What is 2+2?", "human_answers": ["4"], "chatgpt_answers": [], "source": "finance"},
+    ]) + "\n\n", encoding="utf-8")
+    docs = list(read_hc3_jsonl(english, "en"))
+    assert [(d.label, d.generator, d.source) for d in docs] == [
+        (0, "human", "hc3-open_qa"), (1, "chatgpt", "hc3-open_qa"), (0, "human", "hc3-finance")]
+    assert docs[0].group == docs[1].group == "hc3-en:7" and docs[2].group == "hc3-en:1"
+    chinese = tmp_path / "hc3_zh.jsonl"
+    chinese.write_text(json.dumps({"question": "天空为什么是蓝色的？", "human_answers": ["因为瑞利散射。"],
+                                   "chatgpt_answers": ["天空呈现蓝色是由于瑞利散射。"]}, ensure_ascii=False),
+                       encoding="utf-8")
+    docs = list(read_hc3_jsonl(chinese, "zh"))
+    assert [(d.label, d.lang) for d in docs] == [(0, "zh"), (1, "zh")] and docs[1].text.startswith("天空")
+
+
+def test_raid_csv_labels_models_and_skips_attacks(tmp_path):
+    path = tmp_path / "raid.csv"
+    columns = ["id", "adv_source_id", "source_id", "model", "decoding", "repetition_penalty", "attack", "domain",
+               "title", "prompt", "generation"]
+    rows = [
+        ["a", "a", "s1", "human", "", "", "none", "news", "T", "", "A human, with a comma\nand a line break."],
+        ["b", "b", "s1", "gpt4", "greedy", "no", "none", "news", "T", "Write...", "A machine text."],
+        ["c", "b", "s1", "gpt4", "greedy", "no", "homoglyph", "news", "T", "Write...", "A mаchine text."],
+        ["d", "d", "s2", "llama-chat", "sampling", "yes", "none", "reddit", "T", "Write...", "  "],
+    ]
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    docs = list(read_raid_csv(path))
+    assert [(d.label, d.generator, d.source, d.group) for d in docs] == [
+        (0, "human", "raid-news", "raid:s1"), (1, "gpt4", "raid-news", "raid:s1")]
+    assert docs[0].text == "A human, with a comma\nand a line break."
+    assert len(list(read_raid_csv(path, attacks=()))) == 3            # every attack included
+
+
+def test_m4_jsonl_both_layouts(tmp_path):
+    paired = tmp_path / "wikipedia_chatGPT.jsonl"
+    paired.write_text(json.dumps({"id": 1, "human_text": "Human.", "machine_text": "Machine.", "model": "chatGPT"}),
+                      encoding="utf-8")
+    assert [(d.label, d.generator) for d in read_m4_jsonl(paired, "en")] == [(0, "human"), (1, "chatGPT")]
+    labelled = tmp_path / "qazh_davinci.jsonl"
+    labelled.write_text(json.dumps({"text": "机器写的。", "label": 1}, ensure_ascii=False), encoding="utf-8")
+    assert [(d.label, d.generator, d.lang) for d in read_m4_jsonl(labelled, "zh")] == [(1, "davinci", "zh")]
+
+
+def test_dev_split_holds_out_whole_generators_and_prompts():
+    docs = [TextDoc("p1 human", 0, "fast-detect-gpt", "human-xsum", "en", "g1"),
+            TextDoc("p1 gpt4", 1, "fast-detect-gpt", "gpt-4", "en", "g1"),
+            TextDoc("p1 opt", 1, "fast-detect-gpt", "opt-2.7b", "en", "g1"),
+            TextDoc("p2 human", 0, "fast-detect-gpt", "human-xsum", "en", "g2"),
+            TextDoc("p2 opt", 1, "fast-detect-gpt", "opt-2.7b", "en", "g2"),
+            TextDoc("s human", 0, "seqxgpt-doc", "human", "en", "s1")]
+    train, test = split_dev(docs)
+    assert {d.text for d in train} == {"p2 human", "p2 opt"}
+    assert {d.text for d in test} == {"p1 human", "p1 gpt4", "p1 opt", "s human"}
