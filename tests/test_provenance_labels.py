@@ -332,3 +332,8 @@ def test_mp4_freeform_atom_written_by_mutagen(tmp_path):
     audio.save()
     (label,) = labels_in(path.read_bytes(), "m4a")
     assert label.valid and "----:com.apple.iTunes:AIGC" in label.location
+
+
+def test_object_with_thousands_of_fields_is_one_error():
+    parsed = validate({f"k{i}": "v" for i in range(5000)}, "t", "json-wrapped")
+    assert parsed.errors == ["label object has 5000 fields; a label has 7"]

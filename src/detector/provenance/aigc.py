@@ -29,6 +29,7 @@ MISSPELLINGS = {
 MAX_FIELD_CHARS = 4096            # a field longer than this is not a label, it is an attack or a mistake
 MAX_LABEL_TEXT_BYTES = 2 * 1024 * 1024  # a real object is a few hundred bytes; a 1 MB field is still parsed to name it
 MAX_JSON_DEPTH = 32
+MAX_FIELDS = 64                   # more keys than this is not a label worth listing field by field
 # Printable ASCII without space, `"` and `\` (GB 45438 value charset).
 _LEGAL_VALUE = re.compile(r'^[\x21\x23-\x5b\x5d-\x7e]*$')
 # Unified social credit code (GB 32100-2015): 18 characters from this alphabet, last one a check character.
@@ -154,6 +155,9 @@ def validate(obj: dict, location: str, wrapping: str) -> ParsedLabel:
     errors: list[str] = []
     warnings: list[str] = []
     fields: dict = {}
+    if len(obj) > MAX_FIELDS:
+        return ParsedLabel(location=location, wrapping=wrapping, fields={},
+                           errors=[f"label object has {len(obj)} fields; a label has {len(FIELDS)}"])
     for key, value in obj.items():
         key_text = str(key)
         if len(key_text) > 64:
@@ -163,7 +167,8 @@ def validate(obj: dict, location: str, wrapping: str) -> ParsedLabel:
             errors.append(f"field {key_text} is {len(value)} characters long; the limit is {MAX_FIELD_CHARS}")
             fields[key_text] = value[:64] + "...(truncated)"
             continue
-        fields[key_text] = value if isinstance(value, (str, int, float, bool)) or value is None else f"<{type(value).__name__}>"
+        simple = isinstance(value, (str, int, float, bool)) or value is None
+        fields[key_text] = value if simple else f"<{type(value).__name__}>"
         if key_text in FIELDS:
             continue
         if key_text in MISSPELLINGS:
