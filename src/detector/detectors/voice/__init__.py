@@ -1,0 +1,1 @@
+"""Synthetic speech detection (TTS, neural vocoders, voice conversion): see model.py."""

@@ -1,0 +1,85 @@
+"""The synthetic-speech network: a log linear-filterbank front end and a compact LCNN back end.
+
+LCNN with Max-Feature-Map activations is the ASVspoof LA baseline family (Lavrentyeva et al. 2019; Wang & Yamagishi
+2021). The front end is gain invariant by construction (a power floor relative to the window's mean power, then
+per-band mean removal over time), so loudness cannot be a cue; band-limits and codecs are handled by augmentation.
+"""
+
+from __future__ import annotations
+
+import torch
+import torchaudio.functional as AF
+from torch import nn
+
+SAMPLE_RATE = 16_000
+N_FFT = 512
+HOP = 160                     # 10 ms
+WIN = 400                     # 25 ms
+N_BANDS = 64                  # linear bands 0-8 kHz: vocoder traces sit in the upper bands mel would squash
+
+
+class LogFilterbank(nn.Module):
+    """Waveform [B, T] -> normalized log linear-filterbank energies [B, 1, N_BANDS, frames]."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("window", torch.hann_window(WIN), persistent=False)
+        fbank = AF.linear_fbanks(N_FFT // 2 + 1, 0.0, SAMPLE_RATE / 2, N_BANDS, SAMPLE_RATE)
+        self.register_buffer("fbank", fbank, persistent=False)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        spec = torch.stft(wave.float(), N_FFT, HOP, WIN, self.window, return_complex=True).abs().pow(2)
+        power = torch.matmul(spec.transpose(1, 2), self.fbank).transpose(1, 2)        # [B, bands, frames]
+        floor = 1e-5 * power.mean(dim=(1, 2), keepdim=True) + 1e-12
+        logp = torch.log(power + floor)
+        logp = logp - logp.mean(dim=2, keepdim=True)
+        return logp.unsqueeze(1)
+
+
+class MaxFeatureMap(nn.Module):
+    """Conv with 2x output channels, then the element-wise max of the two halves."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: tuple[int, int] = (1, 1)):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, 2 * cout, kernel, stride=stride, padding=kernel // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.conv(x).chunk(2, dim=1)
+        return torch.maximum(a, b)
+
+
+def _block(cin: int, cmid: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(MaxFeatureMap(cin, cmid, 1), nn.BatchNorm2d(cmid), MaxFeatureMap(cmid, cout, 3),
+                         nn.MaxPool2d(2), nn.BatchNorm2d(cout))
+
+
+class LCNN(nn.Module):
+    """Features [B, 1, bands, frames] -> synthetic logit [B]. Global mean+std pooling over time: any length works."""
+
+    def __init__(self, width: int = 12, dropout: float = 0.3):
+        super().__init__()
+        w = width
+        # stride 2 in time at the stem: 20 ms steps keep the spectral detail and halve the cost of every layer
+        self.stem = nn.Sequential(MaxFeatureMap(1, w, 5, stride=(1, 2)), nn.MaxPool2d(2))
+        self.blocks = nn.Sequential(_block(w, w, 2 * w), _block(2 * w, 2 * w, 3 * w), _block(3 * w, 3 * w, 2 * w))
+        pooled_channels = 2 * w * (N_BANDS // 16)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * pooled_channels, 64), nn.ReLU(),
+                                  nn.Dropout(dropout), nn.Linear(64, 1))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(self.stem(features))                  # [B, C, bands/16, frames/32]
+        x = x.flatten(1, 2)
+        stats = torch.cat([x.mean(dim=2), x.std(dim=2)], dim=1)
+        return self.head(stats).squeeze(1)
+
+
+class SpoofNet(nn.Module):
+    """Waveform windows [B, T] at 16 kHz -> synthetic logits [B]."""
+
+    def __init__(self, width: int = 12):
+        super().__init__()
+        self.frontend = LogFilterbank()
+        self.backend = LCNN(width)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.backend(self.frontend(wave))

