@@ -337,3 +337,16 @@ def test_mp4_freeform_atom_written_by_mutagen(tmp_path):
 def test_object_with_thousands_of_fields_is_one_error():
     parsed = validate({f"k{i}": "v" for i in range(5000)}, "t", "json-wrapped")
     assert parsed.errors == ["label object has 5000 fields; a label has 7"]
+
+
+def test_gif_comment_written_by_pillow():
+    buffer = io.BytesIO()
+    Image.new("P", (8, 8)).save(buffer, "GIF", comment=WRAPPED.encode())
+    (label,) = labels_in(buffer.getvalue(), "gif")
+    assert label.valid and label.location == "gif/Comment"
+
+
+def test_nan_in_label_json_is_refused():
+    findings = inspect(png_with_chunks([(b"tEXt", b'AIGC\x00{"AIGC": {"Label": NaN}}')]), "png")
+    assert any("NaN" in e for e in findings["implicit_label"]["errors"])
+    json.dumps(findings, allow_nan=False)

@@ -87,7 +87,7 @@ def parse_json_object(raw: bytes | str, what: str) -> dict:
     if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _max_nesting(text) > MAX_JSON_DEPTH:
         raise LabelParseError(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep")
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise LabelParseError(f"{what} is malformed JSON: {exc.msg} at character {exc.pos}") from None
     except RecursionError:
@@ -95,6 +95,10 @@ def parse_json_object(raw: bytes | str, what: str) -> dict:
     if not isinstance(value, dict):
         raise LabelParseError(f"{what} is JSON {type(value).__name__}, not an object")
     return value
+
+
+def _reject_constant(name: str):
+    raise LabelParseError(f"label JSON contains {name}, which is not JSON")
 
 
 def _max_nesting(text: str) -> int:
