@@ -154,7 +154,8 @@ async def scan_any(gateway: "Gateway", request: Request, principal: keys.Princip
     """
     summary: Scan one file or text; the kind is judged from the content. Video and long audio become a job (202).
     requestBody:
-      description: multipart/form-data with `file` or `text`; JSON {"text"}; text/plain; or the raw file bytes.
+      description: multipart/form-data with `file` or `text` (or a urlencoded `text` form); JSON {"text"};
+        text/plain; or the raw file bytes.
     parameters:
       - {name: explain, in: query, schema: {type: boolean}, description: "heatmaps, segments and spans"}
       - {name: declared_ai, in: query, schema: {type: boolean}, description: "the uploader declared it AI-generated"}
@@ -394,7 +395,7 @@ class Gateway:
         options = dict(request.query_params)
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         uploads: list[Upload] = []
-        if content_type == "multipart/form-data":
+        if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
             form = await request.form(max_files=SETTINGS.max_batch_files + 1,
                                       max_fields=SETTINGS.max_batch_files + 16,
                                       max_part_size=SETTINGS.max_upload_bytes)

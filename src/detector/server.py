@@ -116,3 +116,15 @@ def run_logs_export(args: argparse.Namespace) -> int:
             count = requestlog.export(_database(), out, args.format, tenant=args.tenant)
     print(f"exported {count} records", file=sys.stderr)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m detector.server ...`: these commands without the rest of the `detector` CLI."""
+    parser = argparse.ArgumentParser(prog="detector")
+    register_cli(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
