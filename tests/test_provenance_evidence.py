@@ -275,10 +275,16 @@ def test_single_pass_decoding_equals_the_library_decoder(marked_png):
     odd_size = natural_image(520)[:517, :301]
     for rgb in (np.asarray(Image.open(io.BytesIO(marked_png)).convert("RGB")), odd_size):
         bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-        per_block = block_bits(bgr)
+        per_block, numbers = block_bits(bgr)
         for length in (48, 32):
             expected = [int(bit) for bit in WatermarkDecoder("bits", length).decode(bgr, "dwtDct")]
-            assert bits_for_length(per_block, length) == expected
+            assert bits_for_length(per_block, numbers, length) == expected
+
+
+def test_large_images_are_decoded_from_a_bounded_region():
+    large = np.asarray(Image.fromarray(natural_image(512)).resize((1300, 1100), Image.BICUBIC))
+    watermark = inspect(png_bytes(sdxl_watermarked(large)), "png")["watermark"]
+    assert watermark["sdxl_match"] and watermark["confidence"] >= 0.95
 
 
 def test_rewritten_by_a_tool_without_label_is_flagged(marked_png):
