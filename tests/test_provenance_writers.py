@@ -328,3 +328,15 @@ def test_text_prefix_is_added_once(sources, tmp_path):
 ])
 def test_explicit_text_notice_variants(text, found):
     assert check_text(text)["found"] is found
+
+
+def test_existing_label_with_a_huge_field_is_not_propagated(tmp_path):
+    src = tmp_path / "in.flac"
+    sf.write(src, TONE, 16000)
+    import mutagen
+
+    audio = mutagen.File(src)
+    audio["AIGC"] = json.dumps({"AIGC": {**LABEL, "ProduceID": "A" * 1_000_000}})
+    audio.save()
+    with pytest.raises(LabelWriteError, match="ProduceID has illegal characters"):
+        write_label(src, tmp_path / "out.flac", propagator="P", propagate_id="1")

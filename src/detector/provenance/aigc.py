@@ -169,7 +169,7 @@ def validate(obj: dict, location: str, wrapping: str) -> ParsedLabel:
             continue
         if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
             errors.append(f"field {key_text} is {len(value)} characters long; the limit is {MAX_FIELD_CHARS}")
-            fields[key_text] = value[:64] + "...(truncated)"
+            fields[key_text] = f"<{len(value)} characters, not shown>"   # never a legal value: not written back
             continue
         simple = isinstance(value, (str, int, float, bool)) or value is None
         fields[key_text] = value if simple else f"<{type(value).__name__}>"
