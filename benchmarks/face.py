@@ -1,0 +1,102 @@
+"""Face-forgery speed: network images/s on 224 px face crops, whole-pipeline images/s on 224 px face photos, and
+seconds per 32-frame video, all through the project's own code (scan() for the last two).
+
+Run by hand:  .venv/bin/python benchmarks/face.py [--images 48] [--videos 3] [--threads 2]
+Needs models/face-forgery and the dev faces (../shared/data/dev). Figures go in models/face-forgery/card.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+from PIL import Image
+
+from detector.config import PROJECT_ROOT, EngineConfig, ScanConfig
+from detector.engine.registry import load, specs
+from detector.scan import Scanner
+
+DEV_FACES = PROJECT_ROOT.parent / "shared" / "data" / "dev" / "face" / "deforgify" / "real"
+
+
+def face_photos(folder: Path, count: int) -> list[Path]:
+    """Dev face photos resized to 224 x 224 (a face filling a 224 px image), saved as JPEG."""
+    paths = []
+    for index, source in enumerate(sorted(DEV_FACES.glob("*.jpg"))[:count]):
+        path = folder / f"face_{index}.jpg"
+        Image.open(source).convert("RGB").resize((224, 224), Image.BICUBIC).save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def face_video(path: Path, frames: int = 90, size: tuple[int, int] = (1280, 720), fps: int = 30) -> Path:
+    """A 720p clip: a dev face (300 px) drifting over a textured background."""
+    rng = np.random.default_rng(0)
+    background = rng.integers(40, 200, (size[1] // 8, size[0] // 8, 3), dtype=np.uint8)
+    background = np.asarray(Image.fromarray(background).resize(size, Image.BICUBIC))
+    face = np.asarray(Image.open(sorted(DEV_FACES.glob("*.jpg"))[0]).convert("RGB"))
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for index in range(frames):
+            canvas = background.copy()
+            x = 200 + 4 * index
+            canvas[200:500, x:x + 300] = face
+            frame = av.VideoFrame.from_ndarray(canvas, format="rgb24")
+            frame.pts, frame.time_base = index, Fraction(1, fps)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def crops_per_second(threads: int, batch: int = 16, rounds: int = 4) -> float:
+    torch.set_num_threads(threads)
+    spec = next(s for s in specs() if s.name == "face-forgery")
+    detector = load(spec, PROJECT_ROOT / "models", torch.device("cpu"))
+    x = torch.randn(batch, 3, 224, 224)
+    with torch.inference_mode():
+        detector.forward(x)                                     # warm-up
+        started = time.perf_counter()
+        for _ in range(rounds):
+            detector.forward(x)
+    return batch * rounds / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=48)
+    parser.add_argument("--videos", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    figures = {"threads": args.threads, "crops_per_s_network": round(crops_per_second(args.threads), 1)}
+    scanner = Scanner(ScanConfig(engine=EngineConfig(threads=args.threads, batch_size=16, device="cpu")))
+    with tempfile.TemporaryDirectory() as tmp:
+        photos = face_photos(Path(tmp), args.images)
+        scanner.scan(photos[:2])                                # load the model, warm up
+        started = time.perf_counter()
+        results = scanner.scan(photos)
+        elapsed = time.perf_counter() - started
+        figures["face_photos_224px_per_s_pipeline"] = round(len(photos) / elapsed, 1)
+        figures["face_photos_scored"] = sum(r.score is not None for r in results)
+        video = face_video(Path(tmp) / "clip.mp4")
+        timings = []
+        for _ in range(args.videos):
+            started = time.perf_counter()
+            result, = scanner.scan([video])
+            timings.append(time.perf_counter() - started)
+        figures["seconds_per_32_frame_720p_video"] = round(float(np.median(timings)), 2)
+        figures["video_faces_scored"] = len(result.evidence.get("faces", []))
+    print(json.dumps(figures, indent=1))
+
+
+if __name__ == "__main__":
+    main()

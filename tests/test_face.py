@@ -1,0 +1,240 @@
+"""Face forgery detector: the shared crop, tracking, and the shipped model on real and generated inputs."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from detector.config import PROJECT_ROOT, Limits
+from detector.engine.interface import Finding, NotApplicable
+from detector.faces import DetectedFace, align_crop, crop_transform, map_points, track_faces
+from detector.media import MediaError, MediaInput, VideoMedia, decode
+from detector.metrics import auc
+
+MODEL_DIR = PROJECT_ROOT / "models" / "face-forgery"
+
+
+# ---- shared crop and tracking (no model needed) -----------------------------------------------------------------
+
+def _face(box, left_eye, right_eye) -> DetectedFace:
+    x0, y0, x1, y1 = box
+    landmarks = np.array([left_eye, right_eye, [(x0 + x1) / 2, (y0 + y1) / 2], [x0 + 10, y1 - 10], [x1 - 10, y1 - 10]],
+                         np.float32)
+    return DetectedFace(box=np.array(box, np.float32), confidence=0.99, landmarks=landmarks)
+
+
+def test_align_crop_levels_the_eyes_and_keeps_the_size():
+    frame = np.random.default_rng(0).integers(0, 255, (400, 600, 3), dtype=np.uint8)
+    face = _face([200, 100, 320, 240], [230, 150], [290, 180])       # head tilted ~27 degrees
+    crop, matrix = align_crop(frame, face)
+    assert crop.shape == (224, 224, 3) and crop.dtype == np.uint8
+    eyes = map_points(matrix, face.landmarks[:2])
+    assert abs(eyes[0, 1] - eyes[1, 1]) < 0.5 and eyes[0, 0] < eyes[1, 0]
+    centre = map_points(matrix, np.array([[260, 170]]))[0]
+    assert np.allclose(centre, [112, 112], atol=0.5)
+    # the warp is the same one the matrix describes: sample a pixel through the inverse mapping
+    inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
+    x, y = map_points(inverse, np.array([[112, 112]]))[0]
+    assert np.abs(crop[112, 112].astype(int) - frame[int(round(y)), int(round(x))].astype(int)).max() < 80
+
+
+def test_align_crop_stays_inside_the_frame_for_tightly_framed_faces():
+    frame = np.full((300, 300, 3), 200, np.uint8)
+    face = _face([20, -40, 290, 330], [100, 120], [200, 122])          # the face is larger than the photo
+    matrix = crop_transform(face, frame.shape)
+    inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
+    corners = map_points(inverse, np.array([[0, 0], [224, 0], [0, 224], [224, 224]]))
+    assert corners.min() >= -0.5 and corners.max() <= 300.5
+    crop, _ = align_crop(frame, face)
+    assert crop.min() == 200                                          # no black padding anywhere
+
+
+def test_align_crop_shrinks_large_faces_without_aliasing():
+    stripes = np.zeros((2000, 2000, 3), np.uint8)
+    stripes[:, ::2] = 255                                             # finest possible detail
+    crop, _ = align_crop(stripes, _face([200, 200, 1800, 1800], [600, 800], [1400, 800]))
+    assert abs(float(crop.mean()) - 127.5) < 10 and crop.std() < 40   # averaged to grey, not moire
+
+
+def test_tracking_follows_two_faces_across_a_gap():
+    boxes = []
+    for frame in range(10):
+        left = np.array([10 + 3 * frame, 20, 60 + 3 * frame, 80], float)
+        right = np.array([200 - 2 * frame, 30, 260 - 2 * frame, 100], float)
+        boxes.append([left] if frame == 4 else [right, left])          # frame 4 misses the right face
+    tracks = track_faces(boxes)
+    assert len(tracks) == 2
+    lengths = sorted(len(t.detections) for t in tracks)
+    assert lengths == [9, 10]
+    assert tracks[0].detections[:2] == [(0, 0), (1, 0)]                 # the right face, first seen first
+    assert track_faces([[np.array([0, 0, 10, 10.0])], [np.array([50, 50, 60, 60.0])]])[1].detections == [(1, 0)]
+
+
+# ---- the shipped detector -----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def detector():
+    from detector.engine.registry import load, specs
+    spec = next(s for s in specs() if s.name == "face-forgery")
+    loaded = load(spec, MODEL_DIR.parent, torch.device("cpu"))
+    if isinstance(loaded, NotApplicable):
+        pytest.skip(loaded.reason)
+    return loaded
+
+
+def _scan(detector, media, explain: bool = False) -> Finding | NotApplicable:
+    prepared = detector.preprocess(media)
+    if isinstance(prepared, NotApplicable):
+        return prepared
+    with torch.inference_mode():
+        outputs = detector.forward(torch.stack(prepared.units))
+    return detector.summarize(prepared, list(outputs), explain)
+
+
+def _decode_path(path: Path, frames: int = 32):
+    return decode(MediaInput.from_path(path), Limits(video_frames=frames))
+
+
+@pytest.fixture(scope="module")
+def held_out(dev_data) -> dict[str, list[Path]]:
+    """A few held-out (test split) dev files of each kind, named by the shipped splits.json."""
+    splits = json.loads((MODEL_DIR / "splits.json").read_text())["files"]["test"]
+    real = [k for k in splits.get("deforgify", []) if "/real/" in k][:6]
+    fake = [k for k in splits.get("deforgify", []) if "/fake/" in k][:6]
+    other = splits.get("deepface-tests", [])[:2] + splits.get("simswap-crops", [])[:2]
+    to_path = lambda key: dev_data / key.split(":", 1)[1]                        # noqa: E731
+    return {"real": [to_path(k) for k in real + other], "fake": [to_path(k) for k in fake]}
+
+
+def test_held_out_gan_faces_score_above_held_out_real_faces(detector, held_out):
+    scores, labels = [], []
+    for label, paths in ((0, held_out["real"]), (1, held_out["fake"])):
+        for path in paths:
+            finding = _scan(detector, _decode_path(path))
+            assert isinstance(finding, Finding), f"{path}: {finding}"
+            assert 0.0 <= finding.score <= 1.0
+            scores.append(finding.score)
+            labels.append(label)
+    assert auc(np.array(labels), np.array(scores)) >= 0.85, list(zip(labels, scores))
+
+
+def test_every_face_gets_its_own_box_and_score_and_explain_adds_a_heatmap(detector, dev_data):
+    media = _decode_path(dev_data / "face/deepface-tests/real/couple.jpg")
+    finding = _scan(detector, media, explain=True)
+    faces = finding.evidence["faces"]
+    assert len(faces) == 2
+    assert faces[0]["box"] != faces[1]["box"]
+    assert finding.score == max(f["score"] for f in faces)
+    png = Image.open(io.BytesIO(base64.b64decode(faces[0]["heatmap_png"])))
+    assert png.format == "PNG" and png.size == (224, 224)
+    json.dumps(finding.evidence)                                                # JSON-serializable as is
+    assert "heatmap_png" not in _scan(detector, media).evidence["faces"][0]
+
+
+def test_no_face_is_not_applicable(detector):
+    y, x = np.mgrid[0:240, 0:320]
+    landscape = np.stack([x % 256, y % 256, (x * y) % 256], axis=2).astype(np.uint8)
+    result = _scan(detector, _media_from(landscape))
+    assert isinstance(result, NotApplicable) and result.reason == "no face found"
+
+
+def test_a_face_below_the_minimum_size_is_not_scored(detector, dev_data):
+    face = Image.open(dev_data / "face/deforgify/real/real_1.jpg").convert("RGB").resize((28, 28))
+    canvas = Image.new("RGB", (400, 300), (90, 120, 150))
+    canvas.paste(face, (180, 130))
+    result = _scan(detector, _media_from(np.asarray(canvas)))
+    assert isinstance(result, NotApplicable) and result.reason == "no face found"
+
+
+@pytest.fixture(scope="module")
+def odd_images(tmp_path_factory, dev_data) -> dict[str, Path]:
+    """One real dev photo saved as grey, CMYK, RGBA with a transparent margin, and EXIF-rotated."""
+    root = tmp_path_factory.mktemp("odd")
+    photo = Image.open(dev_data / "face/simswap-crops/real/2.jpg").convert("RGB")
+    files = {"grey": root / "grey.png", "cmyk": root / "cmyk.jpg", "alpha": root / "alpha.png",
+             "exif": root / "rotated.jpg"}
+    photo.convert("L").save(files["grey"])
+    photo.convert("CMYK").save(files["cmyk"], quality=92)
+    rgba = Image.new("RGBA", (photo.width + 80, photo.height + 80), (0, 0, 0, 0))
+    rgba.paste(photo, (40, 40))
+    rgba.save(files["alpha"])
+    exif = Image.Exif()
+    exif[0x0112] = 6                                                           # shown rotated 90 degrees clockwise
+    photo.rotate(90, expand=True).save(files["exif"], quality=92, exif=exif.tobytes())
+    return files
+
+
+@pytest.mark.parametrize("kind", ["grey", "cmyk", "alpha", "exif"])
+def test_unusual_image_formats_are_scored(detector, odd_images, kind):
+    media = _decode_path(odd_images[kind])
+    finding = _scan(detector, media)
+    assert isinstance(finding, Finding), finding
+    assert len(finding.evidence["faces"]) == 1 and 0.0 <= finding.score <= 1.0
+    x0, y0, x1, y1 = finding.evidence["faces"][0]["box"]
+    assert y1 - y0 > 0.8 * (x1 - x0)                                            # an upright face, not a sideways one
+
+
+def test_a_video_without_decodable_frames_is_handled(detector, tmp_path):
+    empty = VideoMedia(frames=[], timestamps=[], duration=0.0, fps=25.0, format="mp4")
+    result = detector.preprocess(empty)
+    assert isinstance(result, NotApplicable) and "no decodable frames" in result.reason
+    broken = tmp_path / "broken.mp4"
+    good = tmp_path / "good.mp4"
+    _write_face_video(good, [np.zeros((64, 64, 3), np.uint8)] * 3)
+    broken.write_bytes(good.read_bytes()[:200])
+    with pytest.raises(MediaError):
+        _decode_path(broken)
+
+
+def _media_from(rgb: np.ndarray):
+    from detector.media import ImageMedia
+    return ImageMedia(rgb=rgb, format="png")
+
+
+def _write_face_video(path: Path, frames: list[np.ndarray], fps: int = 8) -> Path:
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for index, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts, frame.time_base = index, Fraction(1, fps)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def test_video_faces_are_tracked_and_scored_per_track(detector, dev_data, tmp_path):
+    """Two real faces drift across a 16-frame clip; the second leaves halfway. Two tracks with their own times."""
+    first = np.asarray(Image.open(dev_data / "face/simswap-crops/real/2.jpg").convert("RGB").resize((120, 120)))
+    second = np.asarray(Image.open(dev_data / "face/simswap-crops/real/1_source.jpg").convert("RGB")
+                        .resize((120, 120)))
+    frames = []
+    for index in range(16):
+        canvas = np.full((240, 400, 3), 60, np.uint8)
+        canvas[40:160, 10 + 4 * index:130 + 4 * index] = first
+        if index < 8:
+            canvas[60:180, 260:380] = second
+        frames.append(canvas)
+    media = _decode_path(_write_face_video(tmp_path / "two.mp4", frames), frames=16)
+    finding = _scan(detector, media, explain=True)
+    assert isinstance(finding, Finding)
+    tracks = sorted(finding.evidence["tracks"], key=lambda t: -t["faces"])
+    assert len(tracks) == 2 and tracks[0]["faces"] >= 14 and 6 <= tracks[1]["faces"] <= 9
+    assert tracks[1]["end"] < tracks[0]["end"]
+    assert finding.score == pytest.approx(max(t["score"] for t in tracks), abs=1e-4)
+    assert sum("heatmap_png" in f for f in finding.evidence["faces"]) == 2     # the top face of each track
+    for start, end in finding.evidence["suspicious_ranges"]:
+        assert 0 <= start <= end <= media.duration
+    json.dumps(finding.evidence)

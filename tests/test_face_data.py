@@ -1,0 +1,111 @@
+"""Face training data: dataset readers on generated fixture trees, splits, self-blending."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import write_video
+from training.datasets_face import assign_splits, celebdf_videos, dfdc_videos, ffpp_videos, load_frames
+from training.sbi import self_blend
+
+
+@pytest.fixture(scope="module")
+def ffpp_tree(tmp_path_factory) -> Path:
+    """A miniature FaceForensics++ tree: two real videos and their Deepfakes / FaceSwap versions, plus a c40 copy."""
+    root = tmp_path_factory.mktemp("ffpp")
+    real = root / "original_sequences" / "youtube" / "c23" / "videos"
+    real.mkdir(parents=True)
+    for name in ("000", "001"):
+        write_video(real / f"{name}.mp4", "libx264", "mp4", frames=6)
+    for method, names in (("Deepfakes", ("000_001", "001_000")), ("FaceSwap", ("000_001",))):
+        folder = root / "manipulated_sequences" / method / "c23" / "videos"
+        folder.mkdir(parents=True)
+        for name in names:
+            write_video(folder / f"{name}.mp4", "libx264", "mp4", frames=6)
+    other = root / "manipulated_sequences" / "Deepfakes" / "c40" / "videos"
+    other.mkdir(parents=True)
+    write_video(other / "000_001.mp4", "libx264", "mp4", frames=6)
+    return root
+
+
+def test_ffpp_reader_labels_methods_and_groups(ffpp_tree):
+    records = ffpp_videos(ffpp_tree)
+    by_key = {r.key: r for r in records}
+    assert len(records) == 5                                   # the c40 copy is not read for c23
+    real = by_key["ffpp:original_sequences/youtube/c23/videos/000.mp4"]
+    assert (real.kind, real.source, real.group) == ("real", "ffpp-youtube", "ffpp:000")
+    fake = by_key["ffpp:manipulated_sequences/FaceSwap/c23/videos/000_001.mp4"]
+    assert (fake.kind, fake.source, fake.group) == ("face_swap", "ffpp-FaceSwap", "ffpp:000")
+    assert {r.kind for r in ffpp_videos(ffpp_tree, compression="c40")} == {"face_swap"}
+    assert [r.source for r in ffpp_videos(ffpp_tree, methods=("FaceSwap",))] == ["ffpp-youtube"] * 2 + ["ffpp-FaceSwap"]
+
+
+def test_ffpp_videos_decode_through_the_shared_decoder(ffpp_tree):
+    record = ffpp_videos(ffpp_tree)[0]
+    frames = load_frames(record)
+    assert 1 <= len(frames) <= record.frames
+    rgb, time = frames[0]
+    assert rgb.shape == (48, 64, 3) and rgb.dtype == np.uint8 and time is not None
+
+
+def test_a_real_video_and_its_fakes_share_a_split(ffpp_tree):
+    records = ffpp_videos(ffpp_tree)
+    groups = {}
+    for record in records:
+        groups.setdefault(record.source, []).append(record.group)
+    split_of = assign_splits({"all": [r.group for r in records]}, (0.0, 0.5))
+    assert set(split_of) == {"ffpp:000", "ffpp:001"}
+    assert sorted(split_of.values()) == ["test", "train"]     # two groups: one held out
+
+
+def test_assign_splits_holds_out_part_of_every_source():
+    split_of = assign_splits({"big": [f"b{i}" for i in range(20)], "three": ["x", "y", "z"], "one": ["solo"]})
+    big = [split_of[f"b{i}"] for i in range(20)]
+    assert big.count("test") == 4 and big.count("val") == 4 and big.count("train") == 12
+    assert sorted(split_of[g] for g in "xyz") == ["test", "train", "val"]
+    assert split_of["solo"] == "train"
+    assert assign_splits({"big": [f"b{i}" for i in range(20)]}) == assign_splits({"big": [f"b{i}" for i in range(20)]})
+
+
+def test_celebdf_and_dfdc_readers(tmp_path):
+    celeb = tmp_path / "celeb"
+    for folder, name in (("Celeb-real", "id0_0000"), ("YouTube-real", "00007"), ("Celeb-synthesis", "id0_id3_0000")):
+        (celeb / folder).mkdir(parents=True)
+        (celeb / folder / f"{name}.mp4").write_bytes(b"")
+    records = {r.key: r for r in celebdf_videos(celeb)}
+    assert records["celebdf:Celeb-synthesis/id0_id3_0000.mp4"].kind == "face_swap"
+    assert records["celebdf:Celeb-synthesis/id0_id3_0000.mp4"].group == records["celebdf:Celeb-real/id0_0000.mp4"].group
+    assert records["celebdf:YouTube-real/00007.mp4"].kind == "real"
+
+    part = tmp_path / "dfdc" / "dfdc_train_part_0"
+    part.mkdir(parents=True)
+    for name in ("aaa.mp4", "bbb.mp4"):
+        (part / name).write_bytes(b"")
+    (part / "metadata.json").write_text(json.dumps({
+        "aaa.mp4": {"label": "REAL", "split": "train"},
+        "bbb.mp4": {"label": "FAKE", "split": "train", "original": "aaa.mp4"},
+        "missing.mp4": {"label": "FAKE", "split": "train", "original": "aaa.mp4"}}))
+    dfdc = {r.key: r for r in dfdc_videos(tmp_path / "dfdc")}
+    assert set(dfdc) == {"dfdc:dfdc_train_part_0/aaa.mp4", "dfdc:dfdc_train_part_0/bbb.mp4"}
+    assert dfdc["dfdc:dfdc_train_part_0/bbb.mp4"].kind == "face_swap"
+    assert dfdc["dfdc:dfdc_train_part_0/bbb.mp4"].group == dfdc["dfdc:dfdc_train_part_0/aaa.mp4"].group
+
+
+def test_self_blend_puts_a_differently_coloured_face_inside_the_hull():
+    y, x = np.mgrid[0:224, 0:224]
+    face = np.stack([x, y, (x + y) // 2], axis=2).astype(np.uint8)
+    # a plausible 68-point layout: an ellipse of points around the crop centre
+    angles = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+    landmarks = np.stack([112 + 60 * np.cos(angles), 120 + 75 * np.sin(angles)], axis=1).astype(np.float32)
+    for seed in range(4):
+        blended, mask = self_blend(face, landmarks, np.random.default_rng(seed))
+        assert blended.shape == face.shape and blended.dtype == np.uint8
+        assert 0.0 <= mask.min() and mask.max() <= 1.0 and mask.max() > 0.4
+        assert mask[:10, :10].max() == 0.0 and mask[112, 112] > 0.3        # corner outside, centre inside
+        shift = blended.astype(float) - face.astype(float)
+        inside, outside = shift[mask > 0.8 * mask.max()].mean(axis=0), shift[mask == 0].mean(axis=0)
+        assert np.abs(inside - outside).max() > 2.0, (seed, inside, outside)   # a colour step across the boundary

