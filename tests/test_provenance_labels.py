@@ -350,3 +350,11 @@ def test_nan_in_label_json_is_refused():
     findings = inspect(png_with_chunks([(b"tEXt", b'AIGC\x00{"AIGC": {"Label": NaN}}')]), "png")
     assert any("NaN" in e for e in findings["implicit_label"]["errors"])
     json.dumps(findings, allow_nan=False)
+
+
+def test_pdf_xmp_metadata_stream():
+    packet = xmp_packet(f"<TC260:AIGC>{INNER}</TC260:AIGC>")
+    pdf = (b"%PDF-1.7\n3 0 obj\n<< /Type /Metadata /Subtype /XML /Length " + str(len(packet)).encode()
+           + b" >>\nstream\n" + packet + b"\nendstream\nendobj\n%%EOF\n")
+    (label,) = labels_in(pdf, "pdf")
+    assert label.valid and label.location.startswith("pdf/Metadata:XMP")

@@ -434,7 +434,6 @@ def _read_gif(data: bytes, meta: Metadata) -> None:
 
 # ---------------------------------------------------------------- PDF
 _PDF_INFO_KEY = re.compile(rb"/(AIGC|Producer|Creator|Subject|Keywords)\s*([(<])")
-_PDF_XMP = re.compile(rb"<x:xmpmeta.{0,4000000}?</x:xmpmeta>", re.S)
 
 
 def pdf_string(data: bytes, pos: int, opener: bytes) -> tuple[bytes, int]:
@@ -488,9 +487,14 @@ def _read_pdf(data: bytes, meta: Metadata) -> None:
             meta.errors.append(f"pdf/Info:{key}: {exc}")
             continue
         meta.add(f"pdf/Info:{key}", key, decode_pdf_text(raw))
-    for match in _PDF_XMP.finditer(data):
+    start = data.find(b"<x:xmpmeta")
+    while start >= 0:   # uncompressed XMP metadata streams; find() keeps this linear in the file size
+        end = data.find(b"</x:xmpmeta>", start)
+        if end < 0:
+            break
         meta.containers.append("XMP")
-        meta.add("pdf/Metadata:XMP", "XMP", match.group(), "xmp")
+        meta.add("pdf/Metadata:XMP", "XMP", data[start:end + len(b"</x:xmpmeta>")], "xmp")
+        start = data.find(b"<x:xmpmeta", end)
 
 
 # ---------------------------------------------------------------- text and Markdown
