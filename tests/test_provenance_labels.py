@@ -358,3 +358,11 @@ def test_pdf_xmp_metadata_stream():
            + b" >>\nstream\n" + packet + b"\nendstream\nendobj\n%%EOF\n")
     (label,) = labels_in(pdf, "pdf")
     assert label.valid and label.location.startswith("pdf/Metadata:XMP")
+
+
+def test_a_file_stuffed_with_labels_gives_a_bounded_report():
+    png = png_with_chunks([(b"tEXt", b"AIGC\x00" + WRAPPED.encode())] * 5000)
+    findings = inspect(png, "png")
+    assert findings["labels_found"] == 5000
+    assert len(findings["implicit_label"]["occurrences"]) == 20
+    assert "5000 labels in one file (1 distinct)" in findings["implicit_label"]["errors"][-1]

@@ -8,6 +8,7 @@ from .aigc import TC260_NAMESPACE, LabelParseError, ParsedLabel, decode_utf8, la
 from .containers import Metadata, MetaField
 from .xmp import XmpError, ai_source_type, parse_xmp
 
+MAX_LISTED = 20
 # Containers whose field names are case-insensitive by their own spec (Vorbis comments, Matroska tags via FFmpeg).
 _CASE_INSENSITIVE_KEYS = ("VorbisComment", "/tags:")
 
@@ -80,12 +81,14 @@ def _mentions_aigc(value: str | bytes) -> bool:
 
 
 def summarize(labels: list[ParsedLabel]) -> dict | None:
-    """The report's `implicit_label`: the label in force (the first), validity of the whole, every occurrence."""
+    """The report's `implicit_label`: the label in force (the first), validity of the whole, the occurrences (at
+    most MAX_LISTED of them, so that a file stuffed with labels cannot inflate the report)."""
     if not labels:
         return None
     first = labels[0]
-    errors = [f"{p.location}: {e}" for p in labels for e in p.errors]
-    warnings = [f"{p.location}: {w}" for p in labels for w in p.warnings]
+    listed = labels[:MAX_LISTED]
+    errors = [f"{p.location}: {e}" for p in listed for e in p.errors]
+    warnings = [f"{p.location}: {w}" for p in listed for w in p.warnings]
     if len(labels) > 1:
         distinct = {tuple(sorted(p.fields.items(), key=lambda kv: kv[0])) for p in labels}
         errors.append(f"{len(labels)} labels in one file ({len(distinct)} distinct); GB 45438 allows one")
@@ -99,5 +102,5 @@ def summarize(labels: list[ParsedLabel]) -> dict | None:
         "producer": first_dict["producer"],
         "errors": errors,
         "warnings": warnings,
-        "occurrences": [p.to_dict() for p in labels],
+        "occurrences": [p.to_dict() for p in listed],
     }
