@@ -340,3 +340,13 @@ def test_existing_label_with_a_huge_field_is_not_propagated(tmp_path):
     audio.save()
     with pytest.raises(LabelWriteError, match="ProduceID has illegal characters"):
         write_label(src, tmp_path / "out.flac", propagator="P", propagate_id="1")
+
+
+def test_scan_json_shows_label_validation_and_category(sources, tmp_path, capsys):
+    labelled = tmp_path / "scan.png"
+    write_label(sources["png"], labelled, propagator="PLAT01", propagate_id="s-1", label="1", producer=PRODUCER,
+                produce_id="gen-42")
+    assert cli_main(["scan", "--json", str(labelled)]) == 0
+    provenance = json.loads(capsys.readouterr().out.splitlines()[0])["provenance"]
+    assert provenance["implicit_label"]["valid"] and provenance["implicit_label"]["producer"]["uscc_check_ok"]
+    assert (provenance["category"], provenance["display"]) == ("is", "AI-generated")
