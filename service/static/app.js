@@ -239,7 +239,8 @@ async function drawAudio(card, file, evidence) {
   canvas.setAttribute("aria-label", segments.length
     ? `Waveform; suspicious segments: ${segments.map((s) => `${s.start}–${s.end} s`).join(", ")}`
     : "Waveform; no suspicious segments");
-  card.append(canvas);
+  card.append(canvas, el("p", { className: "legend",
+    textContent: "Shaded: segments scored synthetic. Red line: score per window (top = 100%)." }));
   canvas.width = canvas.clientWidth || 800; canvas.height = 120;
   const ctx = canvas.getContext("2d");
   let samples = null, duration = evidence.duration_seconds || 1;
@@ -273,8 +274,6 @@ async function drawAudio(card, file, evidence) {
     });
     ctx.stroke();
   }
-  card.append(el("p", { className: "legend",
-    textContent: "Shaded: segments scored synthetic. Red line: score per window (top = 100%)." }));
 }
 
 // The text with each scored span highlighted; darker means more likely machine-written.
