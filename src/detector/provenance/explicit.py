@@ -94,6 +94,8 @@ def check_explicit(media, fmt: str, data: bytes) -> dict:
     if fmt == "text":
         # the raw text, not the decoder's normalized copy: front matter and line breaks matter here
         return {"kind": "text", **check_text(decode_text_bytes(data)[0])}
+    if fmt == "pdf":
+        return {"kind": "text", "checked": False, "reason": "PDF page text is not extracted"}
     if modality == "audio":
         return {"kind": "audio cue", **audio_cue_present(media.samples, media.sample_rate)}
     if modality in ("image", "video"):
