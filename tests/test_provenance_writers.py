@@ -325,6 +325,11 @@ def test_text_prefix_is_added_once(sources, tmp_path):
     ("Meeting notes about AI generated art in the middle of a long sentence that keeps going for a while, "
      "long enough that the phrase is far from both ends of this text, which is what matters here.", False),
     ("普通的文章，没有任何标识。", False),
+    ("AI生成：会议纪要", True),
+    ("AI生成的图片越来越多，平台需要标识。", False),
+    ("AI-generated images are everywhere now, and platforms must label them clearly.", False),
+    ("The whole picture, they said, is AI generated", False),
+    ("会议纪要。\n\nAI生成", True),
 ])
 def test_explicit_text_notice_variants(text, found):
     assert check_text(text)["found"] is found

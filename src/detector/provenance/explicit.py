@@ -34,6 +34,10 @@ _TEXT_LABEL = re.compile(
 )
 EDGE_CHARS = 80
 _EDGE_PUNCTUATION = re.compile(r"[\s。.!！:：()（）【】\[\]「」<>-]")
+_CLOSERS = "】]）)」>"
+# A notice stands apart from the prose: what may follow a leading one, or precede a trailing one.
+_AFTER_NOTICE = set(_CLOSERS + ":：,，。.!！|-—\n")
+_BEFORE_NOTICE = set("【[（(「<。.!！?？…\n:：-—")
 
 
 # ---------------------------------------------------------------- checks
@@ -46,12 +50,21 @@ def check_text(text: str) -> dict:
     body = body.strip()
     head, tail = body[:EDGE_CHARS], body[-EDGE_CHARS:]
     head_match = _TEXT_LABEL.search(head)
-    if head_match and not _EDGE_PUNCTUATION.sub("", head[:head_match.start()]):
+    if head_match and not _EDGE_PUNCTUATION.sub("", head[:head_match.start()]) and _stands_apart_after(
+            head_match.group(), head[head_match.end():]):
         return {"checked": True, "found": True, "position": "start", "text": head_match.group().strip()}
     tail_matches = list(_TEXT_LABEL.finditer(tail))
-    if tail_matches and not _EDGE_PUNCTUATION.sub("", tail[tail_matches[-1].end():]):
-        return {"checked": True, "found": True, "position": "end", "text": tail_matches[-1].group().strip()}
+    if tail_matches:
+        last = tail_matches[-1]
+        before = body[:len(body) - len(tail) + last.start()].rstrip()
+        if not _EDGE_PUNCTUATION.sub("", tail[last.end():]) and (not before or before[-1] in _BEFORE_NOTICE):
+            return {"checked": True, "found": True, "position": "end", "text": last.group().strip()}
     return {"checked": True, "found": False}
+
+
+def _stands_apart_after(notice: str, rest: str) -> bool:
+    """"【AI生成】今天…" and "AI生成：…" are notices; "AI生成的图片越来越多" is prose about AI."""
+    return notice.rstrip().endswith(tuple(_CLOSERS)) or not rest.strip() or rest.lstrip(" \t")[:1] in _AFTER_NOTICE
 
 
 def audio_cue_present(samples: np.ndarray, sample_rate: int) -> dict:
