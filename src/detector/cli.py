@@ -17,7 +17,7 @@ from .media import MediaInput
 from .report import ScanResult
 
 # Packages that add their own subcommands through `register_cli(subparsers)`.
-PLUGIN_MODULES = ("detector.provenance.cli",)
+PLUGIN_MODULES = ("detector.provenance.cli", "detector.server", "detector.records.cli")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
