@@ -46,6 +46,8 @@ class Records:
                 yield session
         except IntegrityError as exc:          # a concurrent duplicate slipped past the checks
             raise RecordsError(409, "this conflicts with an existing record") from exc
+        finally:
+            self.index.invalidate()            # whatever this call changed, the next lookup sees it
 
     def now(self) -> datetime:
         return self.clock()

@@ -31,7 +31,7 @@ class BankMatcher:
     def __init__(self, engine: Engine, index: bank.BankIndex | None = None, record: bool = True,
                  clock: Clock = utcnow):
         self.engine = engine
-        self.index = index or bank.BankIndex(engine)
+        self.index = index if index is not None else bank.BankIndex(engine)
         self.record = record
         self.clock = clock
 
