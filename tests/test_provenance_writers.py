@@ -4,6 +4,8 @@ and leaves pixels and samples untouched."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import av
@@ -58,6 +60,10 @@ def sources(tmp_path_factory) -> dict[str, Path]:
            b"</rdf:Description></rdf:RDF></x:xmpmeta>")
     made["jpeg"] = root / "a.jpg"
     image.save(made["jpeg"], quality=90, xmp=xmp)
+    made["webp"] = root / "a.webp"
+    image.save(made["webp"], lossless=True)
+    made["webp-alpha"] = root / "alpha.webp"
+    Image.fromarray(np.dstack([PICTURE, PICTURE[:, :, 0]])).save(made["webp-alpha"], quality=80)
     made["png"] = root / "a.png"
     info = PngImagePlugin.PngInfo()
     info.add_text("Comment", "keep me too")
@@ -80,8 +86,9 @@ def sources(tmp_path_factory) -> dict[str, Path]:
 
 def media_signature(path: Path, fmt: str):
     """What must not change: decoded pixels, decoded samples, or every compressed packet of every stream."""
-    if fmt in ("jpeg", "png"):
-        return np.asarray(Image.open(path).convert("RGB")).tobytes()
+    if fmt in ("jpeg", "png", "webp", "webp-alpha"):
+        with Image.open(path) as image:
+            return image.mode, np.asarray(image).tobytes()
     if fmt in ("wav", "flac", "mp3", "ogg"):
         return sf.read(path, dtype="float32")[0].tobytes()
     if fmt in ("mp4", "mkv"):
@@ -93,10 +100,10 @@ def media_signature(path: Path, fmt: str):
 
 
 def sniffed(fmt: str) -> str:
-    return "text" if fmt == "markdown" else fmt
+    return {"markdown": "text", "webp-alpha": "webp"}.get(fmt, fmt)
 
 
-@pytest.mark.parametrize("fmt", ["jpeg", "png", "mp4", "mkv", "mp3", "wav", "flac", "ogg", "text", "markdown"])
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp", "webp-alpha", "mp4", "mkv", "mp3", "wav", "flac", "ogg", "text", "markdown"])
 def test_write_read_round_trip_keeps_media_identical(sources, tmp_path, fmt):
     src = sources[fmt]
     first = tmp_path / f"first{src.suffix}"
@@ -355,3 +362,29 @@ def test_scan_json_shows_label_validation_and_category(sources, tmp_path, capsys
     provenance = json.loads(capsys.readouterr().out.splitlines()[0])["provenance"]
     assert provenance["implicit_label"]["valid"] and provenance["implicit_label"]["producer"]["uscc_check_ok"]
     assert (provenance["category"], provenance["display"]) == ("is", "AI-generated")
+
+
+@pytest.mark.skipif(shutil.which("exiftool") is None, reason="exiftool not installed")
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp"])
+def test_exiftool_reads_the_xmp_we_write(sources, tmp_path, fmt):
+    out = tmp_path / f"x{sources[fmt].suffix}"
+    result = write_label(sources[fmt], out, propagator="PLAT01", propagate_id="x-1", label="1")
+    report = subprocess.run(["exiftool", "-j", "-validate", "-XMP:all", str(sources[fmt]), str(out)], check=True,
+                            capture_output=True)
+    before, after = json.loads(report.stdout)
+    assert json.loads(after["Aigc"]) == result["label"]   # exiftool's name for an undeclared property
+    assert after["Validate"] == before["Validate"], "writing the label adds no structural warning"
+
+
+@pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffmpeg not installed")
+@pytest.mark.parametrize("fmt", ["mp4", "mkv", "mp3", "flac", "ogg"])
+def test_ffprobe_reads_the_tag_we_write(sources, tmp_path, fmt):
+    out = tmp_path / f"x{sources[fmt].suffix}"
+    result = write_label(sources[fmt], out, propagator="PLAT01", propagate_id="x-1", label="1")
+    report = subprocess.run(["ffprobe", "-v", "error", "-of", "json", "-show_entries", "format_tags:stream_tags",
+                             str(out)], check=True, capture_output=True)
+    parsed = json.loads(report.stdout)
+    tags = {k.lower(): v for k, v in parsed["format"].get("tags", {}).items()}
+    for stream in parsed.get("streams", []):
+        tags.update({k.lower(): v for k, v in stream.get("tags", {}).items()})
+    assert json.loads(tags["aigc"]) == {"AIGC": result["label"]}

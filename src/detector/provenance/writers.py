@@ -2,7 +2,7 @@
 producer fields, at the container level only (pixels and samples are never re-encoded).
 
 Where each format gets its label:
-- JPEG: XMP (APP1), property `TC260:AIGC`; PNG: XMP (iTXt `XML:com.adobe.xmp`), same property.
+- JPEG: XMP (APP1), property `TC260:AIGC`; PNG: XMP (iTXt `XML:com.adobe.xmp`); WebP: the `XMP ` chunk.
 - MP4/MOV/M4A: QuickTime metadata key `AIGC` (moov/udta/meta keys+ilst); MKV/WebM: a Matroska tag `AIGC`.
   Both by a packet-for-packet remux (PyAV), never a re-encode.
 - MP3: ID3 `TXXX:AIGC`; FLAC/OGG/Opus: Vorbis comment `AIGC`; WAV: `LIST/INFO` chunk `AIGC`.
@@ -32,7 +32,7 @@ from .xmp import xmp_with_label
 
 MARKDOWN_SUFFIXES = {".md", ".markdown", ".mdown", ".mkd"}
 AV_OUTPUT_FORMATS = {"mp4": "mp4", "mov": "mov", "m4a": "ipod", "mkv": "matroska", "webm": "webm"}
-WRITABLE_FORMATS = ("jpeg", "png", "mp4", "mov", "m4a", "mkv", "webm", "mp3", "wav", "flac", "ogg", "opus", "text")
+WRITABLE_FORMATS = ("jpeg", "png", "webp", "mp4", "mov", "m4a", "mkv", "webm", "mp3", "wav", "flac", "ogg", "opus", "text")
 MAX_JPEG_SEGMENT = 65533
 
 
@@ -212,6 +212,34 @@ def _write_png(src: Path, out: Path, fields: dict) -> None:
     out.write_bytes(b"".join(kept))
 
 
+_WEBP_XMP_FLAG = 0x04
+_WEBP_ALPHA_FLAG = 0x10
+
+
+def _write_webp(src: Path, out: Path, fields: dict) -> None:
+    """XMP chunk at the end, as the WebP container spec places it; a simple (VP8/VP8L) file gets the VP8X header
+    that announces metadata."""
+    from PIL import Image
+
+    data = src.read_bytes()
+    chunks = list(riff_chunks(data, 12, riff_form(data, b"WEBP")))
+    old_xmp = next((body for fourcc, _, _, body in chunks if fourcc == b"XMP "), None)
+    xmp = xmp_with_label(old_xmp, inner_json(fields))
+    kept = [(fourcc, data[start:end], body) for fourcc, start, end, body in chunks if fourcc != b"XMP "]
+    if kept[0][0] == b"VP8X":
+        header = bytes([kept[0][2][0] | _WEBP_XMP_FLAG]) + kept[0][2][1:]
+    else:
+        with Image.open(src) as image:
+            width, height = image.size
+            alpha = _WEBP_ALPHA_FLAG if "A" in image.mode else 0
+        header = (bytes([_WEBP_XMP_FLAG | alpha, 0, 0, 0]) + (width - 1).to_bytes(3, "little")
+                  + (height - 1).to_bytes(3, "little"))
+        kept.insert(0, (b"VP8X", b"", b""))
+    parts = [_riff_chunk(b"VP8X", header)] + [raw for _, raw, _ in kept[1:]] + [_riff_chunk(b"XMP ", xmp)]
+    body = b"WEBP" + b"".join(parts)
+    out.write_bytes(b"RIFF" + len(body).to_bytes(4, "little") + body)
+
+
 # ---------------------------------------------------------------- video/audio containers: packet-for-packet remux
 def _write_av(src: Path, out: Path, fields: dict) -> None:
     import av
@@ -342,7 +370,7 @@ def _without_front_matter_label(block: str) -> list[str]:
 
 
 _WRITERS = {
-    "jpeg": _write_jpeg, "png": _write_png,
+    "jpeg": _write_jpeg, "png": _write_png, "webp": _write_webp,
     "mp4": _write_av, "mov": _write_av, "m4a": _write_av, "mkv": _write_av, "webm": _write_av,
     "mp3": _write_mp3, "flac": _write_vorbis, "ogg": _write_vorbis, "opus": _write_vorbis,
     "wav": _write_wav, "text": _write_text,
