@@ -58,8 +58,8 @@ def db_url(request, tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def clock() -> Clock:
-    return Clock(START)
+def clock(db_url) -> Clock:
+    return Clock(START)                      # one per database: each backend's run starts at the same time
 
 
 @pytest.fixture(scope="module")
