@@ -28,8 +28,7 @@ import torchaudio.functional as AF
 from scipy.signal import fftconvolve
 
 from detector.config import PROJECT_ROOT, Limits
-from detector.media import AudioMedia, MediaInput, decode
-from detector.media.audio import resample_to_model_rate
+from detector.media import AudioMedia, MediaError, MediaInput, decode
 from detector.media.types import AUDIO_RATE
 
 DEV_DIR = PROJECT_ROOT.parent / "shared" / "data" / "dev"
@@ -119,12 +118,8 @@ def read_dev_speech(dev_dir: Path = DEV_DIR) -> list[Clip]:
 # ------------------------------------------------------------------------------------------------------- audio I/O
 
 def load_audio(path: str | Path) -> np.ndarray:
-    """Mono float32 at 16 kHz through the service's own decoder (same resampler in training and serving).
-    Headerless .raw files are codec2's format: s16le at 8 kHz."""
+    """Mono float32 at 16 kHz through the service's own decoder (same resampler in training and serving)."""
     path = Path(path)
-    if path.suffix == ".raw":
-        pcm = np.fromfile(path, dtype="<i2").astype(np.float32) / 32768.0
-        return resample_to_model_rate(pcm, 8000)
     media = decode(MediaInput.from_path(path), Limits())
     if not isinstance(media, AudioMedia):
         raise ValueError(f"{path}: decoded as {media.modality}, not audio")
@@ -155,7 +150,10 @@ def collect_real(out_dir: Path, seed: int = 0) -> list[Clip]:
         rng.shuffle(prompts)
         group: list[np.ndarray] = []
         for i, prompt in enumerate(prompts):
-            group.append(load_audio(prompt))
+            try:
+                group.append(load_audio(prompt))
+            except MediaError:                                 # a few prompts are empty files
+                continue
             if sum(len(g) for g in group) >= rng.uniform(4, 8) * AUDIO_RATE or i == len(prompts) - 1:
                 pause = lambda: np.zeros(int(rng.uniform(0.15, 0.5) * AUDIO_RATE), np.float32)  # noqa: E731
                 wave = np.concatenate([part for g in group for part in (g, pause())])
@@ -163,7 +161,7 @@ def collect_real(out_dir: Path, seed: int = 0) -> list[Clip]:
                 save_wav(path, wave, AUDIO_RATE)
                 clips.append(Clip(str(path), 0, "asterisk", lang_dir.name, lang))
                 group = []
-    for wav in sorted(POCKETSPHINX_DIR.rglob("*.wav")) + sorted(POCKETSPHINX_DIR.glob("*.raw")):
+    for wav in sorted(POCKETSPHINX_DIR.rglob("*.wav")):
         clips.append(Clip(str(wav), 0, "pocketsphinx", "cmu-recordings", "en"))
     for name in CODEC2_ORIGINALS:
         if (CODEC2_WAV_DIR / f"{name}.wav").exists():
@@ -242,6 +240,15 @@ FESTIVAL_VOICES = {"en": ["voice_kal_diphone", "voice_ked_diphone", "voice_cmu_u
                    "fi": ["voice_suo_fi_lj_diphone", "voice_hy_fi_mv_diphone"]}
 
 
+def _done(path: Path) -> bool:
+    """A complete output from an earlier (interrupted) run: generation resumes instead of starting over."""
+    try:
+        info = sf.info(str(path))
+    except (RuntimeError, sf.LibsndfileError):
+        return False
+    return info.frames > 0 and path.stat().st_size >= 44 + 2 * info.frames
+
+
 def _run(cmd: list[str], stdin: str | None = None) -> None:
     subprocess.run(cmd, input=stdin.encode() if stdin is not None else None, check=True, timeout=120,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -254,8 +261,9 @@ def generate_espeak(texts: list[tuple[str, str]], out_dir: Path, seed: int = 0) 
         voice = rng.choice(ESPEAK_LANGS.get(lang, ["en-us"])) + rng.choice(ESPEAK_VARIANTS)
         path = out_dir / "fake" / "espeak-ng" / f"{i:05d}.wav"
         path.parent.mkdir(parents=True, exist_ok=True)
-        _run(["espeak-ng", "-v", voice, "-s", str(rng.randint(120, 200)), "-p", str(rng.randint(25, 75)),
-              "-w", str(path), text])
+        if not _done(path):
+            _run(["espeak-ng", "-v", voice, "-s", str(rng.randint(120, 200)), "-p", str(rng.randint(25, 75)),
+                  "-w", str(path), text])
         clips.append(Clip(str(path), 1, "local-tts", "espeak-ng", lang))
     return clips
 
@@ -266,7 +274,8 @@ def generate_flite(texts: list[str], out_dir: Path, seed: int = 0) -> list[Clip]
     for i, text in enumerate(texts):
         path = out_dir / "fake" / "flite" / f"{i:05d}.wav"
         path.parent.mkdir(parents=True, exist_ok=True)
-        _run(["flite", "-voice", rng.choice(FLITE_VOICES), "-t", text, "-o", str(path)])
+        if not _done(path):
+            _run(["flite", "-voice", rng.choice(FLITE_VOICES), "-t", text, "-o", str(path)])
         clips.append(Clip(str(path), 1, "local-tts", "flite", "en"))
     return clips
 
@@ -280,6 +289,9 @@ def generate_festival(texts: list[tuple[str, str]], out_dir: Path, seed: int = 0
             continue
         path = out_dir / "fake" / "festival" / f"{i:05d}.wav"
         path.parent.mkdir(parents=True, exist_ok=True)
+        if _done(path):
+            clips.append(Clip(str(path), 1, "festival", "festival", lang))
+            continue
         encoding = "utf-8" if lang == "ru" else "latin-1"
         with tempfile.NamedTemporaryFile(suffix=".txt") as fh:
             fh.write(text.encode(encoding, errors="ignore"))
@@ -297,12 +309,14 @@ def generate_piper(texts: list[str], out_dir: Path, seed: int = 0) -> list[Clip]
     voice = PiperVoice.load(str(model_path()), config_path=str(config_path()))
     clips = []
     for i, text in enumerate(texts):
+        path = out_dir / "fake" / "piper" / f"{i:05d}.wav"
+        clips.append(Clip(str(path), 1, "local-tts", "piper-joe", "en"))
+        if _done(path):
+            continue
         syn = SynthesisConfig(length_scale=rng.uniform(0.85, 1.2), noise_scale=rng.uniform(0.4, 0.8),
                               noise_w_scale=rng.uniform(0.5, 1.0))
         wave = np.concatenate([chunk.audio_float_array for chunk in voice.synthesize(text, syn_config=syn)])
-        path = out_dir / "fake" / "piper" / f"{i:05d}.wav"
         save_wav(path, wave, voice.config.sample_rate)
-        clips.append(Clip(str(path), 1, "local-tts", "piper-joe", "en"))
     return clips
 
 
@@ -313,10 +327,10 @@ def generate_hibari(texts: list[str], out_dir: Path, seed: int = 0) -> list[Clip
     tts = Hibari(threads=1)
     clips = []
     for i, text in enumerate(texts):
-        wave = tts(text, speed=rng.uniform(0.85, 1.15), seed=i)
         path = out_dir / "fake" / "hibari" / f"{i:05d}.wav"
-        save_wav(path, wave, 24000)
         clips.append(Clip(str(path), 1, "hibari", "hibari-heart", "en"))
+        if not _done(path):
+            save_wav(path, tts(text, speed=rng.uniform(0.85, 1.15), seed=i), 24000)
     return clips
 
 
@@ -326,15 +340,17 @@ def generate_griffin_lim(real: list[Clip], out_dir: Path, seed: int = 0) -> list
     rng = random.Random(seed)
     clips = []
     for i, clip in enumerate(real):
+        path = out_dir / "fake" / "griffin-lim" / f"{i:05d}.wav"
+        clips.append(Clip(str(path), 1, "griffin-lim", "griffin-lim", clip.lang))
+        if _done(path):
+            continue
         wave = torch.from_numpy(load_audio(clip.path))
         n_fft = rng.choice([512, 1024])
         window = torch.hann_window(n_fft)
         spec = torch.stft(wave, n_fft, n_fft // 4, window=window, return_complex=True).abs()
         rebuilt = AF.griffinlim(spec, window, n_fft, n_fft // 4, n_fft, power=1.0, n_iter=rng.choice([8, 16, 32]),
                                 momentum=0.99, length=None, rand_init=True)
-        path = out_dir / "fake" / "griffin-lim" / f"{i:05d}.wav"
         save_wav(path, rebuilt.numpy() * 0.9 / max(1e-6, float(rebuilt.abs().max())), AUDIO_RATE)
-        clips.append(Clip(str(path), 1, "griffin-lim", "griffin-lim", clip.lang))
     return clips
 
 
@@ -468,7 +484,7 @@ def build_corpus(out_dir: Path, seed: int = 0, scale: float = 1.0) -> list[Clip]
     copy_sources = [c for c in clips + dev if c.label == 0 and c.source in ("asterisk", "librispeech")
                     and split_of(c) == "train"]
     random.Random(seed).shuffle(copy_sources)
-    clips += generate_griffin_lim(copy_sources[: n(250)], out_dir, seed)
+    clips += generate_griffin_lim(copy_sources[: n(120)], out_dir, seed)
     write_manifest(clips, out_dir / "manifest.csv")
     return clips
 
@@ -485,5 +501,6 @@ if __name__ == "__main__":
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "var" / "voice" / "corpus")
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the default clip counts")
     args = parser.parse_args()
+    torch.set_num_threads(1)
     built = build_corpus(args.out, scale=args.scale)
     print(f"{len(built)} clips -> {args.out / 'manifest.csv'}")
