@@ -537,3 +537,37 @@ def test_retention_and_pruning_are_admin_only_and_audited(tmp_path):
     actions = [e["action"] for e in records.audit_entries({})["entries"]]
     assert actions == ["audit.prune", "bank.create"]
     assert run_cli("audit", "verify", "--database", f"sqlite:///{tmp_path / 'prune.db'}") == 0
+
+
+# ---- the same flow through the command line ------------------------------------------------------------------
+
+def test_cli_flow(tmp_path, face_images, capsys, monkeypatch):
+    import json
+
+    monkeypatch.setenv("DETECTOR_MODELS_DIR", str(tmp_path / "no-models"))
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+
+    def cli_json(*argv: str) -> dict:
+        assert run_cli(*argv, "--database", url) == 0
+        return json.loads(capsys.readouterr().out)
+
+    cli_json("reviewer", "add", ADMIN, "--role", "admin")
+    cli_json("bank", "create", "rumors", "--actor", ADMIN)
+    case = cli_json("case", "open", str(face_images["rumor"]), "--actor", ADMIN)
+    assert case["source"] == "scan" and case["results"]["verdict"] == "not_applicable"
+    cli_json("case", "decide", str(case["id"]), "confirmed_synthetic", "--actor", ADMIN, "--bank", "rumors",
+             "--labels", "rumor", "--refutation-title", "Fake photo", "--refutation-text", "Generated image.")
+    image = Image.open(face_images["rumor"])
+    reupload = tmp_path / "small.jpg"
+    reupload.write_bytes(jpeg(image.resize((image.width // 2, image.height // 2)), 70))
+    [match] = cli_json("bank", "lookup", str(reupload))[str(reupload)]
+    assert match["case_id"] == case["id"] and match["refutation"]["title"] == "Fake photo"
+
+    exported = tmp_path / "rumors.csv"
+    assert run_cli("bank", "export", "rumors", "-o", str(exported), "--database", url) == 0
+    assert exported.read_text().splitlines()[1].startswith("pdq,")
+    filed = cli_json("complaint", "file", "--category", "other", "--contact", "a@b.cn", "--message", "hello")
+    assert cli_json("complaint", "status", filed["token"])["status"] == "received"
+    assert run_cli("bank", "create", "x", "--actor", "nobody", "--database", url) == 1
+    assert "not an active reviewer" in capsys.readouterr().err
+    assert cli_json("audit", "verify")["ok"] is True
