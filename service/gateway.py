@@ -133,7 +133,7 @@ def endpoint(name: str, scope: str) -> Callable[[Handler], Callable[[Request], A
             seconds = time.perf_counter() - started
             await anyio.to_thread.run_sync(
                 requestlog.record_request, gateway.db, request_id, principal.tenant if principal else None, name,
-                seconds * 1000, outcome.entries, received)
+                seconds * 1000, outcome.entries, received, limiter=gateway.log_writer)
             for entry in outcome.entries:
                 if entry.item_index is not None:
                     SCAN_LATENCY.labels(modality=entry.modality or "unknown", endpoint=name).observe(seconds)
@@ -330,6 +330,9 @@ class Gateway:
     def __init__(self) -> None:
         self.db = open_service_database()
         self.limiter = keys.RateLimiter()
+        # One log writer at a time: concurrent SQLite writers wait on the file lock in sleeping retries, which
+        # turns a burst of requests into seconds of tail latency.
+        self.log_writer = anyio.CapacityLimiter(1)
         self.ready = False
         SETTINGS.spool_dir.mkdir(parents=True, exist_ok=True)
 

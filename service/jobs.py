@@ -32,6 +32,7 @@ JOB_THREADS = max(1, SETTINGS.torch_threads // 2)       # leave cores to the syn
     workers=1,
     traffic={"timeout": 4 * 3600},
     runner_connection={"max_requests": 1_000_000_000, "max_age": 1e9},
+    logging={"access": {"enabled": False}},         # internal calls; the gateway logs every request
 )
 class LongMediaJobs:
     def __init__(self) -> None:

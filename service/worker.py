@@ -62,6 +62,7 @@ def _scanner(explain: bool) -> Scanner:
     # The gateway's client to this service recycles its connection pool after max_requests calls, which drops
     # in-flight calls under load; keep the pool for the life of the process.
     runner_connection={"max_requests": 1_000_000_000, "max_age": 1e9},
+    logging={"access": {"enabled": False}},         # internal calls; the gateway logs every request
 )
 class ScanWorker:
     def __init__(self) -> None:
