@@ -454,11 +454,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dfdc", type=Path, help="DFDC root (dfdc_train_part_*/metadata.json)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--max-steps-per-epoch", type=int)
+    parser.add_argument("--out-dir", type=Path, help="training folder (checkpoints, cached frozen-block outputs)")
     parser.add_argument("--models-dir", type=Path, default=PROJECT_ROOT / "models")
     args = parser.parse_args(argv)
     config, recipe = load_config(args.config)
     config = dataclasses.replace(config, **{k: v for k, v in (("epochs", args.epochs),
-                                                               ("max_steps_per_epoch", args.max_steps_per_epoch))
+                                                               ("max_steps_per_epoch", args.max_steps_per_epoch),
+                                                               ("out_dir", args.out_dir))
                                             if v is not None})
     if args.command == "prepare":
         prepare(recipe, args.ffpp, args.celebdf, args.dfdc, config.seed)
