@@ -23,7 +23,7 @@ from detector.records import cli as records_cli
 from detector.records.api import Records
 from detector.records.common import RecordsError
 from detector.records.db import Base, open_database
-from detector.records.tables import Bank, BankEntry, Case, Consent, Evidence, Refutation
+from detector.records.tables import BankEntry, Case, Consent, Evidence, Refutation
 from detector.scan import Scanner
 
 from conftest import write_video

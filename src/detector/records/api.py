@@ -144,8 +144,10 @@ class Records:
             raise RecordsError(400, "signals must be a non-empty list of {signal_type, value} objects")
         parsed = []
         for number, item in enumerate(signals, 1):
+            if not isinstance(item, dict):
+                raise RecordsError(400, f"signal {number}: expected an object with signal_type and value")
             try:
-                signal_type = item.get("signal_type") if isinstance(item, dict) else None
+                signal_type = item.get("signal_type")
                 parsed.append(hashing.Signal(signal_type, hashing.validate(signal_type, item.get("value"))))
             except hashing.SignalError as exc:
                 raise RecordsError(400, f"signal {number}: {exc}") from exc

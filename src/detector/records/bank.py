@@ -1,10 +1,9 @@
 """Hash banks: named lists of signals with labels, an in-memory index for fast lookup, HMA-style CSV exchange.
 
 Lookup keeps every banked signal in memory, reloaded only when the bank generation (bumped in the same transaction
-as every change) moves. PDQ uses multi-index hashing: the 256 bits are split into 32 one-byte chunks, and since two
-hashes within distance 31 must agree exactly on at least one chunk (pigeonhole), only entries sharing a chunk value
-with the query are compared, by vectorized popcount. Video frames use the same index; text SimHashes (64 bits) are
-compared all at once; audio fingerprints are aligned per entry (audio banks are small).
+as every change) moves. PDQ uses multi-index hashing (see PdqIndex): only entries sharing a near-identical 16-bit
+chunk with the query are compared, by vectorized popcount. Video frames use the same index; text SimHashes (64 bits)
+are compared all at once; audio fingerprints are aligned per entry (audio banks are small).
 """
 
 from __future__ import annotations
@@ -173,6 +172,8 @@ def export_csv(session: Session, bank_name: str) -> str:
 def import_csv(session: Session, actor: str, bank_name: str, text: str, now: datetime,
                extra_labels: list[str] | str | None = None) -> dict:
     """All rows or none: a malformed row refuses the file and names its line. Hashes already banked are skipped."""
+    audit.require_role(session, actor, "admin")
+    get_bank(session, bank_name)
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if header is None or [h.strip().lower() for h in header[:3]] != list(CSV_COLUMNS):
@@ -184,10 +185,10 @@ def import_csv(session: Session, actor: str, bank_name: str, text: str, now: dat
             continue
         if len(row) < 2:
             raise RecordsError(400, f"CSV line {line_number}: expected signal_type,signal[,labels]")
-        labels = clean_labels(row[2] if len(row) > 2 and row[2].strip() else None)
         try:
+            labels = clean_labels(row[2] if len(row) > 2 and row[2].strip() else None)
             value = hashing.validate(row[0].strip(), row[1])
-        except SignalError as exc:
+        except (SignalError, RecordsError) as exc:
             raise RecordsError(400, f"CSV line {line_number}: {exc}") from exc
         by_labels[",".join(labels + [x for x in extra if x not in labels])].append((row[0].strip(), value))
         if line_number > MAX_IMPORT_ROWS:

@@ -60,10 +60,6 @@ def pdq_bits_to_hex(bits: np.ndarray) -> str:
     return np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes().hex()
 
 
-def pdq_hex_to_bytes(value: str) -> np.ndarray:
-    return np.frombuffer(bytes.fromhex(value), dtype=np.uint8)
-
-
 def pdq_image(rgb: np.ndarray) -> Signal:
     import pdqhash
 
