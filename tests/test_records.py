@@ -139,15 +139,15 @@ def test_scan_case_bank_refutation_and_reupload_match(records, scanner, face_ima
     assert unrelated.matches == []
     assert '"refutation"' in again.to_json()
 
-    report = records.regulator_report({"start": "2026-03-01", "end": "2026-04-01"})
+    report = records.regulator_report({"actor": REVIEWER, "start": "2026-03-01", "end": "2026-04-01"})
     [row] = [r for r in report["cases"] if r["case_id"] == case["id"]]
     assert row["decision"] == "confirmed_synthetic" and row["banks"] == ["rumors"]
     assert row["reuploads_in_period"] == 2 and row["refutation_link"] == refutation["link"]
     assert report["summary"]["refutations"] >= 1
-    rows = list(csv.DictReader(io.StringIO(records.regulator_report_csv({"start": "2026-03-01",
+    rows = list(csv.DictReader(io.StringIO(records.regulator_report_csv({"actor": REVIEWER, "start": "2026-03-01",
                                                                          "end": "2026-04-01"}))))
     assert any(r["case_id"] == str(case["id"]) and r["reuploads_in_period"] == "2" for r in rows)
-    later = records.regulator_report({"start": "2026-05-01", "end": "2026-06-01"})
+    later = records.regulator_report({"actor": REVIEWER, "start": "2026-05-01", "end": "2026-06-01"})
     assert all(r["case_id"] != case["id"] for r in later["cases"])
 
 
@@ -161,8 +161,13 @@ def test_heatmap_evidence_is_kept_and_oversized_evidence_leaves_nothing(records,
     case = records.open_case({"actor": REVIEWER, "result": result, "title": "manual upload"})
     kinds = sorted(e["kind"] for e in case["evidence"])
     assert kinds == ["heatmap", "provenance", "result"]
-    media_type, content = records.evidence(case["id"], [e for e in case["evidence"] if e["kind"] == "heatmap"][0]["id"])
+    heatmap_id = [e for e in case["evidence"] if e["kind"] == "heatmap"][0]["id"]
+    media_type, content = records.evidence({"actor": REVIEWER, "case_id": case["id"], "evidence_id": heatmap_id})
     assert media_type == "image/png" and content == png.getvalue()
+    with pytest.raises(RecordsError) as anonymous:             # cases are for reviewers, and reading is audited
+        records.get_case({"case_id": case["id"]})
+    assert anonymous.value.status == 401
+    assert records.audit_entries({"limit": 1})["entries"][0]["action"] == "case.evidence_view"
 
     cases_before, evidence_before = count(records, Case), count(records, Evidence)
     huge = b"\x89PNG\r\n\x1a\n" + bytes(11 * 1024 * 1024)
@@ -184,7 +189,7 @@ def test_failed_decision_rolls_back_refutation(records, face_images):
                              "bank": "no-such-bank", "refutation": {"title": "t", "text": "x"}})
     assert unknown.value.status == 404
     assert count(records, Refutation) == refutations
-    assert records.get_case(case["id"])["status"] == "open"
+    assert records.get_case({"actor": REVIEWER, "case_id": case["id"]})["status"] == "open"
 
 
 # ---- banks: other signal types, CSV exchange, bad input, 100k lookup ----------------------------------------------
@@ -364,7 +369,7 @@ def test_appeal_reopens_case_for_a_different_reviewer_and_withdraws_bank_entries
         records.file_complaint({"category": "appeal", "contact": "+86 138 0000 0000", "message": "It is real"})
     appeal = records.file_complaint({"category": "appeal", "contact": "+86 138 0000 0000",
                                      "message": "This is my own photo, not generated.", "case_id": case["id"]})
-    reopened = records.get_case(case["id"])
+    reopened = records.get_case({"actor": REVIEWER, "case_id": case["id"]})
     assert reopened["status"] == "reopened" and reopened["excluded_reviewers"] == [ADMIN]
     with pytest.raises(RecordsError) as same:
         records.decide_case({"actor": ADMIN, "case_id": case["id"], "decision": "authentic"})
@@ -570,4 +575,6 @@ def test_cli_flow(tmp_path, face_images, capsys, monkeypatch):
     assert cli_json("complaint", "status", filed["token"])["status"] == "received"
     assert run_cli("bank", "create", "x", "--actor", "nobody", "--database", url) == 1
     assert "not an active reviewer" in capsys.readouterr().err
+    report = cli_json("case", "report", "--start", "2020-01-01", "--end", "2100-01-01", "--actor", ADMIN)
+    assert [row["case_id"] for row in report["cases"]] == [case["id"]]
     assert cli_json("audit", "verify")["ok"] is True

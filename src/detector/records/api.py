@@ -176,21 +176,23 @@ class Records:
                                 refutation=payload.get("refutation"))
             return cases.case_dict(s, case)
 
-    def get_case(self, case_id: int) -> dict:
+    def get_case(self, payload: dict) -> dict:
+        """A case with its evidence list; reading it is a reviewer action and is audited."""
         with self._tx() as s:
-            return cases.case_dict(s, cases.get_case(s, _int(case_id, "case_id")))
+            return cases.view_case(s, payload.get("actor"), _int(payload.get("case_id"), "case_id"), self.now())
 
-    def evidence(self, case_id: int, evidence_id: int) -> tuple[str, bytes]:
-        """(media type, content) of one evidence item."""
+    def evidence(self, payload: dict) -> tuple[str, bytes]:
+        """(media type, content) of one evidence item; audited like reading the case."""
         with self._tx() as s:
-            item = cases.evidence_content(s, _int(case_id, "case_id"), _int(evidence_id, "evidence_id"))
+            item = cases.view_evidence(s, payload.get("actor"), _int(payload.get("case_id"), "case_id"),
+                                       _int(payload.get("evidence_id"), "evidence_id"), self.now())
             return item.media_type, item.content
 
     def regulator_report(self, payload: dict) -> dict:
         start = parse_time(payload.get("start"), "start")
         end = parse_time(payload.get("end"), "end")
         with self._tx() as s:
-            return cases.regulator_report(s, start, end)
+            return cases.regulator_report(s, payload.get("actor"), start, end, self.now())
 
     def regulator_report_csv(self, payload: dict) -> str:
         return cases.report_csv(self.regulator_report(payload))

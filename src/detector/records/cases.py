@@ -210,10 +210,20 @@ def case_dict(session: Session, case: Case) -> dict:
     }
 
 
-def evidence_content(session: Session, case_id: int, evidence_id: int) -> Evidence:
+def view_case(session: Session, actor: str, case_id: int, now: datetime) -> dict:
+    audit.require_role(session, actor)
+    case = get_case(session, case_id)
+    audit.record(session, actor, "case.view", f"case:{case.id}", {}, now)
+    return case_dict(session, case)
+
+
+def view_evidence(session: Session, actor: str, case_id: int, evidence_id: int, now: datetime) -> Evidence:
+    audit.require_role(session, actor)
     item = session.get(Evidence, evidence_id)
     if item is None or item.case_id != case_id:
         raise RecordsError(404, f"case {case_id} has no evidence {evidence_id}")
+    audit.record(session, actor, "case.evidence_view", f"case:{case_id}",
+                 {"evidence_id": evidence_id, "sha256": item.sha256}, now)
     return item
 
 
@@ -223,8 +233,9 @@ REPORT_COLUMNS = ("case_id", "opened_at", "modality", "sha256", "title", "decisi
                   "action", "banks", "refutation_title", "refutation_link", "reuploads_in_period", "complaints")
 
 
-def regulator_report(session: Session, start: datetime, end: datetime) -> dict:
+def regulator_report(session: Session, actor: str, start: datetime, end: datetime, now: datetime) -> dict:
     """Cases opened or decided in [start, end): what was found, when, the action taken and the re-upload counts."""
+    audit.require_role(session, actor)
     if end <= start:
         raise RecordsError(400, "the report period must end after it starts")
     cases = session.scalars(select(Case).where(
@@ -254,7 +265,9 @@ def regulator_report(session: Session, start: datetime, end: datetime) -> dict:
     all_matches = session.scalar(select(func.count()).select_from(MatchEvent)
                                  .where(MatchEvent.at >= start, MatchEvent.at < end))
     decisions = {d: sum(1 for r in rows if r["decision"] == d) for d in DECISIONS}
-    return {"period": {"start": iso(start), "end": iso(end)},
+    audit.record(session, actor, "report.regulator", "cases", {"start": iso(start), "end": iso(end),
+                                                               "cases": len(rows)}, now)
+    return {"period": {"start": iso(start), "end": iso(end)}, "generated_at": iso(now), "generated_by": actor,
             "summary": {"cases": len(rows), "decisions": decisions,
                         "refutations": sum(1 for r in rows if r["refutation_title"]),
                         "reuploads_matched": all_matches,

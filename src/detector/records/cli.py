@@ -55,8 +55,9 @@ def register_cli(subparsers) -> None:
     cmd.add_argument("--notes")
     cmd.add_argument("--heatmap", action="append", default=[], type=Path, help="a heatmap PNG (repeatable)")
     _actor(cmd)
-    cmd = _command(case, "show", _case_show, "show a case")
+    cmd = _command(case, "show", _case_show, "show a case (audited)")
     cmd.add_argument("case_id", type=int)
+    _actor(cmd)
     cmd = _command(case, "decide", _case_decide, "decide a case; optionally bank it and publish a refutation")
     cmd.add_argument("case_id", type=int)
     cmd.add_argument("decision", choices=["confirmed_synthetic", "authentic", "inconclusive"])
@@ -78,6 +79,7 @@ def register_cli(subparsers) -> None:
     cmd.add_argument("--end", required=True, help="ISO date or time (UTC), exclusive")
     cmd.add_argument("--csv", action="store_true")
     cmd.add_argument("--output", "-o", type=Path)
+    _actor(cmd)
 
     complaint = _group(subparsers, "complaint", "complaints and appeals with deadlines")
     _command(complaint, "procedures", _complaint_procedures, "the published procedure: categories and deadlines")
@@ -245,7 +247,7 @@ def _case_open(records, args) -> int:
 
 
 def _case_show(records, args) -> int:
-    return _print(records.get_case(args.case_id))
+    return _print(records.get_case({"actor": args.actor, "case_id": args.case_id}))
 
 
 def _case_decide(records, args) -> int:
@@ -264,7 +266,7 @@ def _case_evidence(records, args) -> int:
 
 
 def _case_report(records, args) -> int:
-    payload = {"start": args.start, "end": args.end}
+    payload = {"actor": args.actor, "start": args.start, "end": args.end}
     if args.csv:
         return _write(records.regulator_report_csv(payload), args.output)
     return _write(json.dumps(records.regulator_report(payload), ensure_ascii=False, indent=2) + "\n", args.output)
