@@ -343,15 +343,15 @@ class Gateway:
         # Tasks go over JSON instead, to the same address.
         jobs_url = BentoMLContainer.remote_runner_mapping.get()[LongMediaJobs.name]
         self.job_tasks = RemoteProxy(jobs_url, service=LongMediaJobs, media_type="application/json")
-        # Dependencies are connected only after start-up hooks return: warm up and recover in the background.
-        self._startup = asyncio.get_running_loop().create_task(self._warm_up_and_recover())
+        # Dependencies are connected only after start-up hooks return: warm up in the background.
+        self._startup = asyncio.get_running_loop().create_task(self._warm_up())
 
     async def __is_ready__(self) -> bool:
         return self.ready
 
-    async def _warm_up_and_recover(self) -> None:
+    async def _warm_up(self) -> None:
         """Train BentoML's batcher on real calls (its first calls after start are unbatched, and an untrained batcher
-        can shed a burst with 503s), resubmit jobs an earlier run left unfinished, then report ready."""
+        can shed a burst with 503s), connect to the job service, then report ready."""
         warm_item = ScanItem(name="<warm-up>", text="A short warm-up text for the scan worker.")
         while True:
             try:
@@ -363,15 +363,13 @@ class Gateway:
             await self.worker.to_async.scan(items=[warm_item])
         await asyncio.gather(*(self.worker.to_async.scan(items=[warm_item]) for _ in range(8)))
         await self.job_tasks.__aenter__()
-        for job_id in await self.jobs.to_async.recover():
-            await self._submit_job(job_id)
         self.ready = True
         logger.info("detector gateway ready")
 
     async def _submit_job(self, job_id: str) -> None:
         try:
             await self.job_tasks.to_async.run_job.submit(job_id=job_id)
-        except Exception:                           # stays queued in the database; resubmitted on the next start
+        except Exception:                           # stays queued; the job service runs it when it (re)starts
             logger.exception("could not hand job %s to the job service", job_id)
 
     # ---- request steps ----------------------------------------------------------------------------------------

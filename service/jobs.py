@@ -1,12 +1,15 @@
 """Long media (video, long audio) as BentoML tasks on their own service, so a long job never holds up the batched
 synchronous API. Job state lives in the database (detector.records.jobs), not in BentoML's task store, so it
-survives restarts: `recover` queues interrupted jobs again and the gateway resubmits them.
+survives restarts: each time this service starts, it runs the jobs an earlier run left queued or unfinished and
+sends the webhooks it had not delivered.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,6 +28,7 @@ from .storage import open_service_database
 
 logger = logging.getLogger(__name__)
 JOB_THREADS = max(1, SETTINGS.torch_threads // 2)       # leave cores to the synchronous worker
+RESUME_SECONDS = 30.0
 
 
 @bentoml.service(
@@ -41,25 +45,33 @@ class LongMediaJobs:
         self.db = open_service_database()
         self.scanner = Scanner(ScanConfig(engine=EngineConfig(threads=JOB_THREADS, explain=True)))
         self.deliveries = ThreadPoolExecutor(2, thread_name_prefix="webhook")
-
-    @bentoml.api
-    def recover(self) -> list[str]:
-        """Queue again jobs an earlier run left running, resume undelivered webhooks; return queued job ids."""
-        queued = jobs.requeue_interrupted(self.db, self.boot)
-        for job_id in jobs.pending_webhooks(self.db):
-            self.deliveries.submit(self._notify, job_id)
-        return queued
+        self.one_scan_at_a_time = threading.Lock()
+        threading.Thread(target=self._resume_unfinished, name="resume-jobs", daemon=True).start()
 
     @bentoml.task
     def run_job(self, job_id: str) -> dict:
         """Scan one queued job's spooled file; store the ScanResult; then send its webhook, if any."""
+        return self._run(job_id)
+
+    def _resume_unfinished(self) -> None:
+        """At start, and then every RESUME_SECONDS as a safety net for submissions that failed while this service
+        was down: run what is queued (a job is claimed once, so one also handed to a task is not run twice)."""
+        for job_id in jobs.pending_webhooks(self.db):
+            self.deliveries.submit(self._notify, job_id)
+        while True:
+            for job_id in jobs.requeue_interrupted(self.db, self.boot):
+                self._run(job_id)
+            time.sleep(RESUME_SECONDS)
+
+    def _run(self, job_id: str) -> dict:
         job = jobs.claim(self.db, job_id, self.boot)
         if job is None:                                 # already done, failed, or claimed: nothing to do
             return {"job_id": job_id, "ran": False}
         spool = Path(job["spool_path"])
         try:
             source = MediaInput(source=job["filename"], path=spool, declared_ai=job["declared_ai"])
-            result = self.scanner.scan([source])[0]
+            with self.one_scan_at_a_time:
+                result = self.scanner.scan([source])[0]
             jobs.finish(self.db, job_id, json.loads(result.to_json()))
         except Exception as exc:                        # a bug: keep it on this job, keep the runner going
             logger.exception("job %s failed", job_id)

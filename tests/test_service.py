@@ -226,7 +226,7 @@ def receiver():
 
 
 def _wait_for_job(client: httpx.Client, job_id: str, until=lambda job: job["state"] in ("done", "failed")) -> dict:
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         job = client.get(f"/v1/jobs/{job_id}").json()
         if until(job):
@@ -273,6 +273,17 @@ def test_long_media_on_scan_becomes_a_job(client):
     assert short.status_code == 200 and short.json()["modality"] == "audio"
 
 
+def test_job_survives_its_runner_being_killed(service, client):
+    """The job service dies mid-job; once it is back, the job (state in the database) runs again and finishes."""
+    submitted = client.post("/v1/jobs", files={"file": ("slow.png", gradient_png(1500))})
+    job_id = submitted.json()["job_id"]
+    _wait_for_job(client, job_id, until=lambda job: job["state"] == "running")
+    os.kill(service.service_pid("detector-jobs"), signal.SIGKILL)
+    job = _wait_for_job(client, job_id)
+    assert job["state"] == "done" and job["runs"] == 2 and job["result"]["path"] == "slow.png"
+    assert client.get(f"/v1/jobs/{job_id}/result").json()["sha256"] == job["sha256"]
+
+
 def test_unfinished_or_unknown_jobs(client):
     assert client.get("/v1/jobs/0123456789abcdef").status_code == 404
     assert client.get("/v1/jobs/0123456789abcdef/result").status_code == 404
@@ -291,7 +302,7 @@ def test_worker_crash_keeps_serving_and_logging(service, client):
                                                                          for n in range(3)],
                                                      headers={"X-Request-ID": rid})) for rid in request_ids]
             await asyncio.sleep(1.0)                      # the worker is busy with these
-            os.kill(service.worker_pid(), signal.SIGKILL)
+            os.kill(service.service_pid("detector-scan-worker"), signal.SIGKILL)
             return await asyncio.gather(*calls)
 
     responses = asyncio.run(in_flight())

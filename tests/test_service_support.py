@@ -47,11 +47,12 @@ class RunningService:
         return subprocess.run([sys.executable, "-m", "detector.server", *args], env=self.env, capture_output=True,
                               text=True, timeout=120, cwd=PROJECT_ROOT)
 
-    def worker_pid(self) -> int:
+    def service_pid(self, name: str) -> int:
+        """The process of one of the BentoML services (detector-scan-worker, detector-jobs)."""
         for child in psutil.Process(self.process.pid).children(recursive=True):
-            if "detector-scan-worker" in " ".join(child.cmdline()):
+            if f"--service-name {name} " in " ".join(child.cmdline()):
                 return child.pid
-        raise LookupError("no scan worker process")
+        raise LookupError(f"no {name} process")
 
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
