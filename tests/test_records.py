@@ -531,6 +531,9 @@ def test_retention_and_pruning_are_admin_only_and_audited(tmp_path):
     assert too_short.value.status == 400
     with pytest.raises(RecordsError):
         records.prune_audit({"actor": REVIEWER})
+    with pytest.raises(RecordsError) as lockout:
+        records.update_reviewer({"actor": ADMIN, "name": ADMIN, "active": False})
+    assert lockout.value.status == 409
 
     assert records.prune_audit({"actor": ADMIN})["removed"] == 0      # nothing is six months old yet
     clock.advance(days=200)
@@ -577,4 +580,8 @@ def test_cli_flow(tmp_path, face_images, capsys, monkeypatch):
     assert "not an active reviewer" in capsys.readouterr().err
     report = cli_json("case", "report", "--start", "2020-01-01", "--end", "2100-01-01", "--actor", ADMIN)
     assert [row["case_id"] for row in report["cases"]] == [case["id"]]
+    cli_json("reviewer", "add", "temp", "--actor", ADMIN)
+    cli_json("reviewer", "set", "temp", "--deactivate", "--actor", ADMIN)
+    assert run_cli("case", "show", str(case["id"]), "--actor", "temp", "--database", url) == 1
+    assert "not an active reviewer" in capsys.readouterr().err
     assert cli_json("audit", "verify")["ok"] is True

@@ -76,6 +76,16 @@ class Records:
                                           self.now())
             return {"name": reviewer.name, "role": reviewer.role}
 
+    def update_reviewer(self, payload: dict) -> dict:
+        with self._tx() as s:
+            reviewer = audit.update_reviewer(s, payload.get("actor"), payload.get("name"), self.now(),
+                                             role=payload.get("role"), active=payload.get("active"))
+            return {"name": reviewer.name, "role": reviewer.role, "active": reviewer.active}
+
+    def list_reviewers(self) -> dict:
+        with self._tx() as s:
+            return {"reviewers": audit.reviewers(s)}
+
     def verify_audit(self) -> dict:
         with self._tx() as s:
             return audit.verify(s).to_dict()

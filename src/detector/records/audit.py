@@ -173,6 +173,33 @@ def add_reviewer(session: Session, actor: str | None, name: str, role: str, now:
     return reviewer
 
 
+def update_reviewer(session: Session, actor: str, name: str, now: datetime, role: str | None = None,
+                    active: bool | None = None) -> Reviewer:
+    """Change a reviewer's role or deactivate them (admins only); the last active admin cannot be removed."""
+    require_role(session, actor, "admin")
+    reviewer = session.scalar(select(Reviewer).where(Reviewer.name == name)) if isinstance(name, str) else None
+    if reviewer is None:
+        raise RecordsError(404, f"no reviewer {name!r}")
+    if role is not None and role not in ROLES:
+        raise RecordsError(400, f"role must be one of {', '.join(ROLES)}")
+    before = {"role": reviewer.role, "active": reviewer.active}
+    reviewer.role = role or reviewer.role
+    reviewer.active = reviewer.active if active is None else bool(active)
+    session.flush()
+    admins = session.scalar(select(func.count()).select_from(Reviewer)
+                            .where(Reviewer.role == "admin", Reviewer.active.is_(True)))
+    if admins == 0:
+        raise RecordsError(409, "this would leave no active admin")
+    record(session, actor, "reviewer.update", f"reviewer:{name}",
+           {"before": before, "after": {"role": reviewer.role, "active": reviewer.active}}, now)
+    return reviewer
+
+
+def reviewers(session: Session) -> list[dict]:
+    return [{"name": r.name, "role": r.role, "active": r.active, "created_at": iso(r.created_at)}
+            for r in session.scalars(select(Reviewer).order_by(Reviewer.name))]
+
+
 # ---- retention ---------------------------------------------------------------------------------------------------
 
 def retention_days(session: Session) -> int:

@@ -19,6 +19,12 @@ def register_cli(subparsers) -> None:
     cmd.add_argument("name")
     cmd.add_argument("--role", choices=["reviewer", "admin"], default="reviewer")
     _actor(cmd, required=False)
+    cmd = _command(reviewer, "set", _reviewer_set, "change a reviewer's role or deactivate them (admin)")
+    cmd.add_argument("name")
+    cmd.add_argument("--role", choices=["reviewer", "admin"])
+    cmd.add_argument("--deactivate", action="store_true")
+    _actor(cmd)
+    _command(reviewer, "list", _reviewer_list, "list reviewers and roles")
 
     banks = _group(subparsers, "bank", "hash banks: create, add, import/export (HMA CSV), look up")
     cmd = _command(banks, "create", _bank_create, "create a named bank (admin)")
@@ -193,6 +199,15 @@ def _write(text: str, output: Path | None) -> int:
 
 def _reviewer_add(records, args) -> int:
     return _print(records.add_reviewer({"actor": args.actor, "name": args.name, "role": args.role}))
+
+
+def _reviewer_set(records, args) -> int:
+    return _print(records.update_reviewer({"actor": args.actor, "name": args.name, "role": args.role,
+                                           "active": False if args.deactivate else None}))
+
+
+def _reviewer_list(records, args) -> int:
+    return _print(records.list_reviewers())
 
 
 def _bank_create(records, args) -> int:
