@@ -18,17 +18,18 @@ import soundfile
 from PIL import Image
 from sqlalchemy import create_engine, func, select, text
 
-from detector.config import ScanConfig
+from detector.config import PROJECT_ROOT, ScanConfig
 from detector.records import cli as records_cli
 from detector.records.api import Records
 from detector.records.common import RecordsError
-from detector.records.db import Base, open_database
+from detector.records.db import open_database
 from detector.records.tables import BankEntry, Case, Consent, Evidence, Refutation
 from detector.scan import Scanner
 
 from conftest import write_video
 
-POSTGRES_URL = os.environ.get("DETECTOR_TEST_POSTGRES_URL")
+POSTGRES_URL_FILE = PROJECT_ROOT / "var" / "ci" / "postgres.url"     # written by .ci/services.d/postgres.sh
+POSTGRES_SCHEMA = "records_tests"          # our own schema: other test modules share the database
 ADMIN, REVIEWER, SECOND = "ada", "rui", "mei"
 START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 USCC = "91440300708461136T"
@@ -49,12 +50,18 @@ class Clock:
 def db_url(request, tmp_path_factory) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path_factory.mktemp('records') / 'records.db'}"
-    if not POSTGRES_URL:
-        pytest.skip("set DETECTOR_TEST_POSTGRES_URL to run the records tests on PostgreSQL")
-    engine = create_engine(POSTGRES_URL)
-    Base.metadata.drop_all(engine)          # a clean schema for this module
+    url = os.environ.get("DETECTOR_TEST_POSTGRES_URL")
+    if not url and POSTGRES_URL_FILE.is_file():
+        url = POSTGRES_URL_FILE.read_text().strip()
+    if not url:
+        pytest.skip("no PostgreSQL: set DETECTOR_TEST_POSTGRES_URL or run .ci/services.d/postgres.sh")
+    engine = create_engine(url)
+    with engine.begin() as conn:            # a fresh schema per run
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {POSTGRES_SCHEMA} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {POSTGRES_SCHEMA}"))
     engine.dispose()
-    return POSTGRES_URL
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options=-csearch_path%3D{POSTGRES_SCHEMA}"
 
 
 @pytest.fixture(scope="module")
