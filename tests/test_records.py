@@ -484,6 +484,24 @@ def test_voice_consent_registry(records, dev_data, tmp_path):
 
 # ---- 6: the audit chain ------------------------------------------------------------------------------------------
 
+def test_concurrent_writers_keep_one_unbroken_chain(records):
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = records.verify_audit()
+    assert before["ok"]
+
+    def file_and_acknowledge(n: int) -> None:
+        for i in range(5):
+            filed = records.file_complaint({"category": "other", "contact": f"user{n}@example.cn",
+                                            "message": f"complaint {i} from thread {n}"})
+            records.update_complaint({"actor": REVIEWER, "complaint_id": filed["id"], "status": "acknowledged"})
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(file_and_acknowledge, range(4)))
+    after = records.verify_audit()
+    assert after["ok"] and after["entries"] == before["entries"] + 4 * 5 * 2
+
+
 def run_cli(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="detector")
     records_cli.register_cli(parser.add_subparsers())

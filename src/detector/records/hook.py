@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Inspected:
-    signals: list[hashing.Signal] = field(default_factory=list)
     matches: list[dict] = field(default_factory=list)
     error: str | None = None
 
@@ -41,7 +40,7 @@ class BankMatcher:
         try:
             signals = hashing.signals_for(media)
             variants = hashing.pdq_dihedral(media.rgb) if isinstance(media, ImageMedia) and signals else []
-            return Inspected(signals, self.index.lookup(signals, variants))
+            return Inspected(self.index.lookup(signals, variants))
         except Exception as exc:  # noqa: BLE001 - a bank failure must not cost the item its detection result
             log.exception("hash-bank lookup failed")
             return Inspected(error=f"hash-bank lookup failed: {type(exc).__name__}: {exc}")
