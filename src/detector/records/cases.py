@@ -55,7 +55,7 @@ def open_case(session: Session, actor: str, now: datetime, *, result: dict | Non
     if not result and data is None and not title:
         raise RecordsError(400, "a manual case needs a title, a file or a scan result")
     case = Case(opened_at=now, opened_by=actor, source="scan" if result else "manual",
-                title=required_text(title or result.get("path") or "untitled", "title"),
+                title=required_text(title, "title") if title else str(result.get("path") or "untitled")[-200:],
                 content_sha256=content_sha256, modality=modality, results=results_json,
                 signals=json.dumps(signals), status="open", notes=optional_text(notes, "notes") or "",
                 excluded_reviewers="")
