@@ -17,6 +17,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Awaitable, Callable
 
@@ -87,7 +88,7 @@ class Upload:
     def raw(self) -> bytes:
         return self.data if self.data is not None else (self.text or "").encode("utf-8")
 
-    @property
+    @cached_property
     def sha256(self) -> str:
         return hashlib.sha256(self.raw).hexdigest()
 
@@ -220,9 +221,10 @@ async def scan_batch(gateway: "Gateway", request: Request, principal: keys.Princ
     results: list[dict | None] = [None] * len(parsed.uploads)
     to_scan: list[int] = []
     for index, upload in enumerate(parsed.uploads):
-        if gateway.is_long_media(upload):
+        modality = gateway.modality(upload)
+        if gateway.is_long_media(upload, modality):
             results[index] = ScanResult(
-                path=upload.name, modality=gateway.modality(upload), verdict="error", sha256=upload.sha256,
+                path=upload.name, modality=modality, verdict="error", sha256=upload.sha256,
                 reason="long media is scanned as a job: POST it to /v1/jobs", error_code="use_job").to_dict()
         else:
             to_scan.append(index)
@@ -243,7 +245,7 @@ async def submit_job(gateway: "Gateway", request: Request, principal: keys.Princ
     """
     parsed = await gateway.parse(request)
     upload = _single(parsed)
-    return await gateway.start_job(upload, parsed, principal, endpoint_name="jobs")
+    return await gateway.start_job(upload, parsed, principal, gateway.classify(upload, None))
 
 
 async def job_status(gateway: "Gateway", request: Request, principal: keys.Principal) -> Outcome:
@@ -467,8 +469,7 @@ class Gateway:
                                                            content_sha256=upload.sha256, error=message)])
         return modality
 
-    def is_long_media(self, upload: Upload) -> bool:
-        modality = self.modality(upload)
+    def is_long_media(self, upload: Upload, modality: str | None) -> bool:
         if modality == "video":
             return True
         if modality == "audio":
@@ -480,9 +481,9 @@ class Gateway:
                           expected: str | None) -> Outcome:
         parsed = await self.parse(request)
         upload = _single(parsed)
-        self.classify(upload, expected)
-        if self.is_long_media(upload):
-            return await self.start_job(upload, parsed, principal, endpoint_name)
+        modality = self.classify(upload, expected)
+        if self.is_long_media(upload, modality):
+            return await self.start_job(upload, parsed, principal, modality)
         result = (await self.run_worker([upload], parsed))[0]
         status = 200
         if result["verdict"] == "error":
@@ -506,11 +507,9 @@ class Gateway:
                 LogEntry(status_code=503, item_index=i, content_sha256=u.sha256, modality=self.modality(u),
                          error=f"{message}: {exc!r}"[:2000]) for i, u in zip(indices, uploads)]) from None
 
-    async def start_job(self, upload: Upload, parsed: Parsed, principal: keys.Principal,
-                        endpoint_name: str) -> Outcome:
+    async def start_job(self, upload: Upload, parsed: Parsed, principal: keys.Principal, modality: str) -> Outcome:
         if "jobs" not in principal.scopes:
             raise ApiError(403, "long media runs as a job, and this key is not allowed the 'jobs' scope")
-        modality = self.classify(upload, None)
         callback_url = parsed.options.get("callback_url") or None
         if callback_url and not callback_url.startswith(("http://", "https://")):
             raise ApiError(400, "callback_url must be an http:// or https:// URL")
@@ -546,3 +545,19 @@ def _audio_seconds(data: bytes) -> float | None:
     except Exception:                               # not decodable here: the scanner reports why
         return None
     return None
+
+
+class PageAtRoot:
+    """`/` opens the moderator page (BentoML's own index page there describes only its internal routes)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/" and scope["method"] in ("GET", "HEAD"):
+            await RedirectResponse("/ui/")(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+Gateway.add_asgi_middleware(PageAtRoot)

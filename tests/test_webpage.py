@@ -222,3 +222,5 @@ def test_page_is_served_without_a_key(service):
     page = httpx.get(f"{service.url}/ui/")
     assert page.status_code == 200 and "Synthetic media check" in page.text
     assert httpx.get(f"{service.url}/ui/app.js").status_code == 200
+    root = httpx.get(f"{service.url}/")
+    assert root.status_code == 307 and root.headers["Location"] == "/ui/"
