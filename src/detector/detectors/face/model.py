@@ -87,15 +87,16 @@ class FaceForgeryDetector(Detector):
         raw = torch.stack(outputs).float().numpy()               # [faces, 3]: synthetic, face_swap, gan logits
         probabilities = np.atleast_1d(self.calibration.probability(raw[:, 0]))
         faces: list[FaceUnit] = prepared.context["faces"]
+        threshold = self.calibration.synthetic_threshold
         evidence_faces = []
         for index, (face, probability) in enumerate(zip(faces, probabilities)):
             head_scores = 1.0 / (1.0 + np.exp(-raw[index, 1:]))
-            entry = {"box": face.box, "score": round(float(probability), 4), "frame": face.frame,
-                     "time": None if face.time is None else round(float(face.time), 3),
-                     "kind": HEADS[int(np.argmax(raw[index, 1:]))],
-                     "heads": {name: round(float(s), 4) for name, s in zip(HEADS, head_scores)}}
-            evidence_faces.append(entry)
-        threshold = self.calibration.synthetic_threshold
+            # which head fired, for flagged faces only; head scores are uncalibrated sigmoids
+            kind = HEADS[int(np.argmax(raw[index, 1:]))] if probability >= threshold else None
+            evidence_faces.append({"box": face.box, "score": round(float(probability), 4), "frame": face.frame,
+                                   "time": _seconds(face.time),
+                                   "kind": kind,
+                                   "heads": {name: round(float(s), 4) for name, s in zip(HEADS, head_scores)}})
         if prepared.context["video"]:
             score, track_evidence, ranges = self._video_score(prepared, probabilities, threshold)
             evidence = {"faces": evidence_faces, "tracks": track_evidence, "suspicious_ranges": ranges,
@@ -120,8 +121,11 @@ class FaceForgeryDetector(Detector):
                      ) -> tuple[float, list[dict], list[list[float]]]:
         """Max over tracks of the mean face score; short tracks (stray detections) only count when nothing else does."""
         faces: list[FaceUnit] = prepared.context["faces"]
-        index_of = {(f.frame, i): n for n, f in enumerate(faces)
-                    for i in [sum(1 for g in faces[:n] if g.frame == f.frame)]}
+        index_of: dict[tuple[int, int], int] = {}          # (frame, face within frame) -> unit index
+        per_frame: dict[int, int] = {}
+        for n, face in enumerate(faces):
+            index_of[(face.frame, per_frame.get(face.frame, 0))] = n
+            per_frame[face.frame] = per_frame.get(face.frame, 0) + 1
         frames = prepared.context["frames"]
         track_rows = []
         for track in prepared.context["tracks"]:
@@ -130,7 +134,7 @@ class FaceForgeryDetector(Detector):
             track_rows.append({
                 "track": track.track_id, "faces": len(members), "score": round(float(scores.mean()), 4),
                 "max_face_score": round(float(scores.max()), 4),
-                "start": faces[members[0]].time, "end": faces[members[-1]].time,
+                "start": _seconds(faces[members[0]].time), "end": _seconds(faces[members[-1]].time),
                 "suspicious_ranges": _ranges([faces[m] for m in members], scores >= threshold),
                 "best_face": members[int(np.argmax(scores))],
             })
@@ -183,3 +187,7 @@ def _merge(ranges: list[list[float]]) -> list[list[float]]:
         else:
             merged.append([start, end])
     return merged
+
+
+def _seconds(time: float | None) -> float | None:
+    return None if time is None else round(float(time), 3)
