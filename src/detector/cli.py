@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--authentic-threshold", type=_probability, help="override the model's authentic threshold")
     scan.add_argument("--declared-ai", action="store_true", help="the uploader declared the content AI-generated")
     scan.add_argument("--models-dir", type=Path, default=default_models_dir())
+    scan.add_argument("--no-records", action="store_true",
+                      help="skip hash-bank and consent checks (they use DETECTOR_DATABASE_URL or var/detector.db)")
     scan.set_defaults(func=run_scan)
 
     models = sub.add_parser("models", help="list registered detectors, versions and whether weights are present")
@@ -78,8 +80,14 @@ def run_scan(args: argparse.Namespace) -> int:
         synthetic_threshold=args.synthetic_threshold,
         authentic_threshold=args.authentic_threshold,
     )
+    hooks = []
+    if not args.no_records:
+        from .records.api import open_records
+
+        records = open_records()
+        hooks = [records.bank_matcher(), records.consent_checker()]
     try:
-        scanner = Scanner(config)
+        scanner = Scanner(config, hooks=hooks)
     except ValueError as exc:          # e.g. --device cuda without CUDA
         print(f"detector scan: {exc}", file=sys.stderr)
         return 2
