@@ -63,6 +63,39 @@ REQUESTS = bentoml.metrics.Counter(
 )
 
 
+class GroupCommitLog:
+    """Request records written by one writer, many requests per commit. Each request still waits until its rows are
+    committed before it answers; one writer also spares SQLite's sleeping lock retries between concurrent writers."""
+
+    def __init__(self, db) -> None:
+        self.db = db
+        self.pending: list[tuple[requestlog.RequestLog, asyncio.Future]] = []
+        self.wake = asyncio.Event()
+        self.writer: asyncio.Task | None = None
+
+    async def write(self, log: requestlog.RequestLog) -> None:
+        if self.writer is None:
+            self.writer = asyncio.get_running_loop().create_task(self._run())
+        done = asyncio.get_running_loop().create_future()
+        self.pending.append((log, done))
+        self.wake.set()
+        await done
+
+    async def _run(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            group, self.pending = self.pending, []
+            try:
+                await anyio.to_thread.run_sync(requestlog.record_requests, self.db, [log for log, _ in group])
+            except Exception as exc:                   # each waiting request fails with it: no silent loss
+                for _, done in group:
+                    done.set_exception(exc)
+            else:
+                for _, done in group:
+                    done.set_result(None)
+
+
 class ApiError(Exception):
     """A refusal with its HTTP status; `entries` are the log rows of the items it concerned, if known."""
 
@@ -132,9 +165,9 @@ def endpoint(name: str, scope: str) -> Callable[[Handler], Callable[[Request], A
                 outcome = Outcome(JSONResponse({"error": message, "status": 500}, 500),
                                   [LogEntry(status_code=500, error=repr(exc))])
             seconds = time.perf_counter() - started
-            await anyio.to_thread.run_sync(
-                requestlog.record_request, gateway.db, request_id, principal.tenant if principal else None, name,
-                seconds * 1000, outcome.entries, received, limiter=gateway.log_writer)
+            await gateway.request_log.write(requestlog.RequestLog(
+                request_id, principal.tenant if principal else None, name, seconds * 1000, outcome.entries,
+                received))
             for entry in outcome.entries:
                 if entry.item_index is not None:
                     SCAN_LATENCY.labels(modality=entry.modality or "unknown", endpoint=name).observe(seconds)
@@ -331,10 +364,9 @@ class Gateway:
 
     def __init__(self) -> None:
         self.db = open_service_database()
+        self.authenticate = keys.CachedAuthenticator(self.db)
         self.limiter = keys.RateLimiter()
-        # One log writer at a time: concurrent SQLite writers wait on the file lock in sleeping retries, which
-        # turns a burst of requests into seconds of tail latency.
-        self.log_writer = anyio.CapacityLimiter(1)
+        self.request_log = GroupCommitLog(self.db)
         self.ready = False
         SETTINGS.spool_dir.mkdir(parents=True, exist_ok=True)
 
@@ -382,7 +414,7 @@ class Gateway:
         if not presented and authorization.lower().startswith("bearer "):
             presented = authorization[7:].strip()
         try:
-            principal = await anyio.to_thread.run_sync(keys.authenticate, self.db, presented, scope)
+            principal = await anyio.to_thread.run_sync(self.authenticate, presented, scope)
         except keys.AuthError as error:
             headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
             raise ApiError(error.status, error.message, headers) from None

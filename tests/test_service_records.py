@@ -80,6 +80,23 @@ def test_keys_are_stored_hashed_and_checked(database):
     assert [row["revoked_at"] is None for row in listed] == [False, True]
 
 
+def test_cached_authentication_sees_revocation_within_its_ttl(database):
+    tenant, now = _tenant(), [0.0]
+    created = keys.create_key(database, tenant, scopes=("scan",))
+    authenticate = keys.CachedAuthenticator(database, ttl=5.0, clock=lambda: now[0])
+    assert authenticate(created.key, "scan").tenant == tenant
+    keys.revoke_key(database, tenant)
+    now[0] = 4.0
+    assert authenticate(created.key, "scan").tenant == tenant            # still cached
+    with pytest.raises(keys.AuthError) as wrong_scope:
+        authenticate(created.key, "jobs")
+    assert wrong_scope.value.status == 403
+    now[0] = 5.5
+    with pytest.raises(keys.AuthError) as revoked:
+        authenticate(created.key, "scan")
+    assert revoked.value.status == 403
+
+
 def test_token_bucket_refills_at_the_key_rate():
     now = [100.0]
     limiter = keys.RateLimiter(clock=lambda: now[0])
@@ -96,10 +113,10 @@ def test_token_bucket_refills_at_the_key_rate():
 def test_request_log_round_trips_and_exports(database):
     result = {"path": "a.png", "modality": "image", "verdict": "authentic", "score": 0.12, "sha256": "ab" * 32,
               "model": {"name": "face-forgery", "version": "3"}, "reason": None}
-    requestlog.record_request(database, "req-1", "acme", "scan", 12.5,
-                              [requestlog.LogEntry.from_result(0, result)])
-    requestlog.record_request(database, "req-2", None, "scan", 0.4,
-                              [requestlog.LogEntry(status_code=401, error="missing API key")])
+    requestlog.record_requests(database, [
+        requestlog.RequestLog("req-1", "acme", "scan", 12.5, [requestlog.LogEntry.from_result(0, result)]),
+        requestlog.RequestLog("req-2", None, "scan", 0.4, [requestlog.LogEntry(status_code=401,
+                                                                               error="missing API key")])])
     rows = requestlog.records(database)
     assert [(r["request_id"], r["status_code"]) for r in rows[-2:]] == [("req-1", 200), ("req-2", 401)]
     first = requestlog.records(database, request_id="req-1")[0]

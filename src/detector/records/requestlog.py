@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Iterable
 
@@ -68,14 +68,24 @@ class LogEntry:
                    model_name=model.get("name"), model_version=model.get("version"), error=error)
 
 
-def record_request(engine: Engine, request_id: str, tenant: str | None, endpoint: str, latency_ms: float,
-                   entries: Iterable[LogEntry], received_at: datetime | None = None) -> None:
-    """All rows of one request, in one transaction."""
-    received_at = received_at or utcnow()
+@dataclass
+class RequestLog:
+    """One request: who, where, how long, and its rows."""
+
+    request_id: str
+    tenant: str | None
+    endpoint: str
+    latency_ms: float
+    entries: list[LogEntry]
+    received_at: datetime = field(default_factory=utcnow)
+
+
+def record_requests(engine: Engine, logs: Iterable[RequestLog]) -> None:
+    """The rows of several requests in one transaction: a burst of requests costs one commit (group commit)."""
     with transaction(engine) as session:
-        session.add_all(RequestRecord(request_id=request_id, tenant=tenant, endpoint=endpoint,
-                                      latency_ms=round(latency_ms, 3), received_at=received_at,
-                                      **entry.__dict__) for entry in entries)
+        session.add_all(RequestRecord(request_id=log.request_id, tenant=log.tenant, endpoint=log.endpoint,
+                                      latency_ms=round(log.latency_ms, 3), received_at=log.received_at,
+                                      **entry.__dict__) for log in logs for entry in log.entries)
 
 
 def records(engine: Engine, request_id: str | None = None, tenant: str | None = None,
