@@ -108,11 +108,10 @@ def _decode_path(path: Path, frames: int = 32):
 def held_out(dev_data) -> dict[str, list[Path]]:
     """A few held-out (test split) dev files of each kind, named by the shipped splits.json."""
     splits = json.loads((MODEL_DIR / "splits.json").read_text())["files"]["test"]
-    real = [k for k in splits.get("deforgify", []) if "/real/" in k][:4]
-    fake = [k for k in splits.get("deforgify", []) if "/fake/" in k][:4]
-    other = splits.get("simswap-crops", [])[:1]
+    real = splits["deforgify/real"][:4] + splits["simswap-crops/real"][:1]
+    fake = splits["deforgify/gan"][:4]
     to_path = lambda key: dev_data / key.split(":", 1)[1]                        # noqa: E731
-    return {"real": [to_path(k) for k in real + other], "fake": [to_path(k) for k in fake]}
+    return {"real": [to_path(k) for k in real], "fake": [to_path(k) for k in fake]}
 
 
 def test_held_out_gan_faces_score_above_held_out_real_faces(detector, held_out):

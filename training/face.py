@@ -168,17 +168,23 @@ def prepare(recipe: FaceRecipe, ffpp: Path | None, celebdf: Path | None, dfdc: P
     for meta in metas:
         groups[f"{meta.source}/{meta.kind}"].append(meta.group)
     group_split = assign_splits(groups, (recipe.val_fraction, recipe.test_fraction), seed)
-    files: dict[str, dict[str, list[str]]] = {s: defaultdict(list) for s in ("train", "val", "test")}
-    for meta in metas:
-        bucket = files[group_split[meta.group]][meta.source]
-        if meta.media_key not in bucket:
-            bucket.append(meta.media_key)
+    files = files_by_split(metas, group_split)
     found = {m.media_key for m in metas}
     splits = {"groups": group_split, "files": files,
               "no_face_found": sorted(r.key for r in records if r.key not in found)}
     (recipe.cache_dir / "splits.json").write_text(json.dumps(splits, indent=1))
     counts = {s: {src: len(v) for src, v in files[s].items()} for s in files}
     print(json.dumps({"crops": len(metas), "files_per_split": counts}, indent=1))
+
+
+def files_by_split(metas: list[CropRecord], group_split: dict[str, str]) -> dict[str, dict[str, list[str]]]:
+    """split -> "source/kind" -> media keys (each file once, in cache order)."""
+    files: dict[str, dict[str, list[str]]] = {s: defaultdict(list) for s in ("train", "val", "test")}
+    for meta in metas:
+        bucket = files[group_split[meta.group]][f"{meta.source}/{meta.kind}"]
+        if meta.media_key not in bucket:
+            bucket.append(meta.media_key)
+    return files
 
 
 def _datasets(recipe: FaceRecipe, seed: int):
@@ -237,6 +243,7 @@ def run_training(config: TrainConfig, recipe: FaceRecipe) -> None:
                             fixed_seed=config.seed * 1000 + 10 + v) for v in range(recipe.stem_variants)]
     net = FaceForgeryNet(imagenet=True, frozen_blocks=recipe.frozen_blocks)
     config.out_dir.mkdir(parents=True, exist_ok=True)
+    (config.out_dir / "recipe.json").write_text(json.dumps(dataclasses.asdict(recipe), default=str, indent=2))
     train_data = _cached_stem_outputs(config.out_dir / "stem_train.pt", net, variants)
     val_data = _cached_stem_outputs(config.out_dir / "stem_val.pt", net, [val_set])
     print(f"train samples {len(train_data)}, val samples {len(val_data)}", flush=True)
@@ -280,6 +287,10 @@ def test_metrics(model: FaceForgeryNet, crops, landmarks, metas: list[CropRecord
 
 
 def export(config: TrainConfig, recipe: FaceRecipe) -> None:
+    """Calibrate the trained network of `config.out_dir` (with the settings it was trained with) and write the bundle."""
+    trained = json.loads((config.out_dir / "train_config.json").read_text())
+    config = dataclasses.replace(config, epochs=trained["epochs"], lr=trained["lr"], seed=trained["seed"])
+    recipe = FaceRecipe(**{**json.loads((config.out_dir / "recipe.json").read_text()), "cache_dir": recipe.cache_dir})
     torch.set_num_threads(config.threads)
     crops, landmarks, metas, splits, _, val_set = _datasets(recipe, config.seed)
     model = _trained_model(config, recipe)
@@ -293,6 +304,7 @@ def export(config: TrainConfig, recipe: FaceRecipe) -> None:
                                     calibration.synthetic_threshold)}
     history = [json.loads(line) for line in (config.out_dir / "metrics.jsonl").read_text().splitlines()]
     split_info = json.loads((recipe.cache_dir / "splits.json").read_text())
+    split_info["files"] = files_by_split(metas, splits)
     version = datetime.date.today().isoformat()
     bundle_config = {
         "version": version, "backbone": "mobilenet_v2", "heads": list(HEADS), "crop_size": CROP_SIZE,
@@ -358,11 +370,11 @@ def render_card(version: str, metrics: dict, calibration, split_info: dict, meta
                 splits: dict[str, str], history: list[dict], config: TrainConfig, recipe: FaceRecipe) -> str:
     files = split_info["files"]
     rows = []
-    for source in sorted({s for split in files.values() for s in split}):
-        counts = [len(files[split].get(source, [])) for split in ("train", "val", "test")]
-        crops = [sum(1 for m in metas if m.source == source and splits.get(m.group) == split)
+    for name in sorted({s for split in files.values() for s in split}):
+        source, kind = name.split("/")
+        counts = [len(files[split].get(name, [])) for split in ("train", "val", "test")]
+        crops = [sum(1 for m in metas if (m.source, m.kind) == (source, kind) and splits.get(m.group) == split)
                  for split in ("train", "val", "test")]
-        kind = next(m.kind for m in metas if m.source == source)
         rows.append(f"| {source} | {kind} | {counts[0]} / {counts[1]} / {counts[2]} | "
                     f"{crops[0]} / {crops[1]} / {crops[2]} |")
     test_rows = [f"| {name} | {m['n']} | {m['n_synthetic']} | {m['auc']:.4f} | {m['eer']:.4f} | "
@@ -402,6 +414,8 @@ resolution loss 0.3-1x, blur, noise, JPEG quality 35-95), so resolution and comp
 
 Splits: by file (by 8-frame block for the carphone clip; by target video for FF++), per source, seeded; exact file
 lists in `splits.json` (`no_face_found` lists the files where MTCNN found no face of >= 40 px).
+
+Face crops count every face found, plus the tightly framed variant of each non-deforgify real face.
 
 | source | kind | files train / val / test | face crops train / val / test |
 |---|---|---|---|

@@ -71,9 +71,8 @@ class FaceForgeryDetector(Detector):
                 crop_boxes.append(map_points(matrix, face.box.reshape(2, 2)).reshape(-1).tolist())
                 faces.append(FaceUnit(frame_index, time, [round(float(v), 1) for v in face.box], face.size))
         if not units:
-            smallest = finder.min_face_size
             return NotApplicable("no face found",
-                                 evidence={"frames_searched": len(frames), "min_face_size": smallest})
+                                 evidence={"frames_searched": len(frames), "min_face_size": finder.min_face_size})
         tracks = track_faces([[np.asarray(f.box) for f in faces if f.frame == i] for i in range(len(frames))]) \
             if isinstance(media, VideoMedia) else []
         return Prepared(units=units, context={"faces": faces, "crops": crops, "crop_boxes": crop_boxes,
