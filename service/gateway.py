@@ -550,7 +550,7 @@ class Gateway:
         await anyio.to_thread.run_sync(spool.write_bytes, upload.raw)
         await anyio.to_thread.run_sync(
             lambda: jobs.create_job(self.db, job_id, principal.tenant, upload.name, upload.sha256, modality,
-                                    str(spool), callback_url, parsed.flag("declared_ai")))
+                                    str(spool), callback_url, parsed.flag("declared_ai"), parsed.flag("explain")))
         await self._submit_job(job_id)
         job = await anyio.to_thread.run_sync(jobs.get, self.db, job_id)
         entry = LogEntry(status_code=202, item_index=0, content_sha256=upload.sha256, modality=modality,

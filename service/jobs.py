@@ -43,7 +43,8 @@ class LongMediaJobs:
         torch.set_num_threads(JOB_THREADS)
         self.boot = uuid.uuid4().hex                    # tells this run's claims from an earlier run's
         self.db = open_service_database()
-        self.scanner = Scanner(ScanConfig(engine=EngineConfig(threads=JOB_THREADS, explain=True)))
+        self.scanners = {explain: Scanner(ScanConfig(engine=EngineConfig(threads=JOB_THREADS, explain=explain)))
+                         for explain in (False, True)}
         self.deliveries = ThreadPoolExecutor(2, thread_name_prefix="webhook")
         self.one_scan_at_a_time = threading.Lock()
         threading.Thread(target=self._resume_unfinished, name="resume-jobs", daemon=True).start()
@@ -71,7 +72,7 @@ class LongMediaJobs:
         try:
             source = MediaInput(source=job["filename"], path=spool, declared_ai=job["declared_ai"])
             with self.one_scan_at_a_time:
-                result = self.scanner.scan([source])[0]
+                result = self.scanners[job["explain"]].scan([source])[0]
             jobs.finish(self.db, job_id, json.loads(result.to_json()))
         except Exception as exc:                        # a bug: keep it on this job, keep the runner going
             logger.exception("job %s failed", job_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import signal
 import socket
@@ -159,3 +160,20 @@ def mp4_bytes(frames: int = 12) -> bytes:
         for packet in stream.encode():
             out.mux(packet)
     return buffer.getvalue()
+
+
+# ---- comparing results ------------------------------------------------------------------------------------------
+
+def comparable(result: dict) -> dict:
+    return {k: v for k, v in result.items() if k != "elapsed_ms"}
+
+
+def same_result(got, want) -> bool:
+    """Equal, floats within 1e-4: batches of different makeup sum in a different order."""
+    if isinstance(want, float) and isinstance(got, (int, float)):
+        return math.isclose(got, want, rel_tol=1e-4, abs_tol=1e-4)
+    if isinstance(want, dict) and isinstance(got, dict):
+        return got.keys() == want.keys() and all(same_result(got[k], want[k]) for k in want)
+    if isinstance(want, list) and isinstance(got, list):
+        return len(got) == len(want) and all(same_result(g, w) for g, w in zip(got, want))
+    return got == want

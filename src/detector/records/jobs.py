@@ -17,7 +17,7 @@ from .db import Base, transaction, utcnow
 
 STATES = ("queued", "running", "done", "failed")
 WEBHOOK_STATES = ("none", "pending", "delivered", "failed")
-PRIVATE_FIELDS = ("tenant", "spool_path", "callback_url", "declared_ai")
+PRIVATE_FIELDS = ("tenant", "spool_path", "callback_url", "declared_ai", "explain")
 
 
 class JobRecord(Base):
@@ -31,6 +31,7 @@ class JobRecord(Base):
     modality: Mapped[str] = mapped_column(String(16))
     spool_path: Mapped[str] = mapped_column(String(1000))
     declared_ai: Mapped[int] = mapped_column(Integer, default=0)
+    explain: Mapped[int] = mapped_column(Integer, default=0)             # heatmaps, segments and spans
     callback_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -49,11 +50,12 @@ def new_job_id() -> str:
 
 
 def create_job(engine: Engine, job_id: str, tenant: str, filename: str, content_sha256: str, modality: str,
-               spool_path: str, callback_url: str | None = None, declared_ai: bool = False) -> None:
+               spool_path: str, callback_url: str | None = None, declared_ai: bool = False,
+               explain: bool = False) -> None:
     with transaction(engine) as session:
         session.add(JobRecord(id=job_id, tenant=tenant, filename=filename, content_sha256=content_sha256,
                               modality=modality, spool_path=spool_path, callback_url=callback_url,
-                              declared_ai=int(declared_ai),
+                              declared_ai=int(declared_ai), explain=int(explain),
                               webhook_state="pending" if callback_url else "none"))
 
 
@@ -137,7 +139,7 @@ def _as_dict(row: JobRecord, with_private: bool = False) -> dict:
     }
     if with_private:
         job.update(tenant=row.tenant, spool_path=row.spool_path, callback_url=row.callback_url,
-                   declared_ai=bool(row.declared_ai))
+                   declared_ai=bool(row.declared_ai), explain=bool(row.explain))
     return job
 
 
