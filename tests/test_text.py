@@ -121,7 +121,7 @@ def test_chinese_text_is_routed_to_the_chinese_model(detector):
             "国民经济总体保持恢复态势，主要指标稳中有升，就业形势基本稳定。") * 2
     finding = score(detector, normalize_text(text))
     assert isinstance(finding, Finding) and finding.evidence["language"] == "zh"
-    assert finding.evidence["language_model"] == "gemma3-270m"
+    assert finding.evidence["spans"] and finding.evidence["tokens"] >= 80
 
 
 def test_held_out_dev_text_ranks_machine_above_human(detector, dev_data):

@@ -148,11 +148,11 @@ def _people_daily(path: Path, limit: int, rng: random.Random, min_chars: int = 3
             for i, d in enumerate(rng.sample(docs, min(len(docs), limit)))]
 
 
-def split_dev(docs: list[TextDoc], heldout_generator: str = "gpt-4", heldout_source: str = "seqxgpt-doc"
-              ) -> tuple[list[TextDoc], list[TextDoc]]:
-    """(train, test): test holds a whole source, and every prompt group that contains the held-out generator (in
-    fast-detect-gpt those groups also hold most gpt-3.5-turbo texts, so both chat generators are unseen)."""
-    heldout_groups = {d.group for d in docs if d.generator == heldout_generator}
+def split_dev(docs: list[TextDoc], heldout_generators: tuple[str, ...] = ("gpt-4", "gpt-3.5-turbo"),
+              heldout_source: str = "seqxgpt-doc") -> tuple[list[TextDoc], list[TextDoc]]:
+    """(train, test): test holds a whole source, and every prompt group that contains a held-out generator, so the
+    chat generators and their prompts are unseen in training."""
+    heldout_groups = {d.group for d in docs if d.generator in heldout_generators}
     test = [d for d in docs if d.source == heldout_source or d.group in heldout_groups]
     chosen = {id(d) for d in test}
     return [d for d in docs if id(d) not in chosen], test

@@ -53,16 +53,20 @@ class PreparedChunk:
     token_ids: list[int]
 
 
-def prepare_chunks(text: str, tokenizer: PreTrainedTokenizerBase, *, chunk_tokens: int, chars_per_token: float,
-                   max_chunks: int) -> tuple[list[PreparedChunk], int]:
-    """Sentence-aligned chunks of at most `chunk_tokens` tokens (BOS included when the LM uses one)."""
+def prepare_chunks(text: str, tokenizer: PreTrainedTokenizerBase | None, *, chunk_tokens: int,
+                   chars_per_token: float, max_chunks: int) -> tuple[list[PreparedChunk], int]:
+    """Sentence-aligned chunks of at most `chunk_tokens` tokens (BOS included when the LM uses one). Without an LM
+    tokenizer a token is one character (code point)."""
     chunks, total = chunk_text(text, max_chars=int(chunk_tokens * chars_per_token), max_chunks=max_chunks)
     prepared = []
     for chunk in chunks:
         normalized = normalize_typography(text[chunk.start:chunk.end])
         if not normalized:
             continue
-        ids = tokenizer(normalized, add_special_tokens=True, truncation=True, max_length=chunk_tokens)["input_ids"]
+        if tokenizer is None:
+            ids = [ord(c) for c in normalized if not c.isspace()][:chunk_tokens]
+        else:
+            ids = tokenizer(normalized, add_special_tokens=True, truncation=True, max_length=chunk_tokens)["input_ids"]
         if len(ids) >= 2:
             prepared.append(PreparedChunk(chunk, normalized, ids))
     return prepared, total
@@ -71,11 +75,11 @@ def prepare_chunks(text: str, tokenizer: PreTrainedTokenizerBase, *, chunk_token
 @dataclass
 class _Language:
     code: str
-    lm_key: str
-    lm: PreTrainedModel
-    tokenizer: PreTrainedTokenizerBase
+    lm_key: str | None           # None: no LM for this language, the head sees the n-gram score only
+    lm: PreTrainedModel | None
+    tokenizer: PreTrainedTokenizerBase | None
     head: TextHead
-    ngram_coef: np.ndarray
+    ngram_coef: np.ndarray | None      # None: this language's head does not use the n-gram score (input 0)
     ngram_bias: float
     min_tokens: int
     reliable_tokens: int
@@ -95,22 +99,26 @@ class MachineTextDetector(Detector):
         self.languages: dict[str, _Language] = {}
         self.unavailable: dict[str, str] = {}
         for code, settings in config["languages"].items():
-            try:
-                lm, tokenizer = load_lm(settings["lm"])
-            except (RuntimeError, OSError) as exc:          # the LM's package is not installed: that language only
-                self.unavailable[code] = str(exc)
-                continue
+            lm, tokenizer = None, None
+            if settings.get("lm"):
+                try:
+                    lm, tokenizer = load_lm(settings["lm"])
+                except (RuntimeError, OSError) as exc:      # the LM's package is not installed: that language only
+                    self.unavailable[code] = str(exc)
+                    continue
             head = TextHead(int(settings["hidden"]))
             prefix = f"{code}.head."
             head.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
             self.languages[code] = _Language(
-                code, settings["lm"], lm, tokenizer, head, state[f"{code}.ngram_coef"].numpy(),
-                float(state[f"{code}.ngram_bias"]), int(settings["min_tokens"]), int(settings["reliable_tokens"]),
+                code, settings.get("lm"), lm, tokenizer, head,
+                state[f"{code}.ngram_coef"].numpy() if settings.get("ngram", True) else None,
+                float(state[f"{code}.ngram_bias"]) if settings.get("ngram", True) else 0.0,
+                int(settings["min_tokens"]), int(settings["reliable_tokens"]),
                 float(settings["chars_per_token"]))
         self.language_order = list(config["languages"])
 
     def modules(self) -> list[nn.Module]:
-        return [m for lang in self.languages.values() for m in (lang.lm, lang.head)]
+        return [m for lang in self.languages.values() for m in (lang.lm, lang.head) if m is not None]
 
     def preprocess(self, media: DecodedMedia) -> Prepared | NotApplicable:
         if not isinstance(media, TextMedia):
@@ -129,7 +137,10 @@ class MachineTextDetector(Detector):
         if tokens < lang.min_tokens:
             return NotApplicable(f"text too short to judge: {tokens} tokens, at least {lang.min_tokens} are needed "
                                  f"for {code}", {**evidence, "tokens": tokens})
-        ngram = ngram_scores(code, [c.text for c in chunks], lang.ngram_coef, lang.ngram_bias)
+        if lang.ngram_coef is None:
+            ngram = np.zeros(len(chunks), dtype=np.float32)
+        else:
+            ngram = ngram_scores(code, [c.text for c in chunks], lang.ngram_coef, lang.ngram_bias)
         language_index = self.language_order.index(code)
         units = [{"input_ids": torch.tensor(c.token_ids, dtype=torch.long), "language": language_index,
                   "ngram": float(score)} for c, score in zip(chunks, ngram)]
@@ -157,7 +168,10 @@ class MachineTextDetector(Detector):
             lang = self.languages[code]
             mask = batch["attention_mask"][rows]
             width = int(mask.sum(-1).max())
-            statistics = lm_statistics(lang.lm, batch["input_ids"][rows, :width], mask[:, :width])
+            if lang.lm is None:
+                statistics = torch.zeros(rows.numel(), len(LM_FEATURES))
+            else:
+                statistics = lm_statistics(lang.lm, batch["input_ids"][rows, :width], mask[:, :width])
             inputs = torch.cat([statistics.to(out.device), batch["ngram"][rows].unsqueeze(-1)], dim=-1)
             out[rows, 0] = lang.head(inputs)
             out[rows, 1:] = inputs
