@@ -7,6 +7,7 @@ already running service instead. Run by hand:
 
     .venv/bin/python benchmarks/service.py                      # 20 s per level, image payload
     .venv/bin/python benchmarks/service.py --seconds 60 --clients 64
+    .venv/bin/python benchmarks/service.py --file ../shared/data/dev/face/deforgify/real/real_1.jpg
 """
 
 from __future__ import annotations
@@ -31,14 +32,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def payload(kind: str) -> tuple[str, Callable[[], dict]]:
-    """(endpoint, a function giving aiohttp request arguments) for one request of this kind."""
+def payload(kind: str, file: Path | None = None) -> tuple[str, Callable[[], dict]]:
+    """(endpoint, a function giving aiohttp request arguments) for one request of this kind, or of this file."""
     rng = np.random.default_rng(0)
-    if kind == "text":
+    if file is not None:
+        endpoint, name, data = "/v1/scan", file.name, file.read_bytes()
+    elif kind == "text":
         words = rng.choice(["review", "app", "great", "crashes", "update", "love", "slow", "battery", "fix"], 80)
         text = " ".join(words) + "."
         return "/v1/scan/text", lambda: {"json": {"text": text}}
-    if kind == "audio":
+    elif kind == "audio":
         import soundfile
 
         buffer = io.BytesIO()
@@ -140,7 +143,7 @@ def _free_port() -> int:
 
 
 def run_levels(url: str, key: str, label: str, args: argparse.Namespace) -> list[dict]:
-    endpoint, request = payload(args.payload)
+    endpoint, request = payload(args.payload, args.file)
     asyncio.run(load(url, key, 8, 3, endpoint, request))                   # warm the path, not measured
     rows = []
     for clients in args.clients:
@@ -156,12 +159,13 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="load duration per client count")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 64])
     parser.add_argument("--payload", choices=["image", "text", "audio"], default="image")
+    parser.add_argument("--file", type=Path, help="send this file instead (e.g. a dev-set face photo or speech clip)")
     parser.add_argument("--url", help="measure this running service instead of starting two")
     parser.add_argument("--key", help="API key for --url")
     parser.add_argument("--output", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args()
 
-    print(f"payload={args.payload}, {args.seconds:g} s per level, loopback")
+    print(f"payload={args.file or args.payload}, {args.seconds:g} s per level, loopback")
     print(f"{'batching':<9}{'clients':>8}{'requests':>10}{'errors':>8}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
     rows: list[dict] = []
     if args.url:
