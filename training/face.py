@@ -140,8 +140,7 @@ def head_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return torch.stack(losses).sum()
 
 
-def split_samples(metas: list[CropRecord], splits: dict[str, str], split: str, sbi_from_tight: bool = True
-                  ) -> list[Sample]:
+def split_samples(metas: list[CropRecord], splits: dict[str, str], split: str) -> list[Sample]:
     """Each real crop once as itself and once self-blended; every fake crop once."""
     samples = []
     for index, meta in enumerate(metas):
@@ -149,7 +148,7 @@ def split_samples(metas: list[CropRecord], splits: dict[str, str], split: str, s
             continue
         target = KINDS.index(meta.kind)
         samples.append(Sample(index, target, False))
-        if meta.kind == "real" and (sbi_from_tight or not meta.key.endswith("#tight")):
+        if meta.kind == "real":
             samples.append(Sample(index, 1, True))
     return samples
 
