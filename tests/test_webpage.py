@@ -161,8 +161,12 @@ def test_long_media_job_shows_progress_then_result(page, service):
                            "document.querySelector('.result .status').textContent.includes('Job running')")
     assert page.locator(".result progress").is_visible()
     page.wait_for_selector(".result .verdict")
-    assert page.locator(".result .meta").inner_text().startswith("video")
     assert not page.locator(".result progress").count()
+    job_id = submitted.value.json()["job_id"]
+    with service.client("acme") as api:
+        expected = api.get(f"/v1/jobs/{job_id}/result").json()
+    shown = json.loads(page.locator(".result details pre").text_content())
+    assert shown == expected
 
 
 def _heatmap_png() -> str:
