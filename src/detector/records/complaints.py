@@ -89,7 +89,7 @@ def file_complaint(session: Session, now: datetime, *, category: str, contact: s
                                                           Complaint.status.in_(OPEN_STATES)))
     if duplicate is not None:
         raise RecordsError(409, "this complaint was already received and is still open; check it with its token")
-    complaint = Complaint(token=secrets.token_urlsafe(24), category=category, contact=contact, subject=subject,
+    complaint = Complaint(token=secrets.token_hex(24), category=category, contact=contact, subject=subject,
                           case_id=case_id, message=message, fingerprint=fingerprint, status="received",
                           received_at=now, ack_due=now + timedelta(hours=procedure.ack_hours),
                           resolve_due=now + timedelta(hours=procedure.resolve_hours))

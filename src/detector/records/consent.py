@@ -120,7 +120,7 @@ def register(session: Session, now: datetime, *, subject: str, kind: str, data: 
         raise RecordsError(400, f"the image must show exactly one face; found {len(vectors)}")
     if kind == "voice" and not vectors:
         raise RecordsError(400, f"the recording needs at least {MIN_VOICE_SECONDS:.0f} s of speech")
-    consent = Consent(token=secrets.token_urlsafe(24), subject=subject,
+    consent = Consent(token=secrets.token_hex(24), subject=subject,
                       representative=optional_text(representative, "representative", 200), kind=kind,
                       model=FACE_MODEL if kind == "face" else VOICE_MODEL, embedding=vectors[0].tobytes(),
                       scope=scope, expires_at=expires_at, created_at=now)
