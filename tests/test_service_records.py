@@ -15,7 +15,7 @@ from sqlalchemy import select, text
 
 from detector.config import PROJECT_ROOT
 from detector.records import jobs, keys, requestlog
-from detector.records.db import open_database, transaction
+from detector.records.db import Base, open_database, transaction
 from service import webhooks
 
 POSTGRES_URL_FILE = PROJECT_ROOT / "var" / "ci" / "postgres.url"     # written by .ci/services.d/postgres.sh
@@ -42,6 +42,10 @@ def database(request, tmp_path):
             connection.execute(text("SELECT 1"))
     except Exception as exc:                                # noqa: BLE001 - any driver error means "not running"
         pytest.skip(f"PostgreSQL at {url} is not reachable: {exc}")
+    # the server outlives test runs: rebuild these tables so a schema from an older checkout cannot linger
+    service_tables = [t.__table__ for t in (jobs.JobRecord, requestlog.RequestRecord, keys.ApiKey)]
+    Base.metadata.drop_all(engine, tables=service_tables)
+    Base.metadata.create_all(engine, tables=service_tables)
     yield engine
     with transaction(engine) as session:                    # leave the shared database as we found it
         for table in (jobs.JobRecord, requestlog.RequestRecord, keys.ApiKey):
