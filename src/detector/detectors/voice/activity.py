@@ -68,7 +68,8 @@ def detect_speech(samples: np.ndarray) -> SpeechActivity:
     samples = np.asarray(samples, dtype=np.float32)
     levels, shares = _frame_levels(samples)
     if levels.size == 0:
-        return SpeechActivity(np.zeros(0, bool), 0.0, 0.0, 0.0, False, "audio shorter than one 20 ms frame")
+        return SpeechActivity(np.zeros(0, bool), 0.0, 0.0, 0.0, False,
+                              "no speech: audio shorter than one 20 ms frame")
     noise_floor = float(np.percentile(levels, 10))
     active = (levels > MIN_LEVEL_DB) & (levels > noise_floor + ABOVE_FLOOR_DB)
     speech_seconds = float(active.sum() * FRAME / RATE)

@@ -2,7 +2,8 @@
 
 LCNN with Max-Feature-Map activations is the ASVspoof LA baseline family (Lavrentyeva et al. 2019; Wang & Yamagishi
 2021). The front end is gain invariant by construction (a power floor relative to the window's mean power, then
-per-band mean removal over time), so loudness cannot be a cue; band-limits and codecs are handled by augmentation.
+per-band mean removal over time), so loudness cannot be a cue, and sees 0-4 kHz only, so bandwidth cannot be one;
+codecs, noise and rooms are handled by augmentation.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ SAMPLE_RATE = 16_000
 N_FFT = 512
 HOP = 160                     # 10 ms
 WIN = 400                     # 25 ms
-N_BANDS = 64                  # linear bands 0-8 kHz: vocoder traces sit in the upper bands mel would squash
+N_BANDS = 64                  # linear bands (finer than mel at the top of the band)
+MAX_FREQUENCY = 4000.0        # telephone band only: real training speech is largely 8 kHz-sampled, so any energy
+                              # above 4 kHz would be a class cue (a bandwidth shortcut), not a synthesis trace
 
 
 class LogFilterbank(nn.Module):
@@ -24,7 +27,7 @@ class LogFilterbank(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("window", torch.hann_window(WIN), persistent=False)
-        fbank = AF.linear_fbanks(N_FFT // 2 + 1, 0.0, SAMPLE_RATE / 2, N_BANDS, SAMPLE_RATE)
+        fbank = AF.linear_fbanks(N_FFT // 2 + 1, 0.0, MAX_FREQUENCY, N_BANDS, SAMPLE_RATE)
         self.register_buffer("fbank", fbank, persistent=False)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
