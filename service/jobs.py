@@ -20,6 +20,7 @@ import torch
 from detector.config import EngineConfig, ScanConfig
 from detector.media import MediaInput
 from detector.records import jobs, keys
+from detector.records.api import Records
 from detector.scan import Scanner
 
 from . import webhooks
@@ -43,7 +44,9 @@ class LongMediaJobs:
         torch.set_num_threads(JOB_THREADS)
         self.boot = uuid.uuid4().hex                    # tells this run's claims from an earlier run's
         self.db = open_service_database()
-        self.scanners = {explain: Scanner(ScanConfig(engine=EngineConfig(threads=JOB_THREADS, explain=explain)))
+        records = Records(self.db)
+        self.scanners = {explain: Scanner(ScanConfig(engine=EngineConfig(threads=JOB_THREADS, explain=explain)),
+                                          hooks=[records.bank_matcher(), records.consent_checker()])
                          for explain in (False, True)}
         self.deliveries = ThreadPoolExecutor(2, thread_name_prefix="webhook")
         self.one_scan_at_a_time = threading.Lock()

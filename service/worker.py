@@ -16,6 +16,7 @@ from detector.config import EngineConfig, ScanConfig
 from detector.engine import registry
 from detector.engine.runner import Engine
 from detector.media import MediaInput
+from detector.records.api import Records, open_records
 from detector.scan import Scanner
 
 from .settings import SETTINGS
@@ -48,10 +49,12 @@ def _observe_batch(detector: str, size: int, seconds: float) -> None:
     MODEL_BATCH_SECONDS.labels(detector=detector).observe(seconds)
 
 
-def _scanner(explain: bool) -> Scanner:
+def _scanner(explain: bool, records: Records) -> Scanner:
+    """Like `detector scan`: hash-bank matches and the consent registry on every result."""
     config = ScanConfig(engine=EngineConfig(batch_size=SETTINGS.max_batch_size, threads=SETTINGS.torch_threads,
                                             explain=explain))
-    return Scanner(config, engine=Engine(config.engine, observer=_observe_batch))
+    return Scanner(config, engine=Engine(config.engine, observer=_observe_batch),
+                   hooks=[records.bank_matcher(), records.consent_checker()])
 
 
 @bentoml.service(
@@ -67,7 +70,8 @@ def _scanner(explain: bool) -> Scanner:
 class ScanWorker:
     def __init__(self) -> None:
         torch.set_num_threads(SETTINGS.torch_threads)
-        self.scanners = {False: _scanner(explain=False), True: _scanner(explain=True)}
+        records = open_records(SETTINGS.database_url)
+        self.scanners = {explain: _scanner(explain, records) for explain in (False, True)}
         plain = self.scanners[False]
         # Load every installed detector now, so the first requests do not pay for it.
         for spec in registry.specs():

@@ -54,10 +54,11 @@ def client(service):
 
 
 @pytest.fixture(scope="module")
-def scanner():
-    from detector.scan import Scanner
+def scanner(service):
+    """What `detector scan` runs: the scanner with the hash-bank and consent hooks, on the service's records."""
+    from detector.records.api import open_records
 
-    return Scanner()
+    return open_records(service.database_url).scanner()
 
 
 def test_health_and_metrics_need_no_key(service):
