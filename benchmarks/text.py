@@ -8,6 +8,7 @@ tokens, so each is scored as 4 chunks of 128 tokens. Prints docs/s and chunks/s;
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import time
 
@@ -19,12 +20,14 @@ from detector.engine.bundle import ModelBundle
 from detector.engine.interface import Finding
 from detector.engine.runner import Engine, Job
 from detector.media.types import TextMedia
-from training.text_data import read_dev
 
 
 def documents(count: int, tokenizer, tokens: int = 512) -> list[str]:
-    human = [d.text for d in read_dev() if d.generator in ("human-xsum", "human-writing")]
-    docs, pool = [], iter(human)
+    dev = PROJECT_ROOT.parent / "shared/data/dev"
+    with open(dev / "labels.csv", newline="", encoding="utf-8") as fh:
+        paths = [dev / r["path"] for r in csv.DictReader(fh) if r["generator"] in ("human-xsum", "human-writing")]
+    human = (p.read_text(encoding="utf-8") for p in paths)
+    docs, pool = [], human
     while len(docs) < count:
         ids: list[int] = []
         while len(ids) < tokens:
