@@ -12,6 +12,8 @@ import io
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -377,3 +379,12 @@ def test_keys_cli_shows_the_key_once_and_stores_only_a_hash(service):
     assert service.cli("keys", "revoke", "cli-tenant").returncode == 0
     with httpx.Client(base_url=service.url, headers={"X-API-Key": key}) as http:
         assert http.post("/v1/scan/text", json={"text": "x"}).status_code == 403
+
+
+def test_detector_cli_has_the_service_commands():
+    shown = subprocess.run([sys.executable, "-m", "detector", "serve", "--help"], capture_output=True, text=True,
+                           timeout=60)
+    assert shown.returncode == 0 and "--port" in shown.stdout
+    for command in ("keys", "logs"):
+        assert subprocess.run([sys.executable, "-m", "detector", command, "--help"], capture_output=True,
+                              timeout=60).returncode == 0
