@@ -8,6 +8,9 @@ scattered back. An item is summarized as soon as all its units are scored. Failu
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import sys
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -47,6 +50,24 @@ class _Pending:
     failed: Exception | None = None
 
 
+def keep_freed_memory() -> None:
+    """Stop glibc from returning large freed blocks to the OS after every batch.
+
+    Batched activations are tens of MB; by default each one is mmapped and unmapped per forward pass, and the page
+    faults cost more than batching saves (measured: batch 16 went from 0.5x to 1.1x of one-at-a-time on CPU).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+        libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024)      # glibc's maximum on 64-bit
+        libc.mallopt(m_trim_threshold, 1024 * 1024 * 1024)
+        libc.mallopt(m_top_pad, 256 * 1024 * 1024)
+    except (OSError, AttributeError):                          # not glibc: nothing to tune
+        pass
+
+
 def select_device(preference: str = "auto") -> torch.device:
     if preference == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda requested but no CUDA device is available")
@@ -61,6 +82,8 @@ class Engine:
         self.device = select_device(self.config.device)
         self.observer = observer
         torch.set_num_threads(self.config.threads)
+        if self.device.type == "cpu":
+            keep_freed_memory()
 
     def run(self, items: Iterable[Any], prepare: Callable[[Any], Job]) -> Iterator[Done]:
         """Yield one Done per item, in completion order (callers reorder by `index`)."""
