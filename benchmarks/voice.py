@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import soundfile
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # run from anywhere: training/ is not installed
 
 from detector.config import PROJECT_ROOT, EngineConfig, Limits, ScanConfig
 from detector.detectors.voice.model import SyntheticVoiceDetector

@@ -380,7 +380,7 @@ Reproduce the test figures with the shipped weights:
 .venv/bin/python -m training.voice --config training/configs/voice.yaml --evaluate
 ```
 
-Speed: `.venv/bin/python benchmarks/voice.py` (real-time factor on CPU).
+Speed: `.venv/bin/python benchmarks/voice.py` (real-time factor on CPU; figures are added by hand after a run).
 
 ## Limits
 
