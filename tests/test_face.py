@@ -242,3 +242,11 @@ def test_video_faces_are_tracked_and_scored_per_track(detector, dev_data, tmp_pa
     for start, end in finding.evidence["suspicious_ranges"]:
         assert 0 <= start <= end <= media.duration
     json.dumps(finding.evidence)
+
+
+def test_frames_smaller_than_a_face_find_no_face():
+    from detector.faces.detect import FaceFinder
+
+    finder = FaceFinder(min_face_size=64)
+    frames = [np.full((48, 64, 3), 128, np.uint8)] * 3
+    assert finder.detect_many(frames) == [[], [], []]

@@ -52,6 +52,8 @@ class FaceFinder:
         for index, frame in enumerate(frames):
             groups.setdefault(frame.shape[:2], []).append(index)
         for (height, width), indices in groups.items():
+            if min(height, width) < self.min_face_size:
+                continue                     # no face of the minimum size fits (and MTCNN's pyramid would be empty)
             scale = min(1.0, self.max_side / max(height, width))
             small = [_resized(frames[i], scale) for i in indices]
             with self._lock, torch.inference_mode():
