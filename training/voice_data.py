@@ -173,32 +173,58 @@ def collect_real(out_dir: Path, seed: int = 0) -> list[Clip]:
 
 # A handful of plain sentences per language for the multilingual engines (English comes from dev human texts).
 SENTENCES = {
-    "es": ["El tren de las ocho salió con veinte minutos de retraso.", "Mañana vamos a visitar a mis abuelos en el pueblo.",
-           "Por favor, deje su mensaje después de la señal.", "La biblioteca cierra a las nueve de la noche.",
-           "Necesito comprar pan, leche y un poco de fruta.", "El informe final estará listo la próxima semana.",
-           "Hace mucho calor y el cielo está completamente despejado.", "¿Podría decirme dónde está la estación?"],
-    "fr": ["Le train de huit heures est parti avec vingt minutes de retard.", "Demain, nous irons voir mes grands-parents.",
-           "Veuillez laisser votre message après le signal sonore.", "La bibliothèque ferme à neuf heures du soir.",
-           "Il faut acheter du pain, du lait et quelques fruits.", "Le rapport final sera prêt la semaine prochaine.",
-           "Il fait très chaud et le ciel est parfaitement dégagé.", "Pourriez-vous m'indiquer où se trouve la gare ?"],
-    "de": ["Der Zug um acht Uhr fuhr mit zwanzig Minuten Verspätung ab.", "Morgen besuchen wir meine Großeltern auf dem Land.",
-           "Bitte hinterlassen Sie eine Nachricht nach dem Signalton.", "Die Bibliothek schließt um neun Uhr abends.",
-           "Ich muss noch Brot, Milch und etwas Obst kaufen.", "Der Abschlussbericht ist nächste Woche fertig."],
-    "it": ["Il treno delle otto è partito con venti minuti di ritardo.", "Domani andiamo a trovare i nonni in campagna.",
-           "Per favore, lasci un messaggio dopo il segnale acustico.", "La biblioteca chiude alle nove di sera.",
-           "Devo comprare il pane, il latte e un po' di frutta.", "La relazione finale sarà pronta la prossima settimana."],
-    "ru": ["Поезд в восемь часов ушёл с опозданием на двадцать минут.", "Завтра мы поедем к бабушке и дедушке в деревню.",
-           "Пожалуйста, оставьте сообщение после звукового сигнала.", "Библиотека закрывается в девять часов вечера.",
-           "Мне нужно купить хлеб, молоко и немного фруктов.", "Итоговый отчёт будет готов на следующей неделе."],
-    "pt": ["O comboio das oito partiu com vinte minutos de atraso.", "Amanhã vamos visitar os meus avós na aldeia.",
-           "Por favor, deixe a sua mensagem depois do sinal.", "A biblioteca fecha às nove horas da noite."],
-    "nl": ["De trein van acht uur vertrok met twintig minuten vertraging.", "Morgen gaan we bij mijn grootouders op bezoek.",
-           "Laat alstublieft een bericht achter na de pieptoon.", "De bibliotheek sluit om negen uur 's avonds."],
-    "fi": ["Kahdeksan junan lähtö myöhästyi kaksikymmentä minuuttia.", "Huomenna menemme isovanhempien luo maalle.",
-           "Jätä viesti äänimerkin jälkeen, kiitos.", "Kirjasto suljetaan yhdeksältä illalla."],
-    "pl": ["Pociąg o ósmej odjechał z dwudziestominutowym opóźnieniem.", "Jutro jedziemy odwiedzić dziadków na wsi.",
-           "Proszę zostawić wiadomość po sygnale.", "Biblioteka jest czynna do dziewiątej wieczorem."],
-    "cmn": ["八点的火车晚了二十分钟才出发。", "明天我们要去乡下看望爷爷奶奶。", "请在提示音之后留言。", "图书馆晚上九点关门。"],
+    "es": [
+        "El tren de las ocho salió con veinte minutos de retraso.",
+        "Mañana vamos a visitar a mis abuelos en el pueblo.", "Por favor, deje su mensaje después de la señal.",
+        "La biblioteca cierra a las nueve de la noche.", "Necesito comprar pan, leche y un poco de fruta.",
+        "El informe final estará listo la próxima semana.",
+        "Hace mucho calor y el cielo está completamente despejado.", "¿Podría decirme dónde está la estación?",
+    ],
+    "fr": [
+        "Le train de huit heures est parti avec vingt minutes de retard.",
+        "Demain, nous irons voir mes grands-parents.", "Veuillez laisser votre message après le signal sonore.",
+        "La bibliothèque ferme à neuf heures du soir.", "Il faut acheter du pain, du lait et quelques fruits.",
+        "Le rapport final sera prêt la semaine prochaine.", "Il fait très chaud et le ciel est parfaitement dégagé.",
+        "Pourriez-vous m'indiquer où se trouve la gare ?",
+    ],
+    "de": [
+        "Der Zug um acht Uhr fuhr mit zwanzig Minuten Verspätung ab.",
+        "Morgen besuchen wir meine Großeltern auf dem Land.",
+        "Bitte hinterlassen Sie eine Nachricht nach dem Signalton.", "Die Bibliothek schließt um neun Uhr abends.",
+        "Ich muss noch Brot, Milch und etwas Obst kaufen.", "Der Abschlussbericht ist nächste Woche fertig.",
+    ],
+    "it": [
+        "Il treno delle otto è partito con venti minuti di ritardo.", "Domani andiamo a trovare i nonni in campagna.",
+        "Per favore, lasci un messaggio dopo il segnale acustico.", "La biblioteca chiude alle nove di sera.",
+        "Devo comprare il pane, il latte e un po' di frutta.",
+        "La relazione finale sarà pronta la prossima settimana.",
+    ],
+    "ru": [
+        "Поезд в восемь часов ушёл с опозданием на двадцать минут.",
+        "Завтра мы поедем к бабушке и дедушке в деревню.", "Пожалуйста, оставьте сообщение после звукового сигнала.",
+        "Библиотека закрывается в девять часов вечера.", "Мне нужно купить хлеб, молоко и немного фруктов.",
+        "Итоговый отчёт будет готов на следующей неделе.",
+    ],
+    "pt": [
+        "O comboio das oito partiu com vinte minutos de atraso.", "Amanhã vamos visitar os meus avós na aldeia.",
+        "Por favor, deixe a sua mensagem depois do sinal.", "A biblioteca fecha às nove horas da noite.",
+    ],
+    "nl": [
+        "De trein van acht uur vertrok met twintig minuten vertraging.",
+        "Morgen gaan we bij mijn grootouders op bezoek.", "Laat alstublieft een bericht achter na de pieptoon.",
+        "De bibliotheek sluit om negen uur 's avonds.",
+    ],
+    "fi": [
+        "Kahdeksan junan lähtö myöhästyi kaksikymmentä minuuttia.", "Huomenna menemme isovanhempien luo maalle.",
+        "Jätä viesti äänimerkin jälkeen, kiitos.", "Kirjasto suljetaan yhdeksältä illalla.",
+    ],
+    "pl": [
+        "Pociąg o ósmej odjechał z dwudziestominutowym opóźnieniem.", "Jutro jedziemy odwiedzić dziadków na wsi.",
+        "Proszę zostawić wiadomość po sygnale.", "Biblioteka jest czynna do dziewiątej wieczorem.",
+    ],
+    "cmn": [
+        "八点的火车晚了二十分钟才出发。", "明天我们要去乡下看望爷爷奶奶。", "请在提示音之后留言。", "图书馆晚上九点关门。",
+    ],
 }
 
 
