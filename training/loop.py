@@ -123,7 +123,7 @@ def train(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, co
             torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
             optimizer.step()
             scheduler.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
             if config.log_every and step % config.log_every == 0:
                 print(f"epoch {epoch} step {step} loss {np.mean(losses[-config.log_every:]):.4f}", flush=True)
         scores, y = predict(model, val_loader, device)
