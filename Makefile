@@ -28,7 +28,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 scan: install
-	$(BIN)/detector scan examples/
+	$(BIN)/detector scan --recursive examples/
 
 serve: install
 	$(BIN)/detector serve
