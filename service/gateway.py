@@ -593,3 +593,7 @@ class PageAtRoot:
 
 
 Gateway.add_asgi_middleware(PageAtRoot)
+
+from .records_routes import RECORDS_ROUTES  # noqa: E402 - it builds on the endpoint wrapper above
+
+app.router.routes.extend(RECORDS_ROUTES)
