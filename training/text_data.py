@@ -51,19 +51,15 @@ def read_dev(root: Path = DEV_ROOT) -> list[TextDoc]:
 
 def read_hc3_jsonl(path: Path, lang: str) -> Iterator[TextDoc]:
     """HC3 (English `all.jsonl` / Chinese `all.jsonl`): one question per line with human and ChatGPT answers."""
-    with open(path, encoding="utf-8") as fh:
-        for line_number, line in enumerate(fh):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            group = f"hc3-{lang}:{row.get('id', line_number)}"
-            domain = row.get("source", "hc3")
-            for answer in row.get("human_answers") or []:
-                if answer and answer.strip():
-                    yield TextDoc(answer, 0, f"hc3-{domain}", "human", lang, group)
-            for answer in row.get("chatgpt_answers") or []:
-                if answer and answer.strip():
-                    yield TextDoc(answer, 1, f"hc3-{domain}", "chatgpt", lang, group)
+    for line_number, row in _jsonl_rows(path):
+        group = f"hc3-{lang}:{row.get('id', line_number)}"
+        domain = row.get("source", "hc3")
+        for answer in row.get("human_answers") or []:
+            if answer and answer.strip():
+                yield TextDoc(answer, 0, f"hc3-{domain}", "human", lang, group)
+        for answer in row.get("chatgpt_answers") or []:
+            if answer and answer.strip():
+                yield TextDoc(answer, 1, f"hc3-{domain}", "chatgpt", lang, group)
 
 
 def read_raid_csv(path: Path, attacks: tuple[str, ...] = ("none",)) -> Iterator[TextDoc]:
@@ -87,20 +83,24 @@ def read_raid_csv(path: Path, attacks: tuple[str, ...] = ("none",)) -> Iterator[
 def read_m4_jsonl(path: Path, lang: str) -> Iterator[TextDoc]:
     """M4 (one JSONL per domain x generator): fields `human_text` / `machine_text` (or `text` + `label`)."""
     generator = path.stem.split("_")[-1]
+    for line_number, row in _jsonl_rows(path):
+        group = f"m4:{path.stem}:{row.get('id', line_number)}"
+        if "human_text" in row or "machine_text" in row:
+            if row.get("human_text"):
+                yield TextDoc(row["human_text"], 0, f"m4-{path.stem}", "human", lang, group)
+            if row.get("machine_text"):
+                yield TextDoc(row["machine_text"], 1, f"m4-{path.stem}", row.get("model", generator), lang, group)
+        elif row.get("text"):
+            yield TextDoc(row["text"], int(row["label"]), f"m4-{path.stem}", row.get("model", generator), lang,
+                          group)
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, parsed object) for each non-blank line of a JSONL file."""
     with open(path, encoding="utf-8") as fh:
         for line_number, line in enumerate(fh):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            group = f"m4:{path.stem}:{row.get('id', line_number)}"
-            if "human_text" in row or "machine_text" in row:
-                if row.get("human_text"):
-                    yield TextDoc(row["human_text"], 0, f"m4-{path.stem}", "human", lang, group)
-                if row.get("machine_text"):
-                    yield TextDoc(row["machine_text"], 1, f"m4-{path.stem}", row.get("model", generator), lang, group)
-            elif row.get("text"):
-                yield TextDoc(row["text"], int(row["label"]), f"m4-{path.stem}", row.get("model", generator), lang,
-                              group)
+            if line.strip():
+                yield line_number, json.loads(line)
 
 
 def _package_dir(name: str) -> Path | None:
