@@ -162,3 +162,20 @@ def test_scores_become_verdicts_through_calibration_and_thresholds(tmp_path, mon
         assert_contract(json.loads(r.to_json()))
     strict = Scanner(ScanConfig(models_dir=tmp_path, synthetic_threshold=0.99, engine=EngineConfig(threads=1)))
     assert strict.scan([MediaInput.from_text(texts[0])])[0].verdict == "uncertain"
+
+
+def test_scan_probes_a_container_once(tmp_path, monkeypatch):
+    """`scan` sniffs each input once and hands the result to `decode`: no second PyAV probe of the container."""
+    import importlib
+
+    from conftest import write_video
+
+    sniff_module = importlib.import_module("detector.media.sniff")
+
+    video = write_video(tmp_path / "clip.mp4", "libx264", frames=12)
+    probes = []
+    real_probe = sniff_module._probed
+    monkeypatch.setattr(sniff_module, "_probed", lambda *a, **k: probes.append(a) or real_probe(*a, **k))
+    result = Scanner(ScanConfig(models_dir=tmp_path, engine=EngineConfig(threads=1))).scan([video])[0]
+    assert result.modality == "video" and result.verdict == "not_applicable"
+    assert len(probes) == 1

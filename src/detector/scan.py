@@ -71,7 +71,8 @@ class Scanner:
         try:
             data = read_bytes(source, limits)
             state.sha256 = hashlib.sha256(data).hexdigest()
-            sniffed = sniff(data[:SNIFF_BYTES], source.path)
+            # a container is probed from its file, or from all its bytes (its index may sit at the end)
+            sniffed = sniff(data[:SNIFF_BYTES], source.path) if source.path else sniff(data)
             state.modality = sniffed.modality
         except MediaError as exc:
             state.result = self._error(state, exc)
@@ -79,7 +80,7 @@ class Scanner:
         media: DecodedMedia | None = None
         try:
             # decode the bytes already read (hashing and provenance need them) instead of reading the file again
-            media = decode(MediaInput(source.source, data=data) if source.path else source, limits)
+            media = decode(MediaInput(source.source, data=data) if source.path else source, limits, sniffed)
             state.modality = media.modality     # the full decode knows better than a probe of the first bytes
         except MediaError as exc:
             state.result = self._error(state, exc)

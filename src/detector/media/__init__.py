@@ -64,10 +64,13 @@ def read_head(inp: MediaInput, limits: Limits, size: int = SNIFF_BYTES) -> bytes
         raise _unreadable(path, exc) from exc
 
 
-def decode(inp: MediaInput, limits: Limits) -> DecodedMedia:
-    """Decode one input to ImageMedia, VideoMedia, AudioMedia or TextMedia. Raises only MediaError."""
+def decode(inp: MediaInput, limits: Limits, sniffed: Sniffed | None = None) -> DecodedMedia:
+    """Decode one input to ImageMedia, VideoMedia, AudioMedia or TextMedia. Raises only MediaError.
+
+    `sniffed` is what a caller already learnt from `sniff` on the same content; passing it skips a second probe.
+    """
     try:
-        return _decode(inp, limits)
+        return _decode(inp, limits, sniffed)
     except MediaError:
         raise
     except MemoryError as exc:
@@ -76,16 +79,16 @@ def decode(inp: MediaInput, limits: Limits) -> DecodedMedia:
         raise MediaError("corrupt", f"could not decode: {type(exc).__name__}: {exc}") from exc
 
 
-def _decode(inp: MediaInput, limits: Limits) -> DecodedMedia:
+def _decode(inp: MediaInput, limits: Limits, kind: Sniffed | None) -> DecodedMedia:
     if inp.text is not None:
         return text_media(inp.text, "direct", limits)
     source: Path | bytes
     if inp.data is not None:
         source = read_bytes(inp, limits)
-        kind = sniff(source)
+        kind = kind or sniff(source)
     else:
         source = _input_path(inp)
-        kind = sniff(read_head(inp, limits), source)
+        kind = kind or sniff(read_head(inp, limits), source)
 
     if kind.format == "pdf":
         raise MediaError("unsupported", "PDF documents are not decoded; only their metadata labels are read")
