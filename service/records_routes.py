@@ -171,6 +171,11 @@ async def add_bank_entry(records: Records, request: Request, body: Body, actor: 
     return await _sync(records.add_to_bank, payload)
 
 
+async def remove_bank_entry(records: Records, request: Request, body: Body, actor: str | None):
+    """summary: Remove one entry from a bank (admin)."""
+    return await _sync(records.remove_bank_entry, {"actor": actor, **request.path_params})
+
+
 async def export_bank(records: Records, request: Request, body: Body, actor: str | None):
     """summary: A bank as HMA-style CSV (signal_type, signal, labels)."""
     text = await _sync(records.export_bank, request.path_params["bank"])
@@ -208,6 +213,19 @@ async def open_case(records: Records, request: Request, body: Body, actor: str |
 async def get_case(records: Records, request: Request, body: Body, actor: str | None):
     """summary: A case with its evidence list (reviewer; audited)."""
     return await _sync(records.get_case, {"actor": actor, "case_id": request.path_params["case_id"]})
+
+
+async def add_case_evidence(records: Records, request: Request, body: Body, actor: str | None):
+    """summary: Attach an uploaded `file` to a case (reviewer); form fields `kind`, `name`, `media_type`."""
+    name, content = body.files[0] if len(body.files) == 1 else ("", body.one_file())
+    payload = {"name": name, **body.fields, "actor": actor, "case_id": request.path_params["case_id"]}
+    return await _sync(records.add_evidence, payload, content)
+
+
+async def download_evidence(records: Records, request: Request, body: Body, actor: str | None):
+    """summary: One evidence item's content, as stored (reviewer; audited)."""
+    media_type, content = await _sync(records.evidence, {"actor": actor, **request.path_params})
+    return Response(content, media_type=media_type)
 
 
 async def decide_case(records: Records, request: Request, body: Body, actor: str | None):
@@ -300,6 +318,41 @@ async def verify_audit(records: Records, request: Request, body: Body, actor: st
     return await _sync(records.verify_audit)
 
 
+async def audit_entries(records: Records, request: Request, body: Body, actor: str | None):
+    """summary: Audit entries between `since` and `until` (query, ISO dates), at most `limit` (admin)."""
+    await _sync(records.require, actor, "admin")
+    return await _sync(records.audit_entries, dict(request.query_params))
+
+
+async def set_retention(records: Records, request: Request, body: Body, actor: str | None):
+    """summary: Set the audit retention in days (admin; never under the legal minimum); JSON {days}."""
+    return await _sync(records.set_retention, {**body.fields, "actor": actor})
+
+
+async def prune_audit(records: Records, request: Request, body: Body, actor: str | None):
+    """summary: Delete audit entries older than the retention (admin); the pruning itself is audited."""
+    return await _sync(records.prune_audit, {"actor": actor})
+
+
+# ---- reviewers ---------------------------------------------------------------------------------------------------
+
+async def add_reviewer(records: Records, request: Request, body: Body, actor: str | None):
+    """summary: Add a reviewer (admin); JSON {name, role}. The first admin is made with `detector reviewer add`."""
+    if not actor:       # over HTTP nobody bootstraps the first admin: an API key alone must not make one
+        raise RecordsError(401, "this action needs a reviewer identity (X-Reviewer)")
+    return await _sync(records.add_reviewer, {**body.fields, "actor": actor})
+
+
+async def list_reviewers(records: Records, request: Request, body: Body, actor: str | None):
+    """summary: Reviewers, their roles and whether they are active."""
+    return await _sync(records.list_reviewers)
+
+
+async def update_reviewer(records: Records, request: Request, body: Body, actor: str | None):
+    """summary: Change a reviewer's role or deactivate them (admin); JSON {role, active}."""
+    return await _sync(records.update_reviewer, {**body.fields, "actor": actor, "name": request.path_params["name"]})
+
+
 def _route(path: str, name: str, call: RecordsCall, method: str) -> Route:
     return Route(f"/v1/records{path}", records_endpoint(f"records/{name}", call), methods=[method])
 
@@ -308,11 +361,14 @@ RECORDS_ROUTES = [
     _route("/banks", "banks", create_bank, "POST"),
     _route("/banks", "banks", list_banks, "GET"),
     _route("/banks/{bank}/entries", "banks/entries", add_bank_entry, "POST"),
+    _route("/banks/{bank}/entries/{entry_id:int}", "banks/entries", remove_bank_entry, "DELETE"),
     _route("/banks/{bank}/export", "banks/export", export_bank, "GET"),
     _route("/banks/{bank}/import", "banks/import", import_bank, "POST"),
     _route("/lookup", "lookup", lookup, "POST"),
     _route("/cases", "cases", open_case, "POST"),
     _route("/cases/{case_id:int}", "cases/get", get_case, "GET"),
+    _route("/cases/{case_id:int}/evidence", "cases/evidence", add_case_evidence, "POST"),
+    _route("/cases/{case_id:int}/evidence/{evidence_id:int}", "cases/evidence", download_evidence, "GET"),
     _route("/cases/{case_id:int}/decision", "cases/decision", decide_case, "POST"),
     _route("/reports/regulator", "reports/regulator", regulator_report, "GET"),
     _route("/procedures", "complaints/procedures", list_procedures, "GET"),
@@ -328,4 +384,10 @@ RECORDS_ROUTES = [
     _route("/consents/{token}", "consents/status", consent_status, "GET"),
     _route("/consents/{token}", "consents/withdraw", withdraw_consent, "DELETE"),
     _route("/audit/verify", "audit/verify", verify_audit, "GET"),
+    _route("/audit/entries", "audit/entries", audit_entries, "GET"),
+    _route("/audit/retention", "audit/retention", set_retention, "PUT"),
+    _route("/audit/prune", "audit/prune", prune_audit, "POST"),
+    _route("/reviewers", "reviewers", add_reviewer, "POST"),
+    _route("/reviewers", "reviewers", list_reviewers, "GET"),
+    _route("/reviewers/{name}", "reviewers", update_reviewer, "PATCH"),
 ]

@@ -122,9 +122,18 @@ def test_bank_csv_import_and_refusals(api):
                         headers={"Content-Type": "text/csv", **as_admin()})
     assert imported.json() == {"bank": "flow-exchange", "added": 2, "skipped": 0}, imported.text
     entry = {"signals": [{"signal_type": "pdq", "value": "1e" * 32}], "labels": "rumor"}
-    assert api.post("/v1/records/banks/flow-exchange/entries", json=entry, headers=as_admin()).status_code == 200
+    added = api.post("/v1/records/banks/flow-exchange/entries", json=entry, headers=as_admin())
+    assert added.status_code == 200, added.text
     banks = {b["name"]: b for b in api.get("/v1/records/banks").json()["banks"]}
     assert banks["flow-exchange"]["by_signal_type"] == {"pdq": 3}
+    [entry_id] = added.json()["entry_ids"]
+    assert api.delete(f"/v1/records/banks/flow-rumors/entries/{entry_id}", headers=as_admin()).status_code == 404
+    assert api.delete(f"/v1/records/banks/flow-exchange/entries/{entry_id}", headers=as_reviewer()).status_code == 403
+    removed = api.delete(f"/v1/records/banks/flow-exchange/entries/{entry_id}", headers=as_admin())
+    assert removed.json() == {"removed": entry_id}, removed.text
+    banks = {b["name"]: b for b in api.get("/v1/records/banks").json()["banks"]}
+    assert banks["flow-exchange"]["by_signal_type"] == {"pdq": 2}
+    api.post("/v1/records/banks/flow-exchange/entries", json=entry, headers=as_admin()).raise_for_status()
 
     unknown = api.post("/v1/records/banks/no-such-bank/entries", json=entry, headers=as_admin())
     assert unknown.status_code == 404 and unknown.json()["status"] == 404 and "no-such-bank" in unknown.json()["error"]
@@ -219,3 +228,41 @@ def test_face_consent_register_check_withdraw(api, dev_data):
     no_face = api.post("/v1/records/consents", data={"subject": "x", "kind": "face", "scope": "s"},
                        files={"file": ("grey.jpg", jpeg(Image.new("RGB", (64, 64), (90, 90, 90)), 90), "image/jpeg")})
     assert no_face.status_code == 400 and no_face.json()["status"] == 400
+
+
+def test_reviewers_evidence_and_audit_administration(api):
+    added = api.post("/v1/records/reviewers", json={"name": "flow-temp", "role": "reviewer"}, headers=as_admin())
+    assert added.json() == {"name": "flow-temp", "role": "reviewer"}, added.text
+    assert api.post("/v1/records/reviewers", json={"name": "x", "role": "admin"}).status_code == 401
+    assert api.post("/v1/records/reviewers", json={"name": "x", "role": "admin"},
+                    headers=as_reviewer()).status_code == 403
+    listed = {r["name"]: r for r in api.get("/v1/records/reviewers").json()["reviewers"]}
+    assert listed["flow-temp"]["active"] is True and listed[ADMIN]["role"] == "admin"
+
+    case = api.post("/v1/records/cases", data={"title": "manual"}, headers={"X-Reviewer": "flow-temp"}).json()
+    note = "seen on three accounts".encode()
+    attached = api.post(f"/v1/records/cases/{case['id']}/evidence", data={"kind": "note", "media_type": "text/plain"},
+                        files={"file": ("note.txt", note, "text/plain")}, headers={"X-Reviewer": "flow-temp"})
+    assert attached.status_code == 200, attached.text
+    evidence_id = attached.json()["id"]
+    download = api.get(f"/v1/records/cases/{case['id']}/evidence/{evidence_id}", headers=as_reviewer())
+    assert download.content == note and download.headers["content-type"].startswith("text/plain")
+    assert api.get(f"/v1/records/cases/{case['id']}/evidence/{evidence_id}").status_code == 401
+    assert api.get(f"/v1/records/cases/{case['id']}/evidence/999999", headers=as_reviewer()).status_code == 404
+
+    off = api.patch("/v1/records/reviewers/flow-temp", json={"active": False}, headers=as_admin())
+    assert off.json()["active"] is False
+    assert api.post(f"/v1/records/cases/{case['id']}/evidence", data={"kind": "note"},
+                    files={"file": ("n.txt", b"x", "text/plain")}, headers={"X-Reviewer": "flow-temp"}).status_code == 403
+
+    assert api.put("/v1/records/audit/retention", json={"days": 30}, headers=as_admin()).status_code == 400
+    assert api.put("/v1/records/audit/retention", json={"days": 400}, headers=as_reviewer()).status_code == 403
+    assert api.put("/v1/records/audit/retention", json={"days": 400}, headers=as_admin()).json() == {
+        "retention_days": 400}
+    pruned = api.post("/v1/records/audit/prune", headers=as_admin()).json()
+    assert pruned["retention_days"] == 400 and pruned["removed"] == 0
+    assert api.get("/v1/records/audit/entries", headers=as_reviewer()).status_code == 403
+    actions = [e["action"] for e in api.get("/v1/records/audit/entries", params={"limit": 20},
+                                             headers=as_admin()).json()["entries"]]
+    assert actions[0] == "audit.prune" and "audit.retention" in actions and "case.evidence_view" in actions
+    assert api.get("/v1/records/audit/verify").json()["ok"] is True

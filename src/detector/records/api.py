@@ -86,6 +86,11 @@ class Records:
         with self._tx() as s:
             return {"reviewers": audit.reviewers(s)}
 
+    def require(self, actor: str | None, role: str = "reviewer") -> None:
+        """Raise RecordsError unless `actor` is an active reviewer holding `role`."""
+        with self._tx() as s:
+            audit.require_role(s, actor, role)
+
     def verify_audit(self) -> dict:
         with self._tx() as s:
             return audit.verify(s).to_dict()
@@ -127,7 +132,8 @@ class Records:
 
     def remove_bank_entry(self, payload: dict) -> dict:
         with self._tx() as s:
-            bank.remove_entry(s, payload.get("actor"), _int(payload.get("entry_id"), "entry_id"), self.now())
+            bank.remove_entry(s, payload.get("actor"), _int(payload.get("entry_id"), "entry_id"), self.now(),
+                              payload.get("bank"))
         return {"removed": payload.get("entry_id")}
 
     def export_bank(self, name: str) -> str:

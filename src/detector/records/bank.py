@@ -119,12 +119,13 @@ def add_signals(session: Session, actor: str, bank_name: str, signals: list[tupl
     return {"bank": bank_name, "added": len(rows), "skipped": skipped, "entry_ids": ids}
 
 
-def remove_entry(session: Session, actor: str, entry_id: int, now: datetime) -> None:
+def remove_entry(session: Session, actor: str, entry_id: int, now: datetime, bank_name: str | None = None) -> None:
+    """Remove one entry; with `bank_name`, only if it belongs to that bank."""
     audit.require_role(session, actor, "admin")
     entry = session.get(BankEntry, entry_id)
-    if entry is None:
-        raise RecordsError(404, f"no bank entry {entry_id}")
-    bank = session.get(Bank, entry.bank_id)
+    bank = None if entry is None else session.get(Bank, entry.bank_id)
+    if bank is None or bank_name not in (None, bank.name):
+        raise RecordsError(404, f"no bank entry {entry_id}" + (f" in bank {bank_name!r}" if bank_name else ""))
     details = {"signal_type": entry.signal_type, "value": entry.value[:200], "labels": entry.labels}
     session.delete(entry)
     bump_generation(session)
