@@ -20,6 +20,7 @@ from ...media.types import DecodedMedia, ImageMedia, VideoMedia
 from .network import HEADS, FaceForgeryNet, normalize
 
 VIDEO_DETECTION_SIDE = 640       # video frames are searched at this size (speed); images at 1024
+VIDEO_KEY_FRAME_EVERY = 4        # full face search on every 4th sampled frame; the frames between re-check its faces
 SMALL_FACE = 80                  # faces smaller than this (px) are scored, with a caveat
 
 
@@ -45,7 +46,7 @@ class FaceForgeryDetector(Detector):
         self.image_finder = FaceFinder(int(config.get("min_face_size", 40)), confidence, max_side=1024)
         # MTCNN's cost grows with (frame side / smallest face)^2; 32 frames per clip make that the video's main cost
         self.video_finder = FaceFinder(int(config.get("min_video_face_size", 64)), confidence,
-                                       max_side=VIDEO_DETECTION_SIDE)
+                                       max_side=VIDEO_DETECTION_SIDE, key_frame_every=VIDEO_KEY_FRAME_EVERY)
         self.net = FaceForgeryNet(imagenet=False)
         self.net.load_state_dict(bundle.state_dict())
         self.net.eval()
