@@ -179,3 +179,27 @@ def test_scan_probes_a_container_once(tmp_path, monkeypatch):
     result = Scanner(ScanConfig(models_dir=tmp_path, engine=EngineConfig(threads=1))).scan([video])[0]
     assert result.modality == "video" and result.verdict == "not_applicable"
     assert len(probes) == 1
+
+
+class _BrokenText(_TextLength):
+    """A detector whose preprocessing has a bug on some inputs."""
+
+    def preprocess(self, media):
+        if "boom" in media.text:
+            raise RuntimeError("bug in preprocessing")
+        return super().preprocess(media)
+
+
+def test_a_detector_bug_fails_only_its_item_and_keeps_its_path(tmp_path, monkeypatch):
+    bundle_dir = tmp_path / "tiny-text"
+    bundle_dir.mkdir()
+    (bundle_dir / "config.json").write_text(json.dumps({"version": "1", "files": {}}))
+    Calibration("temperature", {"temperature": 1.0}).save(bundle_dir / "calibration.json")
+    monkeypatch.setattr(registry, "_SPECS", {"tiny-text": registry.DetectorSpec(
+        "tiny-text", ("text",), f"{__name__}:_BrokenText", "test only")})
+    monkeypatch.setattr(registry, "_LOADED", {})
+    inputs = [MediaInput.from_text("word " * 40, "fine"), MediaInput.from_text("boom " * 40, "broken")]
+    fine, broken = Scanner(ScanConfig(models_dir=tmp_path, engine=EngineConfig(threads=1))).scan(inputs)
+    assert fine.verdict in ("synthetic", "authentic", "uncertain") and fine.path == "fine"
+    assert broken.verdict == "error" and broken.error_code == "internal" and broken.path == "broken"
+    assert "bug in preprocessing" in broken.reason and broken.modality == "text"

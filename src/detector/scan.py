@@ -67,7 +67,14 @@ class Scanner:
 
     def _prepare(self, source: MediaInput) -> Job:
         state = _ItemState(source=source, started=time.perf_counter())
-        limits = self.config.limits
+        try:
+            return self._prepare_state(state)
+        except Exception as exc:  # noqa: BLE001 - a model that fails to load or a detector bug: this item only
+            state.result = self._result(state, None, error=f"internal error: {exc!r}")
+            return Job(meta=state)
+
+    def _prepare_state(self, state: _ItemState) -> Job:
+        source, limits = state.source, self.config.limits
         try:
             data = read_bytes(source, limits)
             state.sha256 = hashlib.sha256(data).hexdigest()
@@ -104,10 +111,7 @@ class Scanner:
         return Job(meta=state, detector=detector, prepared=prepared)
 
     def _finish(self, done: Done) -> ScanResult:
-        state: _ItemState | None = done.meta
-        if state is None:                      # prepare itself failed: a bug, reported on this item only
-            return ScanResult(path="<unknown>", modality=None, verdict="error",
-                              reason=f"internal error: {done.outcome!r}", error_code="internal")
+        state: _ItemState = done.meta          # `_prepare` never raises: its failures are in state.result
         if state.result is not None:
             result = state.result
         elif isinstance(done.outcome, Exception):
