@@ -13,7 +13,7 @@ from typing import Iterator, Sequence
 
 from . import __version__
 from .config import EngineConfig, Limits, ScanConfig, default_models_dir
-from .media import MediaInput
+from .media.types import MediaInput
 from .report import ScanResult
 
 # Packages that add their own subcommands through `register_cli(subparsers)`.

@@ -9,8 +9,6 @@ from pathlib import Path
 import av
 import numpy as np
 import soundfile
-import torch
-import torchaudio.functional
 
 from detector.config import Limits
 from detector.media.container import container_error, open_container
@@ -63,6 +61,9 @@ def resample_to_model_rate(mono: np.ndarray, rate: int) -> np.ndarray:
         rate = step_rate
     if rate == AUDIO_RATE:
         return mono
+    import torch                   # here, not at the top: `detector --help` and the gateway need no torch
+    import torchaudio.functional
+
     resampled = torchaudio.functional.resample(torch.from_numpy(np.ascontiguousarray(mono)), rate, AUDIO_RATE)
     return resampled.numpy()
 
