@@ -212,3 +212,31 @@ def sample_media(tmp_path_factory) -> dict[str, Path]:
     (root / "gb.txt").write_bytes(chinese.encode("gb18030"))
     files["text_gb18030"] = root / "gb.txt"
     return files
+
+
+def text_pdf(pages: list[str], metadata: dict | None = None, password: str | None = None) -> bytes:
+    """A real PDF whose pages carry these lines as a Helvetica text layer (Latin-1 text only)."""
+    from pypdf import PdfWriter
+    from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
+
+    writer = PdfWriter()
+    font = writer._add_object(DictionaryObject({
+        NameObject("/Type"): NameObject("/Font"), NameObject("/Subtype"): NameObject("/Type1"),
+        NameObject("/BaseFont"): NameObject("/Helvetica")}))
+    for text in pages:
+        page = writer.add_blank_page(612, 792)
+        page[NameObject("/Resources")] = DictionaryObject(
+            {NameObject("/Font"): DictionaryObject({NameObject("/F1"): font})})
+        lines = [line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") for line in text.split("\n")]
+        content = DecodedStreamObject()
+        content.set_data(("BT /F1 11 Tf 14 TL 72 740 Td " + " ".join(f"({line}) '" for line in lines) + " ET")
+                         .encode("latin-1"))
+        page[NameObject("/Contents")] = writer._add_object(content)
+    if metadata:
+        writer.add_metadata(metadata)
+    if password:
+        writer.encrypt(user_password=password, algorithm="RC4-128")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+

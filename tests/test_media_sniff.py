@@ -6,6 +6,7 @@ import shutil
 import struct
 
 import pytest
+from conftest import text_pdf
 
 from detector.config import Limits
 from detector.media import AudioMedia, ImageMedia, MediaError, MediaInput, TextMedia, decode, read_bytes, sniff
@@ -81,14 +82,25 @@ def test_unsupported_content_says_what_it_is(data, words):
     assert words in error.value.message
 
 
-def test_pdf_is_recognised_but_not_decoded(tmp_path):
+def test_pdf_text_layer_is_decoded_page_by_page(tmp_path):
     pdf = tmp_path / "doc.pdf"
-    pdf.write_bytes(b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n")
+    pdf.write_bytes(text_pdf(["First page (intro)\nsecond line", "Second page"]))
     assert sniff(pdf.read_bytes()).format == "pdf"
+    media = decode(MediaInput.from_path(pdf), Limits())
+    assert media.modality == "text" and media.encoding == "pdf"
+    assert media.text == "First page (intro)\nsecond line\n\nSecond page"
+
+
+@pytest.mark.parametrize("content, code, words", [
+    (b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n", "corrupt", "not a readable PDF"),
+    (text_pdf(["a page of text"])[:300], "corrupt", "not a readable PDF"),
+    (text_pdf(["", ""]), "empty", "no text layer"),
+    (text_pdf(["secret text"], password="pw"), "unsupported", "encrypted"),
+])
+def test_unreadable_pdfs_get_clear_errors(content, code, words):
     with pytest.raises(MediaError) as error:
-        decode(MediaInput.from_path(pdf), Limits())
-    assert error.value.code == "unsupported"
-    assert "PDF" in error.value.message
+        decode(MediaInput("doc.pdf", data=content), Limits())
+    assert error.value.code == code and words in error.value.message
 
 
 def test_text_that_starts_like_a_bmp_is_text():

@@ -3,6 +3,7 @@ and leaves pixels and samples untouched."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -10,15 +11,20 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pypdf
 import pytest
 import soundfile as sf
+from conftest import text_pdf
 from PIL import Image, PngImagePlugin
 
 from detector.cli import main as cli_main
+from detector.config import Limits
+from detector.media import MediaInput, decode
 from detector.provenance import (LabelWriteError, add_audio_cue, add_image_label, add_text_label, add_video_label,
                                  inspect, write_label)
 from detector.provenance.explicit import audio_cue_present, check_text
 from detector.provenance.writers import sniff_format
+from detector.provenance.xmp import xmp_with_label
 
 PRODUCER = "001191440300708461136TA01"
 LABEL = {"Label": "1", "ContentProducer": PRODUCER, "ProduceID": "gen-42", "ReservedCode1": "sig0",
@@ -79,6 +85,8 @@ def sources(tmp_path_factory) -> dict[str, Path]:
     make_video(made["mkv"])
     made["text"] = root / "a.txt"
     made["text"].write_text("第一段文字。\nSecond paragraph.\n", encoding="utf-8")
+    made["pdf"] = root / "a.pdf"
+    made["pdf"].write_bytes(text_pdf(["A report (page one)", "page two"], metadata={"/Title": "keep me"}))
     made["markdown"] = root / "a.md"
     made["markdown"].write_text("---\ntitle: Post\n---\n# Heading\n\nBody text.\n", encoding="utf-8")
     return made
@@ -95,6 +103,9 @@ def media_signature(path: Path, fmt: str):
         with av.open(str(path)) as container:
             packets = [(p.stream.type, bytes(p)) for p in container.demux() if p.size]
         return {kind: [data for k, data in packets if k == kind] for kind in ("video", "audio")}
+    if fmt == "pdf":
+        reader = pypdf.PdfReader(path)
+        return [page.extract_text() for page in reader.pages], reader.metadata.get("/Title")
     text = path.read_text(encoding="utf-8")
     return text.replace("\r\n", "\n")
 
@@ -103,7 +114,8 @@ def sniffed(fmt: str) -> str:
     return {"markdown": "text", "webp-alpha": "webp"}.get(fmt, fmt)
 
 
-@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp", "webp-alpha", "mp4", "mkv", "mp3", "wav", "flac", "ogg", "text", "markdown"])
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp", "webp-alpha", "mp4", "mkv", "mp3", "wav", "flac", "ogg", "pdf",
+                                 "text", "markdown"])
 def test_write_read_round_trip_keeps_media_identical(sources, tmp_path, fmt):
     src = sources[fmt]
     first = tmp_path / f"first{src.suffix}"
@@ -340,6 +352,27 @@ def test_text_prefix_is_added_once(sources, tmp_path):
 ])
 def test_explicit_text_notice_variants(text, found):
     assert check_text(text)["found"] is found
+
+
+def test_pdf_label_replaces_an_xmp_copy_and_the_text_notice_is_checked(tmp_path):
+    from pypdf.generic import DecodedStreamObject, NameObject
+
+    source = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(text_pdf(["AI-generated: a meeting summary."]))))
+    xmp = DecodedStreamObject()
+    xmp.set_data(xmp_with_label(None, json.dumps(LABEL)))
+    source.root_object[NameObject("/Metadata")] = source._add_object(xmp)
+    src = tmp_path / "xmp.pdf"
+    with src.open("wb") as handle:
+        source.write(handle)
+    before = inspect(src.read_bytes(), "pdf")
+    assert before["labels_found"] == 1 and before["implicit_label"]["location"].startswith("pdf/Metadata:XMP")
+
+    out = tmp_path / "info.pdf"
+    write_label(src, out, propagator="PLAT01", propagate_id="up-1")
+    findings = inspect(out.read_bytes(), "pdf", decode(MediaInput.from_path(out), Limits()))
+    assert findings["labels_found"] == 1 and findings["implicit_label"]["location"] == "pdf/Info:AIGC"
+    assert findings["implicit_label"]["fields"]["ProduceID"] == "gen-42"
+    assert findings["explicit_label"]["checked"] and findings["explicit_label"]["found"]
 
 
 def test_existing_label_with_a_huge_field_is_not_propagated(tmp_path):

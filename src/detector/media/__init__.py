@@ -12,6 +12,7 @@ from detector.config import Limits
 from detector.media.audio import decode_audio
 from detector.media.errors import ErrorCode, MediaError
 from detector.media.image import decode_image
+from detector.media.pdf import decode_pdf
 from detector.media.sniff import SNIFF_BYTES, sniff
 from detector.media.text import decode_text, text_media
 from detector.media.types import (
@@ -91,7 +92,7 @@ def _decode(inp: MediaInput, limits: Limits, kind: Sniffed | None) -> DecodedMed
         kind = kind or sniff(read_head(inp, limits), source)
 
     if kind.format == "pdf":
-        raise MediaError("unsupported", "PDF documents are not decoded; only their metadata labels are read")
+        return decode_pdf(source, limits)
     if kind.modality == "image":
         return decode_image(source, kind.format, limits)
     if kind.modality == "video":

@@ -66,7 +66,7 @@ class AudioMedia:
 @dataclass
 class TextMedia:
     text: str                        # NFKC-normalized, whitespace collapsed
-    encoding: str                    # utf-8 | utf-16 | gb18030 | direct
+    encoding: str                    # utf-8 | utf-16 | gb18030 | direct | pdf
     modality: Modality = "text"
 
 

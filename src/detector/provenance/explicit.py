@@ -108,7 +108,9 @@ def check_explicit(media, fmt: str, data: bytes) -> dict:
         # the raw text, not the decoder's normalized copy: front matter and line breaks matter here
         return {"kind": "text", **check_text(decode_text_bytes(data)[0])}
     if fmt == "pdf":
-        return {"kind": "text", "checked": False, "reason": "PDF page text is not extracted"}
+        if modality != "text":
+            return {"kind": "text", "checked": False, "reason": "the PDF's text could not be extracted"}
+        return {"kind": "text", **check_text(media.text)}
     if modality == "audio":
         return {"kind": "audio cue", **audio_cue_present(media.samples, media.sample_rate)}
     if modality in ("image", "video"):

@@ -6,6 +6,7 @@ Where each format gets its label:
 - MP4/MOV/M4A: QuickTime metadata key `AIGC` (moov/udta/meta keys+ilst); MKV/WebM: a Matroska tag `AIGC`.
   Both by a packet-for-packet remux (PyAV), never a re-encode.
 - MP3: ID3 `TXXX:AIGC`; FLAC/OGG/Opus: Vorbis comment `AIGC`; WAV: `LIST/INFO` chunk `AIGC`.
+- PDF: the document information dictionary key `/AIGC` (pypdf rewrites the file; any XMP copy is removed).
 - Markdown: `AIGC:` in the YAML front matter; other text: a last line `{"AIGC":{...}}` (the text trailer).
 Non-XMP places hold the wrapped form `{"AIGC":{...}}`; XMP holds the inner object.
 
@@ -28,11 +29,12 @@ from .containers import (
     png_chunks, parse_png_text_chunk, read_metadata, riff_chunks, riff_form, text_trailer_line,
 )
 from .implicit import scan_labels
-from .xmp import xmp_with_label
+from .xmp import without_aigc, xmp_with_label
 
 MARKDOWN_SUFFIXES = {".md", ".markdown", ".mdown", ".mkd"}
 AV_OUTPUT_FORMATS = {"mp4": "mp4", "mov": "mov", "m4a": "ipod", "mkv": "matroska", "webm": "webm"}
-WRITABLE_FORMATS = ("jpeg", "png", "webp", "mp4", "mov", "m4a", "mkv", "webm", "mp3", "wav", "flac", "ogg", "opus", "text")
+WRITABLE_FORMATS = ("jpeg", "png", "webp", "mp4", "mov", "m4a", "mkv", "webm", "mp3", "wav", "flac", "ogg", "opus", "pdf",
+                    "text")
 MAX_JPEG_SEGMENT = 65533
 
 
@@ -327,6 +329,22 @@ def _riff_chunk(fourcc: bytes, body: bytes) -> bytes:
 
 
 # ---------------------------------------------------------------- text and Markdown
+def _write_pdf(src: Path, out: Path, fields: dict) -> None:
+    import pypdf
+    from pypdf.generic import NameObject, TextStringObject
+
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(src, strict=False))
+    metadata = writer.root_object.get("/Metadata")
+    if metadata is not None:
+        stream = metadata.get_object()
+        packet = stream.get_data().decode("utf-8", "replace")
+        if "AIGC" in packet:
+            stream.set_data(without_aigc(packet).encode("utf-8"))
+    writer.add_metadata({NameObject("/AIGC"): TextStringObject(wrapped_json(fields))})
+    with out.open("wb") as handle:
+        writer.write(handle)
+
+
 def _write_text(src: Path, out: Path, fields: dict) -> None:
     text, encode = decode_keeping_bom(src.read_bytes())
     trailer = text_trailer_line(text)
@@ -373,5 +391,5 @@ _WRITERS = {
     "jpeg": _write_jpeg, "png": _write_png, "webp": _write_webp,
     "mp4": _write_av, "mov": _write_av, "m4a": _write_av, "mkv": _write_av, "webm": _write_av,
     "mp3": _write_mp3, "flac": _write_vorbis, "ogg": _write_vorbis, "opus": _write_vorbis,
-    "wav": _write_wav, "text": _write_text,
+    "wav": _write_wav, "pdf": _write_pdf, "text": _write_text,
 }
