@@ -229,7 +229,7 @@ async def scan_audio(gateway: "Gateway", request: Request, principal: keys.Princ
 
 async def scan_text(gateway: "Gateway", request: Request, principal: keys.Principal) -> Outcome:
     """
-    summary: Scan text, sent as JSON {"text"}, text/plain, or a multipart `text` field or text file.
+    summary: Scan text, sent as JSON {"text"}, text/plain, or a multipart `text` field, text file or PDF.
     responses:
       200: {description: "a ScanResult"}
       415: {description: "not text"}
