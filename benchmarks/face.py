@@ -1,13 +1,16 @@
 """Face-forgery speed: network images/s on 224 px face crops, whole-pipeline images/s on 224 px face photos, and
 seconds per 32-frame video, all through the project's own code (scan() for the last two).
 
-Run by hand:  .venv/bin/python benchmarks/face.py [--images 48] [--videos 3] [--threads 2]
-Needs models/face-forgery and the dev faces (../shared/data/dev). Figures go in models/face-forgery/card.md.
+Run by hand:  .venv/bin/python benchmarks/face.py [--images 48] [--videos 3] [--threads 2] [--write]
+Needs models/face-forgery and the dev faces (../shared/data/dev). `--write` stores the figures in
+models/face-forgery/speed.json, which the model card's speed section is rendered from
+(`python -m training.face card` refreshes the card; `export` and `evaluate` do it too).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import tempfile
@@ -82,8 +85,10 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=48)
     parser.add_argument("--videos", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--write", action="store_true", help="store the figures in models/face-forgery/speed.json")
     args = parser.parse_args()
-    figures = {"threads": args.threads, "load_average_1min": round(os.getloadavg()[0], 1), "crops_per_s_network": round(crops_per_second(args.threads), 1)}
+    figures = {"threads": args.threads, "load_average_1min": round(os.getloadavg()[0], 1),
+               "crops_per_s_network": round(crops_per_second(args.threads), 1)}
     scanner = Scanner(ScanConfig(engine=EngineConfig(threads=args.threads, batch_size=16, device="cpu")))
     with tempfile.TemporaryDirectory() as tmp:
         photos = face_photos(Path(tmp), args.images)
@@ -102,6 +107,10 @@ def main() -> None:
         figures["seconds_per_32_frame_720p_video"] = round(float(np.median(timings)), 2)
         figures["video_faces_scored"] = len(result.evidence.get("faces", []))
     print(json.dumps(figures, indent=1))
+    if args.write:
+        figures["date"] = datetime.date.today().isoformat()
+        (PROJECT_ROOT / "models" / "face-forgery" / "speed.json").write_text(json.dumps(figures, indent=1) + "\n")
+        print("wrote models/face-forgery/speed.json; refresh the card with `python -m training.face card`")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from PIL import Image
 
 from detector.config import PROJECT_ROOT, Limits
 from detector.engine.interface import Finding, NotApplicable
-from detector.faces import DetectedFace, align_crop, crop_transform, map_points, track_faces
+from detector.faces import DetectedFace, align_crop, crop_transform, iou, map_points, track_faces
 from detector.media import MediaError, MediaInput, VideoMedia, decode
 from detector.metrics import auc
 
@@ -250,3 +250,51 @@ def test_frames_smaller_than_a_face_find_no_face():
     finder = FaceFinder(min_face_size=64)
     frames = [np.full((48, 64, 3), 128, np.uint8)] * 3
     assert finder.detect_many(frames) == [[], [], []]
+
+
+@pytest.fixture(scope="module")
+def finder():
+    from detector.faces.detect import FaceFinder
+    return FaceFinder(min_face_size=40)
+
+
+def test_the_cascade_finds_what_facenets_mtcnn_finds(finder, dev_data):
+    """detect.py drives facenet's three networks itself (for speed); the faces must stay facenet's faces."""
+    from facenet_pytorch import MTCNN
+
+    reference = MTCNN(keep_all=True, device="cpu", min_face_size=36, post_process=False)
+    pair = Image.new("RGB", (480, 260), (200, 200, 200))
+    for x, name in ((10, "2.jpg"), (250, "1_source.jpg")):
+        pair.paste(Image.open(dev_data / "face/simswap-crops/real" / name).convert("RGB"), (x, 18))
+    photos = [np.asarray(pair)] + [np.asarray(Image.open(dev_data / f"face/deforgify/{kind}").convert("RGB"))
+                                   for kind in ("real/real_1.jpg", "fake/fake_1.jpg")]
+    for rgb in photos:
+        found = finder.detect(rgb)
+        boxes, probabilities = reference.detect(rgb)
+        expected = [box for box, p in zip(boxes, probabilities) if p >= finder.min_confidence]
+        assert len(found) == len(expected) >= 1
+        for face in found:
+            assert max(iou(face.box, box) for box in expected) > 0.85
+            eyes = face.landmarks[:2]
+            assert face.box[0] < eyes[:, 0].min() and eyes[:, 0].max() < face.box[2]
+
+
+def test_frames_between_key_frames_find_the_moving_face_and_drop_the_one_that_left(dev_data):
+    from detector.faces.detect import FaceFinder
+
+    face = np.asarray(Image.open(dev_data / "face/simswap-crops/real/2.jpg").convert("RGB").resize((110, 110)))
+    other = np.asarray(Image.open(dev_data / "face/simswap-crops/real/1_source.jpg").convert("RGB").resize((110, 110)))
+    frames = []
+    for index in range(11):
+        canvas = np.full((240, 480, 3), 70, np.uint8)
+        canvas[50:160, 10 + 12 * index:120 + 12 * index] = face           # moves 12 px per frame
+        if index < 6:
+            canvas[100:210, 360:470] = other                                 # leaves after frame 5 (key frames 0, 4, 8)
+        frames.append(canvas)
+    every = FaceFinder(min_face_size=40).detect_many(frames)
+    keyed = FaceFinder(min_face_size=40, key_frame_every=4).detect_many(frames)
+    assert [len(f) for f in every] == [2] * 6 + [1] * 5
+    assert [len(f) for f in keyed] == [len(f) for f in every]
+    for full, quick in zip(every, keyed):
+        for a in full:
+            assert max(iou(a.box, b.box) for b in quick) > 0.8

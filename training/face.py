@@ -3,7 +3,8 @@
     python -m training.face prepare   # detect + crop every face once (var/face-cache), assign splits
     python -m training.face train     # MobileNetV2 heads: self-blended images (swap) and StyleGAN2 faces (GAN)
     python -m training.face export    # calibrate on val, measure on test, write models/face-forgery/
-    python -m training.face evaluate  # the shipped bundle, end to end from the held-out files
+    python -m training.face evaluate  # the shipped bundle, end to end from the held-out files (evaluation.json)
+    python -m training.face card      # re-render the card's measured sections (evaluation.json, speed.json)
 
 `prepare --ffpp ROOT` (and --celebdf / --dfdc) adds real face-swap videos from the public datasets (see datasets.md).
 """
@@ -243,8 +244,10 @@ def run_training(config: TrainConfig, recipe: FaceRecipe) -> None:
     net = FaceForgeryNet(imagenet=True, frozen_blocks=recipe.frozen_blocks)
     config.out_dir.mkdir(parents=True, exist_ok=True)
     (config.out_dir / "recipe.json").write_text(json.dumps(dataclasses.asdict(recipe), default=str, indent=2))
-    train_data = _cached_stem_outputs(config.out_dir / "stem_train.pt", net, variants)
-    val_data = _cached_stem_outputs(config.out_dir / "stem_val.pt", net, [val_set])
+    # the file names carry what the cached outputs depend on, so a changed recipe never trains on stale ones
+    tag = f"b{recipe.frozen_blocks}_s{config.seed}"
+    train_data = _cached_stem_outputs(config.out_dir / f"stem_train_{tag}_v{recipe.stem_variants}.pt", net, variants)
+    val_data = _cached_stem_outputs(config.out_dir / f"stem_val_{tag}.pt", net, [val_set])
     print(f"train samples {len(train_data)}, val samples {len(val_data)}", flush=True)
     train_loader = DataLoader(train_data, batch_size=recipe.batch_size, shuffle=True, drop_last=True)
     val_loader = DataLoader(val_data, batch_size=128)
@@ -360,9 +363,81 @@ def evaluate(models_dir: Path, seed: int = 0) -> dict:
     }
 
 
+def write_evaluation(models_dir: Path, results: dict) -> None:
+    """Store the end-to-end figures beside the bundle (with its version) and refresh the card's measured sections."""
+    folder = models_dir / MODEL_NAME
+    version = json.loads((folder / "config.json").read_text())["version"]
+    (folder / EVALUATION_FILE).write_text(json.dumps({"version": version, **results}, indent=1) + "\n")
+    refresh_card(folder)
+
+
 def _forward(detector, units: list[torch.Tensor]) -> torch.Tensor:
     with torch.inference_mode():
         return detector.forward(torch.stack(units)).float()
+
+
+MEASURED_START, MEASURED_END = "<!-- measured: evaluation.json, speed.json -->", "<!-- /measured -->"
+EVALUATION_FILE, SPEED_FILE = "evaluation.json", "speed.json"
+
+
+def measured_sections(folder: Path, version: str) -> str:
+    """The card's end-to-end and speed sections, rendered from the JSON files that `evaluate` and
+    `benchmarks/face.py --write` leave in the bundle folder, so that re-exporting never loses them."""
+    lines = [MEASURED_START, "## End to end on the held-out files (`python -m training.face evaluate`)", ""]
+    evaluation = _read_json(folder / EVALUATION_FILE)
+    if evaluation.get("version") == version:
+        lines += ["The shipped bundle through the detector's own path (decode -> MTCNN -> align_crop -> network -> "
+                  "calibration) on", "the test-split dev files of `splits.json`; an image's score is the max over its "
+                  "faces.", "", "| what | n | fakes | AUC | EER | TPR @1% FPR |", "|---|---|---|---|---|---|"]
+        for key, label in EVALUATION_ROWS.items():
+            m = evaluation[key]
+            lines.append(f"| {label} | {m['n']} | {m['n_synthetic']} | {m['auc']:.4f} | {m['eer']:.4f} | "
+                         f"{m['tpr_at_1pct_fpr']:.4f} |")
+        lines += ["", f"Test images where no face was found: {evaluation['images_with_no_face']}. No real face-swap "
+                  "video was available offline, so the face-swap", "figure measures self-blends, not real deepfakes; "
+                  "the hidden holdout (real swap videos) is the true test."]
+    else:
+        lines.append(f"Not yet measured for version {version}: run `python -m training.face evaluate`.")
+    lines += ["", "## Speed (`python benchmarks/face.py --threads 1 --images 32 --videos 2 --write`)", ""]
+    speed = _read_json(folder / SPEED_FILE)
+    if speed:
+        lines += [f"Measured {speed['date']} with {speed['threads']} thread(s) on the shared 2-core CPU, load average "
+                  f"{speed['load_average_1min']} (other jobs running: treat as lower bounds).", "",
+                  "| figure | value |", "|---|---|",
+                  f"| network only, 224 px crops (shrunk to {INPUT_SIZE} px) in batches of 16 | "
+                  f"{speed['crops_per_s_network']} crops/s |",
+                  f"| whole pipeline on 224x224 face photos (decode, MTCNN, crop, network, via `scan()`) | "
+                  f"{speed['face_photos_224px_per_s_pipeline']} images/s |",
+                  f"| one 32-frame 720p video (decode, MTCNN, tracking, network, via `scan()`) | "
+                  f"{speed['seconds_per_32_frame_720p_video']} s |", "",
+                  "MTCNN is driven by `detector.faces.detect` (OpenCV area resizes, channels-last chunks); in video, "
+                  "the full face", "search runs on every 4th sampled frame and the frames between re-check the faces "
+                  "of their neighbouring key frames."]
+    else:
+        lines.append("Not yet measured: run the command above.")
+    return "\n".join(lines + [MEASURED_END])
+
+
+EVALUATION_ROWS = {
+    "gan_faces_deforgify_test_images": "GAN faces: deforgify real vs StyleGAN2 test images",
+    "all_test_images_real_vs_gan": "all test images (every real source vs StyleGAN2)",
+    "face_swap_sbi_test_faces": "face swaps: each held-out real face vs its self-blend (seeded)",
+}
+
+
+def refresh_card(folder: Path) -> None:
+    """Re-render the measured sections of an exported card in place."""
+    card = (folder / "card.md").read_text()
+    start, end = card.find(MEASURED_START), card.find(MEASURED_END)
+    if start < 0 or end < 0:
+        raise ValueError(f"{folder / 'card.md'} has no measured sections; re-export it")
+    version = json.loads((folder / "config.json").read_text())["version"]
+    card = card[:start] + measured_sections(folder, version) + card[end + len(MEASURED_END):]
+    (folder / "card.md").write_text(card)
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def render_card(version: str, metrics: dict, calibration, split_info: dict, metas: list[CropRecord],
@@ -449,6 +524,8 @@ face vs every fake. `degraded` runs the faces through the training degradation p
 Reproduce: `python -m training.face export` (writes `metrics.json`), or end to end from the held-out files through
 the shipped detector: `python -m training.face evaluate`.
 
+{measured_sections(MODEL_DIR, version)}
+
 ## Limits
 
 - Trained on a few hundred real faces and 350 StyleGAN2 faces of one source; no real face-swap videos were available
@@ -461,7 +538,7 @@ the shipped detector: `python -m training.face evaluate`.
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["prepare", "train", "export", "evaluate"])
+    parser.add_argument("command", choices=["prepare", "train", "export", "evaluate", "card"])
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--ffpp", type=Path, help="FaceForensics++ root (original_sequences/, manipulated_sequences/)")
     parser.add_argument("--celebdf", type=Path, help="Celeb-DF v2 root (Celeb-real/, Celeb-synthesis/, ...)")
@@ -482,8 +559,12 @@ def main(argv: list[str] | None = None) -> None:
         run_training(config, recipe)
     elif args.command == "export":
         export(config, recipe)
+    elif args.command == "evaluate":
+        results = evaluate(args.models_dir, config.seed)
+        write_evaluation(args.models_dir, results)
+        print(json.dumps(results, indent=1))
     else:
-        print(json.dumps(evaluate(args.models_dir, config.seed), indent=1))
+        refresh_card(args.models_dir / MODEL_NAME)
 
 
 if __name__ == "__main__":
