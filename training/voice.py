@@ -50,6 +50,7 @@ class RecipeConfig:
     max_frequency: float = 8000.0
     batch_size: int = 32
     train_frames: int = 300        # random 3 s crops of the cached 4 s windows
+    masking: bool = False          # SpecAugment-style band and time masks on training crops
     workers: int = 2
     target_fpr: float = 0.02
     version: str = "1"
@@ -158,10 +159,12 @@ def band_balanced_sampler(labels: torch.Tensor, narrowband: torch.Tensor) -> Wei
 
 
 class RandomCrop(Dataset):
-    """Random `frames`-long time crops of cached window features (the network pools over time)."""
+    """Random `frames`-long time crops of cached window features (the network pools over time), optionally with
+    SpecAugment-style masks (one band stretch and one time stretch set to the band mean, 0): no single band or
+    moment may carry the decision, which is what a new codec, band-limit or noise burst takes away."""
 
-    def __init__(self, data: TensorDataset, frames: int):
-        self.data, self.frames = data, frames
+    def __init__(self, data: TensorDataset, frames: int, masking: bool = False):
+        self.data, self.frames, self.masking = data, frames, masking
 
     def __len__(self) -> int:
         return len(self.data)
@@ -169,7 +172,17 @@ class RandomCrop(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         features, label = self.data[i]
         start = int(torch.randint(0, features.shape[-1] - self.frames + 1, (1,)))
-        return features[..., start: start + self.frames].float(), label
+        crop = features[..., start: start + self.frames].float()
+        if self.masking:
+            crop = crop.clone()
+            bands = crop.shape[-2]
+            width = int(torch.randint(0, bands // 6 + 1, (1,)))
+            low = int(torch.randint(0, bands - width + 1, (1,)))
+            crop[..., low: low + width, :] = 0.0
+            length = int(torch.randint(0, self.frames // 10 + 1, (1,)))
+            begin = int(torch.randint(0, self.frames - length + 1, (1,)))
+            crop[..., begin: begin + length] = 0.0
+        return crop, label
 
 
 class HalfToFloat(Dataset):
@@ -289,8 +302,9 @@ def run_recipe(recipe: RecipeConfig, train_config: TrainConfig, splits: dict[str
     val_clips = splits["val"]
     val_data, _ = build_window_cache(val_clips, [2] * len(val_clips), True, recipe.cache_dir / "val.pt",
                                   recipe.workers, train_config.seed + 1, band)
-    train_loader = DataLoader(RandomCrop(train_data, recipe.train_frames), batch_size=recipe.batch_size,
-                              sampler=band_balanced_sampler(train_data.tensors[1], train_narrowband), drop_last=True)
+    sampler = band_balanced_sampler(train_data.tensors[1], train_narrowband)
+    train_loader = DataLoader(RandomCrop(train_data, recipe.train_frames, recipe.masking),
+                              batch_size=recipe.batch_size, sampler=sampler, drop_last=True)
     val_loader = DataLoader(HalfToFloat(val_data), batch_size=64)
 
     network = SpoofNet(width=recipe.width, bands=recipe.bands, max_frequency=recipe.max_frequency)
@@ -314,7 +328,7 @@ def run_recipe(recipe: RecipeConfig, train_config: TrainConfig, splits: dict[str
               "counts": {name: {"clips": len(c), "synthetic": sum(x.label for x in c),
                                 "by_source": _count_by(c)} for name, c in splits.items()}}
     report["parameters"] = sum(p.numel() for p in network.parameters())
-    report["bands"], report["max_frequency"] = recipe.bands, recipe.max_frequency
+    report["bands"], report["max_frequency"], report["masking"] = recipe.bands, recipe.max_frequency, recipe.masking
     report["train_minutes"] = round(sum(h["seconds"] for h in result.history) / 60)
     (Path(train_config.out_dir) / "report.json").write_text(json.dumps(report, indent=2))
     print(json.dumps({k: report[k] for k in ("val", "test_clean", "test_channel")}, indent=1), flush=True)
@@ -341,6 +355,7 @@ def _table(groups: dict, clean: dict, channel: dict) -> str:
 
 def render_card(report: dict, calibration: Calibration) -> str:
     clean, channel = report["test_clean"], report["test_channel"]
+    masking = " SpecAugment-style band and time masks on training crops." if report["masking"] else ""
     counts = "\n".join(f"- **{split}**: {c['clips']} clips ({c['synthetic']} synthetic): "
                         + ", ".join(f"{k} {v['real']} real / {v['synthetic']} synthetic"
                                     for k, v in c["by_source"].items())
@@ -350,11 +365,10 @@ def render_card(report: dict, calibration: Calibration) -> str:
 Detects synthetic speech (TTS, neural vocoders, voice conversion) in audio. Input: the decoder's mono 16 kHz signal.
 An energy/spectral speech check first (silence, steady tones, music-only -> not_applicable); then 4 s windows with
 50% overlap over the speech span (at most 48 per file, evenly spaced beyond that; short speech is tiled to 4 s),
-each scored by a compact LCNN (Max-Feature-Map CNN, {report.get('parameters', 'about 60k')} parameters) on a
-{report.get('bands', 80)}-band log linear filterbank (25 ms / 10 ms, 0-{report.get('max_frequency', 8000) / 1000:g} kHz, gain-invariant power
-floor, per-band mean removed). File
-score: mean of the top half of window logits, Platt-calibrated. Evidence lists the windows over the threshold as
-suspicious time segments.
+each scored by a compact LCNN (Max-Feature-Map CNN, {report['parameters']} parameters) on a
+{report['bands']}-band log linear filterbank (25 ms / 10 ms, 0-{report['max_frequency'] / 1000:g} kHz,
+gain-invariant power floor, per-band mean removed). File score: mean of the top half of window logits,
+Platt-calibrated. Evidence lists the windows over the threshold as suspicious time segments.
 
 ## Training data (all made or collected on this machine; nothing downloaded from a dataset site)
 
@@ -375,10 +389,14 @@ Splits hold out whole sources and generators (`training/voice_data.py: split_of`
 - Every training and validation window goes through a random channel applied to real and synthetic alike: reverb,
   band-limit (resampled through 8 / 11 / 12 / 14 kHz), MP3 / Opus / AAC round trips (PyAV), white/pink noise
   (10-40 dB SNR), leading/trailing silence, loudness (-30..0 dB peak), clipping, 8-bit quantization.
+- Bandwidth is not a class cue: windows are drawn so that real and synthetic weigh the same among narrowband
+  (nothing above 4.2 kHz) windows and among wideband ones (`band_balanced_sampler`); every real training clip has a
+  vocoded twin of the same band.{masking}
 - {report['train_windows']} cached training windows; best epoch {report['best_epoch']} by validation window AUC
   ({report['window_val'].get('auc', float('nan')):.3f}).
 
-Train ({report.get('train_minutes', '?')} min wall time on 2 shared CPU cores, 1 torch thread, after the corpus build and window cache):
+Train ({report['train_minutes']} min of epochs on 2 shared CPU cores, 1 torch thread, after the corpus build and the
+window cache):
 
 ```
 .venv/bin/python -m training.voice_data          # builds var/voice/corpus (TTS generation + real collection)
@@ -402,8 +420,10 @@ At the shipped threshold (synthetic_threshold {calibration.synthetic_threshold:.
 {calibration.target_fpr:.0%} FPR on validation real files): test FPR {clean['all']['fpr_at_threshold']:.3f},
 TPR {clean['all']['tpr_at_threshold']:.3f} (clean).
 
-Validation (used for checkpoint choice and calibration): EER {report['val']['all']['eer']:.3f},
-AUC {report['val']['all']['auc']:.3f}.
+Validation (used for checkpoint choice and calibration; clean + one augmented channel per file): EER
+{report['val']['all']['eer']:.3f}, AUC {report['val']['all']['auc']:.3f}.
+
+{_table(report['val']['generators'], report['val']['generators'], {{}})}
 
 Reproduce the test figures with the shipped weights:
 

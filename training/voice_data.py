@@ -413,8 +413,9 @@ def copy_synthesize(wave: np.ndarray, method: str, rng: np.random.Generator, rat
         mel_filters = AF.melscale_fbanks(n_fft // 2 + 1, 0.0, rate / 2, 80, rate, norm="slaney", mel_scale="slaney")
         mel = mel_filters.T @ magnitude
         rebuilt_magnitude = (torch.linalg.pinv(mel_filters.T) @ mel).clamp(min=0)
-        out = AF.griffinlim(rebuilt_magnitude, window, n_fft, hop, n_fft, power=1.0, n_iter=int(rng.choice([8, 16, 32])),
-                            momentum=0.99, length=wave.size, rand_init=True).numpy()
+        out = AF.griffinlim(rebuilt_magnitude, window, n_fft, hop, n_fft, power=1.0,
+                            n_iter=int(rng.choice([8, 16, 32])), momentum=0.99, length=wave.size,
+                            rand_init=True).numpy()
     else:
         raise ValueError(f"unknown copy-synthesis method {method!r}")
     out = np.nan_to_num(out.astype(np.float32))
