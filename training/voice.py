@@ -423,7 +423,7 @@ TPR {clean['all']['tpr_at_threshold']:.3f} (clean).
 Validation (used for checkpoint choice and calibration; clean + one augmented channel per file): EER
 {report['val']['all']['eer']:.3f}, AUC {report['val']['all']['auc']:.3f}.
 
-{_table(report['val']['generators'], report['val']['generators'], {{}})}
+{_table(report['val']['generators'], report['val']['generators'], dict())}
 
 Reproduce the test figures with the shipped weights:
 
