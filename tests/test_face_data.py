@@ -109,3 +109,48 @@ def test_self_blend_puts_a_differently_coloured_face_inside_the_hull():
         shift = blended.astype(float) - face.astype(float)
         inside, outside = shift[mask > 0.8 * mask.max()].mean(axis=0), shift[mask == 0].mean(axis=0)
         assert np.abs(inside - outside).max() > 2.0, (seed, inside, outside)   # a colour step across the boundary
+
+
+def test_card_measured_sections_come_from_the_bundle_files_and_survive_a_refresh(tmp_path):
+    from training.face import EVALUATION_ROWS, MEASURED_END, MEASURED_START, refresh_card
+
+    (tmp_path / "config.json").write_text(json.dumps({"version": "7"}))
+    (tmp_path / "card.md").write_text(f"# card\n\n{MEASURED_START}\nold text\n{MEASURED_END}\n\n## Limits\n")
+    row = {"n": 10, "n_synthetic": 5, "auc": 0.91234, "eer": 0.2, "tpr_at_1pct_fpr": 0.1}
+    evaluation = {key: row for key in EVALUATION_ROWS} | {"images_with_no_face": 0}
+    (tmp_path / "evaluation.json").write_text(json.dumps({"version": "6", **evaluation}))
+    (tmp_path / "speed.json").write_text(json.dumps({
+        "date": "2026-11-25", "threads": 1, "load_average_1min": 2.5, "crops_per_s_network": 80.1,
+        "face_photos_224px_per_s_pipeline": 21.3, "seconds_per_32_frame_720p_video": 1.9}))
+    refresh_card(tmp_path)
+    card = (tmp_path / "card.md").read_text()
+    assert "old text" not in card and card.endswith("## Limits\n")
+    assert "Not yet measured for version 7" in card and "21.3 images/s" in card and "1.9 s" in card
+    (tmp_path / "evaluation.json").write_text(json.dumps({"version": "7", **evaluation}))
+    refresh_card(tmp_path)
+    card = (tmp_path / "card.md").read_text()
+    assert card.count("| 0.9123 |") == len(EVALUATION_ROWS) and "Not yet measured" not in card
+
+
+def test_align_heads_puts_each_head_at_its_false_positive_point():
+    import torch
+
+    from detector.detectors.face.network import FaceForgeryNet
+    from training.face import FaceSamples, Sample, align_heads
+
+    rng = np.random.default_rng(0)
+    levels = rng.uniform(0.1, 1.0, (30, 1, 1, 3))                              # varied colour casts: varied logits
+    crops = (levels * rng.integers(0, 256, (30, 224, 224, 3))).astype(np.uint8)
+    samples = [Sample(i, 0 if i < 20 else 2, False) for i in range(30)]       # 20 real, 10 fake
+    dataset = FaceSamples(crops, np.zeros((30, 68, 2), np.float32), samples, augment=False, binary=True)
+    torch.manual_seed(0)
+    net = FaceForgeryNet(imagenet=True).eval()                                 # ImageNet features vary with the input
+    with torch.no_grad():
+        net.head[-1].weight.mul_(100.0)
+    offsets = align_heads(net, dataset, target_fpr=0.1)
+    assert len(offsets) == 2
+    with torch.no_grad():
+        real = net(torch.stack([dataset[i][0] for i in range(20)]))[:, 1:]
+    assert real.std(dim=0).min() > 1e-3
+    flagged = (real > 0).float().mean(dim=0)
+    assert torch.all(flagged == 0.1), flagged                                   # 2 of 20 above the 90% quantile
