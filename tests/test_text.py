@@ -101,7 +101,20 @@ def test_lone_surrogates_and_mixed_scripts_give_a_finding(detector):
     assert finding.evidence["language"] == "en" and 0.0 <= finding.score <= 1.0
     spans = finding.evidence["spans"]
     assert spans and all(0 <= s["start"] < s["end"] <= len(odd) for s in spans)
-    assert set(finding.evidence["features"]) >= {"log_likelihood_mean", "fast_detectgpt_curvature", "ngram_logit"}
+    assert list(finding.evidence["features"]) == detector.bundle.config["languages"]["en"]["head_inputs"]
+
+
+def test_typography_and_layout_do_not_change_the_score(detector):
+    plain = ("The council met on Tuesday to discuss the new budget - which includes money for roads, schools and the "
+             "library. \"It's a fair plan,\" the mayor said... Several residents spoke against it, saying that taxes "
+             "were already too high and that the library could wait another year. The vote was put off until the next "
+             "meeting in May.")
+    fancy = plain.replace(" - ", " \u2014 ").replace("\"It's", "\u201cIt\u2019s").replace('plan,"', "plan,\u201d")
+    fancy = fancy.replace("...", "\u2026").replace(". ", ".\n\n\u00a0")
+    assert fancy != plain and normalize_typography(fancy) == plain
+    scores = [score(detector, text) for text in (plain, fancy)]
+    assert all(isinstance(s, Finding) and s.evidence["chunks_scored"] == 1 for s in scores)
+    assert scores[0].score == pytest.approx(scores[1].score, abs=1e-4)
 
 
 def test_ten_megabyte_text_is_capped_in_chunks(detector):

