@@ -158,3 +158,16 @@ def test_held_out_dev_text_ranks_machine_above_human(detector, dev_data):
     assert len(findings) == 12 and all(isinstance(f, Finding) for f in findings)
     values = np.array([f.score for f in findings])
     assert values[6:].mean() > values[:6].mean()
+
+
+def test_chunk_scores_do_not_depend_on_batch_padding(detector):
+    """A chunk padded next to a longer one (LM and encoder ids) gets the inputs and logit it gets alone."""
+    paragraph = ("The committee said on Monday that it would publish its report next week, after a delay of several "
+                 "months. Members declined to say what it would recommend, but several hinted at changes to the "
+                 "rules. The chairman is expected to present it to parliament before the summer recess.")
+    units = detector.preprocess(TextMedia(text=paragraph * 3, encoding="direct")).units
+    assert len(units) == 2 and len(units[1]["input_ids"]) < len(units[0]["input_ids"])
+    with torch.inference_mode():
+        together = detector.forward(detector.collate(units))[1]
+        alone = detector.forward(detector.collate(units[1:]))[0]
+    assert torch.allclose(together, alone, atol=1e-3)
