@@ -197,3 +197,30 @@ def test_recipe_runs_end_to_end_on_public_layouts(tmp_path):
     assert "| in-the-wild |" in bundle.path.joinpath("card.md").read_text()
     detector = SyntheticVoiceDetector(bundle, torch.device("cpu"))
     assert sum(p.numel() for p in detector.network.parameters()) == report["parameters"]
+
+
+def test_band_balanced_sampler_hides_the_class_in_each_band():
+    """Mostly-narrowband real and mostly-wideband synthetic windows (as in the corpus): drawn through the sampler,
+    each band holds as many real as synthetic windows, and the narrowband share stays what it was."""
+    import torch
+
+    from training.voice import band_balanced_sampler
+
+    labels = torch.tensor([0.0] * 300 + [1.0] * 700)
+    narrowband = torch.tensor([True] * 240 + [False] * 60 + [True] * 200 + [False] * 500)
+    torch.manual_seed(0)
+    sampler = band_balanced_sampler(labels, narrowband)
+    drawn = torch.tensor([i for _ in range(20) for i in sampler])      # 20 epochs of draws
+    for band in (True, False):
+        in_band = drawn[narrowband[drawn] == band]
+        assert abs(float(labels[in_band].mean()) - 0.5) < 0.03
+    assert abs(float(narrowband[drawn].float().mean()) - 0.44) < 0.03
+
+
+def test_fractional_variants_draw_from_that_share_of_clips():
+    from training.voice import variants_for
+
+    clips = [Clip(f"espeak/{i}.wav", 1, "local-tts", "espeak-ng") for i in range(400)]
+    counts = [variants_for(c, {"default": 1, "espeak-ng": 0.4}) for c in clips]
+    assert set(counts) == {0, 1} and 0.3 < np.mean(counts) < 0.5
+    assert variants_for(Clip("a.wav", 0, "asterisk", "x"), {"default": 1, "asterisk": 2}) == 2
