@@ -481,8 +481,8 @@ def render_card(version: str, metrics: dict, calibration, split_info: dict, meta
     last = history[-1] if history else {}
     return f"""# face-forgery {version}
 
-Version {version} (`version` in `training/configs/face.yaml`), exported {datetime.date.today().isoformat()}. \
 Scores each face in an image or video for **face swap / blending** and **fully synthetic (GAN) faces**.
+Version `{version}` (`version` in `training/configs/face.yaml`), exported {datetime.date.today().isoformat()}.
 
 - Faces: facenet-pytorch MTCNN, faces >= {DETECTION['min_face_size']} px in images and \
 >= {DETECTION['min_video_face_size']} px in video frames, with confidence >= {DETECTION['min_confidence']}; no face ->
@@ -536,9 +536,10 @@ the face size at the median (4% at the 90th percentile; 80 dev photos), well ins
 
 First each head is aligned (`align_heads`): its bias is lowered by the logit above which it flags \
 {recipe.target_fpr:.0%} of the val
-split's real faces ({", ".join(f"{k} {v:+.2f}" for k, v in metrics["head_offsets"].items())}), so the synthetic \
-logit (the larger head logit) flags a face when either head
-passes its own false-positive point, instead of the head with the higher raw scale on real faces deciding alone.
+split's real faces ({", ".join(f"{k} {v:+.2f}" for k, v in metrics["head_offsets"].items())}). The synthetic logit \
+(the larger head logit) then flags a face
+when either head passes its own false-positive point, instead of the head with the higher raw scale on real faces
+deciding alone.
 Then {calibration.method} scaling of the synthetic logit, fitted on the val split ({calibration.fitted_on}).
 `synthetic` when the probability >= {calibration.synthetic_threshold:.4f}: the threshold at which
 {recipe.target_fpr:.0%} of held-out real faces are flagged (target false-positive rate {recipe.target_fpr}).
