@@ -5,9 +5,11 @@
 1. Corpus (training/text_data.py): dev text split so that whole generators/sources are unseen (gpt-4 and, through
    shared prompts, gpt-3.5-turbo; all of seqxgpt-doc), packaged human corpora, locally generated machine text, and
    optionally HC3 / RAID / M4 files.
-2. A hashed n-gram logistic regression per language on every training chunk; out-of-fold scores feed the head.
+2. A hashed n-gram logistic regression per language on every training chunk, its strength chosen with each corpus
+   held out in turn; out-of-fold scores feed the head.
 3. A sentence-encoder classifier (detector.detectors.text.encoder): logistic regression on the packaged MiniLM's
-   mean-pooled output, fitted on the first chunks of training documents outside the head sample.
+   mean-pooled layer outputs (layer set and C by grouped cross-validation), fitted on the first chunks of training
+   documents outside the head sample.
 4. LM statistics (detector.detectors.text.features) for the first chunk of a sample of documents (the head sample);
    LM and encoder features are cached in var/text/lm_cache/ so reruns only score new chunks.
 5. The head (TextHead: standardize -> linear/MLP) on the shared loop for each candidate input set of the config; the
