@@ -92,7 +92,8 @@ class FaceForgeryDetector(Detector):
         evidence_faces = []
         for index, (face, probability) in enumerate(zip(faces, probabilities)):
             head_scores = 1.0 / (1.0 + np.exp(-raw[index, 1:]))
-            # which head fired, for flagged faces only; head scores are uncalibrated sigmoids
+            # which head fired, for flagged faces only; head scores are sigmoids of the aligned head logits
+            # (0.5 = the point where that head flags 5% of real val faces; see the model card)
             kind = HEADS[int(np.argmax(raw[index, 1:]))] if probability >= threshold else None
             evidence_faces.append({"box": face.box, "score": round(float(probability), 4), "frame": face.frame,
                                    "time": _seconds(face.time),
