@@ -369,7 +369,8 @@ def unseen_generator_scores(lang: str, name: str, inputs: np.ndarray, columns: l
 
 def choose_head(lang: str, inputs: np.ndarray, docs: list[TextDoc], is_val: np.ndarray, recipe: dict,
                 encoder_without: dict[str, np.ndarray]) -> tuple[str, TextHead, dict[str, TextHead], dict[str, dict]]:
-    """A head per candidate input set of the config; the one with the best worst-case unseen-generator AUROC."""
+    """A head per candidate input set of the config; the one with the best worst-case unseen-generator AUROC, unless
+    the config fixes `head_choice` (with its `head_choice_reason`, printed in the card)."""
     labels = np.array([d.label for d in docs])
     heads, scores = {}, {}
     for name, columns in recipe["languages"][lang]["head_candidates"].items():
@@ -381,7 +382,8 @@ def choose_head(lang: str, inputs: np.ndarray, docs: list[TextDoc], is_val: np.n
         scores[name] = {"worst": min(per_generator.values()), "mean": round(float(np.mean(list(
             per_generator.values()))), 4), "by_generator": per_generator}
         print(f"[head {lang} {name}] unseen-generator AUROC {json.dumps(scores[name])}", flush=True)
-    best = max(scores, key=lambda n: (scores[n]["worst"], scores[n]["mean"]))
+    best = recipe["languages"][lang].get("head_choice") or max(
+        scores, key=lambda n: (scores[n]["worst"], scores[n]["mean"]))
     print(f"[head {lang}] chosen {best}", flush=True)
     return best, heads[best], heads, scores
 
@@ -442,8 +444,14 @@ def main() -> None:
     parser.add_argument("--languages", nargs="+", help="train only these languages of the config")
     parser.add_argument("--models-dir", type=Path, default=PROJECT_ROOT / "models")
     parser.add_argument("--report", type=Path, default=PROJECT_ROOT / "var/text/report.json")
+    parser.add_argument("--card-only", action="store_true",
+                        help="re-render the model card from --report (e.g. after a new benchmark); no training")
     args = parser.parse_args()
     recipe = yaml.safe_load(args.config.read_text())
+    if args.card_only:
+        card = render_card(json.loads(args.report.read_text()), recipe, args)
+        (args.models_dir / "machine-text" / "card.md").write_text(card)
+        return
     if args.languages:
         recipe["languages"] = {k: v for k, v in recipe["languages"].items() if k in args.languages}
     torch.set_num_threads(recipe["threads"])
@@ -529,10 +537,11 @@ def main() -> None:
             "metrics": ablations,
         }
         test_rows.append((eval_docs, test_scores))
-        if encoder is not None:
+        uses_encoder = encoder is not None and "encoder_logit" in settings["head_candidates"][chosen]
+        if uses_encoder:            # a head that ignores the encoder must not make inference run it
             report["languages"][lang]["encoder_layers"] = encoder.layers
         state.update({f"{lang}.head.{k}": v for k, v in head.state_dict().items()})
-        if encoder is not None:
+        if uses_encoder:
             state.update({f"{lang}.encoder.{k}": v for k, v in encoder.classifier.state_dict().items()})
         if ngram_model is not None:
             state[f"{lang}.ngram_coef"] = torch.tensor(ngram_model.coef_[0], dtype=torch.float32)
@@ -649,7 +658,10 @@ training document; its out-of-fold scores train the head.
                         f"{v['mean']:.3f} | " + " | ".join(f"{v['by_generator'][g]:.3f}" for g in generators) + " |")
         parts.append("\nChoosing the head: unseen-generator AUROC on the head sample (each machine generator left out "
                      "of fitting in turn, of the head's and of the encoder classifier's; its documents against the "
-                     "validation humans); the candidate with the best worst case is kept.\n\n" + "\n".join(rows) + "\n")
+                     "validation humans); the candidate with the best worst case is kept"
+                     + (f", except that the config fixes `{info['chosen']}`: {recipe['languages'][lang]['head_choice_reason']}"
+                        if recipe["languages"][lang].get("head_choice") else "")
+                     + ".\n\n" + "\n".join(rows) + "\n")
     parts.append(f"""
 ## Metrics on held-out documents (never trained on, never used to choose; first chunk of each document)
 Each machine generator against the human documents of the same family (same dev source, or local text of the same
