@@ -736,6 +736,8 @@ def _limits_section(report: dict) -> str:
   optimistic for modern chat models (Qwen, DeepSeek), whose text no packaged model can generate here.
 - Short texts are weak: see `min_tokens` / `reliable_tokens` in config.json and the length table above.
 - English n-grams were tried as a head input in 0.1.0: held-out gpt-4 AUROC fell to 0.56 (n-grams alone 0.42).
+- Famous, much-quoted human text that the LM has memorized reads as likely to it: the opening chapter of Pride and
+  Prejudice (`examples/`) scores about 0.5 (`uncertain`) under the likelihood head, not `authentic`.
 - Speed, against a target of 5 documents/s, on the shared 2-core CPU: {speed}. The LM's matrix products over every
   token bound it (about 0.27 GFLOP per token for SmolLM2-135M, ~140 GFLOP per 512-token document, about 3 CPU-seconds
   at the ~40 GFLOP/s one AVX2 core sustains): even alone on both cores this is under 1 document/s. The encoder costs
