@@ -5,13 +5,12 @@ from __future__ import annotations
 import base64
 import io
 import json
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
+from conftest import write_video
 from PIL import Image
 
 from detector.config import PROJECT_ROOT, Limits
@@ -206,17 +205,8 @@ def _media_from(rgb: np.ndarray):
 
 def _write_face_video(path: Path, frames: list[np.ndarray], fps: int = 8) -> Path:
     height, width = frames[0].shape[:2]
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for index, rgb in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts, frame.time_base = index, Fraction(1, fps)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
+    return write_video(path, "libx264", frames=len(frames), fps=fps, size=(width, height),
+                       draw=lambda index, _w, _h: frames[index])
 
 
 def test_video_faces_are_tracked_and_scored_per_track(detector, dev_data, tmp_path):

@@ -14,7 +14,7 @@ import numpy as np
 import pypdf
 import pytest
 import soundfile as sf
-from conftest import text_pdf
+from conftest import text_pdf, write_video
 from PIL import Image, PngImagePlugin
 
 from detector.cli import main as cli_main
@@ -36,24 +36,12 @@ TONE = (0.3 * np.sin(2 * np.pi * 330 * np.arange(16000) / 16000)).astype(np.floa
 
 
 def make_video(path: Path, seconds: float = 1.0, size=(64, 48), fps: int = 10) -> None:
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=fps)
-        video.width, video.height, video.pix_fmt = size[0], size[1], "yuv420p"
-        audio = container.add_stream("aac", rate=16000, layout="mono")
-        for i in range(int(seconds * fps)):
-            picture = np.full((size[1], size[0], 3), (i * 20) % 255, np.uint8)
-            picture[:, : size[0] // 2] = PICTURE[: size[1], : size[0] // 2]
-            for packet in video.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")):
-                container.mux(packet)
-        samples = np.tile(TONE, int(np.ceil(seconds)))[: int(seconds * 16000)]
-        for start in range(0, len(samples) - 1024, 1024):
-            frame = av.AudioFrame.from_ndarray(samples[None, start:start + 1024], format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = 16000, start
-            for packet in audio.encode(frame):
-                container.mux(packet)
-        for stream in (video, audio):
-            for packet in stream.encode():
-                container.mux(packet)
+    def draw(index: int, width: int, height: int) -> np.ndarray:
+        picture = np.full((height, width, 3), (index * 20) % 255, np.uint8)
+        picture[:, : width // 2] = PICTURE[:height, : width // 2]
+        return picture
+
+    write_video(path, "libx264", frames=int(seconds * fps), fps=fps, size=size, with_audio=True, draw=draw)
 
 
 @pytest.fixture(scope="module")

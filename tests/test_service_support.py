@@ -19,6 +19,7 @@ import httpx
 import numpy as np
 import psutil
 import soundfile
+from conftest import write_video
 from PIL import Image
 
 from detector.config import PROJECT_ROOT
@@ -147,18 +148,9 @@ def wav_bytes(seconds: float, rate: int = 16_000) -> bytes:
 
 
 def mp4_bytes(frames: int = 12) -> bytes:
-    import av
-
     buffer = io.BytesIO()
-    with av.open(buffer, "w", format="mp4") as out:
-        stream = out.add_stream("mpeg4", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for index in range(frames):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 10 * index, np.uint8), format="rgb24")
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+    write_video(None, "mpeg4", "mp4", frames=frames, target=buffer,
+                draw=lambda index, width, height: np.full((height, width, 3), 10 * index, np.uint8))
     return buffer.getvalue()
 
 
