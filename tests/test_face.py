@@ -127,6 +127,33 @@ def test_held_out_gan_faces_score_above_held_out_real_faces(detector, held_out):
     assert auc(labels, scores) >= 0.75, list(zip(labels, scores))
 
 
+def _reencoded(path: Path, change: str) -> bytes:
+    image = Image.open(path).convert("RGB")
+    out = io.BytesIO()
+    if change.startswith("jpeg"):
+        image.save(out, "JPEG", quality=int(change[4:]))
+    else:
+        factor = float(change[5:])
+        image.resize((round(image.width * factor), round(image.height * factor)), Image.BICUBIC).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("change", ["jpeg50", "jpeg95", "scale0.6", "scale1.6"])
+def test_jpeg_quality_format_and_resolution_do_not_move_the_verdict(detector, held_out, change):
+    """The same faces re-encoded or resized keep their ranking and nearly their scores: no format shortcut."""
+    labels, before, after = [], [], []
+    for label, paths in ((0, held_out["real"]), (1, held_out["fake"])):
+        for path in paths:
+            changed = _scan(detector, decode(MediaInput(path.name, data=_reencoded(path, change)), Limits()))
+            assert isinstance(changed, Finding), f"{path} {change}: {changed}"
+            labels.append(label)
+            before.append(_scan(detector, _decode_path(path)).score)
+            after.append(changed.score)
+    shift = np.abs(np.array(after) - np.array(before))
+    assert auc(np.array(labels), np.array(after)) >= 0.9, list(zip(labels, before, after))
+    assert np.median(shift) <= 0.1 and shift.max() <= 0.35, list(zip(labels, before, after))
+
+
 def test_every_face_gets_its_own_box_and_score_and_explain_adds_a_heatmap(detector, dev_data):
     pair = Image.new("RGB", (480, 260), (200, 200, 200))
     for x, name in ((10, "2.jpg"), (250, "1_source.jpg")):
