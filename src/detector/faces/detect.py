@@ -98,27 +98,17 @@ class FaceFinder:
         from facenet_pytorch.models.utils.detect_face import batched_nms_numpy, bbreg, rerec
 
         empty = (torch.zeros(0, 5), torch.zeros(0, dtype=torch.long), torch.zeros(0, 5, 2))
+        boxes, frame_of, outputs = _stage(self._rnet, frames, rerec(boxes.clone()), frame_of, 24, STAGE_THRESHOLDS[1])
         if len(boxes) == 0:
             return empty
-        boxes = rerec(boxes.clone())
-        crops, inside = _crops(frames, boxes, frame_of, 24)
-        boxes, frame_of = boxes[inside], frame_of[inside]
-        regression, probabilities = _run(self._rnet, crops)
-        passed = probabilities[:, 1] > STAGE_THRESHOLDS[1]
-        boxes = torch.cat([boxes[passed, :4], probabilities[passed, 1:2]], dim=1)
-        frame_of, regression = frame_of[passed], regression[passed]
+        (regression,) = outputs
         pick = batched_nms(boxes[:, :4], boxes[:, 4], frame_of, 0.7)
         boxes = rerec(bbreg(boxes[pick], regression[pick]))
-        frame_of = frame_of[pick]
+
+        boxes, frame_of, outputs = _stage(self._onet, frames, boxes, frame_of[pick], 48, STAGE_THRESHOLDS[2])
         if len(boxes) == 0:
             return empty
-
-        crops, inside = _crops(frames, boxes, frame_of, 48)
-        boxes, frame_of = boxes[inside], frame_of[inside]
-        regression, marks, probabilities = _run(self._onet, crops)
-        passed = probabilities[:, 1] > STAGE_THRESHOLDS[2]
-        boxes = torch.cat([boxes[passed, :4], probabilities[passed, 1:2]], dim=1)
-        frame_of, regression, marks = frame_of[passed], regression[passed], marks[passed]
+        regression, marks = outputs
         widths = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]
         heights = (boxes[:, 3] - boxes[:, 1] + 1)[:, None]
         points = torch.stack([widths * marks[:, :5] + boxes[:, :1] - 1,
@@ -149,8 +139,7 @@ def _candidates(pnet: torch.nn.Module, frames: list[np.ndarray], min_face: int
     while min(height, width) * scale >= 12:
         size = (int(width * scale + 1), int(height * scale + 1))
         level = np.stack([cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in frames])
-        level = ((torch.from_numpy(level).float() - 127.5) * 0.0078125).permute(0, 3, 1, 2)   # channels-last strides
-        regression, probabilities = pnet(level)
+        regression, probabilities = pnet(_net_input(level))
         level_boxes, level_frames = generateBoundingBox(regression, probabilities[:, 1], scale, STAGE_THRESHOLDS[0])
         pick = batched_nms(level_boxes[:, :4], level_boxes[:, 4], level_frames, 0.5)
         boxes.append(level_boxes[pick])
@@ -167,12 +156,32 @@ def _candidates(pnet: torch.nn.Module, frames: list[np.ndarray], min_face: int
     return regressed, frame_of
 
 
+def _stage(net: torch.nn.Module, frames: list[np.ndarray], boxes: torch.Tensor, frame_of: torch.Tensor, size: int,
+           threshold: float) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """One refinement stage: `size` px crops of the boxes through `net`. The boxes whose face probability passes
+    `threshold` (rescored with it), their frames, and the net's other outputs for them (regression, O-net's
+    landmarks); no boxes and no outputs when no box overlaps its frame."""
+    crops, inside = _crops(frames, boxes, frame_of, size)
+    boxes, frame_of = boxes[inside], frame_of[inside]
+    if len(boxes) == 0:                  # the nets cannot run on an empty batch
+        return torch.zeros(0, 5), frame_of, []
+    *others, probabilities = _run(net, crops)
+    passed = probabilities[:, 1] > threshold
+    return (torch.cat([boxes[passed, :4], probabilities[passed, 1:2]], dim=1), frame_of[passed],
+            [output[passed] for output in others])
+
+
 def _run(net: torch.nn.Module, crops: torch.Tensor, chunk: int = 256) -> tuple[torch.Tensor, ...]:
     """R-net / O-net outputs over all crops, in chunks of channels-last tensors (both about 2x faster on CPU than one
     huge NCHW batch)."""
     outputs = [net(crops[start:start + chunk].contiguous(memory_format=torch.channels_last))
                for start in range(0, len(crops), chunk)]
     return tuple(torch.cat(parts) for parts in zip(*outputs))
+
+
+def _net_input(images: np.ndarray) -> torch.Tensor:
+    """uint8 NHWC images as MTCNN's input: scaled to [-1, 1), an NCHW view with channels-last strides."""
+    return ((torch.from_numpy(images).float() - 127.5) * 0.0078125).permute(0, 3, 1, 2)
 
 
 def _crops(frames: list[np.ndarray], boxes: torch.Tensor, frame_of: torch.Tensor, size: int
@@ -186,8 +195,8 @@ def _crops(frames: list[np.ndarray], boxes: torch.Tensor, frame_of: torch.Tensor
     inside = [right > left and bottom > top for left, top, right, bottom in zip(x0, y0, x1, y1)]
     crops = [cv2.resize(frames[frame][top:bottom, left:right], (size, size), interpolation=cv2.INTER_AREA)
              for frame, left, top, right, bottom, keep in zip(frame_of.tolist(), x0, y0, x1, y1, inside) if keep]
-    batch = torch.from_numpy(np.stack(crops)) if crops else torch.zeros(0, size, size, 3, dtype=torch.uint8)
-    return (batch.permute(0, 3, 1, 2).float() - 127.5) * 0.0078125, torch.tensor(inside, dtype=torch.bool)
+    batch = np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8)
+    return _net_input(batch), torch.tensor(inside, dtype=torch.bool)
 
 
 def _between_key_frames(boxes: torch.Tensor, frame_of: torch.Tensor, key: list[int]
