@@ -71,9 +71,9 @@ def aggregate(window_logits: np.ndarray) -> float:
 
 
 def load_network(bundle: ModelBundle) -> SpoofNet:
-    config = bundle.config                                    # bundles from version 1 name no band: 64 x 0-4 kHz
-    network = SpoofNet(width=int(config.get("width", 12)), bands=int(config.get("bands", 64)),
-                       max_frequency=float(config.get("max_frequency", 4000.0)))
+    config = bundle.config                                    # the export names the front end's band
+    network = SpoofNet(width=int(config.get("width", 12)), bands=int(config["bands"]),
+                       max_frequency=float(config["max_frequency"]))
     network.load_state_dict(bundle.state_dict())
     return network
 

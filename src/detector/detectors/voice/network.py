@@ -2,9 +2,11 @@
 
 LCNN with Max-Feature-Map activations is the ASVspoof LA baseline family (Lavrentyeva et al. 2019; Wang & Yamagishi
 2021). The front end is gain invariant by construction (a power floor relative to the window's mean power, then
-per-band mean removal over time), so loudness cannot be a cue. It sees the full 0-8 kHz band, where most vocoder
-traces are; bandwidth is kept from being a cue by training data (every real clip has a vocoded twin of the same band,
-and random band-limits hit both classes alike). Codecs, noise and rooms are handled by augmentation.
+per-band mean removal over time), so loudness cannot be a cue. Its band is set per bundle: the shipped version 1
+sees 0-4 kHz only, so bandwidth cannot be a cue at all; the version-2 recipe (the defaults here) sees the full 0-8 kHz
+band, where most vocoder traces are, and keeps bandwidth from being a cue through its training data (every real clip
+has a vocoded twin of the same band, and random band-limits hit both classes alike). Codecs, noise and rooms are
+handled by augmentation.
 """
 
 from __future__ import annotations
