@@ -126,13 +126,14 @@ class MachineTextDetector(Detector):
                 encoder = EncoderClassifier(base, settings["encoder_layers"])
                 encoder.classifier.load_state_dict(_with_prefix(state, f"{code}.encoder."))
             head_inputs = settings.get("head_inputs", HEAD_INPUTS)
+            uses_ngram = settings.get("ngram", True)
             head = TextHead(len(head_inputs), int(settings["hidden"]))
             head.load_state_dict(_with_prefix(state, f"{code}.head."))
             self.languages[code] = _Language(
                 code, settings.get("lm"), lm, tokenizer, encoder, encoder_tokenizer, head,
                 [HEAD_INPUTS.index(name) for name in head_inputs],
-                state[f"{code}.ngram_coef"].numpy() if settings.get("ngram", True) else None,
-                float(state[f"{code}.ngram_bias"]) if settings.get("ngram", True) else 0.0,
+                state[f"{code}.ngram_coef"].numpy() if uses_ngram else None,
+                float(state[f"{code}.ngram_bias"]) if uses_ngram else 0.0,
                 int(settings["min_tokens"]), int(settings["reliable_tokens"]),
                 float(settings["chars_per_token"]))
         self.language_order = list(config["languages"])
