@@ -308,12 +308,9 @@ def encoder_stage(lang: str, pool: list[TextDoc], recipe: dict
             scores[json.dumps({"layers": layers, "c": c})] = round(auc(labels, out_of_fold), 4)
     best = json.loads(max(scores, key=scores.get))
     features = embeddings[:, [layer - 1 for layer in best["layers"]]].reshape(len(docs), -1)
-    scaler = StandardScaler().fit(features)
-    model = LogisticRegression(C=best["c"], class_weight="balanced", max_iter=3000).fit(scaler.transform(features),
-                                                                                       labels)
     print(f"[encoder {lang}] {len(docs)} chunks, grouped-CV AUROC {scores}, chosen {best}", flush=True)
     classifier = EncoderClassifier(load_encoder()[0], best["layers"])
-    weight, bias = _folded(model, scaler)
+    weight, bias = _linear_fit(features, labels, best["c"])
     with torch.no_grad():
         classifier.classifier.weight.copy_(torch.tensor(weight, dtype=torch.float32).unsqueeze(0))
         classifier.classifier.bias.fill_(bias)
@@ -321,15 +318,15 @@ def encoder_stage(lang: str, pool: list[TextDoc], recipe: dict
     without = {}
     for generator in sorted({d.generator for d in docs if d.label == 1}):
         kept = np.array([not (d.label == 1 and d.generator == generator) for d in docs])
-        scaler_g = StandardScaler().fit(features[kept])
-        model_g = LogisticRegression(C=best["c"], class_weight="balanced", max_iter=3000).fit(
-            scaler_g.transform(features[kept]), labels[kept])
-        without[generator] = _folded(model_g, scaler_g)
+        without[generator] = _linear_fit(features[kept], labels[kept], best["c"])
     return classifier.eval(), {"documents": len(docs), "counts": _counts(docs), "cv_auc": scores, **best}, without
 
 
-def _folded(model: LogisticRegression, scaler: StandardScaler) -> tuple[np.ndarray, float]:
-    """(weight, bias) of the logistic regression on raw features: the scaler folded in."""
+def _linear_fit(features: np.ndarray, labels: np.ndarray, c: float) -> tuple[np.ndarray, float]:
+    """(weight, bias) on raw features of a balanced logistic regression fitted on standardized ones (the scaler
+    folded in)."""
+    scaler = StandardScaler().fit(features)
+    model = LogisticRegression(C=c, class_weight="balanced", max_iter=3000).fit(scaler.transform(features), labels)
     weight = model.coef_[0] / scaler.scale_
     return weight, float(model.intercept_[0] - (weight * scaler.mean_).sum())
 
