@@ -328,7 +328,7 @@ def _riff_chunk(fourcc: bytes, body: bytes) -> bytes:
     return fourcc + len(body).to_bytes(4, "little") + body + (b"\x00" if len(body) & 1 else b"")
 
 
-# ---------------------------------------------------------------- text and Markdown
+# ---------------------------------------------------------------- PDF
 def _write_pdf(src: Path, out: Path, fields: dict) -> None:
     import pypdf
     from pypdf.generic import NameObject, TextStringObject
@@ -345,6 +345,7 @@ def _write_pdf(src: Path, out: Path, fields: dict) -> None:
         writer.write(handle)
 
 
+# ---------------------------------------------------------------- text and Markdown
 def _write_text(src: Path, out: Path, fields: dict) -> None:
     text, encode = decode_keeping_bom(src.read_bytes())
     trailer = text_trailer_line(text)
