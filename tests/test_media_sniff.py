@@ -10,6 +10,7 @@ from conftest import text_pdf
 
 from detector.config import Limits
 from detector.media import AudioMedia, ImageMedia, MediaError, MediaInput, TextMedia, decode, read_bytes, sniff
+from detector.media import pdf as pdf_module
 from detector.media.sniff import SNIFF_BYTES
 
 EXPECTED = {
@@ -101,6 +102,16 @@ def test_unreadable_pdfs_get_clear_errors(content, code, words):
     with pytest.raises(MediaError) as error:
         decode(MediaInput("doc.pdf", data=content), Limits())
     assert error.value.code == code and words in error.value.message
+
+
+def test_oversized_pdfs_are_refused(monkeypatch):
+    with pytest.raises(MediaError) as text_over:
+        decode(MediaInput("doc.pdf", data=text_pdf(["a page of text", "more text"])), Limits(max_text_chars=20))
+    assert text_over.value.code == "too_large" and "characters" in text_over.value.message
+    monkeypatch.setattr(pdf_module, "MAX_PDF_PAGES", 2)
+    with pytest.raises(MediaError) as pages_over:
+        decode(MediaInput("doc.pdf", data=text_pdf(["one", "two", "three"])), Limits())
+    assert pages_over.value.code == "too_large" and "3 pages" in pages_over.value.message
 
 
 def test_text_that_starts_like_a_bmp_is_text():
