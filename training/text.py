@@ -660,8 +660,8 @@ training document; its out-of-fold scores train the head.
                         if recipe["languages"][lang].get("head_choice") else "")
                      + ".\n\n" + "\n".join(rows) + "\n")
     parts.append(f"""
-## Metrics on held-out documents (never trained on, never used to choose; first chunk of each document)
-Each machine generator against the human documents of the same family (same dev source, or local text of the same
+## Metrics on held-out documents (never trained on; first chunk of each document)
+{_fixed_choice_note(recipe)}Each machine generator against the human documents of the same family (same dev source, or local text of the same
 language). fast-detect-gpt gpt-4 / gpt-3.5-turbo and all seqxgpt-doc generators are unseen generators; `local-*`
 rows are held-out prompts of the local generators (seen generators, unseen prompts) and say little about unseen
 chat models. Thresholds: synthetic >= {report['calibration']['synthetic_threshold']:.4f} (1% FPR on validation
@@ -694,6 +694,15 @@ Debian package r-cran-janeaustenr (their data files are read, never imported).
 """)
     parts.append(_limits_section(report))
     return "".join(parts)
+
+
+def _fixed_choice_note(recipe: dict) -> str:
+    """Says which languages' heads were fixed by the config (after these tables had been seen) rather than chosen."""
+    fixed = [lang for lang, settings in recipe["languages"].items() if settings.get("head_choice")]
+    if not fixed:
+        return "These tables never chose anything.\n"
+    return (f"They never chose anything, except that the {', '.join(fixed)} head is fixed by the config, a decision "
+            "taken after seeing them (see \"Choosing the head\" above).\n")
 
 
 def _chat_comparison(report: dict) -> str:
