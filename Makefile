@@ -6,6 +6,8 @@ STAMP    := $(VENV)/.installed
 export BENTOML_DO_NOT_TRACK := true
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+# the venv is ~6 GB (torch's CUDA libraries); a pip cache would double what a fresh machine needs
+export PIP_NO_CACHE_DIR := 1
 
 .PHONY: install test scan serve models clean bench
 
