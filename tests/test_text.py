@@ -171,3 +171,19 @@ def test_chunk_scores_do_not_depend_on_batch_padding(detector):
         together = detector.forward(detector.collate(units))[1]
         alone = detector.forward(detector.collate(units[1:]))[0]
     assert torch.allclose(together, alone, atol=1e-3)
+
+
+def test_likelihood_only_statistics_match_the_full_pass(detector):
+    """The shortcut the English head takes (no pass over the whole distribution) gives the same likelihood features."""
+    from detector.detectors.text.features import LIKELIHOOD_FEATURES, lm_statistics
+
+    lang = detector.languages["en"]
+    encoded = lang.tokenizer(["The committee said on Monday that it would publish its report next week.",
+                              "Members declined to say what it would recommend, but several hinted at changes."],
+                             padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        full = lm_statistics(lang.lm, encoded["input_ids"], encoded["attention_mask"])
+        quick = lm_statistics(lang.lm, encoded["input_ids"], encoded["attention_mask"], needed=LIKELIHOOD_FEATURES)
+    width = len(LIKELIHOOD_FEATURES)
+    assert torch.allclose(full[:, :width], quick[:, :width], atol=1e-4)
+    assert full[:, width:].abs().sum() > 0 and quick[:, width:].abs().sum() == 0

@@ -7,7 +7,7 @@ sampling and scoring: (log p(x) - E[log p(x~)]) / sqrt(Var[log p(x~)]), here nor
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 from transformers import PreTrainedModel
@@ -17,6 +17,7 @@ LM_FEATURES = (
     "log_likelihood_q75", "log_likelihood_q90", "entropy_mean", "entropy_std", "log_rank_mean", "top1_share",
     "top10_share", "surprise_gap_mean", "surprise_gap_std", "fast_detectgpt_curvature",
 )
+LIKELIHOOD_FEATURES = LM_FEATURES[:7]       # functions of log p(x) alone
 _QUANTILES = (0.10, 0.25, 0.50, 0.75, 0.90)
 
 
@@ -33,32 +34,45 @@ def next_token_logits(model: PreTrainedModel, input_ids: torch.Tensor, attention
 
 
 def lm_statistics(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                  rows_per_head: int = 4) -> torch.Tensor:
-    """[B, len(LM_FEATURES)] for right-padded token ids [B, T] (T >= 2)."""
+                  rows_per_head: int = 4, needed: Sequence[str] = LM_FEATURES) -> torch.Tensor:
+    """[B, len(LM_FEATURES)] for right-padded token ids [B, T] (T >= 2). Features outside `needed` may be 0: when only
+    likelihood features are needed, the pass over the whole next-token distribution (half the cost) is skipped."""
+    likelihood_only = set(needed) <= set(LIKELIHOOD_FEATURES)
     rows = []
     for offset, logits in next_token_logits(model, input_ids, attention_mask, rows_per_head):
-        targets = input_ids[offset:offset + logits.shape[0], 1:]
+        targets = input_ids[offset:offset + logits.shape[0], 1:].unsqueeze(-1)
         mask = attention_mask[offset:offset + logits.shape[0], 1:].bool()
+        if likelihood_only:
+            token_ll = (logits.gather(-1, targets) - logits.logsumexp(-1, keepdim=True)).squeeze(-1)
+            rows += [_row_features(token_ll[i][mask[i]]) for i in range(token_ll.shape[0])]
+            continue
         log_probs = torch.log_softmax(logits, dim=-1)
-        token_ll = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        token_ll = log_probs.gather(-1, targets).squeeze(-1)
         probs = log_probs.exp()
         expected_ll = (probs * log_probs).sum(-1)                      # = -entropy
         variance_ll = (probs * log_probs.square()).sum(-1) - expected_ll.square()
-        rank = (logits > logits.gather(-1, targets.unsqueeze(-1))).sum(-1) + 1
+        rank = (logits > logits.gather(-1, targets)).sum(-1) + 1
         del logits, log_probs, probs
         for i in range(token_ll.shape[0]):
-            rows.append(_row_features(token_ll[i][mask[i]], -expected_ll[i][mask[i]], variance_ll[i][mask[i]],
-                                      rank[i][mask[i]].float()))
+            rows.append(_row_features(token_ll[i][mask[i]], (-expected_ll[i][mask[i]], variance_ll[i][mask[i]],
+                                                             rank[i][mask[i]].float())))
     return torch.stack(rows)
 
 
-def _row_features(ll: torch.Tensor, entropy: torch.Tensor, variance: torch.Tensor, rank: torch.Tensor) -> torch.Tensor:
+def _row_features(ll: torch.Tensor,
+                  distribution: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """One chunk's features; `distribution` (entropy, variance of log p, rank per token) is None when only the
+    likelihood features were asked for, and those after them are then 0."""
+    features = torch.zeros(len(LM_FEATURES))
     if ll.numel() == 0:
-        return torch.zeros(len(LM_FEATURES))
-    gap = ll + entropy                                              # log p(x) - E[log p(x~)], per token
+        return features
     quantiles = torch.quantile(ll, torch.tensor(_QUANTILES, dtype=ll.dtype))
-    curvature = gap.mean() / variance.mean().clamp_min(1e-6).sqrt()
-    values = [ll.mean(), ll.std(unbiased=False), *quantiles, entropy.mean(), entropy.std(unbiased=False),
-              rank.log().mean(), (rank == 1).float().mean(), (rank <= 10).float().mean(), gap.mean(),
-              gap.std(unbiased=False), curvature]
-    return torch.stack([torch.as_tensor(v, dtype=torch.float32) for v in values])
+    values = [ll.mean(), ll.std(unbiased=False), *quantiles]
+    if distribution is not None:
+        entropy, variance, rank = distribution
+        gap = ll + entropy                                          # log p(x) - E[log p(x~)], per token
+        curvature = gap.mean() / variance.mean().clamp_min(1e-6).sqrt()
+        values += [entropy.mean(), entropy.std(unbiased=False), rank.log().mean(), (rank == 1).float().mean(),
+                   (rank <= 10).float().mean(), gap.mean(), gap.std(unbiased=False), curvature]
+    features[:len(values)] = torch.stack([torch.as_tensor(v, dtype=torch.float32) for v in values])
+    return features

@@ -191,7 +191,8 @@ class MachineTextDetector(Detector):
             if lang.lm is None or not any(c < len(LM_FEATURES) for c in lang.head_columns):
                 statistics = torch.zeros(rows.numel(), len(LM_FEATURES))     # the head reads no LM statistic
             else:
-                statistics = lm_statistics(lang.lm, batch["input_ids"][rows, :width], mask[:, :width])
+                statistics = lm_statistics(lang.lm, batch["input_ids"][rows, :width], mask[:, :width],
+                                           needed=[HEAD_INPUTS[c] for c in lang.head_columns])
             if lang.encoder is None:
                 encoder_logit = torch.zeros(rows.numel(), device=out.device)
             else:
