@@ -187,3 +187,28 @@ def test_likelihood_only_statistics_match_the_full_pass(detector):
     width = len(LIKELIHOOD_FEATURES)
     assert torch.allclose(full[:, :width], quick[:, :width], atol=1e-4)
     assert full[:, width:].abs().sum() > 0 and quick[:, width:].abs().sum() == 0
+
+
+def test_chat_context_conditions_but_is_not_scored(detector):
+    """With a chat context, each row's mean log-likelihood is that of its own tokens after the context, padded or not."""
+    from detector.detectors.text.features import LIKELIHOOD_FEATURES, lm_statistics
+    from detector.detectors.text.lm import chat_context_ids
+
+    lang = detector.languages["en"]
+    context = chat_context_ids(lang.tokenizer, "Write about this topic.")
+    assert lang.tokenizer.decode(context).rstrip().endswith("assistant")
+    rows = [lang.tokenizer(text, add_special_tokens=False)["input_ids"] for text in
+            ("The committee said on Monday that it would publish its report next week.", "Members declined.")]
+    ids = torch.zeros(2, len(rows[0]), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, row in enumerate(rows):
+        ids[i, :len(row)], mask[i, :len(row)] = torch.tensor(row), 1
+    with torch.inference_mode():
+        batched = lm_statistics(lang.lm, ids, mask, needed=LIKELIHOOD_FEATURES, context=context)[:, 0]
+        for i, row in enumerate(rows):
+            sequence = torch.tensor([context + row])
+            log_probs = lang.lm(input_ids=sequence).logits[0, :-1].float().log_softmax(-1)
+            own = log_probs[len(context) - 1:].gather(-1, sequence[0, len(context):, None]).mean()
+            assert abs(float(batched[i]) - float(own)) < 1e-3
+        plain = lm_statistics(lang.lm, ids, mask, needed=LIKELIHOOD_FEATURES)[:, 0]
+    assert not torch.allclose(batched, plain, atol=1e-2)

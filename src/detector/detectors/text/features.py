@@ -22,26 +22,34 @@ _QUANTILES = (0.10, 0.25, 0.50, 0.75, 0.90)
 
 
 def next_token_logits(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                      rows_per_head: int) -> Iterator[tuple[int, torch.Tensor]]:
-    """(first row, logits) per group of rows: the LM head over a large vocabulary (Gemma: 262k) is the memory peak."""
+                      rows_per_head: int, first: int = 0) -> Iterator[tuple[int, torch.Tensor]]:
+    """(first row, logits) per group of rows, for the tokens after position `first` (the LM head over a large
+    vocabulary, Gemma: 262k, is the memory peak, so it runs on a few rows at a time)."""
     hidden = model.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
     softcap = getattr(model.config, "final_logit_softcapping", None)
     for start in range(0, hidden.shape[0], rows_per_head):
-        logits = model.lm_head(hidden[start:start + rows_per_head, :-1]).float()
+        logits = model.lm_head(hidden[start:start + rows_per_head, first:-1]).float()
         if softcap:
             logits = torch.tanh(logits / softcap) * softcap
         yield start, logits
 
 
 def lm_statistics(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                  rows_per_head: int = 4, needed: Sequence[str] = LM_FEATURES) -> torch.Tensor:
-    """[B, len(LM_FEATURES)] for right-padded token ids [B, T] (T >= 2). Features outside `needed` may be 0: when only
-    likelihood features are needed, the pass over the whole next-token distribution (half the cost) is skipped."""
+                  rows_per_head: int = 4, needed: Sequence[str] = LM_FEATURES,
+                  context: Sequence[int] = ()) -> torch.Tensor:
+    """[B, len(LM_FEATURES)] for right-padded token ids [B, T] (T >= 2, or T >= 1 after a context). Features outside
+    `needed` may be 0: when only likelihood features are needed, the pass over the whole next-token distribution (half
+    the cost) is skipped. `context` ids are put before every row and condition the scores without being scored."""
     likelihood_only = set(needed) <= set(LIKELIHOOD_FEATURES)
+    if context:
+        rows_in = input_ids.shape[0]
+        input_ids = torch.cat([torch.tensor(list(context), dtype=input_ids.dtype).expand(rows_in, -1), input_ids], 1)
+        attention_mask = torch.cat([torch.ones(rows_in, len(context), dtype=attention_mask.dtype), attention_mask], 1)
+    first = max(len(context) - 1, 0)                # the position that predicts the first scored token
     rows = []
-    for offset, logits in next_token_logits(model, input_ids, attention_mask, rows_per_head):
-        targets = input_ids[offset:offset + logits.shape[0], 1:].unsqueeze(-1)
-        mask = attention_mask[offset:offset + logits.shape[0], 1:].bool()
+    for offset, logits in next_token_logits(model, input_ids, attention_mask, rows_per_head, first):
+        targets = input_ids[offset:offset + logits.shape[0], first + 1:].unsqueeze(-1)
+        mask = attention_mask[offset:offset + logits.shape[0], first + 1:].bool()
         if likelihood_only:
             token_ll = (logits.gather(-1, targets) - logits.logsumexp(-1, keepdim=True)).squeeze(-1)
             rows += [_row_features(token_ll[i][mask[i]]) for i in range(token_ll.shape[0])]

@@ -23,7 +23,7 @@ from ...media.types import DecodedMedia, TextMedia
 from .chunking import Chunk, chunk_text
 from .encoder import EncoderClassifier, load_encoder
 from .features import LM_FEATURES, lm_statistics
-from .lm import load_lm
+from .lm import chat_context_ids, load_lm
 from .ngram import ngram_scores
 from .normalize import detect_language, normalize_typography
 
@@ -85,6 +85,7 @@ class _Language:
     lm_key: str | None           # None: no LM for this language, the head sees the n-gram score only
     lm: PreTrainedModel | None
     tokenizer: PreTrainedTokenizerBase | None
+    lm_context: list[int]                 # chat-template ids the LM reads before each chunk (empty: none)
     encoder: EncoderClassifier | None      # None: this language's head does not use the encoder (input 0)
     encoder_tokenizer: PreTrainedTokenizerBase | None
     head: TextHead
@@ -129,8 +130,10 @@ class MachineTextDetector(Detector):
             uses_ngram = settings.get("ngram", True)
             head = TextHead(len(head_inputs), int(settings["hidden"]))
             head.load_state_dict(_with_prefix(state, f"{code}.head."))
+            prompt = settings.get("lm_context_prompt")
             self.languages[code] = _Language(
-                code, settings.get("lm"), lm, tokenizer, encoder, encoder_tokenizer, head,
+                code, settings.get("lm"), lm, tokenizer, chat_context_ids(tokenizer, prompt) if prompt else [],
+                encoder, encoder_tokenizer, head,
                 [HEAD_INPUTS.index(name) for name in head_inputs],
                 state[f"{code}.ngram_coef"].numpy() if uses_ngram else None,
                 float(state[f"{code}.ngram_bias"]) if uses_ngram else 0.0,
@@ -192,7 +195,8 @@ class MachineTextDetector(Detector):
                 statistics = torch.zeros(rows.numel(), len(LM_FEATURES))     # the head reads no LM statistic
             else:
                 statistics = lm_statistics(lang.lm, batch["input_ids"][rows, :width], mask[:, :width],
-                                           needed=[HEAD_INPUTS[c] for c in lang.head_columns])
+                                           needed=[HEAD_INPUTS[c] for c in lang.head_columns],
+                                           context=lang.lm_context)
             if lang.encoder is None:
                 encoder_logit = torch.zeros(rows.numel(), device=out.device)
             else:
