@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import torch
-from transformers import PreTrainedModel
+from transformers import DynamicCache, PreTrainedModel
 
 LM_FEATURES = (
     "log_likelihood_mean", "log_likelihood_std", "log_likelihood_q10", "log_likelihood_q25", "log_likelihood_q50",
@@ -22,13 +22,24 @@ _QUANTILES = (0.10, 0.25, 0.50, 0.75, 0.90)
 
 
 def next_token_logits(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                      rows_per_head: int, first: int = 0) -> Iterator[tuple[int, torch.Tensor]]:
-    """(first row, logits) per group of rows, for the tokens after position `first` (the LM head over a large
-    vocabulary, Gemma: 262k, is the memory peak, so it runs on a few rows at a time)."""
-    hidden = model.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+                      rows_per_head: int, context: Sequence[int] = ()) -> Iterator[tuple[int, torch.Tensor]]:
+    """(first row, logits) per group of rows, for every position that predicts a token of `input_ids` (the first
+    one only after a context). `context` ids are read once, their keys and values shared by all rows. The LM head
+    over a large vocabulary (Gemma: 262k) is the memory peak, so it runs on a few rows at a time."""
+    if context:
+        rows = input_ids.shape[0]
+        prefix = model.model(input_ids=torch.tensor([list(context)]), use_cache=True)
+        shared = DynamicCache()
+        for index, layer in enumerate(prefix.past_key_values.layers):
+            shared.update(layer.keys.expand(rows, -1, -1, -1), layer.values.expand(rows, -1, -1, -1), index)
+        mask = torch.cat([torch.ones(rows, len(context), dtype=attention_mask.dtype), attention_mask], 1)
+        hidden = model.model(input_ids=input_ids, attention_mask=mask, cache=shared, use_cache=True).last_hidden_state
+        hidden = torch.cat([prefix.last_hidden_state[:, -1:].expand(rows, -1, -1), hidden[:, :-1]], 1)
+    else:
+        hidden = model.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, :-1]
     softcap = getattr(model.config, "final_logit_softcapping", None)
     for start in range(0, hidden.shape[0], rows_per_head):
-        logits = model.lm_head(hidden[start:start + rows_per_head, first:-1]).float()
+        logits = model.lm_head(hidden[start:start + rows_per_head]).float()
         if softcap:
             logits = torch.tanh(logits / softcap) * softcap
         yield start, logits
@@ -39,17 +50,13 @@ def lm_statistics(model: PreTrainedModel, input_ids: torch.Tensor, attention_mas
                   context: Sequence[int] = ()) -> torch.Tensor:
     """[B, len(LM_FEATURES)] for right-padded token ids [B, T] (T >= 2, or T >= 1 after a context). Features outside
     `needed` may be 0: when only likelihood features are needed, the pass over the whole next-token distribution (half
-    the cost) is skipped. `context` ids are put before every row and condition the scores without being scored."""
+    the cost) is skipped. `context` ids are read before every row and condition the scores without being scored."""
     likelihood_only = set(needed) <= set(LIKELIHOOD_FEATURES)
-    if context:
-        rows_in = input_ids.shape[0]
-        input_ids = torch.cat([torch.tensor(list(context), dtype=input_ids.dtype).expand(rows_in, -1), input_ids], 1)
-        attention_mask = torch.cat([torch.ones(rows_in, len(context), dtype=attention_mask.dtype), attention_mask], 1)
-    first = max(len(context) - 1, 0)                # the position that predicts the first scored token
+    first = 0 if context else 1                    # the first token that gets a score
     rows = []
-    for offset, logits in next_token_logits(model, input_ids, attention_mask, rows_per_head, first):
-        targets = input_ids[offset:offset + logits.shape[0], first + 1:].unsqueeze(-1)
-        mask = attention_mask[offset:offset + logits.shape[0], first + 1:].bool()
+    for offset, logits in next_token_logits(model, input_ids, attention_mask, rows_per_head, context):
+        targets = input_ids[offset:offset + logits.shape[0], first:].unsqueeze(-1)
+        mask = attention_mask[offset:offset + logits.shape[0], first:].bool()
         if likelihood_only:
             token_ll = (logits.gather(-1, targets) - logits.logsumexp(-1, keepdim=True)).squeeze(-1)
             rows += [_row_features(token_ll[i][mask[i]]) for i in range(token_ll.shape[0])]
