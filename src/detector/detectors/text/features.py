@@ -30,7 +30,7 @@ def next_token_logits(model: PreTrainedModel, input_ids: torch.Tensor, attention
         rows = input_ids.shape[0]
         prefix = model.model(input_ids=torch.tensor([list(context)]), use_cache=True)
         shared = DynamicCache()
-        for index, layer in enumerate(prefix.past_key_values.layers):
+        for index, layer in enumerate(prefix.cache.layers):
             shared.update(layer.keys.expand(rows, -1, -1, -1), layer.values.expand(rows, -1, -1, -1), index)
         mask = torch.cat([torch.ones(rows, len(context), dtype=attention_mask.dtype), attention_mask], 1)
         hidden = model.model(input_ids=input_ids, attention_mask=mask, cache=shared, use_cache=True).last_hidden_state
