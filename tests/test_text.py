@@ -191,7 +191,7 @@ def test_likelihood_only_statistics_match_the_full_pass(detector):
 
 def test_chat_context_conditions_but_is_not_scored(detector):
     """With a chat context, each row's mean log-likelihood is that of its own tokens after the context, padded or not."""
-    from detector.detectors.text.features import LIKELIHOOD_FEATURES, lm_statistics
+    from detector.detectors.text.features import LIKELIHOOD_FEATURES, lm_statistics, read_context
     from detector.detectors.text.lm import chat_context_ids
 
     lang = detector.languages["en"]
@@ -204,7 +204,8 @@ def test_chat_context_conditions_but_is_not_scored(detector):
     for i, row in enumerate(rows):
         ids[i, :len(row)], mask[i, :len(row)] = torch.tensor(row), 1
     with torch.inference_mode():
-        batched = lm_statistics(lang.lm, ids, mask, needed=LIKELIHOOD_FEATURES, context=context)[:, 0]
+        batched = lm_statistics(lang.lm, ids, mask, needed=LIKELIHOOD_FEATURES,
+                                context=read_context(lang.lm, context))[:, 0]
         for i, row in enumerate(rows):
             sequence = torch.tensor([context + row])
             log_probs = lang.lm(input_ids=sequence).logits[0, :-1].float().log_softmax(-1)

@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from detector.config import PROJECT_ROOT
 from detector.detectors.text.chunking import chunk_text
 from detector.detectors.text.encoder import EncoderClassifier, load_encoder, pooled_layers
-from detector.detectors.text.features import LM_FEATURES, lm_statistics
+from detector.detectors.text.features import LM_FEATURES, lm_statistics, read_context
 from detector.detectors.text.lm import LMS, chat_context_ids, load_lm
 from detector.detectors.text.model import ENCODER_MAX_TOKENS, HEAD_INPUTS, TextHead, prepare_chunks
 from detector.detectors.text.ngram import NGRAM_SETTINGS, ngram_vectorizer
@@ -126,16 +126,16 @@ def first_chunks(docs: list[TextDoc], lang_settings: dict, tokenizer, chunk_toke
 def lm_features(token_lists: list[list[int] | None], lm_key: str | None, chunk_tokens: int, batch_size: int = 4,
                 label: str = "", context: list[int] | None = None) -> np.ndarray:
     """[N, len(LM_FEATURES)] (NaN rows where a document had no chunk), computing only uncached chunks. `context`:
-    chat-template ids read before each chunk (see lm_context)."""
+    chat-template ids read before each chunk (`lm_context_prompt`)."""
     if lm_key is None:                                   # a language without an LM: the head ignores these
         return np.array([[0.0] * len(LM_FEATURES) if t else [float("nan")] * len(LM_FEATURES)
                          for t in token_lists], dtype=np.float32)
-    context = context or []
     cache = FeatureCache(f"{lm_key}-{chunk_tokens}" + (f"-context-{FeatureCache.key(context)[:12]}" if context else ""))
     missing = sorted({FeatureCache.key(t): t for t in token_lists if t and FeatureCache.key(t) not in
                       cache.values}.items(), key=lambda kv: len(kv[1]))
     if missing:
         model, _ = load_lm(lm_key)
+        shared_context = read_context(model, context) if context else None
         started = time.time()
         for start in range(0, len(missing), batch_size):
             batch = missing[start:start + batch_size]
@@ -146,7 +146,7 @@ def lm_features(token_lists: list[list[int] | None], lm_key: str | None, chunk_t
                 ids[row, :len(tokens)] = torch.tensor(tokens)
                 mask[row, :len(tokens)] = 1
             with torch.inference_mode():
-                stats = lm_statistics(model, ids, mask, context=context)
+                stats = lm_statistics(model, ids, mask, context=shared_context)
             for (key, _), row in zip(batch, stats):
                 cache.add(key, [round(float(v), 6) for v in row])
             done = start + len(batch)
@@ -154,12 +154,6 @@ def lm_features(token_lists: list[list[int] | None], lm_key: str | None, chunk_t
                 print(f"[lm {lm_key} {label}] {done}/{len(missing)} chunks, {time.time() - started:.0f}s", flush=True)
     nan = [float("nan")] * len(LM_FEATURES)
     return np.array([cache.values[FeatureCache.key(t)] if t else nan for t in token_lists], dtype=np.float32)
-
-
-def lm_context(settings: dict, tokenizer) -> list[int]:
-    """The chat-template ids a language's LM reads before each chunk (`lm_context_prompt`), or none."""
-    prompt = settings.get("lm_context_prompt")
-    return chat_context_ids(tokenizer, prompt) if prompt else []
 
 
 def encoder_embeddings(texts: list[str], batch_size: int = 16, label: str = "") -> np.ndarray:
@@ -408,7 +402,7 @@ def length_curve(lang: str, docs: list[TextDoc], token_lists: list[list[int]], t
     for length in lengths:
         truncated = [token_lists[i][:length] for i in index]
         lm = lm_features(truncated, settings["lm"], recipe["chunk_tokens"], label=f"{lang} length {length}",
-                         context=lm_context(settings, tokenizer))
+                         context=chat_context_ids(tokenizer, settings.get("lm_context_prompt")))
         texts = [tokenizer.decode(t, skip_special_tokens=True) if tokenizer else "".join(map(chr, t))
                  for t in truncated]
         inputs = np.column_stack([lm, ngram_logits(ngram_model, lang, texts),
@@ -504,7 +498,7 @@ def main() -> None:
         tokenizer = load_lm(settings["lm"])[1] if settings["lm"] else None
         head_tokens = first_chunks(head_docs, settings, tokenizer, recipe["chunk_tokens"])
         eval_tokens = first_chunks(eval_docs, settings, tokenizer, recipe["chunk_tokens"])
-        context = lm_context(settings, tokenizer)
+        context = chat_context_ids(tokenizer, settings.get("lm_context_prompt"))
         eval_lm = lm_features(eval_tokens, settings["lm"], recipe["chunk_tokens"], label=f"{lang} test", context=context)
         head_lm = lm_features(head_tokens, settings["lm"], recipe["chunk_tokens"], label=f"{lang} train",
                               context=context)

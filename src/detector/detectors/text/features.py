@@ -8,6 +8,7 @@ sampling and scoring: (log p(x) - E[log p(x~)]) / sqrt(Var[log p(x~)]), here nor
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
 from transformers import DynamicCache, PreTrainedModel
@@ -21,20 +22,35 @@ LIKELIHOOD_FEATURES = LM_FEATURES[:7]       # functions of log p(x) alone
 _QUANTILES = (0.10, 0.25, 0.50, 0.75, 0.90)
 
 
+@dataclass(frozen=True)
+class LMContext:
+    """Ids an LM reads before every chunk, read once: their keys and values per layer and the last hidden state
+    (which predicts a chunk's first token)."""
+    ids: tuple[int, ...]
+    keys_values: tuple[tuple[torch.Tensor, torch.Tensor], ...]
+    last_hidden: torch.Tensor                       # [1, 1, hidden]
+
+
+@torch.no_grad()
+def read_context(model: PreTrainedModel, ids: Sequence[int]) -> LMContext:
+    output = model.model(input_ids=torch.tensor([list(ids)]), use_cache=True)
+    return LMContext(tuple(ids), tuple((layer.keys, layer.values) for layer in output.cache.layers),
+                     output.last_hidden_state[:, -1:])
+
+
 def next_token_logits(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                      rows_per_head: int, context: Sequence[int] = ()) -> Iterator[tuple[int, torch.Tensor]]:
+                      rows_per_head: int, context: LMContext | None = None) -> Iterator[tuple[int, torch.Tensor]]:
     """(first row, logits) per group of rows, for every position that predicts a token of `input_ids` (the first
-    one only after a context). `context` ids are read once, their keys and values shared by all rows. The LM head
-    over a large vocabulary (Gemma: 262k) is the memory peak, so it runs on a few rows at a time."""
-    if context:
+    one only after a context, whose keys and values all rows share). The LM head over a large vocabulary (Gemma:
+    262k) is the memory peak, so it runs on a few rows at a time."""
+    if context is not None:
         rows = input_ids.shape[0]
-        prefix = model.model(input_ids=torch.tensor([list(context)]), use_cache=True)
         shared = DynamicCache()
-        for index, layer in enumerate(prefix.cache.layers):
-            shared.update(layer.keys.expand(rows, -1, -1, -1), layer.values.expand(rows, -1, -1, -1), index)
-        mask = torch.cat([torch.ones(rows, len(context), dtype=attention_mask.dtype), attention_mask], 1)
+        for index, (keys, values) in enumerate(context.keys_values):
+            shared.update(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1), index)
+        mask = torch.cat([torch.ones(rows, len(context.ids), dtype=attention_mask.dtype), attention_mask], 1)
         hidden = model.model(input_ids=input_ids, attention_mask=mask, cache=shared, use_cache=True).last_hidden_state
-        hidden = torch.cat([prefix.last_hidden_state[:, -1:].expand(rows, -1, -1), hidden[:, :-1]], 1)
+        hidden = torch.cat([context.last_hidden.expand(rows, -1, -1), hidden[:, :-1]], 1)
     else:
         hidden = model.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, :-1]
     softcap = getattr(model.config, "final_logit_softcapping", None)
@@ -47,12 +63,13 @@ def next_token_logits(model: PreTrainedModel, input_ids: torch.Tensor, attention
 
 def lm_statistics(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                   rows_per_head: int = 4, needed: Sequence[str] = LM_FEATURES,
-                  context: Sequence[int] = ()) -> torch.Tensor:
+                  context: LMContext | None = None) -> torch.Tensor:
     """[B, len(LM_FEATURES)] for right-padded token ids [B, T] (T >= 2, or T >= 1 after a context). Features outside
     `needed` may be 0: when only likelihood features are needed, the pass over the whole next-token distribution (half
-    the cost) is skipped. `context` ids are read before every row and condition the scores without being scored."""
+    the cost) is skipped. A `context` (read_context) comes before every row and conditions the scores without
+    being scored."""
     likelihood_only = set(needed) <= set(LIKELIHOOD_FEATURES)
-    first = 0 if context else 1                    # the first token that gets a score
+    first = 1 if context is None else 0                    # the first token that gets a score
     rows = []
     for offset, logits in next_token_logits(model, input_ids, attention_mask, rows_per_head, context):
         targets = input_ids[offset:offset + logits.shape[0], first:].unsqueeze(-1)

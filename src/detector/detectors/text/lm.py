@@ -83,9 +83,11 @@ def _load_uncached(lm: PackagedLM) -> tuple[PreTrainedModel, PreTrainedTokenizer
     return model, tokenizer
 
 
-def chat_context_ids(tokenizer: PreTrainedTokenizerBase, prompt: str) -> list[int]:
+def chat_context_ids(tokenizer: PreTrainedTokenizerBase, prompt: str | None) -> list[int]:
     """Ids of the LM's own chat template for a user turn `prompt`, ending where the assistant's reply begins: text
-    scored after it is read as that reply, which chat-model answers fit better than human writing does."""
+    scored after it is read as that reply, which chat-model answers fit better than human writing does. None: []."""
+    if not prompt:
+        return []
     encoded = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
                                             tokenize=True)
     return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)

@@ -22,7 +22,7 @@ from ...engine.interface import Detector, Finding, NotApplicable, Prepared
 from ...media.types import DecodedMedia, TextMedia
 from .chunking import Chunk, chunk_text
 from .encoder import EncoderClassifier, load_encoder
-from .features import LM_FEATURES, lm_statistics
+from .features import LM_FEATURES, LMContext, lm_statistics, read_context
 from .lm import chat_context_ids, load_lm
 from .ngram import ngram_scores
 from .normalize import detect_language, normalize_typography
@@ -85,7 +85,7 @@ class _Language:
     lm_key: str | None           # None: no LM for this language, the head sees the n-gram score only
     lm: PreTrainedModel | None
     tokenizer: PreTrainedTokenizerBase | None
-    lm_context: list[int]                 # chat-template ids the LM reads before each chunk (empty: none)
+    lm_context: LMContext | None          # the chat template the LM reads before each chunk
     encoder: EncoderClassifier | None      # None: this language's head does not use the encoder (input 0)
     encoder_tokenizer: PreTrainedTokenizerBase | None
     head: TextHead
@@ -130,9 +130,10 @@ class MachineTextDetector(Detector):
             uses_ngram = settings.get("ngram", True)
             head = TextHead(len(head_inputs), int(settings["hidden"]))
             head.load_state_dict(_with_prefix(state, f"{code}.head."))
-            prompt = settings.get("lm_context_prompt")
+            context_ids = chat_context_ids(tokenizer, settings.get("lm_context_prompt"))
             self.languages[code] = _Language(
-                code, settings.get("lm"), lm, tokenizer, chat_context_ids(tokenizer, prompt) if prompt else [],
+                code, settings.get("lm"), lm, tokenizer,
+                read_context(lm, context_ids) if context_ids else None,
                 encoder, encoder_tokenizer, head,
                 [HEAD_INPUTS.index(name) for name in head_inputs],
                 state[f"{code}.ngram_coef"].numpy() if uses_ngram else None,
