@@ -762,8 +762,8 @@ def _limits_section(report: dict) -> str:
   features skips the pass over the whole next-token distribution (1.1-1.2x, measured alternately with the full pass).
   Dynamic int8 quantization of the LM's linear layers (`torch.ao`, per tensor) ran 1.5x faster but moved the mean
   log-likelihood of dev texts by -1.7 nats (correlation 0.91 with float32), so it is not used. The English chat
-  context (35 tokens) is read once per batch and its keys and values are shared by every chunk (1.2x over
-  prepending it to each chunk, measured alternately; 0.3.0, with no context and the full-distribution pass,
+  context (35 tokens) is read once when the model loads and its keys and values are shared by every chunk (1.2x
+  over prepending it to each chunk, measured alternately; 0.3.0, with no context and the full-distribution pass,
   measured 0.615 documents/s on two threads under load 1.2).
 """
 
