@@ -177,6 +177,7 @@ def bad_inputs(tmp_path_factory, held_out):
 
     wav("zero.wav", np.zeros((0, 1), np.float32), RATE, subtype="PCM_16")
     wav("one-sample.wav", np.array([0.1], np.float32), RATE, subtype="PCM_16")
+    wav("short-speech.wav", speech[: int(0.7 * RATE)], RATE, subtype="PCM_16")   # under the 1 s level trend
     wav("clipped.wav", np.clip(speech * 4 / np.abs(speech).max(), -1, 1), RATE, subtype="PCM_16")
     wav("8bit.wav", speech, RATE, subtype="PCM_U8")
     wav("96k.wav", load_resampled(speech, 96000), 96000, subtype="PCM_24")
@@ -223,6 +224,7 @@ def test_bad_inputs_through_the_scan_never_crash_the_batch(bad_inputs):
         assert results[name].model["name"] == "synthetic-voice"
     for name in ("zero.wav", "one-sample.wav"):
         assert results[name].verdict in ("error", "not_applicable") and results[name].reason, results[name]
+    assert results["short-speech.wav"].verdict in ("synthetic", "authentic", "uncertain", "not_applicable")
     assert results["garbage.mp3"].verdict in ("error", "not_applicable") and results["garbage.mp3"].reason
     assert results["corrupt.mp3"].verdict != "error" or results["corrupt.mp3"].error_code != "internal"
     assert results["three-minutes.wav"].verdict == "error" and "limit" in results["three-minutes.wav"].reason

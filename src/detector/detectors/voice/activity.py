@@ -76,7 +76,8 @@ def detect_speech(samples: np.ndarray) -> SpeechActivity:
     # syllable-rate swing: the level envelope minus its 1 s moving average, clipped at the floor so that digital
     # silence between words does not count as infinitely deep modulation
     envelope = np.maximum(levels, max(noise_floor, MIN_LEVEL_DB))
-    trend = np.convolve(envelope, np.ones(50) / 50, mode="same")
+    width = min(50, envelope.size)                      # 'same' returns the kernel's length when the kernel is longer
+    trend = np.convolve(envelope, np.ones(width) / width, mode="same")
     modulation_db = float(np.std((envelope - trend)[active])) if active.any() else 0.0
     band_share = float(shares[active].mean()) if active.any() else 0.0
     reason = ""
