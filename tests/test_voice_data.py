@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import csv
+import random
 
 import numpy as np
 import pytest
 import soundfile
 
-from training.voice_data import (CODECS, COPY_METHODS, Clip, augment, band_limit, codec_round_trip,
-                                 copy_synthesize, generate_copy_synthesis, load_audio, read_asvspoof2019_la,
-                                 read_dev_speech, read_in_the_wild, read_manifest, split_of, write_manifest)
+from training.voice_data import (CODECS, COPY_METHODS, Clip, augment, band_limit, codec_round_trip, copy_key,
+                                 copy_synthesize, generate_copy_synthesis, join_prompts, load_audio,
+                                 read_asvspoof2019_la, read_dev_speech, read_in_the_wild, read_manifest, split_of,
+                                 write_manifest)
 
 RATE = 16000
 
@@ -119,6 +121,39 @@ def test_copy_synthesis_twins_name_their_real_source(tmp_path):
                                                                  (1, "copy-of-pocketsphinx", "copy-world-coded")]
     assert all(load_audio(t.path).size > 0.9 * RATE for t in twins)
     assert split_of(twins[0]) == "train"
+
+
+def test_twins_are_named_by_their_real_clip_not_by_list_position(tmp_path):
+    paths = []
+    for name in ("a.wav", "b.wav"):
+        paths.append(tmp_path / name)
+        soundfile.write(paths[-1], _voice_like(1.0), RATE)
+    a, b = (Clip(str(p), 0, "codec2", "codec2-reference") for p in paths)
+    alone = generate_copy_synthesis([b], tmp_path / "out", {"default": 1}, workers=1)
+    together = generate_copy_synthesis([a, b], tmp_path / "out", {"default": 1}, workers=1)
+    assert together[1].path == alone[0].path                    # adding a clip in front renames nothing
+    assert copy_key(a) != copy_key(b)
+
+
+def test_prompts_are_joined_into_clips_of_running_speech(tmp_path):
+    prompts = []
+    for i in range(12):
+        prompts.append(tmp_path / f"p{i:02d}.ogg")
+        rate = 44100 if i % 2 else 22050                        # packaged prompts come at several rates
+        soundfile.write(prompts[-1], _voice_like(rate / RATE, seed=i), rate)   # 1 s each
+    (tmp_path / "empty.ogg").write_bytes(b"")                   # some packaged prompts are empty files
+    clips = join_prompts(prompts + [tmp_path / "empty.ogg"], random.Random(0))
+    seconds = [c.size / RATE for c in clips]
+    assert sum(seconds) > 12                                    # every prompt, plus the pauses between them
+    assert all(s >= 4 for s in seconds[:-1])                   # 4-8 s of speech, one prompt over at most
+    assert all(s < 8 + 1 + 0.5 * 9 for s in seconds)           # plus a pause of at most 0.5 s after each
+
+
+def test_klettres_languages_are_held_out_whole():
+    splits = {lang: {split_of(Clip(f"/x/klettres-{lang}/{i:05d}.wav", 0, "klettres", f"klettres-{lang}", lang))
+                     for i in range(20)} for lang in ("cs", "en", "hu", "ml", "nl", "uk")}
+    assert all(len(s) == 1 for s in splits.values())            # one volunteer speaker per language
+    assert {next(iter(s)) for s in splits.values()} == {"train", "val", "test"}
 
 
 def test_augment_is_finite_and_randomizes_the_channel():

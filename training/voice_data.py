@@ -35,6 +35,8 @@ DEV_DIR = PROJECT_ROOT.parent / "shared" / "data" / "dev"
 ASTERISK_DIR = Path("/usr/share/asterisk/sounds")
 POCKETSPHINX_DIR = Path("/usr/share/pocketsphinx/test/data")
 CODEC2_WAV_DIR = Path("/usr/share/codec2/wav")
+KLETTRES_DIR = Path("/usr/share/klettres")
+GCIN_VOICE_DIR = Path("/usr/share/gcin-voice/ogg")
 # codec2's wav folder also holds codec outputs (f2400/m2400 are 2400 bit/s vocoded speech): only the originals are real
 CODEC2_ORIGINALS = ("all", "big_dog", "cross", "david4", "forig", "hts1a", "hts2a", "mmt1", "morig", "ve9qrp",
                     "vk2tpm_004", "vk5qi", "wia_16kHz")
@@ -139,28 +141,54 @@ def save_wav(path: Path, wave: np.ndarray, rate: int) -> None:
 
 # ----------------------------------------------------------------------------------------------- real collections
 
+def join_prompts(prompts: list[Path], rng: random.Random) -> list[np.ndarray]:
+    """Short recorded prompts (words, letters, syllables) joined in random order into 4-8 s clips with natural pauses,
+    so that windows hold running speech of one speaker rather than one word tiled."""
+    prompts = sorted(prompts)
+    rng.shuffle(prompts)
+    joined: list[np.ndarray] = []
+    group: list[np.ndarray] = []
+
+    def flush() -> None:
+        pause = lambda: np.zeros(int(rng.uniform(0.15, 0.5) * AUDIO_RATE), np.float32)  # noqa: E731
+        joined.append(np.concatenate([part for g in group for part in (g, pause())]))
+        group.clear()
+
+    for prompt in prompts:
+        try:
+            group.append(load_audio(prompt))
+        except (MediaError, ValueError):                      # a few prompts are empty files
+            continue
+        if sum(len(g) for g in group) >= rng.uniform(4, 8) * AUDIO_RATE:
+            flush()
+    if group:
+        flush()
+    return joined
+
+
+def _prompt_sets() -> list[tuple[str, str, str, list[Path]]]:
+    """(source, generator, lang, prompts) for every installed set of short recorded prompts, one speaker each:
+    asterisk's telephone prompts (8 kHz), KLettres' letters and syllables (44.1 kHz, a volunteer per language) and
+    gcin's Mandarin syllables (44.1 kHz)."""
+    sets = [("asterisk", d.name, d.name.split("_")[0], list(d.rglob("*.wav")))
+            for d in sorted(ASTERISK_DIR.glob("*_*_*"))]
+    sets += [("klettres", f"klettres-{d.name}", d.name.split("_")[0], list(d.glob("*/*.ogg")))
+             for d in sorted(KLETTRES_DIR.glob("*")) if d.is_dir() and any(d.glob("*/*.ogg"))]
+    if GCIN_VOICE_DIR.is_dir():
+        sets.append(("gcin-voice", "gcin-voice", "cmn", list(GCIN_VOICE_DIR.rglob("*.ogg"))))
+    return sets
+
+
 def collect_real(out_dir: Path, seed: int = 0) -> list[Clip]:
-    """Real recordings installed by Debian packages. Asterisk prompts are 1-2 s each: joined into 4-8 s clips of one
-    language (with natural pauses) so that windows hold running speech rather than one word tiled."""
+    """Real recordings installed by Debian packages: prompt sets joined into clips, plus running speech."""
     rng = random.Random(seed)
     clips: list[Clip] = []
-    for lang_dir in sorted(ASTERISK_DIR.glob("*_*_*")):
-        lang = lang_dir.name.split("_")[0]
-        prompts = sorted(lang_dir.rglob("*.wav"))
-        rng.shuffle(prompts)
-        group: list[np.ndarray] = []
-        for i, prompt in enumerate(prompts):
-            try:
-                group.append(load_audio(prompt))
-            except MediaError:                                 # a few prompts are empty files
-                continue
-            if sum(len(g) for g in group) >= rng.uniform(4, 8) * AUDIO_RATE or i == len(prompts) - 1:
-                pause = lambda: np.zeros(int(rng.uniform(0.15, 0.5) * AUDIO_RATE), np.float32)  # noqa: E731
-                wave = np.concatenate([part for g in group for part in (g, pause())])
-                path = out_dir / "real" / f"asterisk-{lang}" / f"{len(clips):05d}.wav"
-                save_wav(path, wave, AUDIO_RATE)
-                clips.append(Clip(str(path), 0, "asterisk", lang_dir.name, lang))
-                group = []
+    for source, generator, lang, prompts in _prompt_sets():
+        for wave in join_prompts(prompts, rng):
+            folder = f"asterisk-{lang}" if source == "asterisk" else generator
+            path = out_dir / "real" / folder / f"{len(clips):05d}.wav"
+            save_wav(path, wave, AUDIO_RATE)
+            clips.append(Clip(str(path), 0, source, generator, lang))
     for wav in sorted(POCKETSPHINX_DIR.rglob("*.wav")):
         clips.append(Clip(str(wav), 0, "pocketsphinx", "cmu-recordings", "en"))
     for name in CODEC2_ORIGINALS:
@@ -422,6 +450,12 @@ def copy_synthesize(wave: np.ndarray, method: str, rng: np.random.Generator, rat
     return out * (float(np.abs(wave).max()) / max(1e-6, float(np.abs(out).max())))
 
 
+def copy_key(clip: Clip) -> str:
+    """Names a real clip's twins by the clip itself (source, folder, file), so adding sources renames nothing."""
+    where = Path(clip.path)
+    return hashlib.sha1(f"{clip.source}/{where.parent.name}/{where.name}".encode()).hexdigest()[:12]
+
+
 def _copy_job(job: tuple[Clip, str, Path, list[int]]) -> None:
     clip, method, path, seed = job
     if _done(path):
@@ -442,11 +476,12 @@ def generate_copy_synthesis(real: list[Clip], out_dir: Path, copies: dict[str, i
 
     clips, jobs = [], []
     for i, clip in enumerate(real):
+        key = copy_key(clip)
         for k in range(copies.get(clip.source, copies.get("default", 1))):
             method = COPY_METHODS[(i + k) % len(COPY_METHODS)]
-            path = out_dir / "fake" / "copy-synthesis" / f"{i:05d}-{k}.wav"
+            path = out_dir / "fake" / "copy-synthesis" / f"{key}-{k}.wav"
             clips.append(Clip(str(path), 1, f"copy-of-{clip.source}", f"copy-{method}", clip.lang))
-            jobs.append((clip, method, path, [seed, i, k]))
+            jobs.append((clip, method, path, [seed, int(key, 16), k]))
     (out_dir / "fake" / "copy-synthesis").mkdir(parents=True, exist_ok=True)
     with mp.get_context("fork").Pool(workers) as pool:
         pool.map(_copy_job, jobs, chunksize=4)
@@ -562,6 +597,9 @@ def split_of(clip: Clip) -> str:
         return "train" if fraction < 0.6 else "val" if fraction < 0.75 else "test"
     if clip.source == "festival" or (clip.source == "asterisk" and clip.lang == "it"):
         return "val"
+    if clip.source == "klettres":                             # by language: one volunteer speaker each
+        fraction = stable_fraction(clip.generator)
+        return "train" if fraction < 0.6 else "val" if fraction < 0.8 else "test"
     if clip.source == "hifigan-demo" and name.split("_", 1)[-1].startswith("ms_"):
         return "val"
     return "train"
@@ -586,7 +624,8 @@ def build_corpus(out_dir: Path, seed: int = 0, scale: float = 1.0) -> list[Clip]
     clips += generate_griffin_lim(copy_sources[: n(120)], out_dir, seed)
     # every real training clip gets a vocoded twin (the scarce wideband ones three, one per method)
     twins = [c for c in clips + dev if c.label == 0 and split_of(c) == "train"]
-    clips += generate_copy_synthesis(twins, out_dir, {"asterisk": 1, "default": 3}, seed)
+    clips += generate_copy_synthesis(twins, out_dir, {"asterisk": 1, "klettres": 1, "gcin-voice": 1, "default": 3},
+                                     seed)
     write_manifest(clips, out_dir / "manifest.csv")
     return clips
 
