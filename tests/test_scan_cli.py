@@ -43,7 +43,7 @@ def assert_contract(row: dict) -> None:
     if row["verdict"] in ("not_applicable", "error"):
         assert row["reason"]
     if row["model"] is not None:
-        assert set(row["model"]) == {"name", "version"}
+        assert {"name", "version"} <= set(row["model"]) <= {"name", "version", "caveat"}
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +93,9 @@ def test_cli_recursive_stdin_and_table(mixed_inputs, tmp_path):
     assert row["path"] == "<stdin>" and row["modality"] == "text"
     proc = run_cli("scan", str(mixed_inputs[0]), str(mixed_inputs[1]))
     table = proc.stdout.decode().splitlines()
-    assert proc.returncode == 0 and table[0].startswith("VERDICT") and len(table) == 3
+    assert proc.returncode == 0 and table[0].startswith("VERDICT") and len(table) == 4
     assert "error" in table[2] and "empty" in table[2]
+    assert table[3].startswith("caveat, face-forgery ")                     # the shipped card's warning, once
 
 
 @pytest.mark.parametrize("args", [["scan"], ["scan", "--batch-size", "0", "x"], ["scan", "--device", "tpu", "x"],
@@ -145,7 +146,7 @@ class _TextLength(Detector):
 def test_scores_become_verdicts_through_calibration_and_thresholds(tmp_path, monkeypatch):
     bundle_dir = tmp_path / "tiny-text"
     bundle_dir.mkdir()
-    (bundle_dir / "config.json").write_text(json.dumps({"version": "7", "files": {}}))
+    (bundle_dir / "config.json").write_text(json.dumps({"version": "7", "files": {}, "caveat": "toy model"}))
     Calibration("temperature", {"temperature": 1.0}, synthetic_threshold=0.9,
                 authentic_threshold=0.1).save(bundle_dir / "calibration.json")
     monkeypatch.setattr(registry, "_SPECS", {"tiny-text": registry.DetectorSpec(
@@ -155,7 +156,7 @@ def test_scores_become_verdicts_through_calibration_and_thresholds(tmp_path, mon
     results = Scanner(ScanConfig(models_dir=tmp_path, engine=EngineConfig(batch_size=3, threads=1))).scan(
         [MediaInput.from_text(t, f"t{i}") for i, t in enumerate(texts)])
     assert [r.verdict for r in results] == ["synthetic", "uncertain", "authentic", "synthetic"]
-    assert results[0].model == {"name": "tiny-text", "version": "7"}
+    assert results[0].model == {"name": "tiny-text", "version": "7", "caveat": "toy model"}
     assert results[3].evidence == {"units": 2}
     assert results[0].score == pytest.approx(1 / (1 + np.exp(-3.0)), abs=1e-6)
     for r in results:

@@ -220,7 +220,7 @@ def test_recipe_runs_end_to_end_on_public_layouts(tmp_path):
 
     recipe = RecipeConfig(corpus=tmp_path / "no-corpus", cache_dir=tmp_path / "cache", models_dir=tmp_path / "models",
                           batch_size=4, train_frames=200, workers=1, asvspoof2019_la=la, in_the_wild=itw,
-                          dev_speech=False, variants={"default": 2})
+                          dev_speech=False, variants={"default": 2}, caveat="fixture model")
     splits = load_clips(recipe)
     assert {k: len(v) for k, v in splits.items()} == {"train": 8, "val": 4, "test": 4}
     report = run_recipe(recipe, TrainConfig(out_dir=tmp_path / "run", epochs=1, threads=1, log_every=0), splits)
@@ -232,6 +232,7 @@ def test_recipe_runs_end_to_end_on_public_layouts(tmp_path):
     assert "| in-the-wild |" in bundle.path.joinpath("card.md").read_text()
     detector = SyntheticVoiceDetector(bundle, torch.device("cpu"))
     assert sum(p.numel() for p in detector.network.parameters()) == report["parameters"]
+    assert detector.identity()["caveat"] == "fixture model"     # the recipe's caveat goes out with every verdict
 
 
 def test_band_balanced_sampler_hides_the_class_in_each_band():

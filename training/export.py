@@ -13,8 +13,9 @@ from detector.engine.calibration import Calibration
 
 def export_bundle(models_dir: Path, name: str, *, config: dict, calibration: Calibration, card: str,
                   state_dict: dict[str, torch.Tensor] | None = None, weights_name: str = "weights.safetensors",
-                  extra_files: dict[str, bytes] | None = None) -> Path:
-    """`config` must carry "version"; weights (if any) are stored fp16 and listed in config["files"]."""
+                  extra_files: dict[str, bytes] | None = None, caveat: str | None = None) -> Path:
+    """`config` must carry "version"; weights (if any) are stored fp16 and listed in config["files"]. `caveat`, set
+    by whoever ships the model after reading its held-out figures, goes out with every verdict."""
     out = Path(models_dir) / name
     out.mkdir(parents=True, exist_ok=True)
     files = dict(config.get("files", {}))
@@ -24,7 +25,8 @@ def export_bundle(models_dir: Path, name: str, *, config: dict, calibration: Cal
         files["weights"] = weights_name
     for filename, payload in (extra_files or {}).items():
         (out / filename).write_bytes(payload)
-    (out / "config.json").write_text(json.dumps({**config, "files": files}, indent=2, ensure_ascii=False) + "\n")
+    config = {**config, "files": files, **({"caveat": caveat} if caveat else {})}
+    (out / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
     calibration.save(out / "calibration.json")
     (out / "card.md").write_text(card)
     return out

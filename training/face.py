@@ -48,6 +48,7 @@ DETECTION = {"min_face_size": 40, "min_video_face_size": 64, "min_confidence": 0
 class FaceRecipe:
     cache_dir: Path
     version: str = "1"                  # the bundle's version: bump it with every retrained model
+    caveat: str | None = None           # shown with every verdict (ModelBundle.caveat)
     batch_size: int = 32
     frozen_blocks: int = 7
     stem_variants: int = 3
@@ -337,7 +338,7 @@ def export(config: TrainConfig, recipe: FaceRecipe, models_dir: Path = PROJECT_R
     card = render_card(version, metrics, calibration, split_info, metas, splits, history, config, recipe,
                        models_dir / MODEL_NAME)
     out = export_bundle(models_dir, MODEL_NAME, config=bundle_config, calibration=calibration,
-                        card=card, state_dict=model.state_dict(),
+                        card=card, state_dict=model.state_dict(), caveat=recipe.caveat,
                         extra_files={"splits.json": json.dumps({"files": split_info["files"],
                                                                  "no_face_found": split_info["no_face_found"]},
                                                                 indent=1).encode(),

@@ -566,7 +566,7 @@ def main() -> None:
                       for lang, s in recipe["languages"].items() if lang in report["languages"]},
     }
     export_bundle(args.models_dir, "machine-text", config=config, calibration=calibration, state_dict=state,
-                  card=render_card(report, recipe, args))
+                  card=render_card(report, recipe, args), caveat=recipe.get("caveat"))
     print(json.dumps({lang: v["metrics"][f"head ({v['chosen']}, chosen)"] for lang, v in report["languages"].items()},
                      indent=1))
 

@@ -54,6 +54,7 @@ class RecipeConfig:
     workers: int = 2
     target_fpr: float = 0.02
     version: str = "1"
+    caveat: str | None = None      # shown with every verdict (ModelBundle.caveat)
     asvspoof2019_la: Path | None = None
     in_the_wild: Path | None = None
     dev_speech: bool = True        # add the labelled dev speech (split by training.voice_data.split_of)
@@ -337,7 +338,7 @@ def run_recipe(recipe: RecipeConfig, train_config: TrainConfig, splits: dict[str
                       config={"version": recipe.version, "width": recipe.width, "bands": recipe.bands,
                               "max_frequency": recipe.max_frequency, "sample_rate": 16000,
                               "window_seconds": 4.0, "hop_seconds": 2.0},
-                      calibration=calibration, card=render_card(report, calibration),
+                      calibration=calibration, card=render_card(report, calibration), caveat=recipe.caveat,
                       state_dict=network.state_dict())
         print("exported", recipe.models_dir / "synthetic-voice", flush=True)
     return report

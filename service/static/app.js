@@ -159,6 +159,9 @@ function renderResult(card, result, source) {
   const model = result.model ? `${result.model.name} ${result.model.version}` : "no model";
   card.append(el("p", { className: "meta",
                         textContent: `${result.modality || "unknown"} · ${model} · ${result.elapsed_ms} ms` }));
+  if (result.model && result.model.caveat) {
+    card.append(el("p", { className: "caveat", textContent: `Model caveat: ${result.model.caveat}` }));
+  }
   const evidence = result.evidence || {};
   if (result.modality === "image" && source.file) drawImage(card, source.file, evidence);
   if (result.modality === "video") drawVideo(card, evidence);

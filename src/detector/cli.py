@@ -133,6 +133,7 @@ def _inputs(paths: list[str], texts: list[str], recursive: bool, declared_ai: bo
 
 def _print_table(results: Iterator[ScanResult]) -> None:
     print(f"{'VERDICT':<15}{'SCORE':>7}  {'MODALITY':<9}{'LABEL':<10}PATH / REASON")
+    caveats: dict[str, str] = {}
     for r in results:
         score = f"{r.score:.3f}" if r.score is not None else "-"
         category = (r.provenance or {}).get("category") or "-"
@@ -140,6 +141,10 @@ def _print_table(results: Iterator[ScanResult]) -> None:
         if r.reason:
             line += f"  ({r.reason})"
         print(line, flush=True)
+        if r.model and r.model.get("caveat"):
+            caveats[f"{r.model['name']} {r.model['version']}"] = r.model["caveat"]
+    for model, caveat in caveats.items():
+        print(f"caveat, {model}: {caveat}")
 
 
 def _models_table(models_dir: Path | None = None) -> str:

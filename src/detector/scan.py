@@ -130,7 +130,7 @@ class Scanner:
     def _result(self, state: _ItemState, outcome: Finding | NotApplicable | None,
                 error: str | None = None) -> ScanResult:
         detector = state.detector
-        model = {"name": detector.name, "version": detector.version} if detector else None
+        model = detector.identity() if detector else None
         result = ScanResult(path=state.source.source, modality=state.modality, verdict="error",
                             model=model, sha256=state.sha256)
         if error is not None:

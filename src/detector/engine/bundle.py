@@ -23,6 +23,12 @@ class ModelBundle:
     def version(self) -> str:
         return str(self.config.get("version", "unversioned"))
 
+    @property
+    def caveat(self) -> str | None:
+        """What the held-out figures say this version cannot be trusted for (model card: Status), shown with every
+        verdict it gives; None for a model without a known weakness worth a warning."""
+        return self.config.get("caveat")
+
     def file(self, key: str) -> Path:
         """Path of a file named in config.json's `files` mapping (e.g. "weights")."""
         return self.path / self.config["files"][key]

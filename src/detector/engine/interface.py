@@ -52,6 +52,11 @@ class Detector(ABC):
     def version(self) -> str:
         return self.bundle.version
 
+    def identity(self) -> dict:
+        """The `model` field of a result: name, version and, when the bundle has one, its caveat."""
+        caveat = self.bundle.caveat
+        return {"name": self.name, "version": self.version, **({"caveat": caveat} if caveat else {})}
+
     def modules(self) -> list[nn.Module]:
         """Torch modules the engine moves to the device and puts in eval mode."""
         return []
