@@ -111,6 +111,8 @@ def test_cli_models_and_version():
     for row in rows:
         assert isinstance(row["weights_present"], bool)
         assert (row["version"] is not None) == row["weights_present"]
+        assert row["caveat"] is None or row["weights_present"]
+    assert next(r for r in rows if r["name"] == "synthetic-voice")["caveat"].startswith("Experimental")
     version = run_cli("--version")
     assert version.returncode == 0 and version.stdout.decode().startswith("detector ")
     assert "face-forgery" in version.stdout.decode()

@@ -154,6 +154,8 @@ def _models_table(models_dir: Path | None = None) -> str:
     for row in registry.status(models_dir or default_models_dir()):
         state = f"version {row['version']}" if row["weights_present"] else "NO WEIGHTS (not_applicable)"
         lines.append(f"{row['name']:<18}{'/'.join(row['modalities']):<14}{state}")
+        if row["caveat"]:
+            lines.append(f"{'':<18}caveat: {row['caveat']}")
     return "\n".join(lines)
 
 

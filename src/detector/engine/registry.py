@@ -49,8 +49,9 @@ def status(models_dir: Path) -> list[dict]:
     for spec in specs():
         path = models_dir / spec.name
         missing = ModelBundle.missing_files(path)
-        version = ModelBundle.load(spec.name, path).version if not missing else None
-        rows.append({"name": spec.name, "modalities": list(spec.modalities), "version": version,
+        bundle = ModelBundle.load(spec.name, path) if not missing else None
+        rows.append({"name": spec.name, "modalities": list(spec.modalities),
+                     "version": bundle.version if bundle else None, "caveat": bundle.caveat if bundle else None,
                      "weights_present": not missing, "missing": missing, "path": str(path),
                      "description": spec.description})
     return rows
