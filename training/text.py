@@ -398,11 +398,12 @@ def length_curve(lang: str, docs: list[TextDoc], token_lists: list[list[int]], t
         [i for i, d in enumerate(docs) if d.label == 1]
     index = rng.sample(humans, min(per_class, len(humans))) + rng.sample(machines, min(per_class, len(machines)))
     labels = np.array([docs[i].label for i in index])
+    context = chat_context_ids(tokenizer, settings.get("lm_context_prompt"))
     rows = []
     for length in lengths:
         truncated = [token_lists[i][:length] for i in index]
         lm = lm_features(truncated, settings["lm"], recipe["chunk_tokens"], label=f"{lang} length {length}",
-                         context=chat_context_ids(tokenizer, settings.get("lm_context_prompt")))
+                         context=context)
         texts = [tokenizer.decode(t, skip_special_tokens=True) if tokenizer else "".join(map(chr, t))
                  for t in truncated]
         inputs = np.column_stack([lm, ngram_logits(ngram_model, lang, texts),

@@ -35,7 +35,7 @@ from detector.metrics import summary
 from training.export import export_bundle
 from training.loop import TrainConfig, seed_everything, train
 from training.voice_data import (Clip, augment, load_audio, read_asvspoof2019_la, read_dev_speech, read_in_the_wild,
-                                 read_manifest, split_of, stable_fraction)
+                                 fractional_count, read_manifest, split_of)
 
 CROP_SECONDS = 5.0                 # a random stretch of each clip is augmented (whole long clips would be slow)
 
@@ -80,7 +80,7 @@ def variants_for(clip: Clip, table: dict) -> int:
     """Windows to draw from one training clip: balances real vs synthetic and favours the neural vocoders. A
     fractional count draws its remainder for a fixed share of the clips (0.5: one window from half of them)."""
     count = float(table.get(clip.generator, table.get(clip.source, table["default"])))
-    return int(count) + int(stable_fraction(f"variant-{clip.path}") < count - int(count))
+    return fractional_count(count, f"variant-{clip.path}")
 
 
 def _clip_windows(job: tuple[Clip, int, int, bool, tuple[int, float]]) -> list[tuple[np.ndarray, int, bool]]:
@@ -378,9 +378,9 @@ Splits hold out whole sources and generators (`training/voice_data.py: split_of`
 
 - Real: Debian `asterisk-core-sounds-{{en,es,fr,it,ru}}-wav` prompts (8 kHz), `klettres-data` letters and syllables
   (44.1 kHz, a volunteer speaker per language, 20 languages; split by language: validation ml, nl; test en, hu,
-  lt, nb, pt_BR) and `gcin-voice` Mandarin syllables
-  (44.1 kHz), each prompt set joined into 4-8 s clips; `pocketsphinx-testdata`, `codec2-examples` originals, dev-set
-  LibriSpeech (split by speaker) and HiFi-GAN demo ground truth.
+  lt, nb, pt_BR) and `gcin-voice` Mandarin syllables (44.1 kHz), each prompt set joined into 4-8 s clips;
+  `pocketsphinx-testdata`, `codec2-examples` originals, dev-set LibriSpeech (split by speaker) and HiFi-GAN demo
+  ground truth.
 - Synthetic: copy-synthesis twins of every real training clip (`copy-of-<source>`: WORLD, WORLD with a 24-60 dim
   coded envelope, 80-band mel + Griffin-Lim; same speaker, words, room and band as the original, so only the vocoding
   separates the pair) and HiFi-GAN twins (generator `copy-hifigan`: the 16 kHz HiFi-GAN that PyPI
@@ -441,7 +441,8 @@ Speed: `.venv/bin/python benchmarks/voice.py` (real-time factor on CPU; figures 
 ## Limits
 
 - Real speech here is narrow (one prompt voice per asterisk language, isolated letters and syllables of one
-  volunteer per KLettres language, audiobooks, a few lab recordings): expect more false positives on unusual real recording chains than these figures show.
+  volunteer per KLettres language, audiobooks, a few lab recordings): expect more false positives on unusual real
+  recording chains than these figures show.
 - Synthetic training data is English-heavy except espeak-ng; non-English neural TTS is not represented.
 - Speech check is heuristic: speech over loud music may be judged present; music with strong rhythm may be scored.
 """

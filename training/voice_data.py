@@ -505,8 +505,7 @@ def generate_copy_synthesis(real: list[Clip], out_dir: Path, copies: dict[str, f
     clips, jobs = [], []
     for clip in real:
         key = copy_key(clip)
-        count = float(copies.get(clip.source, copies.get("default", 1)))
-        count = int(count) + int(stable_fraction(f"{key}-{methods}") < count - int(count))
+        count = fractional_count(float(copies.get(clip.source, copies.get("default", 1))), f"{key}-{methods}")
         for k in range(count):
             method = methods[(int(key, 16) + k) % len(methods)]
             path = out_dir / "fake" / "copy-synthesis" / f"{key}-{method}.wav"
@@ -666,6 +665,12 @@ def build_corpus(out_dir: Path, seed: int = 0, scale: float = 1.0) -> list[Clip]
 def stable_fraction(key: str) -> float:
     """Deterministic value in [0, 1) from a string: splits by speaker/utterance that never change between runs."""
     return int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 2 ** 32
+
+
+def fractional_count(count: float, key: str) -> int:
+    """A per-item count that may be fractional: its whole part, plus one for a fixed share (the fraction) of the
+    items, chosen by `key` (0.25: one for a quarter of them, the same quarter on every run)."""
+    return int(count) + int(stable_fraction(key) < count - int(count))
 
 
 if __name__ == "__main__":
