@@ -2,6 +2,7 @@
 seconds per 32-frame video, all through the project's own code (scan() for the last two).
 
 Run by hand:  .venv/bin/python benchmarks/face.py [--images 48] [--videos 3] [--threads 2] [--write]
+On a GPU: `--device cuda --batch 64` also compares every score and verdict with a CPU scan of the same photos.
 Needs models/face-forgery and the dev faces (../shared/data/dev). `--write` stores the figures in
 models/face-forgery/speed.json, which the model card's speed section is rendered from
 (`python -m training.face card` refreshes the card; `export` and `evaluate` do it too).
@@ -10,6 +11,7 @@ models/face-forgery/speed.json, which the model card's speed section is rendered
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -26,7 +28,7 @@ from PIL import Image
 from detector.config import PROJECT_ROOT, EngineConfig, ScanConfig
 from detector.detectors.face.network import normalize
 from detector.engine.registry import load, specs
-from detector.engine.runner import keep_freed_memory
+from detector.engine.runner import Engine
 from detector.scan import Scanner
 
 DEV_FACES = PROJECT_ROOT.parent / "shared" / "data" / "dev" / "face" / "deforgify" / "real"
@@ -64,20 +66,18 @@ def face_video(path: Path, frames: int = 90, size: tuple[int, int] = (1280, 720)
     return path
 
 
-def crops_per_second(threads: int, batch: int = 16, rounds: int = 4) -> float:
-    """The network alone on a batch of 224 px crops, as the detector feeds them (normalize shrinks them first)."""
-    torch.set_num_threads(threads)
-    keep_freed_memory()                                         # as the engine does
+def crops_per_second(engine: Engine, batch: int, rounds: int = 4) -> tuple[float, int]:
+    """The network alone on a batch of 224 px crops, through the engine's forward (autocast and channels-last on
+    CUDA), as the detector feeds them; crops/s and the network's input side."""
     spec = next(s for s in specs() if s.name == "face-forgery")
-    detector = load(spec, PROJECT_ROOT / "models", torch.device("cpu"))
+    detector = load(spec, PROJECT_ROOT / "models", engine.device)
     crops = np.random.default_rng(0).integers(0, 256, (batch, 224, 224, 3), dtype=np.uint8)
-    x = torch.stack([normalize(torch.from_numpy(crop)) for crop in crops])
-    with torch.inference_mode():
-        detector.forward(x)                                     # warm-up
-        started = time.perf_counter()
-        for _ in range(rounds):
-            detector.forward(x)
-    return batch * rounds / (time.perf_counter() - started)
+    units = [normalize(torch.from_numpy(crop), detector.input_size) for crop in crops]
+    engine.forward(detector, units)                             # warm-up
+    started = time.perf_counter()
+    for _ in range(rounds):
+        engine.forward(detector, units)                         # returns on the CPU: the GPU has finished
+    return batch * rounds / (time.perf_counter() - started), detector.input_size
 
 
 def main() -> None:
@@ -85,27 +85,41 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=48)
     parser.add_argument("--videos", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--write", action="store_true", help="store the figures in models/face-forgery/speed.json")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--batch", type=int, default=16, help="engine batch size")
+    parser.add_argument("--write", action="store_true",
+                        help="store the (CPU) figures in models/face-forgery/speed.json")
     args = parser.parse_args()
-    figures = {"threads": args.threads, "load_average_1min": round(os.getloadavg()[0], 1),
-               "crops_per_s_network": round(crops_per_second(args.threads), 1)}
-    scanner = Scanner(ScanConfig(engine=EngineConfig(threads=args.threads, batch_size=16, device="cpu")))
+    if args.write and args.device != "cpu":
+        parser.error("--write stores the CPU figures the model card reports; run it with --device cpu")
+    engine_config = EngineConfig(threads=args.threads, batch_size=args.batch, device=args.device)
+    crops_per_s, input_size = crops_per_second(Engine(engine_config), args.batch)
+    figures = {"device": args.device, "threads": args.threads, "batch": args.batch,
+               "load_average_1min": round(os.getloadavg()[0], 1),
+               "crops_per_s_network": round(crops_per_s, 1), "network_input_size": input_size}
+    scanner = Scanner(ScanConfig(engine=engine_config))
     with tempfile.TemporaryDirectory() as tmp:
         photos = face_photos(Path(tmp), args.images)
-        scanner.scan(photos[:2])                                # load the model, warm up
+        scanner.scan(photos[:args.batch])                       # load the model; a full batch warms up its kernels
         started = time.perf_counter()
         results = scanner.scan(photos)
         elapsed = time.perf_counter() - started
         figures["face_photos_224px_per_s_pipeline"] = round(len(photos) / elapsed, 1)
         figures["face_photos_scored"] = sum(r.score is not None for r in results)
-        video = face_video(Path(tmp) / "clip.mp4")
-        timings = []
-        for _ in range(args.videos):
-            started = time.perf_counter()
-            result, = scanner.scan([video])
-            timings.append(time.perf_counter() - started)
-        figures["seconds_per_32_frame_720p_video"] = round(float(np.median(timings)), 2)
-        figures["video_faces_scored"] = len(result.evidence.get("faces", []))
+        if args.device != "cpu":                                # reduced precision must not move the verdicts
+            cpu = Scanner(ScanConfig(engine=dataclasses.replace(engine_config, device="cpu"))).scan(photos)
+            figures["max_score_difference_vs_cpu"] = round(max(
+                abs(a.score - b.score) for a, b in zip(results, cpu) if a.score is not None), 4)
+            figures["verdicts_differing_from_cpu"] = sum(a.verdict != b.verdict for a, b in zip(results, cpu))
+        if args.videos:
+            video = face_video(Path(tmp) / "clip.mp4")
+            timings = []
+            for _ in range(args.videos):
+                started = time.perf_counter()
+                result, = scanner.scan([video])
+                timings.append(time.perf_counter() - started)
+            figures["seconds_per_32_frame_720p_video"] = round(float(np.median(timings)), 2)
+            figures["video_faces_scored"] = len(result.evidence.get("faces", []))
     print(json.dumps(figures, indent=1))
     if args.write:
         figures["date"] = datetime.date.today().isoformat()
