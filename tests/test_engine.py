@@ -148,3 +148,12 @@ def test_verdict_bands():
     c = Calibration("temperature", {"temperature": 1.0}, synthetic_threshold=0.8, authentic_threshold=0.3)
     assert c.verdict(0.9) == "synthetic" and c.verdict(0.1) == "authentic" and c.verdict(0.5) == "uncertain"
     assert c.verdict(0.5, synthetic_threshold=0.4) == "synthetic"
+
+
+def test_pad_rows_fills_a_short_batch_with_zero_rows_and_leaves_full_ones_alone():
+    from detector.engine.runner import pad_rows
+
+    batch = torch.arange(12, dtype=torch.float32).reshape(3, 2, 2) + 1
+    padded = pad_rows(batch, 5)
+    assert padded.shape == (5, 2, 2) and torch.equal(padded[:3], batch) and not padded[3:].any()
+    assert pad_rows(batch, 3) is batch and pad_rows(batch, 2) is batch
