@@ -4,7 +4,7 @@ seconds per 32-frame video, all through the project's own code (scan() for the l
 Run by hand:  .venv/bin/python benchmarks/face.py [--images 48] [--videos 3] [--threads 2] [--write]
 On a GPU: `--device cuda --batch 64` also compares every score and verdict with a CPU scan of the same photos.
 Needs models/face-forgery and the dev faces (../shared/data/dev). `--write` stores the figures in
-models/face-forgery/speed.json, which the model card's speed section is rendered from
+models/face-forgery/speed.json (speed_gpu.json on CUDA), which the model card's speed section is rendered from
 (`python -m training.face card` refreshes the card; `export` and `evaluate` do it too).
 """
 
@@ -88,10 +88,8 @@ def main() -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--batch", type=int, default=16, help="engine batch size")
     parser.add_argument("--write", action="store_true",
-                        help="store the (CPU) figures in models/face-forgery/speed.json")
+                        help="store the figures in models/face-forgery/speed.json (speed_gpu.json with --device cuda)")
     args = parser.parse_args()
-    if args.write and args.device != "cpu":
-        parser.error("--write stores the CPU figures the model card reports; run it with --device cpu")
     engine_config = EngineConfig(threads=args.threads, batch_size=args.batch, device=args.device)
     crops_per_s, input_size = crops_per_second(Engine(engine_config), args.batch)
     figures = {"device": args.device, "threads": args.threads, "batch": args.batch,
@@ -123,8 +121,11 @@ def main() -> None:
     print(json.dumps(figures, indent=1))
     if args.write:
         figures["date"] = datetime.date.today().isoformat()
-        (PROJECT_ROOT / "models" / "face-forgery" / "speed.json").write_text(json.dumps(figures, indent=1) + "\n")
-        print("wrote models/face-forgery/speed.json; refresh the card with `python -m training.face card`")
+        name = "speed.json"
+        if args.device == "cuda":
+            figures["gpu"], name = torch.cuda.get_device_name(), "speed_gpu.json"
+        (PROJECT_ROOT / "models" / "face-forgery" / name).write_text(json.dumps(figures, indent=1) + "\n")
+        print(f"wrote models/face-forgery/{name}; refresh the card with `python -m training.face card`")
 
 
 if __name__ == "__main__":

@@ -127,9 +127,14 @@ def test_card_measured_sections_come_from_the_bundle_files_and_survive_a_refresh
     assert "old text" not in card and card.endswith("## Limits\n")
     assert "Not yet measured for version 7" in card and "21.3 images/s" in card and "1.9 s" in card
     (tmp_path / "evaluation.json").write_text(json.dumps({"version": "7", **evaluation}))
+    (tmp_path / "speed_gpu.json").write_text(json.dumps({
+        "date": "2026-11-26", "gpu": "Some GPU", "threads": 4, "batch": 64, "crops_per_s_network": 2500.5,
+        "face_photos_224px_per_s_pipeline": 60.1, "face_photos_scored": 62, "max_score_difference_vs_cpu": 0.02,
+        "verdicts_differing_from_cpu": 1}))
     refresh_card(tmp_path)
     card = (tmp_path / "card.md").read_text()
     assert card.count("| 0.9123 |") == len(EVALUATION_ROWS) and "Not yet measured" not in card
+    assert "Some GPU" in card and "2500.5 crops/s" in card and "1 verdicts differ from a CPU scan" in card
 
 
 def test_align_heads_puts_each_head_at_its_false_positive_point():

@@ -415,7 +415,7 @@ def _forward(detector, units: list[torch.Tensor]) -> torch.Tensor:
 
 
 MEASURED_START, MEASURED_END = "<!-- measured: evaluation.json, speed.json -->", "<!-- /measured -->"
-EVALUATION_FILE, SPEED_FILE = "evaluation.json", "speed.json"
+EVALUATION_FILE, SPEED_FILE, GPU_SPEED_FILE = "evaluation.json", "speed.json", "speed_gpu.json"
 
 
 def measured_sections(folder: Path, version: str) -> str:
@@ -454,6 +454,14 @@ def measured_sections(folder: Path, version: str) -> str:
                   "of their neighbouring key frames."]
     else:
         lines.append("Not yet measured: run the command above.")
+    gpu = _read_json(folder / GPU_SPEED_FILE)
+    if gpu:
+        lines += ["", f"On a GPU (`--device cuda --batch {gpu['batch']} --threads {gpu['threads']} --videos 0`, "
+                  f"{gpu['gpu']}, {gpu['date']}): the network alone", f"{gpu['crops_per_s_network']} "
+                  f"crops/s (autocast, channels-last); whole pipeline {gpu['face_photos_224px_per_s_pipeline']} "
+                  "images/s, bound by decoding and MTCNN on the CPU.", f"Of {gpu['face_photos_scored']} photos, "
+                  f"{gpu['verdicts_differing_from_cpu']} verdicts differ from a CPU scan; scores within "
+                  f"{gpu['max_score_difference_vs_cpu']}."]
     return "\n".join(lines + [MEASURED_END])
 
 
