@@ -112,12 +112,14 @@ def test_self_blend_puts_a_differently_coloured_face_inside_the_hull():
 
 
 def test_card_measured_sections_come_from_the_bundle_files_and_survive_a_refresh(tmp_path):
-    from training.face import EVALUATION_ROWS, MEASURED_END, MEASURED_START, refresh_card
+    from training.face import EVALUATION_ROWS, MEASURED_END, MEASURED_START, flagged_per_source, refresh_card
 
     (tmp_path / "config.json").write_text(json.dumps({"version": "7"}))
     (tmp_path / "card.md").write_text(f"# card\n\n{MEASURED_START}\nold text\n{MEASURED_END}\n\n## Limits\n")
     row = {"n": 10, "n_synthetic": 5, "auc": 0.91234, "eer": 0.2, "tpr_at_1pct_fpr": 0.1}
-    evaluation = {key: row for key in EVALUATION_ROWS} | {"images_with_no_face": 0}
+    flagged = flagged_per_source([("web", 0, 0.9), ("web", 0, 0.2), ("web", 1, 0.95), ("web", 1, 0.5)], 0.8)
+    assert flagged == {"web/gan": [1, 2], "web/real": [1, 2]}
+    evaluation = {key: row for key in EVALUATION_ROWS} | {"images_with_no_face": 0, "flagged_at_threshold": flagged}
     (tmp_path / "evaluation.json").write_text(json.dumps({"version": "6", **evaluation}))
     (tmp_path / "speed.json").write_text(json.dumps({
         "date": "2026-11-25", "threads": 1, "load_average_1min": 2.5, "crops_per_s_network": 80.1,
@@ -134,6 +136,7 @@ def test_card_measured_sections_come_from_the_bundle_files_and_survive_a_refresh
     refresh_card(tmp_path)
     card = (tmp_path / "card.md").read_text()
     assert card.count("| 0.9123 |") == len(EVALUATION_ROWS) and "Not yet measured" not in card
+    assert "web/gan 1 of 2, web/real 1 of 2" in card
     assert "Some GPU" in card and "2500.5 crops/s" in card and "1 verdicts differ from a CPU scan" in card
 
 
