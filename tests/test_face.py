@@ -170,6 +170,14 @@ def test_every_face_gets_its_own_box_and_score_and_explain_adds_a_heatmap(detect
     assert "heatmap_png" not in _scan(detector, media).evidence["faces"][0]
 
 
+def test_the_network_reads_crops_at_the_size_the_bundle_was_trained_at(detector, dev_data):
+    trained_at = json.loads((MODEL_DIR / "config.json").read_text())["input_size"]
+    assert detector.input_size == trained_at
+    photo = np.asarray(Image.open(dev_data / "face/deforgify/real/real_1.jpg").convert("RGB"))
+    prepared = detector.preprocess(_media_from(photo))
+    assert prepared.units[0].shape == (3, trained_at, trained_at)
+
+
 def test_no_face_is_not_applicable(detector):
     y, x = np.mgrid[0:240, 0:320]
     landscape = np.stack([x % 256, y % 256, (x * y) % 256], axis=2).astype(np.uint8)
