@@ -164,14 +164,9 @@ def test_align_heads_puts_each_head_at_its_false_positive_point():
     assert torch.all(flagged == 0.1), flagged                                   # 2 of 20 above the 90% quantile
 
 
-def test_online_training_updates_every_block_and_logs_the_device(tmp_path):
-    """stem_variants 0: no cached block outputs; fresh blends each epoch reach the first block (end to end)."""
-    import torch
-
-    from detector.detectors.face.network import FaceForgeryNet
+def _tiny_crop_cache(cache: Path) -> None:
+    """12 noisy gradient "faces" (8 real, 4 GAN) with an elliptic landmark hull; groups 0, 1, 8, 9 are val."""
     from training.datasets_face import CropRecord
-    from training.face import FaceRecipe, _trained_model, run_training
-    from training.loop import TrainConfig
 
     rng = np.random.default_rng(0)
     y, x = np.mgrid[0:224, 0:224]
@@ -179,7 +174,6 @@ def test_online_training_updates_every_block_and_logs_the_device(tmp_path):
     crops = np.clip(face[None] + rng.integers(-30, 30, (12, 224, 224, 3)), 0, 255).astype(np.uint8)
     angles = np.linspace(0, 2 * np.pi, 68, endpoint=False)
     ellipse = np.stack([112 + 60 * np.cos(angles), 120 + 75 * np.sin(angles)], axis=1).astype(np.float32)
-    cache = tmp_path / "cache"
     cache.mkdir()
     np.save(cache / "crops.npy", crops)
     np.save(cache / "landmarks.npy", np.repeat(ellipse[None], 12, axis=0))
@@ -188,6 +182,33 @@ def test_online_training_updates_every_block_and_logs_the_device(tmp_path):
     (cache / "crops.json").write_text(json.dumps([m.__dict__ for m in metas]))
     groups = {f"g{i}": "val" if i in (0, 1, 8, 9) else "train" for i in range(12)}
     (cache / "splits.json").write_text(json.dumps({"groups": groups}))
+
+
+def test_a_packed_crop_cache_loads_the_same_crops_landmarks_and_records(tmp_path):
+    from training.datasets_face import load_crop_cache
+    from training.face import main
+
+    _tiny_crop_cache(tmp_path / "cache")
+    config = tmp_path / "face.yaml"
+    config.write_text(json.dumps({"train": {"out_dir": str(tmp_path / "run")},
+                                  "recipe": {"cache_dir": str(tmp_path / "cache")}}))
+    main(["pack", "--config", str(config), "--to", str(tmp_path / "packed")])
+    assert not (tmp_path / "packed" / "crops.npy").exists()
+    for original, packed in zip(load_crop_cache(tmp_path / "cache"), load_crop_cache(tmp_path / "packed")):
+        assert np.array_equal(original, packed) if isinstance(original, np.ndarray) else original == packed
+    assert (tmp_path / "packed" / "splits.json").read_text() == (tmp_path / "cache" / "splits.json").read_text()
+
+
+def test_online_training_updates_every_block_and_logs_the_device(tmp_path):
+    """stem_variants 0: no cached block outputs; fresh blends each epoch reach the first block (end to end)."""
+    import torch
+
+    from detector.detectors.face.network import FaceForgeryNet
+    from training.face import FaceRecipe, _trained_model, run_training
+    from training.loop import TrainConfig
+
+    cache = tmp_path / "cache"
+    _tiny_crop_cache(cache)
     config = TrainConfig(out_dir=tmp_path / "run", epochs=2, lr=1e-3, threads=1, log_every=0)
     recipe = FaceRecipe(cache_dir=cache, batch_size=4, input_size=64, frozen_blocks=0, stem_variants=0, workers=1)
     run_training(config, recipe)

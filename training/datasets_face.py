@@ -10,9 +10,11 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from detector.config import PROJECT_ROOT, Limits
@@ -23,6 +25,7 @@ DEV_ROOT = PROJECT_ROOT.parent / "shared" / "data" / "dev"
 OPENCV_SAMPLES = Path("/usr/share/doc/opencv-doc/examples/data")
 FFPP_METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter", "DeepFakeDetection")
 KINDS = ("real", "face_swap", "gan")          # training classes 0, 1, 2
+PACKED_CROPS = "crops_webp.npz"               # a packed cache's crops (lossless WebP per crop)
 
 
 @dataclass(frozen=True)
@@ -219,8 +222,33 @@ def build_crop_cache(records: list[MediaRecord], out_dir: Path, finder: FaceFind
 
 
 def load_crop_cache(cache_dir: Path) -> tuple[np.ndarray, np.ndarray, list[CropRecord]]:
+    """Crops, landmarks and records of a cache made by `build_crop_cache` or packed by `pack_crop_cache`."""
     metas = [CropRecord(**m) for m in json.loads((cache_dir / "crops.json").read_text())]
-    return np.load(cache_dir / "crops.npy"), np.load(cache_dir / "landmarks.npy"), metas
+    if (cache_dir / "crops.npy").exists():
+        crops = np.load(cache_dir / "crops.npy")
+    else:
+        packed = np.load(cache_dir / PACKED_CROPS)
+        crops = np.stack([cv2.imdecode(packed[f"crop{i}"], cv2.IMREAD_COLOR)[..., ::-1] for i in range(len(metas))])
+    return crops, np.load(cache_dir / "landmarks.npy"), metas
+
+
+def pack_crop_cache(cache_dir: Path, out_dir: Path) -> int:
+    """Copy a crop cache with its crops as lossless WebP (about a quarter of the .npy), to move it to another machine
+    (a GPU box, say); `load_crop_cache` reads either form. Returns the number of crops."""
+    crops, landmarks, metas = load_crop_cache(cache_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    encoded = {}
+    for index, crop in enumerate(crops):
+        ok, data = cv2.imencode(".webp", np.ascontiguousarray(crop[..., ::-1]), [cv2.IMWRITE_WEBP_QUALITY, 101])
+        if not ok:
+            raise RuntimeError(f"could not encode crop {index} as WebP")
+        encoded[f"crop{index}"] = data.reshape(-1)
+    np.savez(out_dir / PACKED_CROPS, **encoded)
+    np.save(out_dir / "landmarks.npy", landmarks)
+    for name in ("crops.json", "splits.json"):
+        if (cache_dir / name).exists():
+            shutil.copyfile(cache_dir / name, out_dir / name)
+    return len(metas)
 
 
 def assign_splits(groups_by_source: dict[str, list[str]], fractions: tuple[float, float] = (0.2, 0.2),

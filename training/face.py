@@ -5,6 +5,7 @@
     python -m training.face export    # calibrate on val, measure on test, write models/face-forgery/
     python -m training.face evaluate  # the shipped bundle, end to end from the held-out files (evaluation.json)
     python -m training.face card      # re-render the card's measured sections (evaluation.json, speed.json)
+    python -m training.face pack --to DIR   # the crop cache with lossless WebP crops (to train elsewhere, e.g. a GPU)
 
 `prepare --ffpp ROOT` (and --celebdf / --dfdc) adds real face-swap videos from the public datasets (see datasets.md).
 """
@@ -35,7 +36,8 @@ from detector.faces import CROP_MARGIN, CROP_SIZE
 from detector.media import ImageMedia
 from detector.metrics import summary
 from training.datasets_face import (KINDS, CropRecord, MediaRecord, assign_splits, build_crop_cache, celebdf_videos,
-                                    dev_face_records, dfdc_videos, extra_real_records, ffpp_videos, load_crop_cache)
+                                    dev_face_records, dfdc_videos, extra_real_records, ffpp_videos, load_crop_cache,
+                                    pack_crop_cache)
 from training.export import export_bundle
 from training.loop import TrainConfig, predict, seed_everything, train
 from training.sbi import self_blend
@@ -632,7 +634,7 @@ def _training_mode(recipe: FaceRecipe) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["prepare", "train", "export", "evaluate", "card"])
+    parser.add_argument("command", choices=["prepare", "train", "export", "evaluate", "card", "pack"])
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--ffpp", type=Path, help="FaceForensics++ root (original_sequences/, manipulated_sequences/)")
     parser.add_argument("--celebdf", type=Path, help="Celeb-DF v2 root (Celeb-real/, Celeb-synthesis/, ...)")
@@ -641,6 +643,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-steps-per-epoch", type=int)
     parser.add_argument("--out-dir", type=Path, help="training folder (checkpoints, cached frozen-block outputs)")
     parser.add_argument("--models-dir", type=Path, default=PROJECT_ROOT / "models")
+    parser.add_argument("--to", type=Path, help="pack: folder for the packed crop cache (point cache_dir at it)")
     args = parser.parse_args(argv)
     config, recipe = load_config(args.config)
     config = dataclasses.replace(config, **{k: v for k, v in (("epochs", args.epochs),
@@ -657,6 +660,10 @@ def main(argv: list[str] | None = None) -> None:
         results = evaluate(args.models_dir, config.seed)
         print(json.dumps(results, indent=1))
         write_evaluation(args.models_dir, results)
+    elif args.command == "pack":
+        if args.to is None:
+            parser.error("pack needs --to DIR")
+        print(f"packed {pack_crop_cache(recipe.cache_dir, args.to)} crops into {args.to}")
     else:
         refresh_card(args.models_dir / MODEL_NAME)
 
