@@ -220,3 +220,18 @@ def test_online_training_updates_every_block_and_logs_the_device(tmp_path):
     assert not torch.equal(trained.features[0][0].weight, initial.features[0][0].weight)
     with torch.no_grad():
         assert trained(torch.zeros(2, 3, 64, 64)).shape == (2, 3)
+
+
+def test_h264_round_trip_keeps_the_size_and_loses_more_at_a_higher_crf():
+    from training.face import h264_round_trip
+
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:223, 0:224]
+    image = np.clip(np.stack([x, y, (x + y) // 2], axis=2) + rng.integers(-40, 40, (223, 224, 3)), 0, 255)
+    image = image.astype(np.uint8)
+    errors = []
+    for crf in (10, 23, 40):
+        out = h264_round_trip(image, crf)
+        assert out.shape == image.shape and out.dtype == np.uint8
+        errors.append(np.abs(out.astype(int) - image.astype(int)).mean())
+    assert errors[0] < errors[1] < errors[2], errors
