@@ -155,7 +155,8 @@ class FaceSamples(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         target = self.samples[index].target
-        return normalize(torch.from_numpy(self.image(index)), self.input_size), int(target > 0) if self.binary else target
+        label = int(target > 0) if self.binary else target
+        return normalize(torch.from_numpy(self.image(index)), self.input_size), label
 
 
 def head_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -221,8 +222,7 @@ def _datasets(recipe: FaceRecipe, seed: int):
     train_set = FaceSamples(crops, landmarks, split_samples(metas, splits, "train"), recipe.input_size, augment=True,
                             binary=False)
     val_set = FaceSamples(crops, landmarks, split_samples(metas, splits, "val"), recipe.input_size, augment=True,
-                          binary=True,
-                          fixed_seed=seed + 1)
+                          binary=True, fixed_seed=seed + 1)
     return crops, landmarks, metas, splits, train_set, val_set
 
 
@@ -321,7 +321,8 @@ def align_heads(model: FaceForgeryNet, dataset: FaceSamples, target_fpr: float) 
 
 
 # (name, through the training degradations, H.264 crf): the conditions the test split is scored under
-TEST_CONDITIONS = (("clean", False, None), ("degraded", True, None), ("h264_crf23", False, 23), ("h264_crf35", False, 35))
+TEST_CONDITIONS = (("clean", False, None), ("degraded", True, None), ("h264_crf23", False, 23),
+                   ("h264_crf35", False, 35))
 
 
 def test_metrics(model: FaceForgeryNet, crops, landmarks, metas: list[CropRecord], splits: dict[str, str],
