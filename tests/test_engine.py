@@ -157,3 +157,14 @@ def test_pad_rows_fills_a_short_batch_with_zero_rows_and_leaves_full_ones_alone(
     padded = pad_rows(batch, 5)
     assert padded.shape == (5, 2, 2) and torch.equal(padded[:3], batch) and not padded[3:].any()
     assert pad_rows(batch, 3) is batch and pad_rows(batch, 2) is batch
+
+
+def test_proportion_interval_brackets_the_rate_and_narrows_with_more_files():
+    from detector.metrics import proportion_interval
+
+    low, high = proportion_interval(10, 77)                     # 13% of 77 real faces
+    assert 0.06 < low < 10 / 77 < high < 0.23
+    wide, narrow = proportion_interval(1, 20), proportion_interval(50, 1000)
+    assert wide[1] - wide[0] > narrow[1] - narrow[0]
+    assert proportion_interval(0, 50)[0] == 0.0 and proportion_interval(50, 50)[1] == 1.0
+    assert all(np.isnan(proportion_interval(0, 0)))

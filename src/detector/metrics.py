@@ -36,3 +36,14 @@ def summary(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
         "eer": eer(labels, scores) if labels.min() != labels.max() else float("nan"),
         "tpr_at_1pct_fpr": tpr_at_fpr(labels, scores, 0.01) if labels.min() != labels.max() else float("nan"),
     }
+
+
+def proportion_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval (95% by default) for a rate of `hits` in `n`, e.g. a false-positive rate measured on a
+    few dozen real files: how far the true rate may lie from the measured one."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    rate, spread = hits / n, z * z / n
+    centre = (rate + spread / 2) / (1 + spread)
+    half = z * np.sqrt(rate * (1 - rate) / n + spread / (4 * n)) / (1 + spread)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
