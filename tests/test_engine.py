@@ -168,3 +168,13 @@ def test_proportion_interval_brackets_the_rate_and_narrows_with_more_files():
     assert wide[1] - wide[0] > narrow[1] - narrow[0]
     assert proportion_interval(0, 50)[0] == 0.0 and proportion_interval(50, 50)[1] == 1.0
     assert all(np.isnan(proportion_interval(0, 0)))
+
+
+def test_rates_at_threshold_count_each_class_and_say_nan_for_a_missing_one():
+    from detector.metrics import rates_at_threshold
+
+    rates = rates_at_threshold(np.array([0, 0, 0, 0, 1, 1]), np.array([True, False, False, False, True, True]))
+    assert rates["fpr_at_threshold"] == 0.25 and rates["tpr_at_threshold"] == 1.0
+    low, high = rates["fpr_at_threshold_interval"]
+    assert low < 0.25 < high
+    assert np.isnan(rates_at_threshold(np.array([1, 1]), np.array([True, False]))["fpr_at_threshold"])

@@ -36,7 +36,7 @@ from detector.engine.calibration import fit
 from detector.engine.interface import NotApplicable
 from detector.faces import CROP_MARGIN, CROP_SIZE
 from detector.media import ImageMedia
-from detector.metrics import proportion_interval, summary
+from detector.metrics import rates_at_threshold, summary
 from training.datasets_face import (KINDS, CropRecord, MediaRecord, assign_splits, build_crop_cache, celebdf_videos,
                                     dev_face_records, dfdc_videos, extra_real_records, ffpp_videos, load_crop_cache,
                                     pack_crop_cache)
@@ -342,11 +342,7 @@ def test_metrics(model: FaceForgeryNet, crops, landmarks, metas: list[CropRecord
         for name, keep in subsets.items():
             metrics = summary(labels[keep], scores[keep])
             flagged = probability(scores[keep]) >= threshold
-            for rate, label in (("fpr", 0), ("tpr", 1)):
-                hits = flagged[labels[keep] == label]
-                metrics[f"{rate}_at_threshold"] = float(hits.mean())
-                metrics[f"{rate}_at_threshold_interval"] = [round(v, 3) for v in
-                                                            proportion_interval(int(hits.sum()), hits.size)]
+            metrics.update(rates_at_threshold(labels[keep], flagged))
             results[f"{name}/{condition}"] = {k: (round(v, 4) if isinstance(v, float) else v)
                                               for k, v in metrics.items()}
     return results
@@ -552,6 +548,8 @@ def render_card(version: str, metrics: dict, calibration, split_info: dict, meta
                  f"{m['tpr_at_1pct_fpr']:.4f} | {_rate_with_interval(m, 'fpr')} | {_rate_with_interval(m, 'tpr')} |"
                  for name, m in metrics["test"].items()]
     last = history[-1] if history else {}
+    test, val_real = metrics["test"], metrics["val"]["n"] - metrics["val"]["n_synthetic"]
+    fpr_low, fpr_high = test["all/clean"]["fpr_at_threshold_interval"]
     return f"""# face-forgery {version}
 
 Scores each face in an image or video for **face swap / blending** and **fully synthetic (GAN) faces**.
@@ -644,17 +642,16 @@ the shipped detector: `python -m training.face evaluate`.
   re-enactment like NeuralTextures leaves little boundary). Retrain with `prepare --ffpp ROOT` where FF++ is at hand.
 - Diffusion-generated faces were not in the training data.
 - Heavy video compression lowers the scores' power: after one H.264 frame at crf 35 (about FF++ c40) the held-out
-  GAN AUC falls {metrics["test"]["gan_deforgify/clean"]["auc"]:.3f} -> \
-{metrics["test"]["gan_deforgify/h264_crf35"]["auc"]:.3f} and the self-blend AUC \
-{metrics["test"]["face_swap_sbi/clean"]["auc"]:.3f} -> {metrics["test"]["face_swap_sbi/h264_crf35"]["auc"]:.3f} (table
+  GAN AUC falls {test["gan_deforgify/clean"]["auc"]:.3f} -> {test["gan_deforgify/h264_crf35"]["auc"]:.3f} and the \
+self-blend AUC {test["face_swap_sbi/clean"]["auc"]:.3f} -> {test["face_swap_sbi/h264_crf35"]["auc"]:.3f} (table
   above). The training degradations compress with JPEG only; a video codec belongs there at the next retraining.
 - Some real professional portraits (deepface-tests celebrity photos) score high on the GAN head (per-source counts
   above), at any face size: two of them, shrunk so that the face spans 120 to 450 px, stayed at 0.95-0.99. The real
   training faces are mostly 300 px Unsplash photos; more varied real portraits are the fix.
-- The synthetic threshold is set on the val split's {metrics["val"]["n"] - metrics["val"]["n_synthetic"]} real faces; on the test split it flags \
-{metrics["test"]["all/clean"]["fpr_at_threshold"]:.0%} of real faces
-  (95% interval {metrics["test"]["all/clean"]["fpr_at_threshold_interval"][0]:.0%}-\
-{metrics["test"]["all/clean"]["fpr_at_threshold_interval"][1]:.0%}; target {recipe.target_fpr:.0%}). Expect the false-positive rate on new sources to differ from the target.
+- The synthetic threshold is set on the val split's {val_real} real faces; on the test split it flags \
+{test["all/clean"]["fpr_at_threshold"]:.0%} of real faces
+  (95% interval {fpr_low:.0%}-{fpr_high:.0%}; target {recipe.target_fpr:.0%}). Expect the false-positive rate on new \
+sources to differ from the target.
 - Faces under 40 px are not scored; small faces score less reliably.
 - In video the full face search runs on every 4th sampled frame; a face that appears and leaves between two of
   these key frames is not found, and re-checked faces in the frames between can fall just under the 0.95

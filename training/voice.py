@@ -31,7 +31,7 @@ from detector.detectors.voice.model import aggregate, load_network, speech_windo
 from detector.detectors.voice.network import MAX_FREQUENCY, N_BANDS, LogFilterbank, SpoofNet
 from detector.engine.bundle import ModelBundle
 from detector.engine.calibration import Calibration, fit
-from detector.metrics import summary
+from detector.metrics import rates_at_threshold, summary
 from training.export import export_bundle
 from training.loop import TrainConfig, seed_everything, train
 from training.voice_data import (Clip, augment, load_audio, read_asvspoof2019_la, read_dev_speech, read_in_the_wild,
@@ -252,10 +252,7 @@ def generator_family(clip: Clip) -> str:
 
 
 def _metrics(labels: np.ndarray, raw: np.ndarray, probs: np.ndarray, calibration) -> dict:
-    m = summary(labels, raw)
-    flagged = probs >= calibration.synthetic_threshold
-    m["fpr_at_threshold"] = float(flagged[labels == 0].mean()) if (labels == 0).any() else float("nan")
-    m["tpr_at_threshold"] = float(flagged[labels == 1].mean()) if (labels == 1).any() else float("nan")
+    m = {**summary(labels, raw), **rates_at_threshold(labels, probs >= calibration.synthetic_threshold)}
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items()}
 
 

@@ -47,3 +47,14 @@ def proportion_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, floa
     centre = (rate + spread / 2) / (1 + spread)
     half = z * np.sqrt(rate * (1 - rate) / n + spread / (4 * n)) / (1 + spread)
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def rates_at_threshold(labels: np.ndarray, flagged: np.ndarray) -> dict[str, float | list[float]]:
+    """Share of real (label 0) and synthetic (1) files that `flagged` marks, each with its 95% interval; NaN where
+    a class has no files."""
+    rates: dict[str, float | list[float]] = {}
+    for rate, label in (("fpr", 0), ("tpr", 1)):
+        hits = np.asarray(flagged)[np.asarray(labels) == label]
+        rates[f"{rate}_at_threshold"] = float(hits.mean()) if hits.size else float("nan")
+        rates[f"{rate}_at_threshold_interval"] = [round(v, 4) for v in proportion_interval(int(hits.sum()), hits.size)]
+    return rates
