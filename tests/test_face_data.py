@@ -198,6 +198,12 @@ def test_a_packed_crop_cache_loads_the_same_crops_landmarks_and_records(tmp_path
         assert np.array_equal(original, packed) if isinstance(original, np.ndarray) else original == packed
     assert (tmp_path / "packed" / "splits.json").read_text() == (tmp_path / "cache" / "splits.json").read_text()
 
+    packed = dict(np.load(tmp_path / "packed" / "crops_webp.npz"))
+    packed["crop3"] = packed["crop3"][:40]                                     # a truncated crop: a clear error
+    np.savez(tmp_path / "packed" / "crops_webp.npz", **packed)
+    with pytest.raises(ValueError, match="crop 3"):
+        load_crop_cache(tmp_path / "packed")
+
 
 def test_online_training_updates_every_block_and_logs_the_device(tmp_path):
     """stem_variants 0: no cached block outputs; fresh blends each epoch reach the first block (end to end)."""

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from detector.config import PROJECT_ROOT, Limits
-from detector.faces import DetectedFace, FaceFinder, align_crop, map_points
+from detector.faces import CROP_SIZE, DetectedFace, FaceFinder, align_crop, map_points
 from detector.media import ImageMedia, MediaError, MediaInput, VideoMedia, decode
 
 DEV_ROOT = PROJECT_ROOT.parent / "shared" / "data" / "dev"
@@ -227,8 +227,13 @@ def load_crop_cache(cache_dir: Path) -> tuple[np.ndarray, np.ndarray, list[CropR
     if (cache_dir / "crops.npy").exists():
         crops = np.load(cache_dir / "crops.npy")
     else:
+        crops = np.zeros((len(metas), CROP_SIZE, CROP_SIZE, 3), np.uint8)
         packed = np.load(cache_dir / PACKED_CROPS)
-        crops = np.stack([cv2.imdecode(packed[f"crop{i}"], cv2.IMREAD_COLOR)[..., ::-1] for i in range(len(metas))])
+        for index in range(len(metas)):
+            decoded = cv2.imdecode(packed[f"crop{index}"], cv2.IMREAD_COLOR)
+            if decoded is None or decoded.shape != crops.shape[1:]:
+                raise ValueError(f"{cache_dir / PACKED_CROPS}: crop {index} is not a {CROP_SIZE} px image")
+            crops[index] = decoded[..., ::-1]
     return crops, np.load(cache_dir / "landmarks.npy"), metas
 
 
