@@ -107,7 +107,8 @@ def main() -> None:
         if args.device != "cpu":                                # reduced precision must not move the verdicts
             cpu = Scanner(ScanConfig(engine=dataclasses.replace(engine_config, device="cpu"))).scan(photos)
             figures["max_score_difference_vs_cpu"] = round(max(
-                abs(a.score - b.score) for a, b in zip(results, cpu) if a.score is not None), 4)
+                (abs(a.score - b.score) for a, b in zip(results, cpu) if a.score is not None and b.score is not None),
+                default=float("nan")), 4)
             figures["verdicts_differing_from_cpu"] = sum(a.verdict != b.verdict for a, b in zip(results, cpu))
         if args.videos:
             video = face_video(Path(tmp) / "clip.mp4")
