@@ -198,6 +198,11 @@ def test_a_packed_crop_cache_loads_the_same_crops_landmarks_and_records(tmp_path
         assert np.array_equal(original, packed) if isinstance(original, np.ndarray) else original == packed
     assert (tmp_path / "packed" / "splits.json").read_text() == (tmp_path / "cache" / "splits.json").read_text()
 
+    main(["pack", "--config", str(config), "--to", str(tmp_path / "val_only"), "--splits", "val"])
+    crops, landmarks, metas = load_crop_cache(tmp_path / "val_only")
+    assert [m.group for m in metas] == ["g0", "g1", "g8", "g9"] and len(crops) == len(landmarks) == 4
+    assert np.array_equal(crops, load_crop_cache(tmp_path / "cache")[0][[0, 1, 8, 9]])
+
     packed = dict(np.load(tmp_path / "packed" / "crops_webp.npz"))
     packed["crop3"] = packed["crop3"][:40]                                     # a truncated crop: a clear error
     np.savez(tmp_path / "packed" / "crops_webp.npz", **packed)
@@ -241,3 +246,23 @@ def test_h264_round_trip_keeps_the_size_and_loses_more_at_a_higher_crf():
         assert out.shape == image.shape and out.dtype == np.uint8
         errors.append(np.abs(out.astype(int) - image.astype(int)).mean())
     assert errors[0] < errors[1] < errors[2], errors
+
+
+def test_degradations_are_repeatable_keep_the_crop_size_and_include_video_compression(monkeypatch):
+    """The same seed gives the same image (val/test are fixed); some draws go through an H.264 frame, at the reduced
+    size when the resolution is lowered, as in a video where the face is small."""
+    import training.face as face_recipe
+
+    rng = np.random.default_rng(1)
+    y, x = np.mgrid[0:224, 0:224]
+    crop = np.clip(np.stack([x, y, (x + y) // 2], axis=2) + rng.integers(-30, 30, (224, 224, 3)), 0, 255)
+    crop = crop.astype(np.uint8)
+    sizes = []
+    real_round_trip = face_recipe.h264_round_trip
+    monkeypatch.setattr(face_recipe, "h264_round_trip", lambda image, crf: sizes.append(image.shape[0]) or
+                        real_round_trip(image, crf))
+    outputs = [face_recipe.degrade(crop, np.random.default_rng(seed)) for seed in range(40)]
+    for seed in (0, 7):
+        assert np.array_equal(outputs[seed], face_recipe.degrade(crop, np.random.default_rng(seed)))
+    assert all(o.shape == crop.shape and o.dtype == np.uint8 for o in outputs)
+    assert 5 <= len(sizes) <= 35 and min(sizes) < 224 and max(sizes) == 224, sizes

@@ -237,10 +237,17 @@ def load_crop_cache(cache_dir: Path) -> tuple[np.ndarray, np.ndarray, list[CropR
     return crops, np.load(cache_dir / "landmarks.npy"), metas
 
 
-def pack_crop_cache(cache_dir: Path, out_dir: Path) -> int:
+def pack_crop_cache(cache_dir: Path, out_dir: Path, splits: tuple[str, ...] | None = None) -> int:
     """Copy a crop cache with its crops as lossless WebP (about a quarter of the .npy), to move it to another machine
-    (a GPU box, say); `load_crop_cache` reads either form. Returns the number of crops."""
+    (a GPU box, say); `load_crop_cache` reads either form. `splits` keeps only those splits' crops (training reads
+    train and val). Returns the number of crops packed."""
     crops, landmarks, metas = load_crop_cache(cache_dir)
+    split_info = json.loads((cache_dir / "splits.json").read_text()) if (cache_dir / "splits.json").exists() else {}
+    if splits is not None:
+        if not split_info:
+            raise ValueError(f"{cache_dir} has no splits.json to choose splits from")
+        keep = [i for i, meta in enumerate(metas) if split_info["groups"].get(meta.group) in splits]
+        crops, landmarks, metas = crops[keep], landmarks[keep], [metas[i] for i in keep]
     out_dir.mkdir(parents=True, exist_ok=True)
     encoded = {}
     for index, crop in enumerate(crops):
@@ -250,9 +257,9 @@ def pack_crop_cache(cache_dir: Path, out_dir: Path) -> int:
         encoded[f"crop{index}"] = data.reshape(-1)
     np.savez(out_dir / PACKED_CROPS, **encoded)
     np.save(out_dir / "landmarks.npy", landmarks)
-    for name in ("crops.json", "splits.json"):
-        if (cache_dir / name).exists():
-            shutil.copyfile(cache_dir / name, out_dir / name)
+    (out_dir / "crops.json").write_text(json.dumps([asdict(m) for m in metas]))
+    if split_info:
+        shutil.copyfile(cache_dir / "splits.json", out_dir / "splits.json")
     return len(metas)
 
 
