@@ -121,11 +121,13 @@ def main() -> None:
             figures["video_faces_scored"] = len(result.evidence.get("faces", []))
     print(json.dumps(figures, indent=1))
     if args.write:
+        bundle = PROJECT_ROOT / "models" / "face-forgery"
         figures["date"] = datetime.date.today().isoformat()
+        figures["model_version"] = json.loads((bundle / "config.json").read_text())["version"]
         name = "speed.json"
         if args.device == "cuda":
             figures["gpu"], name = torch.cuda.get_device_name(), "speed_gpu.json"
-        (PROJECT_ROOT / "models" / "face-forgery" / name).write_text(json.dumps(figures, indent=1) + "\n")
+        (bundle / name).write_text(json.dumps(figures, indent=1) + "\n")
         print(f"wrote models/face-forgery/{name}; refresh the card with `python -m training.face card`")
 
 

@@ -5,7 +5,7 @@
     python -m training.face export    # calibrate on val, measure on test, write models/face-forgery/
     python -m training.face evaluate  # the shipped bundle, end to end from the held-out files (evaluation.json)
     python -m training.face card      # re-render the card's measured sections (evaluation.json, speed.json)
-    python -m training.face pack --to DIR   # the crop cache with lossless WebP crops (to train elsewhere, e.g. a GPU)
+    python -m training.face pack --to DIR [--splits train,val]   # the crop cache as lossless WebP (to train elsewhere)
 
 `prepare --ffpp ROOT` (and --celebdf / --dfdc) adds real face-swap videos from the public datasets (see datasets.md).
 """
@@ -77,7 +77,8 @@ def load_config(path: Path) -> tuple[TrainConfig, FaceRecipe]:
 # ---- augmentation: the same pipeline for every class, so resolution and compression say nothing about the label ---
 
 def degrade(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Flip, small reframing, colour jitter, resolution loss, blur, noise and JPEG, each at random."""
+    """Flip, small reframing and colour jitter; then, as a face in a smaller photo or video frame: resolution loss,
+    blur, noise and compression (JPEG, or one H.264 frame as in face-swap videos) at that size; each at random."""
     image = rgb
     size = image.shape[0]
     if rng.random() < 0.5:
@@ -91,19 +92,23 @@ def degrade(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         jittered = (image.astype(np.float32) - 128.0) * rng.uniform(0.8, 1.2) + 128.0 + rng.uniform(-20, 20)
         grey = jittered.mean(axis=2, keepdims=True)
         image = np.clip(grey + (jittered - grey) * rng.uniform(0.7, 1.3), 0, 255).astype(np.uint8)
-    if rng.random() < 0.6:
-        side = int(size * rng.uniform(0.3, 1.0))
+    side = int(size * rng.uniform(0.3, 1.0)) if rng.random() < 0.6 else size
+    if side < size:
         interpolation = int(rng.choice([cv2.INTER_AREA, cv2.INTER_LINEAR, cv2.INTER_CUBIC]))
-        small = cv2.resize(image, (side, side), interpolation=interpolation)
-        image = cv2.resize(small, (size, size), interpolation=int(rng.choice([cv2.INTER_LINEAR, cv2.INTER_CUBIC])))
+        image = cv2.resize(image, (side, side), interpolation=interpolation)
     if rng.random() < 0.2:
-        image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.3, 1.5))
+        image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.3, 1.5) * side / size)
     if rng.random() < 0.2:
         noise = rng.normal(0, rng.uniform(2, 8), image.shape)
         image = np.clip(image.astype(np.float32) + noise, 0, 255).astype(np.uint8)
-    if rng.random() < 0.7:
+    compression = rng.random()
+    if compression < 0.35:
         ok, data = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(35, 96))])
         image = cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1]
+    elif compression < 0.7:
+        image = h264_round_trip(image, int(rng.integers(18, 41)))
+    if side < size:
+        image = cv2.resize(image, (size, size), interpolation=int(rng.choice([cv2.INTER_LINEAR, cv2.INTER_CUBIC])))
     return np.ascontiguousarray(image)
 
 
@@ -113,7 +118,7 @@ def h264_round_trip(rgb: np.ndarray, crf: int) -> np.ndarray:
     height, width = rgb.shape[:2]
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="mp4") as out:
-        stream = out.add_stream("libx264", rate=25, options={"crf": str(crf)})
+        stream = out.add_stream("libx264", rate=25, options={"crf": str(crf), "threads": "1"})
         stream.width, stream.height, stream.pix_fmt = width - width % 2, height - height % 2, "yuv420p"
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:stream.height, :stream.width]), format="rgb24")
         for packet in [*stream.encode(frame), *stream.encode(None)]:
@@ -216,13 +221,17 @@ def files_by_split(metas: list[CropRecord], group_split: dict[str, str]) -> dict
     return files
 
 
-def _datasets(recipe: FaceRecipe, seed: int):
+# val and test blends and degradations are fixed whatever the training seed, so that runs compare on the same images
+VAL_SEED, TEST_SEED = 1, 2
+
+
+def _datasets(recipe: FaceRecipe):
     crops, landmarks, metas = load_crop_cache(recipe.cache_dir)
     splits = json.loads((recipe.cache_dir / "splits.json").read_text())["groups"]
     train_set = FaceSamples(crops, landmarks, split_samples(metas, splits, "train"), recipe.input_size, augment=True,
                             binary=False)
     val_set = FaceSamples(crops, landmarks, split_samples(metas, splits, "val"), recipe.input_size, augment=True,
-                          binary=True, fixed_seed=seed + 1)
+                          binary=True, fixed_seed=VAL_SEED)
     return crops, landmarks, metas, splits, train_set, val_set
 
 
@@ -266,7 +275,7 @@ def run_training(config: TrainConfig, recipe: FaceRecipe) -> None:
     cv2.setNumThreads(1)
     torch.set_num_threads(config.threads)
     seed_everything(config.seed)
-    crops, landmarks, metas, splits, train_set, val_set = _datasets(recipe, config.seed)
+    crops, landmarks, metas, splits, train_set, val_set = _datasets(recipe)
     net = FaceForgeryNet(imagenet=True, frozen_blocks=recipe.frozen_blocks)
     config.out_dir.mkdir(parents=True, exist_ok=True)
     (config.out_dir / "recipe.json").write_text(json.dumps(dataclasses.asdict(recipe), default=str, indent=2))
@@ -326,7 +335,7 @@ TEST_CONDITIONS = (("clean", False, None), ("degraded", True, None), ("h264_crf2
 
 
 def test_metrics(model: FaceForgeryNet, crops, landmarks, metas: list[CropRecord], splits: dict[str, str],
-                 input_size: int, seed: int, probability, threshold: float) -> dict:
+                 input_size: int, probability, threshold: float) -> dict:
     """Per-face metrics on the test split: GAN faces (deforgify real vs fake), self-blends of held-out real faces vs
     those faces, and everything; under each of TEST_CONDITIONS."""
     test = [s for s in split_samples(metas, splits, "test") if not metas[s.crop].key.endswith("#tight")]
@@ -337,7 +346,7 @@ def test_metrics(model: FaceForgeryNet, crops, landmarks, metas: list[CropRecord
     }
     results = {}
     for condition, augment, crf in TEST_CONDITIONS:
-        scores, labels = _scores(model, FaceSamples(crops, landmarks, test, input_size, augment, True, seed + 2,
+        scores, labels = _scores(model, FaceSamples(crops, landmarks, test, input_size, augment, True, TEST_SEED,
                                                      h264_crf=crf))
         for name, keep in subsets.items():
             metrics = summary(labels[keep], scores[keep])
@@ -356,7 +365,7 @@ def export(config: TrainConfig, recipe: FaceRecipe, models_dir: Path = PROJECT_R
     recipe = FaceRecipe(**{**json.loads((config.out_dir / "recipe.json").read_text()), "cache_dir": recipe.cache_dir,
                            "version": recipe.version, "caveat": recipe.caveat, "card_notes": recipe.card_notes})
     torch.set_num_threads(config.threads)
-    crops, landmarks, metas, splits, _, val_set = _datasets(recipe, config.seed)
+    crops, landmarks, metas, splits, _, val_set = _datasets(recipe)
     model = _trained_model(config, recipe)
     head_offsets = align_heads(model, val_set, recipe.target_fpr)
     val_scores, val_labels = _scores(model, val_set)
@@ -365,7 +374,7 @@ def export(config: TrainConfig, recipe: FaceRecipe, models_dir: Path = PROJECT_R
                       fitted_on=f"val split: {int((val_labels == 0).sum())} real faces, "
                                 f"{int((val_labels == 1).sum())} self-blended or StyleGAN2 faces, degraded")
     metrics = {"val": summary(val_labels, val_scores),
-               "test": test_metrics(model, crops, landmarks, metas, splits, recipe.input_size, config.seed,
+               "test": test_metrics(model, crops, landmarks, metas, splits, recipe.input_size,
                                     calibration.probability, calibration.synthetic_threshold)}
     history = [json.loads(line) for line in (config.out_dir / "metrics.jsonl").read_text().splitlines()]
     split_info = json.loads((recipe.cache_dir / "splits.json").read_text())
@@ -484,7 +493,8 @@ def measured_sections(folder: Path, version: str) -> str:
     lines += ["", "## Speed (`python benchmarks/face.py --threads 1 --images 32 --videos 2 --write`)", ""]
     speed = _read_json(folder / SPEED_FILE)
     if speed:
-        lines += [f"Measured {speed['date']} with {speed['threads']} thread(s) on the shared 2-core CPU, load average "
+        lines += [f"Measured {speed['date']}{_with_version(speed)} with {speed['threads']} thread(s) on the shared "
+                  f"2-core CPU, load average "
                   f"{speed['load_average_1min']} (other jobs running: treat as lower bounds).", "",
                   "| figure | value |", "|---|---|",
                   f"| network only, 224 px crops read at {speed.get('network_input_size', DEFAULT_INPUT_SIZE)} px, in "
@@ -502,7 +512,8 @@ def measured_sections(folder: Path, version: str) -> str:
     gpu = _read_json(folder / GPU_SPEED_FILE)
     if gpu:
         lines += ["", f"On a GPU (`--device cuda --batch {gpu['batch']} --threads {gpu['threads']} --videos 0`, "
-                  f"{gpu['gpu']}, {gpu['date']}): the network alone", f"{gpu['crops_per_s_network']} "
+                  f"{gpu['gpu']}, {gpu['date']}{_with_version(gpu)[:-1]}): the network alone",
+                  f"{gpu['crops_per_s_network']} "
                   f"crops/s (autocast, channels-last); whole pipeline {gpu['face_photos_224px_per_s_pipeline']} "
                   "images/s, bound by decoding and MTCNN on the CPU.", f"Of {gpu['face_photos_scored']} photos, "
                   f"{gpu['verdicts_differing_from_cpu']} verdicts differ from a CPU scan; scores within "
@@ -579,8 +590,9 @@ blurred; one copy recoloured (RGB/HSV/contrast), the source re-textured (sharpen
 
 Fully synthetic examples: the dev set's `deforgify` StyleGAN2 faces.
 
-Every training image, real or fake, then goes through one degradation pipeline (flip, reframing, colour jitter,
-resolution loss 0.3-1x, blur, noise, JPEG quality 35-95), so resolution and compression carry no label.
+Every training image, real or fake, then goes through one degradation pipeline (`degrade`: flip, reframing, colour
+jitter; then at a reduced size, 0.3-1x, as a face in a smaller photo or video frame: blur, noise, and JPEG quality
+35-95 or one H.264 frame at crf 18-40, before scaling back), so resolution and compression carry no label.
 
 Splits: by file (by 8-frame block for the carphone clip; by target video for FF++), per source, seeded; exact file
 lists in `splits.json` (`no_face_found` lists the files where MTCNN found no face of >= 40 px).
@@ -623,7 +635,7 @@ below); between the two: `uncertain`. With ~100 real val faces the FPR target is
 Per face. `gan_deforgify`: deforgify real vs StyleGAN2 test faces (AUC for synthetic faces). `face_swap_sbi`:
 held-out real faces vs self-blends made from those same faces (seeded; AUC for face swaps). `all`: every test real
 face vs every fake. `degraded` runs the faces through the training degradation pipeline (seeded) first;
-`h264_crf23` / `h264_crf35` through one H.264 frame at that constant quality (no such compression is in training).
+`h264_crf23` / `h264_crf35` through one H.264 frame at that constant quality, at full crop size.
 Rates at the threshold carry a 95% (Wilson) interval: on a few dozen real faces a false-positive rate is rough.
 
 | set | n | fakes | AUC | EER | TPR @1% FPR | FPR @ threshold (95% interval) | TPR @ threshold (95% interval) |
@@ -641,13 +653,15 @@ the shipped detector: `python -m training.face evaluate`.
   offline. Self-blending targets the blending boundary that most swaps share, not every manipulation (e.g. expression
   re-enactment like NeuralTextures leaves little boundary). Retrain with `prepare --ffpp ROOT` where FF++ is at hand.
 - Diffusion-generated faces were not in the training data.
-- Heavy video compression lowers the scores' power: after one H.264 frame at crf 35 (about FF++ c40) the held-out
-  GAN AUC falls {test["gan_deforgify/clean"]["auc"]:.3f} -> {test["gan_deforgify/h264_crf35"]["auc"]:.3f} and the \
-self-blend AUC {test["face_swap_sbi/clean"]["auc"]:.3f} -> {test["face_swap_sbi/h264_crf35"]["auc"]:.3f} (table
-  above). The training degradations compress with JPEG only; a video codec belongs there at the next retraining.
+- Heavy video compression lowers the face-swap score's power most: after one H.264 frame at crf 35 (about FF++ c40)
+  the held-out self-blend AUC falls {test["face_swap_sbi/clean"]["auc"]:.3f} -> \
+{test["face_swap_sbi/h264_crf35"]["auc"]:.3f} (GAN AUC {test["gan_deforgify/clean"]["auc"]:.3f} -> \
+{test["gan_deforgify/h264_crf35"]["auc"]:.3f}; table above): compression erases
+  much of the blending boundary that the swap head reads.
 - Some real professional portraits (deepface-tests celebrity photos) score high on the GAN head (per-source counts
-  above), at any face size: two of them, shrunk so that the face spans 120 to 450 px, stayed at 0.95-0.99. The real
-  training faces are mostly 300 px Unsplash photos; more varied real portraits are the fix.
+  above), at any face size: two of them, shrunk so that the face spans 120 to 450 px, stayed at 0.95-0.99
+  (measured with version 3). The real training faces are mostly 300 px Unsplash photos; more varied real portraits
+  are the fix.
 - The synthetic threshold is set on the val split's {val_real} real faces; on the test split it flags \
 {test["all/clean"]["fpr_at_threshold"]:.0%} of real faces
   (95% interval {fpr_low:.0%}-{fpr_high:.0%}; target {recipe.target_fpr:.0%}). Expect the false-positive rate on new \
@@ -657,6 +671,11 @@ sources to differ from the target.
   these key frames is not found, and re-checked faces in the frames between can fall just under the 0.95
   confidence bar (29 of 32 frames kept on the benchmark clip, against 31 with a full search on every frame).
 """
+
+
+def _with_version(speed: dict) -> str:
+    """Which bundle a speed file measured (versions of one architecture and input size cost the same)."""
+    return f", model version {speed['model_version']}," if "model_version" in speed else ""
 
 
 def _rate_with_interval(metrics: dict, rate: str) -> str:
@@ -684,6 +703,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out-dir", type=Path, help="training folder (checkpoints, cached frozen-block outputs)")
     parser.add_argument("--models-dir", type=Path, default=PROJECT_ROOT / "models")
     parser.add_argument("--to", type=Path, help="pack: folder for the packed crop cache (point cache_dir at it)")
+    parser.add_argument("--splits", help="pack: only these splits' crops, comma-separated (training reads train,val)")
     args = parser.parse_args(argv)
     config, recipe = load_config(args.config)
     config = dataclasses.replace(config, **{k: v for k, v in (("epochs", args.epochs),
@@ -703,7 +723,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "pack":
         if args.to is None:
             parser.error("pack needs --to DIR")
-        print(f"packed {pack_crop_cache(recipe.cache_dir, args.to)} crops into {args.to}")
+        splits = tuple(args.splits.split(",")) if args.splits else None
+        print(f"packed {pack_crop_cache(recipe.cache_dir, args.to, splits)} crops into {args.to}")
     else:
         refresh_card(args.models_dir / MODEL_NAME)
 
