@@ -15,21 +15,22 @@ import dataclasses
 import datetime
 import json
 import os
+import sys
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
 from PIL import Image
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # run from anywhere: training/ is not installed
 from detector.config import PROJECT_ROOT, EngineConfig, ScanConfig
 from detector.detectors.face.network import normalize
 from detector.engine.registry import load, specs
 from detector.engine.runner import Engine
 from detector.scan import Scanner
+from training.face import face_clip
 
 DEV_FACES = PROJECT_ROOT.parent / "shared" / "data" / "dev" / "face" / "deforgify" / "real"
 
@@ -42,28 +43,6 @@ def face_photos(folder: Path, count: int) -> list[Path]:
         Image.open(source).convert("RGB").resize((224, 224), Image.BICUBIC).save(path, quality=90)
         paths.append(path)
     return paths
-
-
-def face_video(path: Path, frames: int = 90, size: tuple[int, int] = (1280, 720), fps: int = 30) -> Path:
-    """A 720p clip: a dev face (300 px) drifting over a textured background."""
-    rng = np.random.default_rng(0)
-    background = rng.integers(40, 200, (size[1] // 8, size[0] // 8, 3), dtype=np.uint8)
-    background = np.asarray(Image.fromarray(background).resize(size, Image.BICUBIC))
-    face = np.asarray(Image.open(sorted(DEV_FACES.glob("*.jpg"))[0]).convert("RGB"))
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-        for index in range(frames):
-            canvas = background.copy()
-            x = 200 + 4 * index
-            canvas[200:500, x:x + 300] = face
-            frame = av.VideoFrame.from_ndarray(canvas, format="rgb24")
-            frame.pts, frame.time_base = index, Fraction(1, fps)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
 
 
 def crops_per_second(engine: Engine, batch: int, rounds: int = 4) -> tuple[float, int]:
@@ -111,7 +90,8 @@ def main() -> None:
                 default=float("nan")), 4)
             figures["verdicts_differing_from_cpu"] = sum(a.verdict != b.verdict for a, b in zip(results, cpu))
         if args.videos:
-            video = face_video(Path(tmp) / "clip.mp4")
+            face = np.asarray(Image.open(sorted(DEV_FACES.glob("*.jpg"))[0]).convert("RGB"))     # 300 px
+            video = face_clip(face, Path(tmp) / "clip.mp4", frames=90, size=(1280, 720), fps=30)
             timings = []
             for _ in range(args.videos):
                 started = time.perf_counter()

@@ -266,3 +266,33 @@ def test_degradations_are_repeatable_keep_the_crop_size_and_include_video_compre
         assert np.array_equal(outputs[seed], face_recipe.degrade(crop, np.random.default_rng(seed)))
     assert all(o.shape == crop.shape and o.dtype == np.uint8 for o in outputs)
     assert 5 <= len(sizes) <= 35 and min(sizes) < 224 and max(sizes) == 224, sizes
+
+
+def test_held_out_faces_as_h264_clips_are_scored_through_the_video_path(dev_data, tmp_path):
+    """evaluate's video rows: each face becomes a clip that scan() decodes, tracks and scores like an upload; a clip
+    without a face is counted, not scored."""
+    from PIL import Image
+
+    from detector.config import PROJECT_ROOT
+    from detector.media import Limits, MediaInput, decode
+    from detector.scan import Scanner
+    from training.face import face_clip, video_metrics
+
+    test = json.loads((PROJECT_ROOT / "models" / "face-forgery" / "splits.json").read_text())["files"]["test"]
+    faces = {kind: [np.asarray(Image.open(dev_data / key.split(":", 1)[1]).convert("RGB").resize((224, 224)))
+                    for key in test[f"deforgify/{kind}"][:2]] for kind in ("real", "gan")}
+    real, gan = faces["real"], faces["gan"]
+    clip = decode(MediaInput.from_path(face_clip(real[0], tmp_path / "clip.mp4")), Limits(video_frames=32))
+    assert len(clip.frames) == 16 and clip.frames[0].shape == (360, 640, 3)
+    with pytest.raises(ValueError, match="does not fit"):
+        face_clip(np.zeros((400, 400, 3), np.uint8), tmp_path / "big.mp4")
+
+    blank = np.full((224, 224, 3), 128, np.uint8)
+    clips = [("real/deforgify", real[0]), ("gan/deforgify", gan[0]), ("real/deforgify", real[1]),
+             ("gan/deforgify", gan[1]), ("blend/deforgify", real[1][:, ::-1].copy()), ("real/simswap-crops", blank)]
+    results = video_metrics(Scanner(), clips)
+    assert results["clips_with_no_face"] == 1
+    gan_clips, swap_clips = results["gan_faces_deforgify_test_clips"], results["face_swap_sbi_test_clips"]
+    assert (gan_clips["n"], gan_clips["n_synthetic"], swap_clips["n"], swap_clips["n_synthetic"]) == (4, 2, 3, 1)
+    assert 0.0 <= gan_clips["auc"] <= 1.0
+    assert {k: n for k, (_, n) in results["clips_flagged_synthetic"].items()} == {"real": 2, "gan": 2, "blend": 1}
