@@ -283,9 +283,9 @@ def test_held_out_faces_as_h264_clips_are_scored_through_the_video_path(dev_data
                     for key in test[f"deforgify/{kind}"][:2]] for kind in ("real", "gan")}
     real, gan = faces["real"], faces["gan"]
     clip = decode(MediaInput.from_path(face_clip(real[0], tmp_path / "clip.mp4")), Limits(video_frames=32))
-    assert len(clip.frames) == 16 and clip.frames[0].shape == (360, 640, 3)
+    assert len(clip.frames) == 16 and clip.frames[0].shape == (480, 854, 3)
     with pytest.raises(ValueError, match="does not fit"):
-        face_clip(np.zeros((400, 400, 3), np.uint8), tmp_path / "big.mp4")
+        face_clip(np.zeros((500, 500, 3), np.uint8), tmp_path / "big.mp4")
 
     blank = np.full((224, 224, 3), 128, np.uint8)
     clips = [("real/deforgify", real[0]), ("gan/deforgify", gan[0]), ("real/deforgify", real[1]),

@@ -131,7 +131,7 @@ def h264_round_trip(rgb: np.ndarray, crf: int) -> np.ndarray:
     return cv2.resize(image, (width, height)) if image.shape[:2] != (height, width) else image
 
 
-def face_clip(face: np.ndarray, path: Path, frames: int = 16, size: tuple[int, int] = (640, 360), fps: int = 25,
+def face_clip(face: np.ndarray, path: Path, frames: int = 16, size: tuple[int, int] = (854, 480), fps: int = 25,
               crf: int = 23) -> Path:
     """An H.264 clip (constant quality `crf`) of `face`, an RGB photo or crop, drifting over a textured background: a
     still face carried the way a video carries it, to score through the detector's video path."""
@@ -480,8 +480,8 @@ def video_metrics(scanner, clip_faces: list[tuple[str, np.ndarray]], context: in
     Each crop is widened by `context` px of its own mirror image first: the detector re-finds and re-crops the face
     with a margin, and a pasted crop's hard edge inside that margin would be a seam no real video has."""
     with tempfile.TemporaryDirectory() as tmp:
-        paths = [face_clip(cv2.copyMakeBorder(face, *[context] * 4, cv2.BORDER_REFLECT_101), Path(tmp) / f"{n}.mp4",
-                           size=(854, 480)) for n, (_, face) in enumerate(clip_faces)]
+        paths = [face_clip(cv2.copyMakeBorder(face, *[context] * 4, cv2.BORDER_REFLECT_101), Path(tmp) / f"{n}.mp4")
+                 for n, (_, face) in enumerate(clip_faces)]
         results = scanner.scan(paths)
     rows = [(name.split("/"), r.score, r.verdict) for (name, _), r in zip(clip_faces, results) if r.score is not None]
     gan = [(int(kind == "gan"), score) for (kind, source), score, _ in rows
