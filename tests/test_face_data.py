@@ -276,12 +276,15 @@ def test_held_out_faces_as_h264_clips_are_scored_through_the_video_path(dev_data
     from detector.config import PROJECT_ROOT
     from detector.media import Limits, MediaInput, decode
     from detector.scan import Scanner
-    from training.face import face_clip, video_metrics
+    from training.face import face_clip, pan_clip, video_metrics
 
     test = json.loads((PROJECT_ROOT / "models" / "face-forgery" / "splits.json").read_text())["files"]["test"]
     faces = {kind: [np.asarray(Image.open(dev_data / key.split(":", 1)[1]).convert("RGB").resize((224, 224)))
                     for key in test[f"deforgify/{kind}"][:2]] for kind in ("real", "gan")}
     real, gan = faces["real"], faces["gan"]
+    clip = decode(MediaInput.from_path(pan_clip(real[0], tmp_path / "pan.mp4")), Limits(video_frames=32))
+    assert len(clip.frames) == 16 and clip.frames[0].shape == (224, 224, 3)
+    assert np.abs(clip.frames[-1].astype(int) - clip.frames[0].astype(int)).mean() > 2       # the window moves
     clip = decode(MediaInput.from_path(face_clip(real[0], tmp_path / "clip.mp4")), Limits(video_frames=32))
     assert len(clip.frames) == 16 and clip.frames[0].shape == (480, 854, 3)
     with pytest.raises(ValueError, match="does not fit"):

@@ -114,17 +114,27 @@ def degrade(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+def write_h264(frames: list[np.ndarray], target, fps: int = 25, crf: int = 23, threads: int = 0) -> None:
+    """RGB frames (one even size) to an H.264 MP4 at constant quality `crf`, into a path or a file object."""
+    with av.open(target, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=fps, options={"crf": str(crf), "threads": str(threads)})
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        for index, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            frame.pts, frame.time_base = index, Fraction(1, fps)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
 def h264_round_trip(rgb: np.ndarray, crf: int) -> np.ndarray:
     """One frame through libx264 (yuv420p, constant quality `crf`) and back: the compression that face-swap videos
     carry (FaceForensics++ c23 is about crf 23, c40 about crf 40)."""
     height, width = rgb.shape[:2]
     buffer = io.BytesIO()
-    with av.open(buffer, "w", format="mp4") as out:
-        stream = out.add_stream("libx264", rate=25, options={"crf": str(crf), "threads": "1"})
-        stream.width, stream.height, stream.pix_fmt = width - width % 2, height - height % 2, "yuv420p"
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:stream.height, :stream.width]), format="rgb24")
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
-            out.mux(packet)
+    write_h264([rgb[:height - height % 2, :width - width % 2]], buffer, crf=crf, threads=1)
     buffer.seek(0)
     with av.open(buffer) as decoded:
         image = next(decoded.decode(video=0)).to_ndarray(format="rgb24")
@@ -133,8 +143,8 @@ def h264_round_trip(rgb: np.ndarray, crf: int) -> np.ndarray:
 
 def face_clip(face: np.ndarray, path: Path, frames: int = 16, size: tuple[int, int] = (854, 480), fps: int = 25,
               crf: int = 23) -> Path:
-    """An H.264 clip (constant quality `crf`) of `face`, an RGB photo or crop, drifting over a textured background: a
-    still face carried the way a video carries it, to score through the detector's video path."""
+    """An H.264 clip of `face`, an RGB photo, drifting over a textured background: a video of a chosen frame size
+    with a face of a chosen size (the speed benchmark's clip)."""
     rng = np.random.default_rng(0)
     background = cv2.resize(rng.integers(40, 200, (size[1] // 8, size[0] // 8, 3), dtype=np.uint8), size,
                             interpolation=cv2.INTER_CUBIC)
@@ -142,18 +152,25 @@ def face_clip(face: np.ndarray, path: Path, frames: int = 16, size: tuple[int, i
     top, left = (size[1] - height) // 2, (size[0] - width) // 4
     if top < 0 or left + width + 4 * frames > size[0]:
         raise ValueError(f"a {width}x{height} face does not fit a {size[0]}x{size[1]} clip of {frames} frames")
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps, options={"crf": str(crf)})
-        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-        for index in range(frames):
-            canvas = background.copy()
-            canvas[top:top + height, left + 4 * index:left + 4 * index + width] = face
-            frame = av.VideoFrame.from_ndarray(canvas, format="rgb24")
-            frame.pts, frame.time_base = index, Fraction(1, fps)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+    canvases = []
+    for index in range(frames):
+        canvas = background.copy()
+        canvas[top:top + height, left + 4 * index:left + 4 * index + width] = face
+        canvases.append(canvas)
+    write_h264(canvases, str(path), fps, crf)
+    return path
+
+
+def pan_clip(crop: np.ndarray, path: Path, frames: int = 16, zoom: float = 1.08, fps: int = 25,
+             crf: int = 23) -> Path:
+    """An H.264 clip whose every frame is `crop` (a square face crop) enlarged by `zoom`, the window panning
+    diagonally across it: video motion and compression with nothing pasted, so no seam or foreign context lies
+    around the face that the detector re-finds and re-crops (the evaluation's clips)."""
+    side = crop.shape[0] - crop.shape[0] % 2
+    enlarged = cv2.resize(crop, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_CUBIC)
+    slack = enlarged.shape[0] - side
+    offsets = [round(slack * index / max(frames - 1, 1)) for index in range(frames)]
+    write_h264([enlarged[o:o + side, o:o + side] for o in offsets], str(path), fps, crf)
     return path
 
 
@@ -429,7 +446,7 @@ def evaluate(models_dir: Path, seed: int = 0) -> dict:
     """The shipped detector end to end (decode -> MTCNN -> crop -> network -> calibration) on the held-out dev files
     listed in its splits.json. Image score = max over its faces. Face swaps: every face of a held-out real photo vs a
     self-blend of that face (seeded, 68-point landmarks found on the crop). Video: each of those faces (real, blended,
-    GAN) as an H.264 clip (`face_clip`) through `scan()`'s video path (sampling, tracking, per-track mean)."""
+    GAN) as an H.264 clip (`pan_clip`) through `scan()`'s video path (sampling, tracking, per-track mean)."""
     from detector.config import ScanConfig
     from detector.engine.registry import load, specs
     from detector.scan import Scanner
@@ -474,14 +491,10 @@ def evaluate(models_dir: Path, seed: int = 0) -> dict:
     }
 
 
-def video_metrics(scanner, clip_faces: list[tuple[str, np.ndarray]], context: int = 88) -> dict:
-    """Clip AUCs: deforgify real vs GAN faces, and real faces vs their self-blends, each face crop an H.264 clip.
-
-    Each crop is widened by `context` px of its own mirror image first: the detector re-finds and re-crops the face
-    with a margin, and a pasted crop's hard edge inside that margin would be a seam no real video has."""
+def video_metrics(scanner, clip_faces: list[tuple[str, np.ndarray]]) -> dict:
+    """Clip AUCs: deforgify real vs GAN faces, and real faces vs their self-blends, each face crop a `pan_clip`."""
     with tempfile.TemporaryDirectory() as tmp:
-        paths = [face_clip(cv2.copyMakeBorder(face, *[context] * 4, cv2.BORDER_REFLECT_101), Path(tmp) / f"{n}.mp4")
-                 for n, (_, face) in enumerate(clip_faces)]
+        paths = [pan_clip(face, Path(tmp) / f"{n}.mp4") for n, (_, face) in enumerate(clip_faces)]
         results = scanner.scan(paths)
     rows = [(name.split("/"), r.score, r.verdict) for (name, _), r in zip(clip_faces, results) if r.score is not None]
     gan = [(int(kind == "gan"), score) for (kind, source), score, _ in rows
@@ -545,10 +558,10 @@ def measured_sections(folder: Path, version: str) -> str:
                                                                 for name, (hit, n) in flagged.items()) + ".", 118)]
         if "clips_with_no_face" in evaluation:
             lines += ["", *textwrap.wrap(
-                "Clips: each test face crop (224 px, widened by 88 px of its mirror image so that no seam lies near "
-                "the face) moving 4 px a frame over a textured background, 16 frames of 854x480 at 25 fps, H.264 "
-                "crf 23, no audio, scored by `scan()` like any uploaded video: a still "
-                "face seen through video compression, not a real deepfake video. Clips where no face was found: "
+                "Clips (`pan_clip`): each test face crop is the whole frame, enlarged 1.08x with the window panning "
+                "across it, 16 frames of 224x224 at 25 fps, H.264 crf 23, no audio, scored by `scan()` like any "
+                "uploaded video: a still face seen through video motion and compression, not a real deepfake "
+                "video. Clips where no face was found: "
                 f"{evaluation['clips_with_no_face']}. Clips with the verdict `synthetic`: " + ", ".join(
                     f"{kind} {hit} of {n}" for kind, (hit, n) in evaluation.get("clips_flagged_synthetic", {}).items())
                 + ".", 118)]
@@ -592,7 +605,7 @@ EVALUATION_ROWS = {
     "gan_faces_deforgify_test_images": "GAN faces: deforgify real vs StyleGAN2 test images",
     "all_test_images_real_vs_gan": "all test images (every real source vs StyleGAN2)",
     "face_swap_sbi_test_faces": "face swaps: each held-out real face vs its self-blend (seeded)",
-    "gan_faces_deforgify_test_clips": "GAN faces as H.264 clips (`face_clip`): deforgify real vs StyleGAN2 test faces",
+    "gan_faces_deforgify_test_clips": "GAN faces as H.264 clips (`pan_clip`): deforgify real vs StyleGAN2 test faces",
     "face_swap_sbi_test_clips": "face swaps as H.264 clips: each held-out real face vs its self-blend",
 }
 
