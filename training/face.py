@@ -20,6 +20,7 @@ import json
 import tempfile
 import textwrap
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -500,25 +501,29 @@ def video_metrics(scanner, clip_faces: list[tuple[str, np.ndarray]]) -> dict:
     gan = [(int(kind == "gan"), score) for (kind, source), score, _ in rows
            if source == "deforgify" and kind != "blend"]
     swap = [(int(kind == "blend"), score) for (kind, _), score, _ in rows if kind != "gan"]
-    flagged: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for (kind, _), _, verdict in rows:
-        flagged[kind][0] += int(verdict == "synthetic")
-        flagged[kind][1] += 1
     return {"gan_faces_deforgify_test_clips": summary(*map(np.array, zip(*gan))),
             "face_swap_sbi_test_clips": summary(*map(np.array, zip(*swap))),
-            "clips_flagged_synthetic": dict(sorted(flagged.items())),
+            "clips_flagged_synthetic": flag_counts((kind, verdict == "synthetic") for (kind, _), _, verdict in rows),
             "clips_with_no_face": len(clip_faces) - len(rows)}
 
 
 def flagged_per_source(rows: list[tuple[str, int, float]], threshold: float) -> dict[str, list[int]]:
     """"source/real" or "source/gan" -> [images at or over the synthetic threshold, images]: the operating point a
     moderator sees, per source."""
+    return flag_counts((f"{source}/{'gan' if label else 'real'}", score >= threshold) for source, label, score in rows)
+
+
+def flag_counts(keyed_flags: Iterable[tuple[str, bool]]) -> dict[str, list[int]]:
+    """key -> [items flagged, items], sorted by key."""
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for source, label, score in rows:
-        entry = counts[f"{source}/{'gan' if label else 'real'}"]
-        entry[0] += int(score >= threshold)
-        entry[1] += 1
+    for key, flagged in keyed_flags:
+        counts[key][0] += int(flagged)
+        counts[key][1] += 1
     return dict(sorted(counts.items()))
+
+
+def _counts_text(counts: dict[str, list[int]]) -> str:
+    return ", ".join(f"{key} {hit} of {n}" for key, (hit, n) in counts.items())
 
 
 def write_evaluation(models_dir: Path, results: dict) -> None:
@@ -554,17 +559,15 @@ def measured_sections(folder: Path, version: str) -> str:
         flagged = evaluation.get("flagged_at_threshold", {})
         if flagged:
             lines += ["", *textwrap.wrap("Images flagged `synthetic` (probability at or over the threshold), per "
-                                         "source: " + ", ".join(f"{name} {hit} of {n}"
-                                                                for name, (hit, n) in flagged.items()) + ".", 118)]
+                                         f"source: {_counts_text(flagged)}.", 118)]
         if "clips_with_no_face" in evaluation:
             lines += ["", *textwrap.wrap(
                 "Clips (`pan_clip`): each test face crop is the whole frame, enlarged 1.08x with the window panning "
                 "across it, 16 frames of 224x224 at 25 fps, H.264 crf 23, no audio, scored by `scan()` like any "
                 "uploaded video: a still face seen through video motion and compression, not a real deepfake "
                 "video. Clips where no face was found: "
-                f"{evaluation['clips_with_no_face']}. Clips with the verdict `synthetic`: " + ", ".join(
-                    f"{kind} {hit} of {n}" for kind, (hit, n) in evaluation.get("clips_flagged_synthetic", {}).items())
-                + ".", 118)]
+                f"{evaluation['clips_with_no_face']}. Clips with the verdict `synthetic`: "
+                f"{_counts_text(evaluation.get('clips_flagged_synthetic', {}))}.", 118)]
         lines += ["", f"Test images where no face was found: {evaluation['images_with_no_face']}. No real face-swap "
                   "video was available offline, so the face-swap", "figure measures self-blends, not real deepfakes; "
                   "the hidden holdout (real swap videos) is the true test."]
@@ -573,8 +576,8 @@ def measured_sections(folder: Path, version: str) -> str:
     lines += ["", "## Speed (`python benchmarks/face.py --threads 1 --images 32 --videos 2 --write`)", ""]
     speed = _read_json(folder / SPEED_FILE)
     if speed:
-        lines += [f"Measured {speed['date']}{_with_version(speed)} with {speed['threads']} thread(s) on the shared "
-                  f"2-core CPU, load average "
+        lines += [f"Measured {speed['date']}{_with_version(speed, ',')} with {speed['threads']} thread(s) on the "
+                  f"shared 2-core CPU, load average "
                   f"{speed['load_average_1min']} (other jobs running: treat as lower bounds).", "",
                   "| figure | value |", "|---|---|",
                   f"| network only, 224 px crops read at {speed.get('network_input_size', DEFAULT_INPUT_SIZE)} px, in "
@@ -592,7 +595,7 @@ def measured_sections(folder: Path, version: str) -> str:
     gpu = _read_json(folder / GPU_SPEED_FILE)
     if gpu:
         lines += ["", f"On a GPU (`--device cuda --batch {gpu['batch']} --threads {gpu['threads']} --videos 0`, "
-                  f"{gpu['gpu']}, {gpu['date']}{_with_version(gpu)[:-1]}): the network alone",
+                  f"{gpu['gpu']}, {gpu['date']}{_with_version(gpu)}): the network alone",
                   f"{gpu['crops_per_s_network']} "
                   f"crops/s (autocast, channels-last); whole pipeline {gpu['face_photos_224px_per_s_pipeline']} "
                   "images/s, bound by decoding and MTCNN on the CPU.", f"Of {gpu['face_photos_scored']} photos, "
@@ -755,9 +758,9 @@ sources to differ from the target.
 """
 
 
-def _with_version(speed: dict) -> str:
+def _with_version(speed: dict, closing: str = "") -> str:
     """Which bundle a speed file measured (versions of one architecture and input size cost the same)."""
-    return f", model version {speed['model_version']}," if "model_version" in speed else ""
+    return f", model version {speed['model_version']}{closing}" if "model_version" in speed else ""
 
 
 def _rate_with_interval(metrics: dict, rate: str) -> str:
