@@ -202,6 +202,8 @@ def test_a_packed_crop_cache_loads_the_same_crops_landmarks_and_records(tmp_path
     crops, landmarks, metas = load_crop_cache(tmp_path / "val_only")
     assert [m.group for m in metas] == ["g0", "g1", "g8", "g9"] and len(crops) == len(landmarks) == 4
     assert np.array_equal(crops, load_crop_cache(tmp_path / "cache")[0][[0, 1, 8, 9]])
+    with pytest.raises(ValueError, match="unknown split"):                     # a typo packs nothing silently
+        main(["pack", "--config", str(config), "--to", str(tmp_path / "typo"), "--splits", "trian"])
 
     packed = dict(np.load(tmp_path / "packed" / "crops_webp.npz"))
     packed["crop3"] = packed["crop3"][:40]                                     # a truncated crop: a clear error

@@ -246,6 +246,9 @@ def pack_crop_cache(cache_dir: Path, out_dir: Path, splits: tuple[str, ...] | No
     if splits is not None:
         if not split_info:
             raise ValueError(f"{cache_dir} has no splits.json to choose splits from")
+        known = set(split_info["groups"].values())
+        if set(splits) - known:
+            raise ValueError(f"unknown split(s) {sorted(set(splits) - known)}: {cache_dir} has {sorted(known)}")
         keep = [i for i, meta in enumerate(metas) if split_info["groups"].get(meta.group) in splits]
         crops, landmarks, metas = crops[keep], landmarks[keep], [metas[i] for i in keep]
     out_dir.mkdir(parents=True, exist_ok=True)
