@@ -10,6 +10,7 @@ data); the page asks for a key and sends it with each call.
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import io
 import json
@@ -19,8 +20,9 @@ import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, TypeVar
 
+import aiohttp
 import anyio
 import av
 import bentoml
@@ -48,6 +50,10 @@ from .worker import ScanItem, ScanWorker
 logger = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 WARM_UP_CALLS = 24                  # enough sequential calls for BentoML's batcher to finish its training phase
+# How a request dies on a pooled connection that the local service is closing (uvicorn drops idle connections after
+# 5 s, BentoML's client keeps them 15 s): the kernel resets a connection closed with unread data.
+UNREAD_REQUEST_ERRNOS = (errno.ECONNRESET, errno.EPIPE)
+Result = TypeVar("Result")
 MAX_REQUEST_ID = 64
 
 SCAN_LATENCY = bentoml.metrics.Histogram(
@@ -108,6 +114,29 @@ class ApiError(Exception):
     def response(self) -> JSONResponse:
         return JSONResponse({"error": self.message, "status": self.status}, self.status, headers=self.headers)
 
+
+async def call_local_service(call: Callable[[], Awaitable[Result]]) -> Result:
+    """`call()` to the scan worker or the job service, sent once more when the connection it went out on was reset:
+    that service had closed the pooled connection (its keep-alive timeout) as the request crossed, so it never read
+    it and nothing runs twice. A service that dies while working ends the connection cleanly and is not retried.
+    """
+    try:
+        return await call()
+    except aiohttp.ClientError as exc:
+        if not _reset_unread(exc):
+            raise
+        logger.warning("local service reset the connection the request went out on (%r); sending again", exc)
+        return await call()
+
+
+def _reset_unread(exc: BaseException | None) -> bool:
+    """A reset or broken pipe anywhere in the chain (aiohttp wraps a reset met while writing the body)."""
+    while exc is not None:
+        if isinstance(exc, (ConnectionResetError, BrokenPipeError)) or \
+                (isinstance(exc, OSError) and exc.errno in UNREAD_REQUEST_ERRNOS):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 @dataclass
 class Upload:
@@ -402,7 +431,7 @@ class Gateway:
 
     async def _submit_job(self, job_id: str) -> None:
         try:
-            await self.job_tasks.to_async.run_job.submit(job_id=job_id)
+            await call_local_service(lambda: self.job_tasks.to_async.run_job.submit(job_id=job_id))
         except Exception:                           # stays queued; the job service runs it when it (re)starts
             logger.exception("could not hand job %s to the job service", job_id)
 
@@ -530,7 +559,7 @@ class Gateway:
         items = [ScanItem(name=u.name, data=u.data, text=u.text, explain=explain, declared_ai=declared_ai)
                  for u in uploads]
         try:
-            return await self.worker.to_async.scan(items=items)
+            return await call_local_service(lambda: self.worker.to_async.scan(items=items))
         except Exception as exc:                    # the worker died or is restarting: refuse, keep every record
             logger.warning("scan worker call failed: %r", exc)
             message = "the scan worker is unavailable (restarting); retry shortly"

@@ -11,6 +11,9 @@ from pathlib import Path
 from .config import PROJECT_ROOT
 
 SERVICE = "service.gateway:Gateway"
+# Idle client connections stay open this long. Longer than clients and load balancers keep theirs (httpx 5 s, aiohttp
+# 15 s, common proxies 60 s), so the client closes first: a server closing as a request arrives drops that request.
+KEEP_ALIVE_SECONDS = 75
 
 
 def register_cli(sub: argparse._SubParsersAction) -> None:
@@ -48,7 +51,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
     command = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", args.host, "--port", str(args.port),
-               "--working-dir", str(PROJECT_ROOT)]
+               "--working-dir", str(PROJECT_ROOT), "--timeout-keep-alive", str(KEEP_ALIVE_SECONDS)]
     print(f"detector: serving on http://{args.host}:{args.port} (page: /ui/, API: /v1, docs: /v1/openapi.json)",
           file=sys.stderr, flush=True)
     os.chdir(PROJECT_ROOT)
