@@ -59,11 +59,12 @@ def test_downmix_is_the_mean_of_channels(tmp_path):
     assert np.abs(media.samples).max() < 1e-6
 
 
-def test_out_of_range_float_samples_are_clipped(tmp_path):
+def test_out_of_range_and_non_finite_float_samples_are_clipped(tmp_path):
     path = tmp_path / "loud.wav"
-    soundfile.write(path, np.array([[2.0], [-3.0], [0.25], [np.nan]], dtype=np.float32), 16000, subtype="FLOAT")
+    soundfile.write(path, np.array([[2.0], [-3.0], [0.25], [np.nan], [np.inf], [-np.inf]], dtype=np.float32), 16000,
+                    subtype="FLOAT")
     media = _decode_audio(MediaInput.from_path(path))
-    assert media.samples.tolist() == [1.0, -1.0, 0.25, 0.0]
+    assert media.samples.tolist() == [1.0, -1.0, 0.25, 0.0, 1.0, -1.0]
 
 
 def test_odd_sample_rate_keeps_pitch(tmp_path):

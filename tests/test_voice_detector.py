@@ -142,6 +142,18 @@ def test_evidence_lists_windows_and_is_json(detector, held_out):
         assert 0 <= segment["start"] < segment["end"] <= 20.0
 
 
+def test_non_finite_samples_score_as_their_cleaned_signal(detector, held_out):
+    """Samples that reach the detector without the decoder (training, library callers) may hold NaN or inf: they
+    score as the signal with NaN -> 0 and inf -> +-1, and the caller's array is left as it was."""
+    wave = np.concatenate([w for _, w in held_out[:3]])[: 8 * RATE].astype(np.float32)
+    broken = wave.copy()
+    broken[[100, 5000, 40000]] = [np.nan, np.inf, -np.inf]
+    cleaned = np.nan_to_num(broken, nan=0.0, posinf=1.0, neginf=-1.0)
+    assert run(detector, broken).score == pytest.approx(run(detector, cleaned).score)
+    detector.preprocess(AudioMedia(samples=broken, duration=8.0, original_sample_rate=RATE, channels=1, format="wav"))
+    assert np.isnan(broken[100]) and np.isposinf(broken[5000]) and np.isneginf(broken[40000])
+
+
 @pytest.mark.parametrize("name", ["silence", "chord", "hum", "white-noise"])
 def test_no_speech_is_not_applicable(detector, name):
     t = np.arange(5 * RATE) / RATE

@@ -39,14 +39,22 @@ def decode_audio(source: Path | bytes, audio_format: str, limits: Limits) -> Aud
         raise MediaError("empty", "no audio samples")
     duration = mono.size / rate
     _check_duration(duration, limits)
-    samples = resample_to_model_rate(np.nan_to_num(mono, nan=0.0, posinf=1.0, neginf=-1.0), rate)
+    samples = resample_to_model_rate(finite_samples(mono), rate).astype(np.float32, copy=False)
     return AudioMedia(
-        samples=np.clip(samples, -1.0, 1.0).astype(np.float32, copy=False),
+        samples=np.clip(samples, -1.0, 1.0, out=samples),          # in place: hours of audio are hundreds of MB
         duration=duration,
         original_sample_rate=rate,
         channels=channels,
         format=audio_format,
     )
+
+
+def finite_samples(samples: np.ndarray) -> np.ndarray:
+    """`samples` as they are when all are finite (one summing pass, no copy: hours of audio are hundreds of MB),
+    else a copy with NaN -> 0 and +-inf -> +-1."""
+    if np.isfinite(samples.sum(dtype=np.float64)):
+        return samples
+    return np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
 
 
 def resample_to_model_rate(mono: np.ndarray, rate: int) -> np.ndarray:
@@ -82,10 +90,13 @@ def _read_with_soundfile(source: Path | bytes, limits: Limits) -> tuple[np.ndarr
             if sound.samplerate <= 0:
                 return None
             _check_duration(sound.frames / sound.samplerate, limits)
-            blocks = [block.mean(axis=1) for block in
-                      sound.blocks(blocksize=_BLOCK_FRAMES, dtype="float32", always_2d=True)]
-            mono = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
-            return mono, sound.samplerate, sound.channels
+            mono, filled = np.empty(max(sound.frames, 0), dtype=np.float32), 0
+            for block in sound.blocks(blocksize=_BLOCK_FRAMES, dtype="float32", always_2d=True):
+                if filled + len(block) > mono.size:            # the header undercounted the frames
+                    mono = np.concatenate([mono[:filled], np.empty(max(mono.size, len(block)), np.float32)])
+                block.mean(axis=1, out=mono[filled:filled + len(block)])
+                filled += len(block)
+            return mono[:filled], sound.samplerate, sound.channels
     except (soundfile.LibsndfileError, RuntimeError, ValueError, TypeError):
         return None
 

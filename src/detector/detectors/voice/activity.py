@@ -44,7 +44,7 @@ class SpeechActivity:
         return int(idx[0] * FRAME), int((idx[-1] + 1) * FRAME)
 
 
-def _frame_levels(samples: np.ndarray, chunk_frames: int = 30_000) -> tuple[np.ndarray, np.ndarray]:
+def _frame_levels(samples: np.ndarray, chunk_frames: int = 6_000) -> tuple[np.ndarray, np.ndarray]:
     """Speech-band level (dBFS) and speech-band energy share per frame, computed chunk by chunk (bounded memory)."""
     n_frames = samples.size // FRAME
     freqs = np.fft.rfftfreq(FRAME, 1 / RATE)

@@ -14,6 +14,7 @@ from torch import nn
 
 from ...engine.bundle import ModelBundle
 from ...engine.interface import Detector, Finding, NotApplicable, Prepared
+from ...media.audio import finite_samples
 from ...media.types import AudioMedia, DecodedMedia
 from .activity import SpeechActivity, detect_speech
 from .network import SAMPLE_RATE, SpoofNet
@@ -44,7 +45,7 @@ def _fit_window(segment: np.ndarray) -> np.ndarray:
 
 def speech_windows(samples: np.ndarray, max_windows: int = MAX_WINDOWS) -> SpeechWindows:
     """Detect speech, then cut the speech span into overlapping windows (evenly subsampled when too many)."""
-    samples = np.nan_to_num(np.asarray(samples, dtype=np.float32), nan=0.0, posinf=1.0, neginf=-1.0)
+    samples = finite_samples(np.asarray(samples, dtype=np.float32))
     activity = detect_speech(samples)
     if not activity.present:
         return SpeechWindows(activity, [], [], 0)
