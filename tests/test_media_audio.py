@@ -7,10 +7,12 @@ import csv
 import numpy as np
 import pytest
 import soundfile
+import torch
+import torchaudio.functional
 
 from detector.config import Limits
 from detector.media import AUDIO_RATE, AudioMedia, MediaError, MediaInput, decode
-from detector.media.audio import decode_audio
+from detector.media.audio import ModelRateStream, decode_audio
 
 from conftest import tone
 
@@ -73,6 +75,31 @@ def test_odd_sample_rate_keeps_pitch(tmp_path):
     media = _decode_audio(MediaInput.from_path(path))
     assert media.original_sample_rate == 22254
     assert _dominant_frequency(media.samples) == pytest.approx(440.0, abs=3.0)
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 22050, 22254, 44100, 96000])
+@pytest.mark.parametrize("length", [1, 7, 44_101, 150_001])
+def test_streamed_resampling_equals_resampling_the_whole_signal(rate, length):
+    """Blocks of odd sizes through chunks of 0.2 s (many chunk seams): the same samples as torchaudio on the whole
+    signal (after the linear step an odd rate such as 22254 Hz takes to 22250 Hz first)."""
+    rng = np.random.default_rng(length)
+    signal = (rng.standard_normal(length) * 0.3).astype(np.float32)
+    stream = ModelRateStream(rate, chunk_seconds=0.2)
+    start = 0
+    while start < length:
+        size = int(rng.integers(1, 3000))
+        stream.push(signal[start:start + size])
+        start += size
+    streamed = stream.finish()
+    whole, whole_rate = signal, rate
+    if rate == 22254:
+        whole_rate = 22250
+        positions = np.arange(max(1, round(length * whole_rate / rate))) * (rate / whole_rate)
+        whole = np.interp(positions, np.arange(length), signal).astype(np.float32)
+    if whole_rate != AUDIO_RATE:
+        whole = torchaudio.functional.resample(torch.from_numpy(whole), whole_rate, AUDIO_RATE).numpy()
+    assert streamed.shape == whole.shape
+    np.testing.assert_allclose(streamed, whole, atol=1e-6)
 
 
 def test_one_sample_and_zero_samples(sample_media):
