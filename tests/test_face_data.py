@@ -235,6 +235,38 @@ def test_online_training_updates_every_block_and_logs_the_device(tmp_path):
         assert trained(torch.zeros(2, 3, 64, 64)).shape == (2, 3)
 
 
+def test_fine_tuning_starts_from_the_shipped_bundle_and_records_it(tmp_path):
+    """`train --init-from models/face-forgery`: the network starts from the bundle's weights, not ImageNet's (with a
+    learning rate too small to move them, they are still the bundle's after an epoch), and the run records which
+    version it started from, for the card."""
+    import torch
+
+    from detector.config import PROJECT_ROOT
+    from detector.detectors.face.network import FaceForgeryNet
+    from detector.engine.bundle import ModelBundle
+    from training.face import FaceRecipe, _initialisation, _trained_model, main
+    from training.loop import TrainConfig
+
+    _tiny_crop_cache(tmp_path / "cache")
+    config = tmp_path / "face.yaml"
+    config.write_text(json.dumps({                      # lr written 1e-12: YAML 1.1 would read a string
+        "train": {"out_dir": str(tmp_path / "run"), "epochs": 1, "lr": 1e-12, "weight_decay": 0.0, "threads": 1,
+                  "log_every": 0},
+        "recipe": {"cache_dir": str(tmp_path / "cache"), "batch_size": 4, "input_size": 64, "frozen_blocks": 0,
+                   "stem_variants": 0}}))
+    main(["train", "--config", str(config), "--init-from", "models/face-forgery"])
+
+    recorded = json.loads((tmp_path / "run" / "recipe.json").read_text())
+    shipped = ModelBundle.load("face-forgery", PROJECT_ROOT / "models" / "face-forgery")
+    assert recorded["init_from"] == "models/face-forgery" and recorded["init_version"] == shipped.config["version"]
+    recipe = FaceRecipe(**{**recorded, "cache_dir": tmp_path / "cache"})
+    assert _initialisation(recipe) == f"fine-tuned from face-forgery version {shipped.config['version']} " \
+                                      "(`models/face-forgery`)"
+    first_conv = _trained_model(TrainConfig(out_dir=tmp_path / "run"), recipe).features[0][0].weight
+    assert torch.allclose(first_conv, shipped.state_dict()["features.0.0.weight"], atol=1e-6)
+    assert not torch.allclose(first_conv, FaceForgeryNet(imagenet=True).features[0][0].weight, atol=1e-3)
+
+
 def test_h264_round_trip_keeps_the_size_and_loses_more_at_a_higher_crf():
     from training.face import h264_round_trip
 

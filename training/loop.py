@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,19 @@ from detector.metrics import summary
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML 1.1 reads 1e-4 (no dot) as a string; in a training config it means the number."""
+
+
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+def read_config(path: Path) -> dict:
+    """A recipe's YAML config as a dict (every recipe reads its config here)."""
+    return yaml.load(Path(path).read_text(), Loader=_ConfigLoader) or {}
+
+
 @dataclass
 class TrainConfig:
     out_dir: Path
@@ -37,7 +51,7 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: Path, **overrides: Any) -> "TrainConfig":
-        values = yaml.safe_load(Path(path).read_text()) or {}
+        values = read_config(path)
         values.update({k: v for k, v in overrides.items() if v is not None})
         values["out_dir"] = Path(values["out_dir"])
         return cls(**values)

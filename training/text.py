@@ -30,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 from sklearn.preprocessing import StandardScaler
@@ -47,7 +46,7 @@ from detector.detectors.text.normalize import normalize_typography
 from detector.engine.calibration import fit as fit_calibration
 from detector.metrics import auc, summary
 from training.export import export_bundle
-from training.loop import TrainConfig, predict, seed_everything, train
+from training.loop import TrainConfig, predict, read_config, seed_everything, train
 from training.text_data import (TextDoc, read_dev, read_hc3_jsonl, read_jsonl, read_m4_jsonl, read_packaged_human,
                                 read_raid_csv, split_dev)
 
@@ -448,7 +447,7 @@ def main() -> None:
     parser.add_argument("--card-only", action="store_true",
                         help="re-render the model card from --report (e.g. after a new benchmark); no training")
     args = parser.parse_args()
-    recipe = yaml.safe_load(args.config.read_text())
+    recipe = read_config(args.config)
     if args.card_only:
         card = render_card(json.loads(args.report.read_text()), recipe, args)
         (args.models_dir / "machine-text" / "card.md").write_text(card)

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from torch.utils.data import DataLoader, Dataset, TensorDataset, WeightedRandomSampler
 
 from detector.config import PROJECT_ROOT
@@ -33,7 +32,7 @@ from detector.engine.bundle import ModelBundle
 from detector.engine.calibration import Calibration, fit
 from detector.metrics import rates_at_threshold, summary
 from training.export import export_bundle
-from training.loop import TrainConfig, seed_everything, train
+from training.loop import TrainConfig, read_config, seed_everything, train
 from training.voice_data import (Clip, augment, load_audio, read_asvspoof2019_la, read_dev_speech, read_in_the_wild,
                                  fractional_count, read_manifest, split_of)
 
@@ -265,7 +264,7 @@ def main() -> None:
     parser.add_argument("--evaluate", action="store_true",
                         help="score the held-out test files with the shipped bundle in models/ and print the metrics")
     args = parser.parse_args()
-    raw_config = yaml.safe_load(args.config.read_text())
+    raw_config = read_config(args.config)
     recipe = RecipeConfig(**{k: (Path(v) if k in ("corpus", "cache_dir", "models_dir", "asvspoof2019_la",
                                                  "in_the_wild") and v else v)
                              for k, v in raw_config["recipe"].items()})
