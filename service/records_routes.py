@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import anyio
 import bentoml
@@ -28,6 +28,11 @@ from .gateway import ApiError, Outcome, Parsed, endpoint
 from .settings import SETTINGS
 from .worker import ScanItem
 
+if TYPE_CHECKING:
+    from detector.records import keys
+
+    from .gateway import Gateway
+
 COMPLAINTS_OPEN = bentoml.metrics.Gauge(
     name="detector_records_complaints_open",
     documentation="Complaints not yet resolved or rejected (as of the last complaints request)",
@@ -40,7 +45,8 @@ COMPLAINTS_OVERDUE = bentoml.metrics.Gauge(
     multiprocess_mode="livemostrecent",
 )
 
-RecordsCall = Callable[[Records, Request, "Body", str | None], Awaitable[Response | dict]]
+Answer = Response | dict | list                  # a response, or what becomes its JSON body
+RecordsCall = Callable[[Records, Request, "Body", str | None], Awaitable[Answer]]
 
 
 @dataclass
@@ -55,7 +61,7 @@ class Body:
             raise RecordsError(400, f"send exactly one `file` part (got {len(self.files)})")
         return self.files[0][1]
 
-    def json_field(self, name: str):
+    def json_field(self, name: str) -> Any:
         """A form field that carries JSON (e.g. `identity`, `result`); JSON bodies carry it as is."""
         value = self.fields.get(name)
         if not isinstance(value, str):
@@ -118,10 +124,10 @@ async def _body(gateway, request: Request) -> Body:
     return Body({}, [])
 
 
-def records_endpoint(name: str, call: RecordsCall):
+def records_endpoint(name: str, call: RecordsCall) -> Callable[[Request], Awaitable[Response]]:
     """The gateway's endpoint (key, rate limit, request log) around a facade call; RecordsError -> its status."""
 
-    async def handler(gateway, request: Request, principal) -> Outcome:
+    async def handler(gateway: Gateway, request: Request, principal: keys.Principal) -> Outcome:
         actor = request.headers.get("x-reviewer") or None
         body = await _body(gateway, request)
         records = await anyio.to_thread.run_sync(_open, gateway)
@@ -153,17 +159,17 @@ def _sync(function, *args):
 
 # ---- banks -------------------------------------------------------------------------------------------------------
 
-async def create_bank(records: Records, request: Request, body: Body, actor: str | None):
+async def create_bank(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: Create a hash bank (admin); JSON {name, description}."""
     return await _sync(records.create_bank, {**body.fields, "actor": actor})
 
 
-async def list_banks(records: Records, request: Request, body: Body, actor: str | None):
+async def list_banks(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: The banks and their entry counts by signal type."""
     return await _sync(records.list_banks)
 
 
-async def add_bank_entry(records: Records, request: Request, body: Body, actor: str | None):
+async def add_bank_entry(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: Add signals to a bank (admin); JSON {signals, labels}, or a multipart `file` to hash."""
     payload = {**body.fields, "actor": actor, "bank": request.path_params["bank"]}
     if body.files:
@@ -171,18 +177,18 @@ async def add_bank_entry(records: Records, request: Request, body: Body, actor: 
     return await _sync(records.add_to_bank, payload)
 
 
-async def remove_bank_entry(records: Records, request: Request, body: Body, actor: str | None):
+async def remove_bank_entry(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: Remove one entry from a bank (admin)."""
     return await _sync(records.remove_bank_entry, {"actor": actor, **request.path_params})
 
 
-async def export_bank(records: Records, request: Request, body: Body, actor: str | None):
+async def export_bank(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: A bank as HMA-style CSV (signal_type, signal, labels)."""
     text = await _sync(records.export_bank, request.path_params["bank"])
     return PlainTextResponse(text, media_type="text/csv")
 
 
-async def import_bank(records: Records, request: Request, body: Body, actor: str | None):
+async def import_bank(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: Import HMA-style CSV into a bank (admin); the body is the CSV text, `labels` query optional."""
     csv_text = body.fields.get("csv")
     if csv_text is None:
@@ -195,7 +201,7 @@ async def import_bank(records: Records, request: Request, body: Body, actor: str
     return await _sync(records.import_bank, payload)
 
 
-async def lookup(records: Records, request: Request, body: Body, actor: str | None):
+async def lookup(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: Bank matches for an uploaded `file`, or for JSON {signals} computed elsewhere."""
     payload = await _sync(records.hash_media, body.one_file()) if body.files else body.fields
     return await _sync(records.lookup, payload)
@@ -203,38 +209,38 @@ async def lookup(records: Records, request: Request, body: Body, actor: str | No
 
 # ---- cases -------------------------------------------------------------------------------------------------------
 
-async def open_case(records: Records, request: Request, body: Body, actor: str | None):
+async def open_case(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: Open a case (reviewer) from an uploaded `file` and its scan `result` (JSON), or manually."""
     payload = {**body.fields, "actor": actor, "result": body.json_field("result")}
     data = body.one_file() if body.files else None
     return await _sync(records.open_case, payload, data)
 
 
-async def get_case(records: Records, request: Request, body: Body, actor: str | None):
+async def get_case(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: A case with its evidence list (reviewer; audited)."""
     return await _sync(records.get_case, {"actor": actor, "case_id": request.path_params["case_id"]})
 
 
-async def add_case_evidence(records: Records, request: Request, body: Body, actor: str | None):
+async def add_case_evidence(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: Attach an uploaded `file` to a case (reviewer); form fields `kind`, `name`, `media_type`."""
     name, content = body.files[0] if len(body.files) == 1 else ("", body.one_file())
     payload = {"name": name, **body.fields, "actor": actor, "case_id": request.path_params["case_id"]}
     return await _sync(records.add_evidence, payload, content)
 
 
-async def download_evidence(records: Records, request: Request, body: Body, actor: str | None):
+async def download_evidence(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: One evidence item's content, as stored (reviewer; audited)."""
     media_type, content = await _sync(records.evidence, {"actor": actor, **request.path_params})
     return Response(content, media_type=media_type)
 
 
-async def decide_case(records: Records, request: Request, body: Body, actor: str | None):
+async def decide_case(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: Decide a case; JSON {decision, notes, bank, labels, refutation}; banking needs an admin."""
     return await _sync(records.decide_case, {**body.fields, "actor": actor,
                                              "case_id": request.path_params["case_id"]})
 
 
-async def regulator_report(records: Records, request: Request, body: Body, actor: str | None):
+async def regulator_report(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: Cases decided between `start` and `end` (query), as JSON or with format=csv."""
     payload = {"actor": actor, "start": request.query_params.get("start"), "end": request.query_params.get("end")}
     if request.query_params.get("format") == "csv":
@@ -244,111 +250,111 @@ async def regulator_report(records: Records, request: Request, body: Body, actor
 
 # ---- complaints --------------------------------------------------------------------------------------------------
 
-async def set_procedure(records: Records, request: Request, body: Body, actor: str | None):
+async def set_procedure(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: Set a complaint category and its deadlines in hours (admin)."""
     return await _sync(records.set_procedure, {**body.fields, "actor": actor,
                                                "category": request.path_params["category"]})
 
 
-async def list_procedures(records: Records, request: Request, body: Body, actor: str | None):
+async def list_procedures(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: Complaint categories and their deadlines."""
     return await _sync(records.procedures)
 
 
-async def file_complaint(records: Records, request: Request, body: Body, actor: str | None):
+async def file_complaint(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: File a complaint; JSON {category, contact, message, subject, case_id}; answers its status token."""
     return JSONResponse(await _sync(records.file_complaint, body.fields), 201)
 
 
-async def complaint_status(records: Records, request: Request, body: Body, actor: str | None):
+async def complaint_status(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: A complaint's status and history by its token (no contact details)."""
     return await _sync(records.complaint_status, request.path_params["token"])
 
 
-async def update_complaint(records: Records, request: Request, body: Body, actor: str | None):
+async def update_complaint(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: Move a complaint to a new status (reviewer); JSON {status, note}."""
     return await _sync(records.update_complaint, {**body.fields, "actor": actor,
                                                   "complaint_id": request.path_params["complaint_id"]})
 
 
-async def overdue_complaints(records: Records, request: Request, body: Body, actor: str | None):
+async def overdue_complaints(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: Open complaints past a deadline."""
     return await _sync(records.overdue_complaints)
 
 
 # ---- app reviews -------------------------------------------------------------------------------------------------
 
-async def submit_app_review(records: Records, request: Request, body: Body, actor: str | None):
+async def submit_app_review(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: Review an app; multipart `identity` (JSON) and sample files; the reviewer header is the submitter."""
     payload = {"submitter": actor, "identity": body.json_field("identity")}
     return JSONResponse(await _sync(records.submit_app_review, payload, body.files), 201)
 
 
-async def get_app_review(records: Records, request: Request, body: Body, actor: str | None):
+async def get_app_review(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: An app review report."""
     return await _sync(records.get_app_review, request.path_params["review_id"])
 
 
 # ---- consent -----------------------------------------------------------------------------------------------------
 
-async def register_consent(records: Records, request: Request, body: Body, actor: str | None):
+async def register_consent(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: Register consent with a face image or voice clip `file` and subject, kind, scope, expires_at."""
     return JSONResponse(await _sync(records.register_consent, body.fields, body.one_file()), 201)
 
 
-async def consent_status(records: Records, request: Request, body: Body, actor: str | None):
+async def consent_status(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: A consent record by its token."""
     return await _sync(records.consent_status, request.path_params["token"])
 
 
-async def withdraw_consent(records: Records, request: Request, body: Body, actor: str | None):
+async def withdraw_consent(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: Withdraw consent; the stored likeness is deleted."""
     return await _sync(records.withdraw_consent, request.path_params["token"])
 
 
-async def check_consent(records: Records, request: Request, body: Body, actor: str | None):
+async def check_consent(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: Consent records whose likeness appears in an uploaded `file`."""
     return await _sync(records.check_consent, body.one_file())
 
 
 # ---- audit -------------------------------------------------------------------------------------------------------
 
-async def verify_audit(records: Records, request: Request, body: Body, actor: str | None):
+async def verify_audit(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: Check the audit chain; lists edited or deleted entries."""
     return await _sync(records.verify_audit)
 
 
-async def audit_entries(records: Records, request: Request, body: Body, actor: str | None):
+async def audit_entries(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: Audit entries between `since` and `until` (query, ISO dates), at most `limit` (admin)."""
     await _sync(records.require, actor, "admin")
     return await _sync(records.audit_entries, dict(request.query_params))
 
 
-async def set_retention(records: Records, request: Request, body: Body, actor: str | None):
+async def set_retention(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: Set the audit retention in days (admin; never under the legal minimum); JSON {days}."""
     return await _sync(records.set_retention, {**body.fields, "actor": actor})
 
 
-async def prune_audit(records: Records, request: Request, body: Body, actor: str | None):
+async def prune_audit(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: Delete audit entries older than the retention (admin); the pruning itself is audited."""
     return await _sync(records.prune_audit, {"actor": actor})
 
 
 # ---- reviewers ---------------------------------------------------------------------------------------------------
 
-async def add_reviewer(records: Records, request: Request, body: Body, actor: str | None):
+async def add_reviewer(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: Add a reviewer (admin); JSON {name, role}. The first admin is made with `detector reviewer add`."""
     if not actor:       # over HTTP nobody bootstraps the first admin: an API key alone must not make one
         raise RecordsError(401, "this action needs a reviewer identity (X-Reviewer)")
     return await _sync(records.add_reviewer, {**body.fields, "actor": actor})
 
 
-async def list_reviewers(records: Records, request: Request, body: Body, actor: str | None):
+async def list_reviewers(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: Reviewers, their roles and whether they are active."""
     return await _sync(records.list_reviewers)
 
 
-async def update_reviewer(records: Records, request: Request, body: Body, actor: str | None):
+async def update_reviewer(records: Records, request: Request, body: Body, actor: str | None) -> Answer:
     """summary: Change a reviewer's role or deactivate them (admin); JSON {role, active}."""
     return await _sync(records.update_reviewer, {**body.fields, "actor": actor, "name": request.path_params["name"]})
 

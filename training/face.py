@@ -20,10 +20,11 @@ import json
 import tempfile
 import textwrap
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
 import av
 import cv2
@@ -35,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from detector.config import PROJECT_ROOT
 from detector.detectors.face.network import DEFAULT_INPUT_SIZE, HEADS, FaceForgeryNet, normalize
 from detector.engine.bundle import ModelBundle
-from detector.engine.calibration import fit
+from detector.engine.calibration import Calibration, fit
 from detector.engine.interface import NotApplicable
 from detector.faces import CROP_MARGIN, CROP_SIZE
 from detector.media import ImageMedia
@@ -46,6 +47,9 @@ from training.datasets_face import (KINDS, CropRecord, MediaRecord, assign_split
 from training.export import export_bundle
 from training.loop import TrainConfig, predict, read_config, seed_everything, train
 from training.sbi import self_blend
+
+if TYPE_CHECKING:
+    from detector.scan import Scanner
 
 MODEL_NAME = "face-forgery"
 DEFAULT_CONFIG = PROJECT_ROOT / "training" / "configs" / "face.yaml"
@@ -117,7 +121,8 @@ def degrade(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def write_h264(frames: list[np.ndarray], target, fps: int = 25, crf: int = 23, threads: int = 0) -> None:
+def write_h264(frames: list[np.ndarray], target: str | Path | BinaryIO, fps: int = 25, crf: int = 23,
+               threads: int = 0) -> None:
     """RGB frames (one even size) to an H.264 MP4 at constant quality `crf`, into a path or a file object."""
     with av.open(target, "w", format="mp4") as out:
         stream = out.add_stream("libx264", rate=fps, options={"crf": str(crf), "threads": str(threads)})
@@ -386,8 +391,9 @@ TEST_CONDITIONS = (("clean", False, None), ("degraded", True, None), ("h264_crf2
                    ("h264_crf35", False, 35))
 
 
-def test_metrics(model: FaceForgeryNet, crops, landmarks, metas: list[CropRecord], splits: dict[str, str],
-                 input_size: int, probability, threshold: float) -> dict:
+def test_metrics(model: FaceForgeryNet, crops: np.ndarray, landmarks: np.ndarray, metas: list[CropRecord],
+                 splits: dict[str, str], input_size: int, probability: Callable[[np.ndarray], np.ndarray],
+                 threshold: float) -> dict:
     """Per-face metrics on the test split: GAN faces (deforgify real vs fake), self-blends of held-out real faces vs
     those faces, and everything; under each of TEST_CONDITIONS."""
     test = [s for s in split_samples(metas, splits, "test") if not metas[s.crop].key.endswith("#tight")]
@@ -498,7 +504,7 @@ def evaluate(models_dir: Path, seed: int = 0) -> dict:
     }
 
 
-def video_metrics(scanner, clip_faces: list[tuple[str, np.ndarray]]) -> dict:
+def video_metrics(scanner: Scanner, clip_faces: list[tuple[str, np.ndarray]]) -> dict:
     """Clip AUCs: deforgify real vs GAN faces, and real faces vs their self-blends, each face crop a `pan_clip`."""
     with tempfile.TemporaryDirectory() as tmp:
         paths = [pan_clip(face, Path(tmp) / f"{n}.mp4") for n, (_, face) in enumerate(clip_faces)]
@@ -634,7 +640,7 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def render_card(version: str, metrics: dict, calibration, split_info: dict, metas: list[CropRecord],
+def render_card(version: str, metrics: dict, calibration: Calibration, split_info: dict, metas: list[CropRecord],
                 splits: dict[str, str], history: list[dict], config: TrainConfig, recipe: FaceRecipe,
                 folder: Path) -> str:
     files = split_info["files"]

@@ -34,6 +34,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 from sklearn.preprocessing import StandardScaler
 from torch.utils.data import DataLoader, TensorDataset
+from transformers import PreTrainedTokenizerBase
 
 from detector.config import PROJECT_ROOT
 from detector.detectors.text.chunking import chunk_text
@@ -112,7 +113,8 @@ class FeatureCache:
             fh.write(json.dumps({"key": key, "features": features}) + "\n")
 
 
-def first_chunks(docs: list[TextDoc], lang_settings: dict, tokenizer, chunk_tokens: int) -> list[list[int] | None]:
+def first_chunks(docs: list[TextDoc], lang_settings: dict, tokenizer: PreTrainedTokenizerBase,
+                 chunk_tokens: int) -> list[list[int] | None]:
     """Token ids of each document's first chunk (None when the document has no usable text)."""
     out = []
     for doc in docs:
@@ -386,7 +388,8 @@ def choose_head(lang: str, inputs: np.ndarray, docs: list[TextDoc], is_val: np.n
     return best, heads[best], heads, scores
 
 
-def length_curve(lang: str, docs: list[TextDoc], token_lists: list[list[int]], tokenizer, ngram_model,
+def length_curve(lang: str, docs: list[TextDoc], token_lists: list[list[int]], tokenizer: PreTrainedTokenizerBase,
+                 ngram_model: LogisticRegression | None,
                  encoder: EncoderClassifier | None, head: TextHead, head_columns: list[int], recipe: dict,
                  lengths: tuple[int, ...] = (24, 48, 80), per_class: int = 80) -> list[dict]:
     """Held-out AUROC / TPR when only the first N tokens are seen: where the `min_tokens` threshold comes from."""

@@ -219,7 +219,7 @@ def score_files(network: SpoofNet, clips: list[Clip], augmented: bool, seed: int
     return rows
 
 
-def grouped_metrics(rows: list[dict], calibration) -> dict:
+def grouped_metrics(rows: list[dict], calibration: Calibration) -> dict:
     """EER per held-out source (its own real vs synthetic) and per generator (its fakes vs all held-out real)."""
     scored = [r for r in rows if r["raw"] is not None]
     labels = np.array([r["clip"].label for r in scored])

@@ -33,6 +33,9 @@ generator traces, and the Measures Art. 6 category with Art. 18 tamper evidence.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from ..media.types import DecodedMedia
 from .c2pa_check import read_c2pa, trust_anchors
 from .containers import read_metadata
 from .decision import decide
@@ -48,7 +51,8 @@ __all__ = ["LabelWriteError", "add_audio_cue", "add_image_label", "add_text_labe
 IMAGE_FORMATS = ("jpeg", "png", "webp", "bmp", "gif")
 
 
-def inspect(data: bytes, fmt: str, media=None, *, trust_anchors_pem: str | None = None) -> dict:
+def inspect(data: bytes, fmt: str, media: DecodedMedia | None = None, *,
+            trust_anchors_pem: str | None = None) -> dict:
     """Every provenance finding for one input; failures become entries in "errors", never exceptions."""
     findings: dict = {
         "format": fmt, "implicit_label": None, "labels_found": 0, "explicit_label": None, "c2pa": None,
@@ -56,7 +60,7 @@ def inspect(data: bytes, fmt: str, media=None, *, trust_anchors_pem: str | None 
         "metadata_containers": [], "errors": [],
     }
 
-    def step(name: str, action) -> None:
+    def step(name: str, action: Callable[[], None]) -> None:
         try:
             action()
         except Exception as exc:  # one failing check must not cost the others or the scan

@@ -16,7 +16,7 @@ from .explicit import DEFAULT_IMAGE_TEXT, DEFAULT_TEXT_PREFIX
 from .writers import WRITABLE_FORMATS
 
 
-def register_cli(subparsers) -> None:
+def register_cli(subparsers: argparse._SubParsersAction) -> None:
     label = subparsers.add_parser("label", help="write the GB 45438 AIGC label (Measures Art. 6) into a copy of FILE")
     label.add_argument("file", type=Path)
     label.add_argument("--out", type=Path, required=True, help="output path (may equal FILE to label in place)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import re
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from detector.media.sniff import decode_text_bytes
@@ -67,7 +68,7 @@ def read_metadata(data: bytes, fmt: str) -> Metadata:
 
 
 # ---------------------------------------------------------------- JPEG
-def jpeg_segments(data: bytes):
+def jpeg_segments(data: bytes) -> Iterator[tuple[int, int, int, bytes]]:
     """Yield (marker, start, end, payload) for each marker segment before the entropy-coded scan."""
     if data[:2] != b"\xff\xd8":
         raise MetadataError("not a JPEG (no SOI marker)")
@@ -154,7 +155,7 @@ def decode_user_comment(value: bytes | str) -> str | bytes:
 
 
 # ---------------------------------------------------------------- PNG
-def png_chunks(data: bytes):
+def png_chunks(data: bytes) -> Iterator[tuple[bytes, int, int, bytes]]:
     """Yield (type, start, end, body) for each chunk."""
     if not data.startswith(PNG_SIGNATURE):
         raise MetadataError("not a PNG (bad signature)")
@@ -224,7 +225,7 @@ def _read_png(data: bytes, meta: Metadata) -> None:
 
 
 # ---------------------------------------------------------------- RIFF (WebP, WAV)
-def riff_chunks(data: bytes, start: int, end: int):
+def riff_chunks(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int, bytes]]:
     """Yield (fourcc, start, end, body) for chunks in [start, end); bodies are padded to even length."""
     pos = start
     while pos + 8 <= end:
@@ -271,7 +272,7 @@ def _read_wav(data: bytes, meta: Metadata) -> None:
 
 
 # ---------------------------------------------------------------- MP4 / MOV / M4A
-def mp4_boxes(data: bytes, start: int, end: int):
+def mp4_boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int, int]]:
     """Yield (type, start, body_start, end) for ISO-BMFF boxes in [start, end)."""
     pos = start
     while pos + 8 <= end:

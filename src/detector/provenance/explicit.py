@@ -12,11 +12,17 @@ import io
 import math
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .containers import FRONT_MATTER, decode_text_bytes, jpeg_segments, png_chunks
 from .writers import AV_OUTPUT_FORMATS, av_kind, decode_keeping_bom
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from ..media.types import DecodedMedia
 
 DEFAULT_IMAGE_TEXT = "AI-generated"   # PIL's bundled font has Latin glyphs only; pass font_path for 「AI生成」
 DEFAULT_TEXT_PREFIX = "【AI生成】"
@@ -101,7 +107,7 @@ def _runs(mask: np.ndarray) -> list[tuple[bool, int, int]]:
     return runs
 
 
-def check_explicit(media, fmt: str, data: bytes) -> dict:
+def check_explicit(media: DecodedMedia | None, fmt: str, data: bytes) -> dict:
     """Explicit-label findings for whatever was decoded."""
     modality = getattr(media, "modality", None)
     if fmt == "text":
@@ -126,7 +132,8 @@ def _font(size: int, font_path: str | None):
     return ImageFont.truetype(font_path, size) if font_path else ImageFont.load_default(size=size)
 
 
-def draw_corner_label(image, text: str = DEFAULT_IMAGE_TEXT, font_path: str | None = None):
+def draw_corner_label(image: Image.Image, text: str = DEFAULT_IMAGE_TEXT,
+                      font_path: str | None = None) -> tuple[Image.Image, int]:
     """Draw `text` in the bottom-right corner on a dark box; returns (image, text height in pixels)."""
     from PIL import Image, ImageDraw
 

@@ -21,6 +21,7 @@ import re
 import shutil
 import tempfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 from .aigc import FIELDS, MISSPELLINGS, build_label, inner_json, wrapped_json
@@ -365,7 +366,7 @@ def _write_text(src: Path, out: Path, fields: dict) -> None:
     out.write_bytes(encode(text))
 
 
-def decode_keeping_bom(data: bytes):
+def decode_keeping_bom(data: bytes) -> tuple[str, Callable[[str], bytes]]:
     """(text, encoder) where the encoder writes the same encoding and byte-order mark back."""
     text, codec = decode_text_bytes(data)
     for bom, encoding in ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):

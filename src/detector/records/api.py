@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
@@ -20,6 +21,9 @@ from . import appreview, audit, bank, cases, complaints, consent, hashing
 from .common import Clock, RecordsError, decode_upload, iso, parse_time, utcnow
 from .db import Base, open_database, transaction
 from .hook import BankMatcher
+
+if TYPE_CHECKING:
+    from ..scan import Scanner
 
 __all__ = ["Records", "RecordsError", "open_records"]
 
@@ -60,7 +64,7 @@ class Records:
     def consent_checker(self, verdicts: tuple[str, ...] = ("synthetic",)) -> consent.ConsentChecker:
         return consent.ConsentChecker(self.engine, verdicts=verdicts, clock=self.clock)
 
-    def scanner(self):
+    def scanner(self) -> Scanner:
         """A Scanner with the bank and consent hooks, created on first use."""
         if self._scanner is None:
             from ..scan import Scanner

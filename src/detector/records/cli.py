@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 
-def register_cli(subparsers) -> None:
+def register_cli(subparsers: argparse._SubParsersAction) -> None:
     reviewer = _group(subparsers, "reviewer", "reviewer identities and roles")
     cmd = _command(reviewer, "add", _reviewer_add, "add a reviewer (the first one must be an admin)")
     cmd.add_argument("name")

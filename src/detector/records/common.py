@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, Dialect
 from sqlalchemy.types import TypeDecorator
 
 from .db import utcnow
+
+if TYPE_CHECKING:
+    from ..media.types import DecodedMedia
 
 Clock = Callable[[], datetime]
 MAX_TEXT_CHARS = 20_000          # notes, complaint messages, refutation texts
@@ -35,10 +38,10 @@ class UtcDateTime(TypeDecorator):
     impl = DateTime
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else as_utc(value).replace(tzinfo=None)
 
-    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=timezone.utc)
 
 
@@ -58,7 +61,7 @@ def parse_time(text: str, what: str) -> datetime:
         raise RecordsError(400, f"{what}: not an ISO-8601 date or time: {text!r}") from exc
 
 
-def decode_upload(data: bytes, what: str = "the file"):
+def decode_upload(data: bytes, what: str = "the file") -> DecodedMedia:
     """Decoded media of uploaded bytes, or a RecordsError (413 when over a limit, else 400)."""
     from ..config import Limits
     from ..media import MediaError, MediaInput, decode
