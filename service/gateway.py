@@ -232,7 +232,7 @@ async def scan_any(gateway: "Gateway", request: Request, principal: keys.Princip
       422: {description: 'a ScanResult with verdict "error" (corrupt or unreadable content)'}
       429: {description: "rate limit; see Retry-After"}
     """
-    return await gateway.scan_single(request, principal, "scan", expected=None)
+    return await gateway.scan_single(request, principal, expected=None)
 
 
 async def scan_image(gateway: "Gateway", request: Request, principal: keys.Principal) -> Outcome:
@@ -242,7 +242,7 @@ async def scan_image(gateway: "Gateway", request: Request, principal: keys.Princ
       200: {description: "a ScanResult"}
       415: {description: "not an image"}
     """
-    return await gateway.scan_single(request, principal, "scan/image", expected="image")
+    return await gateway.scan_single(request, principal, expected="image")
 
 
 async def scan_audio(gateway: "Gateway", request: Request, principal: keys.Principal) -> Outcome:
@@ -253,7 +253,7 @@ async def scan_audio(gateway: "Gateway", request: Request, principal: keys.Princ
       202: {description: "a job"}
       415: {description: "not audio"}
     """
-    return await gateway.scan_single(request, principal, "scan/audio", expected="audio")
+    return await gateway.scan_single(request, principal, expected="audio")
 
 
 async def scan_text(gateway: "Gateway", request: Request, principal: keys.Principal) -> Outcome:
@@ -263,7 +263,7 @@ async def scan_text(gateway: "Gateway", request: Request, principal: keys.Princi
       200: {description: "a ScanResult"}
       415: {description: "not text"}
     """
-    return await gateway.scan_single(request, principal, "scan/text", expected="text")
+    return await gateway.scan_single(request, principal, expected="text")
 
 
 async def scan_batch(gateway: "Gateway", request: Request, principal: keys.Principal) -> Outcome:
@@ -538,8 +538,7 @@ class Gateway:
             return seconds is not None and seconds > SETTINGS.sync_audio_seconds
         return False
 
-    async def scan_single(self, request: Request, principal: keys.Principal, endpoint_name: str,
-                          expected: str | None) -> Outcome:
+    async def scan_single(self, request: Request, principal: keys.Principal, expected: str | None) -> Outcome:
         parsed = await self.parse(request)
         upload = _single(parsed)
         modality = self.classify(upload, expected)

@@ -49,13 +49,6 @@ class TrainConfig:
     grad_clip: float = 5.0
     max_steps_per_epoch: int | None = None       # cap for smoke runs and tests
 
-    @classmethod
-    def from_yaml(cls, path: Path, **overrides: Any) -> "TrainConfig":
-        values = read_config(path)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        values["out_dir"] = Path(values["out_dir"])
-        return cls(**values)
-
 
 @dataclass
 class TrainResult:

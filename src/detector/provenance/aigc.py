@@ -11,7 +11,6 @@ import re
 from dataclasses import dataclass, field
 
 FIELDS = ("Label", "ContentProducer", "ProduceID", "ReservedCode1", "ContentPropagator", "PropagateID", "ReservedCode2")
-PRODUCER_FIELDS = ("ContentProducer", "ProduceID", "ReservedCode1")
 LABEL_MEANINGS = {"1": "is AI-generated", "2": "possibly AI-generated", "3": "suspected AI-generated"}
 TC260_NAMESPACE = "http://www.tc260.org.cn/ns/AIGC/1.0/"
 

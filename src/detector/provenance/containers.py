@@ -25,7 +25,6 @@ EXIF_USER_COMMENT = 0x9286
 EXIF_IFD = 0x8769
 EXIF_TEXT_TAGS = {0x010E: "ImageDescription", 0x010F: "Make", 0x0110: "Model", 0x0131: "Software",
                   0x013B: "Artist", 0x8298: "Copyright", 0x9C9C: "XPComment"}
-MP4_CONTAINERS = {b"moov", b"udta", b"meta", b"ilst", b"trak"}
 
 
 class MetadataError(ValueError):

@@ -15,7 +15,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from .db import Base, transaction, utcnow
 
-STATES = ("queued", "running", "done", "failed")
 WEBHOOK_STATES = ("none", "pending", "delivered", "failed")
 PRIVATE_FIELDS = ("tenant", "spool_path", "callback_url", "declared_ai", "explain")
 
