@@ -138,6 +138,7 @@ def _reset_unread(exc: BaseException | None) -> bool:
         exc = exc.__cause__ or exc.__context__
     return False
 
+
 @dataclass
 class Upload:
     """One item of a request: file bytes or text."""

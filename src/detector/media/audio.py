@@ -88,8 +88,22 @@ class ModelRateStream:
     def push(self, block: np.ndarray) -> None:
         block = finite_samples(np.asarray(block, dtype=np.float32))
         self.source_frames += block.size
+        self._take(self._interpolate(block, final=False) if self.step_rate != self.rate else block)
+
+    def finish(self) -> np.ndarray:
+        """Every output sample; the stream takes no more blocks."""
         if self.step_rate != self.rate:
-            block = self._interpolate(block, final=False)
+            self._take(self._interpolate(np.zeros(0, np.float32), final=True))
+        if self.step_rate != AUDIO_RATE:
+            self._gather()
+            total = self.pending_start + self.pending.size
+            if total > self.next_start:
+                self._resample_chunk(total)
+        samples = self.out[:self.filled]
+        return samples.copy() if self.out.size > 1.25 * samples.size + 1024 else samples
+
+    def _take(self, block: np.ndarray) -> None:
+        """Step-rate samples: straight out when that is already AUDIO_RATE, else resampled chunk by chunk."""
         if self.step_rate == AUDIO_RATE:
             self._append(block)
             return
@@ -99,22 +113,6 @@ class ModelRateStream:
             self._gather()
             while self.next_start + self.chunk + self.context <= self.pending_start + self.pending.size:
                 self._resample_chunk(self.next_start + self.chunk)
-
-    def finish(self) -> np.ndarray:
-        """Every output sample; the stream takes no more blocks."""
-        if self.step_rate != self.rate:
-            tail = self._interpolate(np.zeros(0, np.float32), final=True)
-            if self.step_rate == AUDIO_RATE:
-                self._append(tail)
-            else:
-                self.blocks.append(tail)
-        if self.step_rate != AUDIO_RATE:
-            self._gather()
-            total = self.pending_start + self.pending.size
-            if total > self.next_start:
-                self._resample_chunk(total)
-        samples = self.out[:self.filled]
-        return samples.copy() if self.out.size > 1.25 * samples.size + 1024 else samples
 
     def _gather(self) -> None:
         self.pending = np.concatenate([self.pending, *self.blocks])
