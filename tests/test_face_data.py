@@ -265,6 +265,8 @@ def test_fine_tuning_starts_from_the_shipped_bundle_and_records_it(tmp_path):
     first_conv = _trained_model(TrainConfig(out_dir=tmp_path / "run"), recipe).features[0][0].weight
     assert torch.allclose(first_conv, shipped.state_dict()["features.0.0.weight"], atol=1e-6)
     assert not torch.allclose(first_conv, FaceForgeryNet(imagenet=True).features[0][0].weight, atol=1e-3)
+    with pytest.raises(ValueError, match="not a face-forgery bundle"):           # a wrong folder: a clear error
+        main(["train", "--config", str(config), "--init-from", str(tmp_path / "cache")])
 
 
 def test_h264_round_trip_keeps_the_size_and_loses_more_at_a_higher_crf():

@@ -331,7 +331,11 @@ def run_training(config: TrainConfig, recipe: FaceRecipe) -> None:
     crops, landmarks, metas, splits, train_set, val_set = _datasets(recipe)
     net = FaceForgeryNet(imagenet=recipe.init_from is None, frozen_blocks=recipe.frozen_blocks)
     if recipe.init_from is not None:
-        bundle = ModelBundle.load(MODEL_NAME, PROJECT_ROOT / recipe.init_from)
+        init_path = PROJECT_ROOT / recipe.init_from
+        if missing := ModelBundle.missing_files(init_path):
+            raise ValueError(f"--init-from {recipe.init_from}: not a {MODEL_NAME} bundle "
+                             f"(missing {', '.join(missing)})")
+        bundle = ModelBundle.load(MODEL_NAME, init_path)
         net.load_state_dict(bundle.state_dict())
         recipe = dataclasses.replace(recipe, init_version=str(bundle.config["version"]))
     config.out_dir.mkdir(parents=True, exist_ok=True)
