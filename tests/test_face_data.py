@@ -111,6 +111,99 @@ def test_self_blend_puts_a_differently_coloured_face_inside_the_hull():
         assert np.abs(inside - outside).max() > 2.0, (seed, inside, outside)   # a colour step across the boundary
 
 
+def _gradient_face_and_checkerboard() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A smooth "face", a high-frequency "other person" and an elliptic 68-point layout."""
+    y, x = np.mgrid[0:224, 0:224]
+    face = np.stack([x, y, (x + y) // 2], axis=2).astype(np.uint8)
+    board = (((x // 4 + y // 4) % 2) * 200 + 30).astype(np.uint8)
+    donor = np.stack([board, 255 - board, board // 2], axis=2)
+    # dlib's order: jaw 0-16 (ear, chin, ear), brows 17-26, then eyes, nose and mouth inside
+    jaw = np.linspace(np.pi, 0, 17)
+    inner = np.random.default_rng(0).uniform([80, 90], [144, 170], (41, 2))
+    landmarks = np.concatenate([np.stack([112 + 60 * np.cos(jaw), 110 + 80 * np.sin(jaw)], axis=1),
+                                np.stack([np.linspace(58, 166, 10), np.full(10, 60.0)], axis=1), inner])
+    return face, donor, landmarks.astype(np.float32)
+
+
+def _high_frequency(image: np.ndarray) -> float:
+    import cv2
+
+    return float(np.abs(cv2.Laplacian(image.astype(np.float32).mean(axis=2), cv2.CV_32F)).mean())
+
+
+def test_landmark_swaps_and_cross_blends_put_the_other_face_inside_the_hull_and_nothing_outside():
+    from training.face_swap import landmark_swap
+    from training.sbi import cross_blend
+
+    face, donor, landmarks = _gradient_face_and_checkerboard()
+    donor_landmarks = (landmarks - 112) * 0.9 + 115                     # the other face: smaller, shifted
+    centre, corner = (slice(90, 140), slice(90, 140)), (slice(0, 12), slice(0, 12))
+    for seed in range(6):                                               # Poisson and alpha blending both drawn
+        rng = np.random.default_rng(seed)
+        swapped = landmark_swap(face, landmarks, donor, donor_landmarks, rng)
+        blended, mask = cross_blend(face, landmarks, donor, donor_landmarks, rng)
+        for image in (swapped, blended):
+            assert image.shape == face.shape and image.dtype == np.uint8
+            assert np.array_equal(image[corner], face[corner]), seed
+            assert _high_frequency(image[centre]) > 5 * _high_frequency(face[centre]), seed
+        assert mask[112, 112] > 0.3 and mask[corner].max() == 0.0
+
+
+def test_training_blends_take_a_donor_face_in_the_share_the_recipe_asks_for():
+    from training.face import FaceSamples, Sample
+
+    face, donor, landmarks = _gradient_face_and_checkerboard()
+    crops, marks = np.stack([face, donor]), np.stack([landmarks, landmarks])
+    centre = (slice(90, 140), slice(90, 140))
+    samples = [Sample(0, 1, True)] * 40
+
+    def donor_share(cross_blend: float) -> float:
+        dataset = FaceSamples(crops, marks, samples, 64, augment=False, binary=False, fixed_seed=3,
+                              cross_blend=cross_blend, donors={0: [1]})
+        return np.mean([_high_frequency(dataset.image(i)[centre]) > 5 * _high_frequency(face[centre])
+                        for i in range(len(samples))])
+
+    assert donor_share(0.0) == 0.0                                      # self-blends keep the smooth face
+    assert donor_share(1.0) > 0.8
+    assert 0.2 < donor_share(0.5) < 0.8
+
+
+def test_pose_distances_ignore_position_scale_and_rotation_but_not_shape_or_mirroring():
+    from training.face_swap import pose_distances
+
+    rng = np.random.default_rng(0)
+    shape = rng.uniform(0, 200, (68, 2))
+    angle = 0.3
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    moved = shape @ rotation.T * 1.7 + [40, -25]
+    mirrored = shape * [-1, 1]
+    other = rng.uniform(0, 200, (68, 2))
+    distances = pose_distances(np.stack([shape]), np.stack([shape, moved, mirrored, other]))
+    assert distances.shape == (1, 4)
+    assert distances[0, 0] < 1e-6 and distances[0, 1] < 1e-6
+    assert distances[0, 2] > 0.3 and distances[0, 3] > 0.3
+
+
+def test_val_and_test_splits_swap_each_real_face_with_a_face_of_another_group(tmp_path):
+    from training.datasets_face import load_crop_cache
+    from training.face import FaceSamples, split_samples
+
+    _tiny_crop_cache(tmp_path / "cache")
+    crops, landmarks, metas = load_crop_cache(tmp_path / "cache")
+    splits = json.loads((tmp_path / "cache" / "splits.json").read_text())["groups"]
+    assert not any(s.donor is not None for s in split_samples(metas, splits, "val"))
+    samples = split_samples(metas, splits, "val", landmarks)
+    swaps = [s for s in samples if s.donor is not None]
+    assert sorted(s.crop for s in swaps) == [0, 1]                      # the val split's two real crops
+    for swap in swaps:
+        assert swap.target == 1 and metas[swap.donor].group != metas[swap.crop].group
+        assert splits[metas[swap.donor].group] == "val" and metas[swap.donor].kind == "real"
+    dataset = FaceSamples(crops, landmarks, samples, 64, augment=False, binary=True, fixed_seed=1)
+    swapped = dataset.image(samples.index(swaps[0]))
+    assert np.array_equal(swapped, dataset.image(samples.index(swaps[0])))  # val images are fixed
+    assert not np.array_equal(swapped, crops[swaps[0].crop])
+
+
 def test_card_measured_sections_come_from_the_bundle_files_and_survive_a_refresh(tmp_path):
     from training.face import EVALUATION_ROWS, MEASURED_END, MEASURED_START, flagged_per_source, refresh_card
 

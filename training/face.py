@@ -46,7 +46,8 @@ from training.datasets_face import (KINDS, CropRecord, MediaRecord, assign_split
                                     pack_crop_cache)
 from training.export import export_bundle
 from training.loop import TrainConfig, predict, read_config, seed_everything, train
-from training.sbi import self_blend
+from training.face_swap import landmark_swap, pose_distances
+from training.sbi import cross_blend, self_blend
 
 if TYPE_CHECKING:
     from detector.scan import Scanner
@@ -74,6 +75,7 @@ class FaceRecipe:
     card_notes: str = ""                # how this version's settings were chosen (the card's Training section)
     init_from: str | None = None        # fine-tune a bundle's weights (e.g. models/face-forgery, on FF++ crops)
     init_version: str | None = None     # instead of ImageNet's; that bundle's version, recorded when training starts
+    cross_blend: float = 0.0            # share of training blends that put another person's face in (Face X-ray)
 
 
 def load_config(path: Path) -> tuple[TrainConfig, FaceRecipe]:
@@ -186,17 +188,21 @@ def pan_clip(crop: np.ndarray, path: Path, frames: int = 16, zoom: float = 1.08,
 class Sample:
     crop: int              # index into the crop cache
     target: int            # 0 real, 1 face swap / blend, 2 fully synthetic
-    blend: bool            # make a self-blended image from this real crop
+    blend: bool            # make a self-blended (or, in training, sometimes cross-blended) image from this real crop
+    donor: int | None = None   # landmark-swap this crop's face onto the real crop (val and test only)
 
 
 class FaceSamples(Dataset):
     """Crops -> (normalized tensor, label). `fixed_seed` makes blends and degradations repeatable (val/test);
-    `h264_crf` puts every image through an H.264 round trip last (evaluation)."""
+    `h264_crf` puts every image through an H.264 round trip last (evaluation). With `cross_blend` > 0 that share of
+    blends takes its face from one of `donors[crop]` (training)."""
 
     def __init__(self, crops: np.ndarray, landmarks: np.ndarray, samples: list[Sample], input_size: int,
-                 augment: bool, binary: bool, fixed_seed: int | None = None, h264_crf: int | None = None):
+                 augment: bool, binary: bool, fixed_seed: int | None = None, h264_crf: int | None = None,
+                 cross_blend: float = 0.0, donors: dict[int, list[int]] | None = None):
         self.crops, self.landmarks, self.samples, self.input_size = crops, landmarks, samples, input_size
         self.augment, self.binary, self.fixed_seed, self.h264_crf = augment, binary, fixed_seed, h264_crf
+        self.cross_blend, self.donors = cross_blend, donors or {}
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -205,9 +211,14 @@ class FaceSamples(Dataset):
         sample = self.samples[index]
         seed = [self.fixed_seed, index] if self.fixed_seed is not None else int(torch.randint(2**31, (1,)))
         rng = np.random.default_rng(seed)
-        image = self.crops[sample.crop]
-        if sample.blend:
-            image, _ = self_blend(image, self.landmarks[sample.crop], rng)
+        image, landmarks = self.crops[sample.crop], self.landmarks[sample.crop]
+        if sample.donor is not None:
+            image = landmark_swap(image, landmarks, self.crops[sample.donor], self.landmarks[sample.donor], rng)
+        elif sample.blend and self.cross_blend and self.donors.get(sample.crop) and rng.random() < self.cross_blend:
+            donor = int(rng.choice(self.donors[sample.crop]))
+            image, _ = cross_blend(image, landmarks, self.crops[donor], self.landmarks[donor], rng)
+        elif sample.blend:
+            image, _ = self_blend(image, landmarks, rng)
         image = degrade(image, rng) if self.augment else image
         return image if self.h264_crf is None else h264_round_trip(image, self.h264_crf)
 
@@ -228,8 +239,10 @@ def head_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return torch.stack(losses).sum()
 
 
-def split_samples(metas: list[CropRecord], splits: dict[str, str], split: str) -> list[Sample]:
-    """Each real crop once as itself and once self-blended; every fake crop once."""
+def split_samples(metas: list[CropRecord], splits: dict[str, str], split: str,
+                  landmarks: np.ndarray | None = None) -> list[Sample]:
+    """Each real crop once as itself and once self-blended; every fake crop once. Given `landmarks`, each real crop
+    also once with the closest-posed face of another group of the split swapped onto it (`landmark_swap`)."""
     samples = []
     for index, meta in enumerate(metas):
         if splits.get(meta.group) != split:
@@ -238,7 +251,26 @@ def split_samples(metas: list[CropRecord], splits: dict[str, str], split: str) -
         samples.append(Sample(index, target, False))
         if meta.kind == "real":
             samples.append(Sample(index, 1, True))
+    if landmarks is not None:
+        donors = pose_neighbours(metas, landmarks, [s.crop for s in samples if s.blend], count=1)
+        samples += [Sample(crop, 1, False, donor=faces[0]) for crop, faces in donors.items() if faces]
     return samples
+
+
+def pose_neighbours(metas: list[CropRecord], landmarks: np.ndarray, crops: list[int],
+                    count: int) -> dict[int, list[int]]:
+    """crop -> the `count` crops among `crops` of other groups (other people, as far as the sources tell) whose
+    landmarks are closest in pose and shape: donors for swaps and cross-blends."""
+    if not crops:
+        return {}
+    distances = pose_distances(landmarks[crops], landmarks[crops])
+    groups = np.array([metas[c].group for c in crops])
+    distances[groups[:, None] == groups[None, :]] = np.inf
+    neighbours = {}
+    for row, crop in enumerate(crops):
+        order = np.argsort(distances[row])[:count]
+        neighbours[crop] = [crops[i] for i in order if np.isfinite(distances[row, i])]
+    return neighbours
 
 
 # ---- commands ---------------------------------------------------------------------------------------------------
@@ -276,15 +308,19 @@ def files_by_split(metas: list[CropRecord], group_split: dict[str, str]) -> dict
 
 # val and test blends and degradations are fixed whatever the training seed, so that runs compare on the same images
 VAL_SEED, TEST_SEED = 1, 2
+CROSS_BLEND_DONORS = 8      # a cross-blend draws its donor among this many closest-posed faces
 
 
 def _datasets(recipe: FaceRecipe):
     crops, landmarks, metas = load_crop_cache(recipe.cache_dir)
     splits = json.loads((recipe.cache_dir / "splits.json").read_text())["groups"]
-    train_set = FaceSamples(crops, landmarks, split_samples(metas, splits, "train"), recipe.input_size, augment=True,
-                            binary=False)
-    val_set = FaceSamples(crops, landmarks, split_samples(metas, splits, "val"), recipe.input_size, augment=True,
-                          binary=True, fixed_seed=VAL_SEED)
+    train_samples = split_samples(metas, splits, "train")
+    donors = (pose_neighbours(metas, landmarks, [s.crop for s in train_samples if s.blend], CROSS_BLEND_DONORS)
+              if recipe.cross_blend else None)
+    train_set = FaceSamples(crops, landmarks, train_samples, recipe.input_size, augment=True, binary=False,
+                            cross_blend=recipe.cross_blend, donors=donors)
+    val_set = FaceSamples(crops, landmarks, split_samples(metas, splits, "val", landmarks), recipe.input_size,
+                          augment=True, binary=True, fixed_seed=VAL_SEED)
     return crops, landmarks, metas, splits, train_set, val_set
 
 
@@ -344,7 +380,8 @@ def run_training(config: TrainConfig, recipe: FaceRecipe) -> None:
         model = TrainableBlocks(net, start_block=recipe.frozen_blocks)
         # each variant: every training sample once, with its own seeded self-blend and degradations
         variants = [FaceSamples(crops, landmarks, train_set.samples, recipe.input_size, augment=True, binary=False,
-                                fixed_seed=config.seed * 1000 + 10 + v) for v in range(recipe.stem_variants)]
+                                fixed_seed=config.seed * 1000 + 10 + v, cross_blend=recipe.cross_blend,
+                                donors=train_set.donors) for v in range(recipe.stem_variants)]
         # the file names carry what the cached outputs depend on, so a changed recipe never trains on stale ones
         tag = f"b{recipe.frozen_blocks}_s{config.seed}"
         train_set = _cached_stem_outputs(config.out_dir / f"stem_train_{tag}_v{recipe.stem_variants}.pt", net,
@@ -398,12 +435,14 @@ TEST_CONDITIONS = (("clean", False, None), ("degraded", True, None), ("h264_crf2
 def test_metrics(model: FaceForgeryNet, crops: np.ndarray, landmarks: np.ndarray, metas: list[CropRecord],
                  splits: dict[str, str], input_size: int, probability: Callable[[np.ndarray], np.ndarray],
                  threshold: float) -> dict:
-    """Per-face metrics on the test split: GAN faces (deforgify real vs fake), self-blends of held-out real faces vs
-    those faces, and everything; under each of TEST_CONDITIONS."""
-    test = [s for s in split_samples(metas, splits, "test") if not metas[s.crop].key.endswith("#tight")]
+    """Per-face metrics on the test split: GAN faces (deforgify real vs fake), held-out real faces vs their
+    self-blends and vs landmark swaps onto them (`split_samples`), and everything; under each of TEST_CONDITIONS."""
+    test = [s for s in split_samples(metas, splits, "test", landmarks) if not metas[s.crop].key.endswith("#tight")]
+    real = np.array([s.target == 0 for s in test])
     subsets = {
-        "gan_deforgify": np.array([metas[s.crop].source == "deforgify" and not s.blend for s in test]),
-        "face_swap_sbi": np.array([metas[s.crop].kind == "real" for s in test]),
+        "gan_deforgify": np.array([metas[s.crop].source == "deforgify" and s.target != 1 for s in test]),
+        "face_swap_sbi": real | np.array([s.blend for s in test]),
+        "face_swap_landmark": real | np.array([s.donor is not None for s in test]),
         "all": np.ones(len(test), bool),
     }
     results = {}
@@ -434,7 +473,8 @@ def export(config: TrainConfig, recipe: FaceRecipe, models_dir: Path = PROJECT_R
     calibration = fit(val_scores, val_labels, method=recipe.calibration, target_fpr=recipe.target_fpr,
                       uncertain_fpr=recipe.uncertain_fpr,
                       fitted_on=f"val split: {int((val_labels == 0).sum())} real faces, "
-                                f"{int((val_labels == 1).sum())} self-blended or StyleGAN2 faces, degraded")
+                                f"{int((val_labels == 1).sum())} self-blended, landmark-swapped or StyleGAN2 "
+                                "faces, degraded")
     metrics = {"val": summary(val_labels, val_scores),
                "test": test_metrics(model, crops, landmarks, metas, splits, recipe.input_size,
                                     calibration.probability, calibration.synthetic_threshold)}
@@ -462,8 +502,10 @@ def export(config: TrainConfig, recipe: FaceRecipe, models_dir: Path = PROJECT_R
 def evaluate(models_dir: Path, seed: int = 0) -> dict:
     """The shipped detector end to end (decode -> MTCNN -> crop -> network -> calibration) on the held-out dev files
     listed in its splits.json. Image score = max over its faces. Face swaps: every face of a held-out real photo vs a
-    self-blend of that face (seeded, 68-point landmarks found on the crop). Video: each of those faces (real, blended,
-    GAN) as an H.264 clip (`pan_clip`) through `scan()`'s video path (sampling, tracking, per-track mean)."""
+    self-blend of that face (seeded, 68-point landmarks found on the crop), and vs a landmark swap of another held-out
+    person's face onto it (`training.face_swap`: a generator training never used). Video: each of those faces (real,
+    blended, swapped, GAN) as an H.264 clip (`pan_clip`) through `scan()`'s video path (sampling, tracking, per-track
+    mean)."""
     from detector.config import ScanConfig
     from detector.engine.registry import load, specs
     from detector.scan import Scanner
@@ -475,9 +517,9 @@ def evaluate(models_dir: Path, seed: int = 0) -> dict:
                  .values() for k in keys}
     records = [r for r in dev_face_records() if r.key in test_keys]
     landmark_finder = LandmarkFinder()
-    rng = np.random.default_rng(seed)
-    image_rows, swap_scores, swap_labels = [], [], []
-    clip_faces: list[tuple[str, np.ndarray]] = []      # ("real" | "blend" | "gan" + "/" + source, face crop)
+    rng, swap_rng = np.random.default_rng(seed), np.random.default_rng(seed + 1)
+    image_rows, real_faces, sbi_pairs, landmark_swap_pairs = [], [], [], []
+    clip_faces: list[tuple[str, np.ndarray]] = []      # ("real" | "blend" | "swap" | "gan" + "/" + source, face crop)
     for record in records:
         (rgb, _), = load_frames(record)
         prepared = detector.preprocess(ImageMedia(rgb=rgb, format="jpeg"))
@@ -491,17 +533,26 @@ def evaluate(models_dir: Path, seed: int = 0) -> dict:
         for crop, box in zip(prepared.context["crops"], prepared.context["crop_boxes"]):
             landmarks = landmark_finder.find(crop, np.asarray(box))
             if landmarks is not None:
-                blended, _ = self_blend(crop, landmarks, rng)
-                raw = _forward(detector, [normalize(torch.from_numpy(c), detector.input_size)
-                                          for c in (crop, blended)])[:, 0]
-                swap_scores += detector.calibration.probability(raw.numpy()).tolist()
-                swap_labels += [0, 1]
-                clip_faces += [(f"real/{record.source}", crop), (f"blend/{record.source}", blended)]
+                real_faces.append((record, crop, landmarks))
+    for record, crop, landmarks in real_faces:
+        blended, _ = self_blend(crop, landmarks, rng)
+        # another person's face, the closest in pose among the other held-out files, swapped onto this one
+        _, donor, donor_landmarks = min((face for face in real_faces if face[0].key != record.key),
+                                        key=lambda face: float(pose_distances(landmarks[None], face[2][None])[0, 0]))
+        swapped = landmark_swap(crop, landmarks, donor, donor_landmarks, swap_rng)
+        raw = _forward(detector, [normalize(torch.from_numpy(c), detector.input_size)
+                                  for c in (crop, blended, swapped)])[:, 0]
+        real, blend, swap = detector.calibration.probability(raw.numpy()).tolist()
+        sbi_pairs += [(0, real), (1, blend)]
+        landmark_swap_pairs += [(0, real), (1, swap)]
+        clip_faces += [(f"real/{record.source}", crop), (f"blend/{record.source}", blended),
+                       (f"swap/{record.source}", swapped)]
     deforgify = [(label, score) for source, label, score in image_rows if source == "deforgify"]
     return {
         "gan_faces_deforgify_test_images": summary(*map(np.array, zip(*deforgify))),
         "all_test_images_real_vs_gan": summary(*map(np.array, zip(*[(l, s) for _, l, s in image_rows]))),
-        "face_swap_sbi_test_faces": summary(np.array(swap_labels), np.array(swap_scores)),
+        "face_swap_sbi_test_faces": summary(*map(np.array, zip(*sbi_pairs))),
+        "face_swap_landmark_test_faces": summary(*map(np.array, zip(*landmark_swap_pairs))),
         **video_metrics(Scanner(ScanConfig(models_dir=models_dir)), clip_faces),
         "images_with_no_face": len(records) - len(image_rows),
         "flagged_at_threshold": flagged_per_source(image_rows, detector.calibration.synthetic_threshold),
@@ -509,16 +560,19 @@ def evaluate(models_dir: Path, seed: int = 0) -> dict:
 
 
 def video_metrics(scanner: Scanner, clip_faces: list[tuple[str, np.ndarray]]) -> dict:
-    """Clip AUCs: deforgify real vs GAN faces, and real faces vs their self-blends, each face crop a `pan_clip`."""
+    """Clip AUCs: deforgify real vs GAN faces, real faces vs their self-blends and vs landmark swaps onto them, each
+    face crop a `pan_clip`."""
     with tempfile.TemporaryDirectory() as tmp:
         paths = [pan_clip(face, Path(tmp) / f"{n}.mp4") for n, (_, face) in enumerate(clip_faces)]
         results = scanner.scan(paths)
     rows = [(name.split("/"), r.score, r.verdict) for (name, _), r in zip(clip_faces, results) if r.score is not None]
     gan = [(int(kind == "gan"), score) for (kind, source), score, _ in rows
-           if source == "deforgify" and kind != "blend"]
-    swap = [(int(kind == "blend"), score) for (kind, _), score, _ in rows if kind != "gan"]
+           if source == "deforgify" and kind in ("real", "gan")]
+    blend = [(int(kind == "blend"), score) for (kind, _), score, _ in rows if kind in ("real", "blend")]
+    swap = [(int(kind == "swap"), score) for (kind, _), score, _ in rows if kind in ("real", "swap")]
     return {"gan_faces_deforgify_test_clips": summary(*map(np.array, zip(*gan))),
-            "face_swap_sbi_test_clips": summary(*map(np.array, zip(*swap))),
+            "face_swap_sbi_test_clips": summary(*map(np.array, zip(*blend))),
+            "face_swap_landmark_test_clips": summary(*map(np.array, zip(*swap))),
             "clips_flagged_synthetic": flag_counts((kind, verdict == "synthetic") for (kind, _), _, verdict in rows),
             "clips_with_no_face": len(clip_faces) - len(rows)}
 
@@ -584,9 +638,10 @@ def measured_sections(folder: Path, version: str) -> str:
                 "video. Clips where no face was found: "
                 f"{evaluation['clips_with_no_face']}. Clips with the verdict `synthetic`: "
                 f"{_counts_text(evaluation.get('clips_flagged_synthetic', {}))}.", 118)]
-        lines += ["", f"Test images where no face was found: {evaluation['images_with_no_face']}. No real face-swap "
-                  "video was available offline, so the face-swap", "figure measures self-blends, not real deepfakes; "
-                  "the hidden holdout (real swap videos) is the true test."]
+        lines += ["", *textwrap.wrap(f"Test images where no face was found: {evaluation['images_with_no_face']}. "
+                                     "No real face-swap video was available offline, so the face-swap figures measure "
+                                     "self-blends and landmark swaps made here, not real deepfakes; the hidden "
+                                     "holdout (real swap videos) is the true test.", 118)]
     else:
         lines.append(f"Not yet measured for version {version}: run `python -m training.face evaluate`.")
     lines += ["", "## Speed (`python benchmarks/face.py --threads 1 --images 32 --videos 2 --write`)", ""]
@@ -626,6 +681,9 @@ EVALUATION_ROWS = {
     "face_swap_sbi_test_faces": "face swaps: each held-out real face vs its self-blend (seeded)",
     "gan_faces_deforgify_test_clips": "GAN faces as H.264 clips (`pan_clip`): deforgify real vs StyleGAN2 test faces",
     "face_swap_sbi_test_clips": "face swaps as H.264 clips: each held-out real face vs its self-blend",
+    "face_swap_landmark_test_faces": "landmark face swaps (a generator training never used): each held-out real "
+                                     "face vs another held-out person's face swapped onto it",
+    "face_swap_landmark_test_clips": "landmark face swaps as H.264 clips: each held-out real face vs the swap onto it",
 }
 
 
@@ -673,7 +731,7 @@ Version `{version}` (`version` in `training/configs/face.yaml`), exported {datet
 - Crop: `detector.faces.align_crop` (eyes levelled, box side + {CROP_MARGIN:.0%} margin, kept inside the frame,
   {CROP_SIZE} px), the same function at training and inference; the network reads it at {recipe.input_size} px.
 - Network: torchvision MobileNetV2 {_initialisation(recipe)},
-  {_training_mode(recipe)}, two binary heads: `face_swap` (trained on self-blended images vs
+  {_training_mode(recipe)}, two binary heads: `face_swap` (trained on {_blend_kinds(recipe)} vs
   real) and `gan` (StyleGAN2 vs real). Output column 0, the synthetic logit, is the larger of the two.
 - Video: per-frame faces tracked by box IoU; video score = max over tracks of the mean calibrated face score.
 - Weights: fp16 safetensors (`weights.safetensors`); settings in `config.json`.
@@ -688,7 +746,7 @@ to the face box) because deforgify's photos are tightly framed: framing must not
 Face-swap training examples: **self-blended images** (Shiohara & Yamasaki, CVPR 2022; `training/sbi.py`) made on the
 fly from each real training face: 68-point dlib landmarks -> convex-hull mask, elastically deformed, eroded or dilated,
 blurred; one copy recoloured (RGB/HSV/contrast), the source re-textured (sharpen / blur / resample) and shifted.
-
+{_cross_blend_paragraph(recipe)}
 Fully synthetic examples: the dev set's `deforgify` StyleGAN2 faces.
 
 Every training image, real or fake, then goes through one degradation pipeline (`degrade`: flip, reframing, colour
@@ -734,8 +792,11 @@ below); between the two: `uncertain`. With ~100 real val faces the FPR target is
 ## Metrics on held-out dev data (test split, never trained on nor used for calibration)
 
 Per face. `gan_deforgify`: deforgify real vs StyleGAN2 test faces (AUC for synthetic faces). `face_swap_sbi`:
-held-out real faces vs self-blends made from those same faces (seeded; AUC for face swaps). `all`: every test real
-face vs every fake. `degraded` runs the faces through the training degradation pipeline (seeded) first;
+held-out real faces vs self-blends made from those same faces (seeded; AUC for face swaps). `face_swap_landmark`:
+held-out real faces vs a landmark swap onto each (`training/face_swap.py`, the graphics method of FF++'s FaceSwap:
+the closest-posed face of another held-out file warped triangle by triangle onto the 68 landmarks, recoloured,
+Poisson- or alpha-blended; seeded); {_landmark_swap_novelty(recipe)}. `all`: every test real face vs every fake.
+`degraded` runs the faces through the training degradation pipeline (seeded) first;
 `h264_crf23` / `h264_crf35` through one H.264 frame at that constant quality, at full crop size.
 Rates at the threshold carry a 95% (Wilson) interval: on a few dozen real faces a false-positive rate is rough.
 
@@ -782,6 +843,29 @@ def _with_version(speed: dict, closing: str = "") -> str:
 def _rate_with_interval(metrics: dict, rate: str) -> str:
     low, high = metrics[f"{rate}_at_threshold_interval"]
     return f"{metrics[f'{rate}_at_threshold']:.3f} ({low:.2f}-{high:.2f})"
+
+
+def _blend_kinds(recipe: FaceRecipe) -> str:
+    return "self-blended and cross-blended images" if recipe.cross_blend else "self-blended images"
+
+
+def _cross_blend_paragraph(recipe: FaceRecipe) -> str:
+    if not recipe.cross_blend:
+        return ""
+    return "\n" + textwrap.fill(
+        f"**Cross blends** (Face X-ray's blended images, Li et al., CVPR 2020; `training/sbi.py: cross_blend`) make "
+        f"{recipe.cross_blend:.0%} of the blends: another real training face, one of the {CROSS_BLEND_DONORS} of "
+        "other files closest in pose (Procrustes distance of the 68 landmarks), aligned on the landmarks by a "
+        "similarity transform, recoloured to the target in Lab 70% of the time, re-textured half the time, and "
+        "blended through the same deformed hull mask: the identity inside the mask changes, as in a real swap.",
+        118) + "\n"
+
+
+def _landmark_swap_novelty(recipe: FaceRecipe) -> str:
+    if recipe.cross_blend:
+        return ("a manipulation never trained on, though it shares the change of identity with the cross blends "
+                "(not the triangle warp, nor Poisson blending)")
+    return "a manipulation never trained on"
 
 
 def _initialisation(recipe: FaceRecipe) -> str:

@@ -1,6 +1,7 @@
-"""Self-blended images (Shiohara & Yamasaki, CVPR 2022): a real face blended with a colour/geometry-transformed copy
-of itself through a deformed landmark-hull mask. The result carries the blending boundary and colour mismatch that
-face swaps leave, without any deepfake in the training data."""
+"""Blended faces for training, made from real faces alone. Self-blended images (Shiohara & Yamasaki, CVPR 2022): a
+real face blended with a colour/geometry-transformed copy of itself through a deformed landmark-hull mask; they carry
+the blending boundary and colour mismatch that face swaps leave, without any deepfake in the training data. Cross
+blends (Face X-ray's blended images) put another real person's face inside the same kind of mask."""
 
 from __future__ import annotations
 
@@ -100,6 +101,25 @@ def geometry_shift(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.warpAffine(rgb, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
 
 
+def match_colour(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Reinhard colour transfer in Lab: `face` takes the target's mean and spread inside `mask` (nonzero = inside)."""
+    inside = mask > 0
+    face_lab = cv2.cvtColor(np.clip(face, 0, 255).astype(np.uint8), cv2.COLOR_RGB2LAB).astype(np.float32)
+    target_lab = cv2.cvtColor(np.ascontiguousarray(target), cv2.COLOR_RGB2LAB).astype(np.float32)
+    f, t = face_lab[inside], target_lab[inside]
+    face_lab = (face_lab - f.mean(0)) / (f.std(0) + 1e-3) * t.std(0) + t.mean(0)
+    return cv2.cvtColor(np.clip(face_lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+
+
+def _blend(source: np.ndarray, target: np.ndarray, landmarks: np.ndarray,
+           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """`source` over `target` through a deformed hull mask of `landmarks`, sometimes only partly opaque."""
+    mask = deform_mask(hull_mask(landmarks, target.shape[:2], rng), rng)
+    mask *= rng.choice([0.5, 0.75, 1.0, 1.0, 1.0])
+    blended = source.astype(np.float32) * mask[..., None] + target.astype(np.float32) * (1.0 - mask[..., None])
+    return np.clip(blended + 0.5, 0, 255).astype(np.uint8), mask
+
+
 def self_blend(rgb: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(blended image, blend mask): one of source/target is recoloured, the source also shifted and re-textured."""
     source, target = rgb.copy(), rgb.copy()
@@ -110,7 +130,22 @@ def self_blend(rgb: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator)
     if rng.random() < 0.7:
         source = texture_shift(source, rng)
     source = geometry_shift(source, rng)
-    mask = deform_mask(hull_mask(landmarks, rgb.shape[:2], rng), rng)
-    mask *= rng.choice([0.5, 0.75, 1.0, 1.0, 1.0])
-    blended = source.astype(np.float32) * mask[..., None] + target.astype(np.float32) * (1.0 - mask[..., None])
-    return np.clip(blended + 0.5, 0, 255).astype(np.uint8), mask
+    return _blend(source, target, landmarks, rng)
+
+
+def cross_blend(rgb: np.ndarray, landmarks: np.ndarray, donor: np.ndarray, donor_landmarks: np.ndarray,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Face X-ray's blended images (Li et al., CVPR 2020): another person's face of similar pose, aligned on the
+    landmarks by a similarity transform, mostly recoloured toward the target, blended through the same deformed hull
+    mask as a self-blend. The identity inside the mask changes, as in a real face swap."""
+    matrix, _ = cv2.estimateAffinePartial2D(donor_landmarks, landmarks)
+    if matrix is None:
+        return self_blend(rgb, landmarks, rng)
+    height, width = rgb.shape[:2]
+    source = cv2.warpAffine(donor, matrix, (width, height), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REFLECT_101)
+    if rng.random() < 0.7:
+        source = match_colour(source, rgb, hull_mask(landmarks, rgb.shape[:2], rng))
+    if rng.random() < 0.5:
+        source = texture_shift(source, rng)
+    return _blend(source, rgb, landmarks, rng)
