@@ -204,6 +204,18 @@ def test_val_and_test_splits_swap_each_real_face_with_a_face_of_another_group(tm
     assert not np.array_equal(swapped, crops[swaps[0].crop])
 
 
+def test_each_clip_comparison_sets_one_fake_kind_against_real_clips_only():
+    from training.face import versus_real
+
+    rows = [("real", "deforgify", 0.1, "authentic"), ("real", "web", 0.3, "authentic"),
+            ("blend", "web", 0.2, "authentic"), ("swap", "web", 0.9, "synthetic"),
+            ("gan", "deforgify", 0.8, "synthetic"), ("swap", "deforgify", 0.05, "authentic")]
+    swap, blend, gan = versus_real(rows, "swap"), versus_real(rows, "blend"), versus_real(rows, "gan", "deforgify")
+    assert (swap["n"], swap["n_synthetic"], swap["auc"]) == (4, 2, 0.5)     # 0.9 over both reals, 0.05 under
+    assert (blend["n"], blend["n_synthetic"], blend["auc"]) == (3, 1, 0.5)  # 0.2: over one real, under the other
+    assert (gan["n"], gan["n_synthetic"], gan["auc"]) == (2, 1, 1.0)        # the web real clip stays out
+
+
 def test_card_measured_sections_come_from_the_bundle_files_and_survive_a_refresh(tmp_path):
     from training.face import EVALUATION_ROWS, MEASURED_END, MEASURED_START, flagged_per_source, refresh_card
 

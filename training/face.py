@@ -565,16 +565,21 @@ def video_metrics(scanner: Scanner, clip_faces: list[tuple[str, np.ndarray]]) ->
     with tempfile.TemporaryDirectory() as tmp:
         paths = [pan_clip(face, Path(tmp) / f"{n}.mp4") for n, (_, face) in enumerate(clip_faces)]
         results = scanner.scan(paths)
-    rows = [(name.split("/"), r.score, r.verdict) for (name, _), r in zip(clip_faces, results) if r.score is not None]
-    gan = [(int(kind == "gan"), score) for (kind, source), score, _ in rows
-           if source == "deforgify" and kind in ("real", "gan")]
-    blend = [(int(kind == "blend"), score) for (kind, _), score, _ in rows if kind in ("real", "blend")]
-    swap = [(int(kind == "swap"), score) for (kind, _), score, _ in rows if kind in ("real", "swap")]
-    return {"gan_faces_deforgify_test_clips": summary(*map(np.array, zip(*gan))),
-            "face_swap_sbi_test_clips": summary(*map(np.array, zip(*blend))),
-            "face_swap_landmark_test_clips": summary(*map(np.array, zip(*swap))),
-            "clips_flagged_synthetic": flag_counts((kind, verdict == "synthetic") for (kind, _), _, verdict in rows),
+    rows = [(*name.split("/"), r.score, r.verdict) for (name, _), r in zip(clip_faces, results)
+            if r.score is not None]
+    return {"gan_faces_deforgify_test_clips": versus_real(rows, "gan", source="deforgify"),
+            "face_swap_sbi_test_clips": versus_real(rows, "blend"),
+            "face_swap_landmark_test_clips": versus_real(rows, "swap"),
+            "clips_flagged_synthetic": flag_counts((kind, verdict == "synthetic") for kind, _, _, verdict in rows),
             "clips_with_no_face": len(clip_faces) - len(rows)}
+
+
+def versus_real(rows: list[tuple[str, str, float, str]], fake: str, source: str | None = None) -> dict:
+    """AUC summary of the `fake` kind's rows (kind, source, score, verdict) against the real ones, of `source` only
+    when given: every other kind stays out of the comparison."""
+    pairs = [(int(kind == fake), score) for kind, row_source, score, _ in rows
+             if kind in ("real", fake) and source in (None, row_source)]
+    return summary(*map(np.array, zip(*pairs)))
 
 
 def flagged_per_source(rows: list[tuple[str, int, float]], threshold: float) -> dict[str, list[int]]:
