@@ -318,7 +318,7 @@ def test_a_packed_crop_cache_loads_the_same_crops_landmarks_and_records(tmp_path
 
 
 def test_online_training_updates_every_block_and_logs_the_device(tmp_path):
-    """stem_variants 0: no cached block outputs; fresh blends each epoch reach the first block (end to end)."""
+    """stem_variants 0: no cached block outputs; fresh blends (self and cross) each epoch reach the first block."""
     import torch
 
     from detector.detectors.face.network import FaceForgeryNet
@@ -328,8 +328,10 @@ def test_online_training_updates_every_block_and_logs_the_device(tmp_path):
     cache = tmp_path / "cache"
     _tiny_crop_cache(cache)
     config = TrainConfig(out_dir=tmp_path / "run", epochs=2, lr=1e-3, threads=1, log_every=0)
-    recipe = FaceRecipe(cache_dir=cache, batch_size=4, input_size=64, frozen_blocks=0, stem_variants=0, workers=1)
+    recipe = FaceRecipe(cache_dir=cache, batch_size=4, input_size=64, frozen_blocks=0, stem_variants=0, workers=1,
+                        cross_blend=0.5)
     run_training(config, recipe)
+    assert json.loads((config.out_dir / "recipe.json").read_text())["cross_blend"] == 0.5
 
     history = [json.loads(line) for line in (config.out_dir / "metrics.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [0, 1] and {h["device"] for h in history} == {"CPU"}
