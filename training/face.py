@@ -736,8 +736,9 @@ Version `{version}` (`version` in `training/configs/face.yaml`), exported {datet
 - Crop: `detector.faces.align_crop` (eyes levelled, box side + {CROP_MARGIN:.0%} margin, kept inside the frame,
   {CROP_SIZE} px), the same function at training and inference; the network reads it at {recipe.input_size} px.
 - Network: torchvision MobileNetV2 {_initialisation(recipe)},
-  {_training_mode(recipe)}, two binary heads: `face_swap` (trained on {_blend_kinds(recipe)} vs
-  real) and `gan` (StyleGAN2 vs real). Output column 0, the synthetic logit, is the larger of the two.
+  {_training_mode(recipe)},
+  two binary heads: `face_swap` ({_blend_kinds(recipe)} vs real) and `gan` (StyleGAN2 vs real).
+  Output column 0, the synthetic logit, is the larger of the two.
 - Video: per-frame faces tracked by box IoU; video score = max over tracks of the mean calibrated face score.
 - Weights: fp16 safetensors (`weights.safetensors`); settings in `config.json`.
 
@@ -863,7 +864,7 @@ def _cross_blend_paragraph(recipe: FaceRecipe) -> str:
         "other files closest in pose (Procrustes distance of the 68 landmarks), aligned on the landmarks by a "
         "similarity transform, recoloured to the target in Lab 70% of the time, re-textured half the time, and "
         "blended through the same deformed hull mask: the identity inside the mask changes, as in a real swap.",
-        118) + "\n"
+        118, break_on_hyphens=False) + "\n"
 
 
 def _landmark_swap_novelty(recipe: FaceRecipe) -> str:
@@ -884,7 +885,7 @@ def _training_mode(recipe: FaceRecipe) -> str:
     if recipe.stem_variants:
         return (f"{frozen} (their outputs for {recipe.stem_variants} augmented copies of each training sample are "
                 "computed once and cached; the later blocks train on them)")
-    return f"{frozen}, trained on fresh self-blends and degradations drawn every epoch"
+    return f"{frozen}, trained on fresh blends and degradations drawn every epoch"
 
 
 def main(argv: list[str] | None = None) -> None:
