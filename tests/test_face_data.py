@@ -147,6 +147,10 @@ def test_landmark_swaps_and_cross_blends_put_the_other_face_inside_the_hull_and_
             assert np.array_equal(image[corner], face[corner]), seed
             assert _high_frequency(image[centre]) > 5 * _high_frequency(face[centre]), seed
         assert mask[112, 112] > 0.3 and mask[corner].max() == 0.0
+    collapsed = np.full_like(landmarks, 100.0)                          # every landmark on one pixel: no hull
+    for image in (landmark_swap(face, collapsed, donor, donor_landmarks, np.random.default_rng(0)),
+                  cross_blend(face, collapsed, donor, donor_landmarks, np.random.default_rng(0))[0]):
+        assert image.shape == face.shape and image.dtype == np.uint8
 
 
 def test_training_blends_take_a_donor_face_in_the_share_the_recipe_asks_for():

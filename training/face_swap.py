@@ -22,7 +22,7 @@ def triangles(points: np.ndarray, shape: tuple[int, int]) -> list[tuple[int, int
         subdiv.insert((float(x), float(y)))
     lookup = {(round(float(x), 1), round(float(y), 1)): n for n, (x, y) in enumerate(inside)}
     result = []
-    for tri in subdiv.getTriangleList().reshape(-1, 3, 2):
+    for tri in np.asarray(subdiv.getTriangleList(), np.float32).reshape(-1, 3, 2):   # () when no triangle
         indices = tuple(lookup.get((round(float(x), 1), round(float(y), 1))) for x, y in tri)
         if None not in indices:
             result.append(indices)

@@ -104,6 +104,8 @@ def geometry_shift(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def match_colour(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Reinhard colour transfer in Lab: `face` takes the target's mean and spread inside `mask` (nonzero = inside)."""
     inside = mask > 0
+    if inside.sum() < 2:                   # no skin to match (a degenerate hull): leave the colours
+        return np.clip(face, 0, 255).astype(np.uint8)
     face_lab = cv2.cvtColor(np.clip(face, 0, 255).astype(np.uint8), cv2.COLOR_RGB2LAB).astype(np.float32)
     target_lab = cv2.cvtColor(np.ascontiguousarray(target), cv2.COLOR_RGB2LAB).astype(np.float32)
     f, t = face_lab[inside], target_lab[inside]
