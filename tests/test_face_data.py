@@ -173,7 +173,7 @@ def test_training_blends_take_a_donor_face_in_the_share_the_recipe_asks_for():
 
 
 def test_pose_distances_ignore_position_scale_and_rotation_but_not_shape_or_mirroring():
-    from training.face_swap import pose_distances
+    from training.face_swap import pose_distances, pose_neighbours
 
     rng = np.random.default_rng(0)
     shape = rng.uniform(0, 200, (68, 2))
@@ -186,6 +186,12 @@ def test_pose_distances_ignore_position_scale_and_rotation_but_not_shape_or_mirr
     assert distances.shape == (1, 4)
     assert distances[0, 0] < 1e-6 and distances[0, 1] < 1e-6
     assert distances[0, 2] > 0.3 and distances[0, 3] > 0.3
+    # donors: nearest first, never from the face's own group
+    sets, groups = np.stack([shape, moved, mirrored, other]), ["a", "b", "c", "a"]
+    assert pose_neighbours(sets, groups, 2)[0] == [1, 2]
+    near = pose_neighbours(sets, groups, 3)[3]                          # group "a" again: shape 0 left out
+    assert sorted(near) == [1, 2] and np.all(np.diff(pose_distances(sets[3:], sets[near])[0]) >= 0)
+    assert pose_neighbours(sets, ["a"] * 4, 1) == [[], [], [], []]
 
 
 def test_val_and_test_splits_swap_each_real_face_with_a_face_of_another_group(tmp_path):

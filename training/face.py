@@ -46,7 +46,7 @@ from training.datasets_face import (KINDS, CropRecord, MediaRecord, assign_split
                                     pack_crop_cache)
 from training.export import export_bundle
 from training.loop import TrainConfig, predict, read_config, seed_everything, train
-from training.face_swap import landmark_swap, pose_distances
+from training.face_swap import landmark_swap, pose_neighbours
 from training.sbi import cross_blend, self_blend
 
 if TYPE_CHECKING:
@@ -252,25 +252,16 @@ def split_samples(metas: list[CropRecord], splits: dict[str, str], split: str,
         if meta.kind == "real":
             samples.append(Sample(index, 1, True))
     if landmarks is not None:
-        donors = pose_neighbours(metas, landmarks, [s.crop for s in samples if s.blend], count=1)
+        donors = closest_posed_crops(metas, landmarks, [s.crop for s in samples if s.blend], count=1)
         samples += [Sample(crop, 1, False, donor=faces[0]) for crop, faces in donors.items() if faces]
     return samples
 
 
-def pose_neighbours(metas: list[CropRecord], landmarks: np.ndarray, crops: list[int],
-                    count: int) -> dict[int, list[int]]:
-    """crop -> the `count` crops among `crops` of other groups (other people, as far as the sources tell) whose
-    landmarks are closest in pose and shape: donors for swaps and cross-blends."""
-    if not crops:
-        return {}
-    distances = pose_distances(landmarks[crops], landmarks[crops])
-    groups = np.array([metas[c].group for c in crops])
-    distances[groups[:, None] == groups[None, :]] = np.inf
-    neighbours = {}
-    for row, crop in enumerate(crops):
-        order = np.argsort(distances[row])[:count]
-        neighbours[crop] = [crops[i] for i in order if np.isfinite(distances[row, i])]
-    return neighbours
+def closest_posed_crops(metas: list[CropRecord], landmarks: np.ndarray, crops: list[int],
+                        count: int) -> dict[int, list[int]]:
+    """crop -> the `count` crops among `crops` of other groups closest in pose (`pose_neighbours`)."""
+    neighbours = pose_neighbours(landmarks[crops], [metas[c].group for c in crops], count)
+    return {crop: [crops[i] for i in near] for crop, near in zip(crops, neighbours)}
 
 
 # ---- commands ---------------------------------------------------------------------------------------------------
@@ -315,7 +306,7 @@ def _datasets(recipe: FaceRecipe):
     crops, landmarks, metas = load_crop_cache(recipe.cache_dir)
     splits = json.loads((recipe.cache_dir / "splits.json").read_text())["groups"]
     train_samples = split_samples(metas, splits, "train")
-    donors = (pose_neighbours(metas, landmarks, [s.crop for s in train_samples if s.blend], CROSS_BLEND_DONORS)
+    donors = (closest_posed_crops(metas, landmarks, [s.crop for s in train_samples if s.blend], CROSS_BLEND_DONORS)
               if recipe.cross_blend else None)
     train_set = FaceSamples(crops, landmarks, train_samples, recipe.input_size, augment=True, binary=False,
                             cross_blend=recipe.cross_blend, donors=donors)
@@ -534,11 +525,11 @@ def evaluate(models_dir: Path, seed: int = 0) -> dict:
             landmarks = landmark_finder.find(crop, np.asarray(box))
             if landmarks is not None:
                 real_faces.append((record, crop, landmarks))
-    for record, crop, landmarks in real_faces:
+    # another person's face, the closest in pose among the other held-out files, is swapped onto each one
+    donors = pose_neighbours(np.stack([face[2] for face in real_faces]), [face[0].key for face in real_faces], 1)
+    for (record, crop, landmarks), (donor_index,) in zip(real_faces, donors):
         blended, _ = self_blend(crop, landmarks, rng)
-        # another person's face, the closest in pose among the other held-out files, swapped onto this one
-        _, donor, donor_landmarks = min((face for face in real_faces if face[0].key != record.key),
-                                        key=lambda face: float(pose_distances(landmarks[None], face[2][None])[0, 0]))
+        _, donor, donor_landmarks = real_faces[donor_index]
         swapped = landmark_swap(crop, landmarks, donor, donor_landmarks, swap_rng)
         raw = _forward(detector, [normalize(torch.from_numpy(c), detector.input_size)
                                   for c in (crop, blended, swapped)])[:, 0]

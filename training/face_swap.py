@@ -1,9 +1,11 @@
 """Cross-identity landmark face swaps, the graphics method behind FaceForensics++'s FaceSwap: another person's face
 is warped triangle by triangle onto the target's 68 landmarks, recoloured to the target's skin and blended in. The
-detector trains on self-blends only, so these are an unseen manipulation for evaluating it: the identity changes,
-the warp leaves its own artifacts and Poisson blending its own seam."""
+detector trains on blends only (`training/sbi.py`), so these evaluate it on a manipulation it never saw: the warp
+leaves its own artifacts and Poisson blending its own seam."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -33,13 +35,14 @@ def warp_face(source: np.ndarray, source_points: np.ndarray, target_points: np.n
               shape: tuple[int, int]) -> np.ndarray:
     """`source` warped piecewise-affinely so that its landmarks land on `target_points` (float32 image)."""
     warped = np.zeros((*shape, 3), np.float32)
+    source = source.astype(np.float32)
     for tri in triangles(target_points, shape):
         src, dst = source_points[list(tri)].astype(np.float32), target_points[list(tri)].astype(np.float32)
         x, y, w, h = cv2.boundingRect(dst)
         if w <= 0 or h <= 0:
             continue
         matrix = cv2.getAffineTransform(src, dst - np.float32([x, y]))
-        patch = cv2.warpAffine(source.astype(np.float32), matrix, (w, h), flags=cv2.INTER_LINEAR,
+        patch = cv2.warpAffine(source, matrix, (w, h), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REFLECT_101)
         mask = np.zeros((h, w), np.float32)
         cv2.fillConvexPoly(mask, np.int32(np.round(dst - [x, y])), 1.0)
@@ -79,3 +82,12 @@ def pose_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a, b = (z - z.mean(axis=1, keepdims=True) for z in (a, b))
     a, b = (z / np.linalg.norm(z, axis=1, keepdims=True) for z in (a, b))
     return np.sqrt(np.clip(2.0 - 2.0 * np.abs(a.conj() @ b.T), 0.0, None))
+
+
+def pose_neighbours(landmarks: np.ndarray, groups: Sequence[str], count: int) -> list[list[int]]:
+    """For each 68-point set, the positions of the `count` sets of other groups (other people, as far as the sources
+    tell) closest in pose and shape, nearest first: donors for swaps and cross blends."""
+    distances = pose_distances(landmarks, landmarks)
+    group_array = np.asarray(groups)
+    distances[group_array[:, None] == group_array[None, :]] = np.inf
+    return [[int(i) for i in np.argsort(row, kind="stable")[:count] if np.isfinite(row[i])] for row in distances]
