@@ -1,6 +1,7 @@
 """machine-text throughput: documents/s for ~512-token English documents, batched through the engine.
 
 Run by hand:  nice .venv/bin/python benchmarks/text.py [--docs 32] [--batch-size 16] [--threads 2] [--out FILE]
+              [--bundle DIR]   (another machine-text bundle, e.g. an older version checked out, to compare)
 Documents are human dev texts (../shared/data/dev, fast-detect-gpt xsum/writing) joined and cut to 512 SmolLM2
 tokens, so each is scored as 4 chunks of 128 tokens. Prints docs/s and chunks/s (and writes them to --out, which the
 model card quotes); models load before timing starts. The load average is reported: the machine is shared.
@@ -45,10 +46,11 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--bundle", type=Path, default=PROJECT_ROOT / "models/machine-text")
     parser.add_argument("--out", type=Path, help="also write the figures as JSON here (e.g. var/text/benchmark.json)")
     args = parser.parse_args()
     engine = Engine(EngineConfig(batch_size=args.batch_size, threads=args.threads, device="cpu"))
-    detector = MachineTextDetector(ModelBundle.load("machine-text", PROJECT_ROOT / "models/machine-text"),
+    detector = MachineTextDetector(ModelBundle.load("machine-text", args.bundle),
                                    engine.device)
     for module in detector.modules():
         module.eval()

@@ -189,6 +189,17 @@ def test_likelihood_only_statistics_match_the_full_pass(detector):
     assert full[:, width:].abs().sum() > 0 and quick[:, width:].abs().sum() == 0
 
 
+def _two_padded_rows(tokenizer) -> tuple[list[list[int]], torch.Tensor, torch.Tensor]:
+    """Token ids of a sentence and of a shorter one, and the two right-padded into one batch with its mask."""
+    rows = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in
+            ("The committee said on Monday that it would publish its report next week.", "Members declined.")]
+    ids = torch.zeros(2, len(rows[0]), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, row in enumerate(rows):
+        ids[i, :len(row)], mask[i, :len(row)] = torch.tensor(row), 1
+    return rows, ids, mask
+
+
 def test_chat_context_conditions_but_is_not_scored(detector):
     """With a chat context, each row's mean log-likelihood is that of its own tokens after the context, padded or not."""
     from detector.detectors.text.features import LIKELIHOOD_FEATURES, lm_statistics, read_context
@@ -197,12 +208,7 @@ def test_chat_context_conditions_but_is_not_scored(detector):
     lang = detector.languages["en"]
     context = chat_context_ids(lang.tokenizer, "Write about this topic.")
     assert lang.tokenizer.decode(context).rstrip().endswith("assistant")
-    rows = [lang.tokenizer(text, add_special_tokens=False)["input_ids"] for text in
-            ("The committee said on Monday that it would publish its report next week.", "Members declined.")]
-    ids = torch.zeros(2, len(rows[0]), dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, row in enumerate(rows):
-        ids[i, :len(row)], mask[i, :len(row)] = torch.tensor(row), 1
+    rows, ids, mask = _two_padded_rows(lang.tokenizer)
     with torch.inference_mode():
         batched = lm_statistics(lang.lm, ids, mask, needed=LIKELIHOOD_FEATURES,
                                 context=read_context(lang.lm, context))[:, 0]
@@ -213,3 +219,34 @@ def test_chat_context_conditions_but_is_not_scored(detector):
             assert abs(float(batched[i]) - float(own)) < 1e-3
         plain = lm_statistics(lang.lm, ids, mask, needed=LIKELIHOOD_FEATURES)[:, 0]
     assert not torch.allclose(batched, plain, atol=1e-2)
+
+
+def test_probe_reads_a_middle_layer_without_running_the_layers_above(detector):
+    """pooled_hidden stops the decoder early, yet gives the full model's layer output, averaged over each row's own
+    tokens (padding and the chat context excluded), and leaves the shared LM whole (config, layers, final norm)."""
+    from detector.detectors.text.features import pooled_hidden, read_context
+    from detector.detectors.text.lm import chat_context_ids
+
+    lang = detector.languages["en"]
+    depth = lang.lm.config.num_hidden_layers
+    context = chat_context_ids(lang.tokenizer, "Write about this topic.")
+    rows, ids, mask = _two_padded_rows(lang.tokenizer)
+    shared = read_context(lang.lm, context)
+    calls = []
+    hooks = [layer.register_forward_hook(lambda *_: calls.append(1)) for layer in lang.lm.model.layers]
+    try:
+        with torch.inference_mode():
+            pooled_hidden(lang.lm, ids, mask, [9], shared)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert len(calls) == 9                                       # layers 1..9, not 30
+    with torch.inference_mode():
+        pooled = pooled_hidden(lang.lm, ids, mask, [4, 9], shared)
+        assert pooled.shape == (2, 2, lang.lm.config.hidden_size)
+        for i, row in enumerate(rows):
+            states = lang.lm.model(input_ids=torch.tensor([context + row]), output_hidden_states=True).hidden_states
+            for j, layer in enumerate((4, 9)):
+                assert torch.allclose(pooled[i, j], states[layer][0, len(context):].mean(0), atol=1e-3)
+    assert lang.lm.config.num_hidden_layers == depth and len(lang.lm.model.layers) == depth
+    assert isinstance(lang.lm.model.norm, type(lang.lm.model.layers[0].input_layernorm))      # its norm is intact

@@ -68,9 +68,24 @@ def test_dev_split_holds_out_whole_generators_and_prompts():
             TextDoc("p2 human", 0, "fast-detect-gpt", "human-xsum", "en", "g2"),
             TextDoc("p2 opt", 1, "fast-detect-gpt", "opt-2.7b", "en", "g2"),
             TextDoc("s human", 0, "seqxgpt-doc", "human", "en", "s1")]
-    train, test = split_dev(docs)
+    train, test = split_dev(docs, shared_train_share=0.0)
     assert {d.text for d in train} == {"p2 human", "p2 opt"}
     assert {d.text for d in test} == {"p1 human", "p1 gpt4", "p1 opt", "s human"}
+
+
+def test_dev_split_trains_on_a_share_of_a_shared_generator_but_never_on_a_held_out_one():
+    docs = []
+    for group in range(200):
+        docs += [TextDoc(f"{group} human", 0, "fast-detect-gpt", "human-xsum", "en", f"g{group}"),
+                 TextDoc(f"{group} gpt4", 1, "fast-detect-gpt", "gpt-4", "en", f"g{group}"),
+                 TextDoc(f"{group} gpt35", 1, "fast-detect-gpt", "gpt-3.5-turbo", "en", f"g{group}")]
+    train, test = split_dev(docs, shared_train_share=0.5)
+    assert not any(d.generator == "gpt-4" for d in train)
+    assert not {d.group for d in train} & {d.group for d in test}          # a prompt stays on one side
+    shared_train = sum(d.generator == "gpt-3.5-turbo" for d in train)
+    assert 70 < shared_train < 130 and shared_train + sum(d.generator == "gpt-3.5-turbo" for d in test) == 200
+    assert {d.generator for d in test} == {"human-xsum", "gpt-4", "gpt-3.5-turbo"}
+    assert len(train) + len(test) == 600 - sum(d.generator == "gpt-4" for d in docs if d.group in {t.group for t in train})
 
 
 def test_wikipedia_markup_is_stripped_to_prose(tmp_path):

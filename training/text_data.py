@@ -204,14 +204,27 @@ def _content_group(corpus: str, text: str) -> str:
     return f"{corpus}:{hashlib.sha1(text.strip()[:40].encode()).hexdigest()[:12]}"
 
 
-def split_dev(docs: list[TextDoc], heldout_generators: tuple[str, ...] = ("gpt-4", "gpt-3.5-turbo"),
+def split_dev(docs: list[TextDoc], heldout_generators: tuple[str, ...] = ("gpt-4",),
+              shared_generators: tuple[str, ...] = ("gpt-3.5-turbo",), shared_train_share: float = 0.5,
               heldout_source: str = "seqxgpt-doc") -> tuple[list[TextDoc], list[TextDoc]]:
-    """(train, test): test holds a whole source, and every prompt group that contains a held-out generator, so the
-    chat generators and their prompts are unseen in training."""
-    heldout_groups = {d.group for d in docs if d.generator in heldout_generators}
-    test = [d for d in docs if d.source == heldout_source or d.group in heldout_groups]
-    chosen = {id(d) for d in test}
-    return [d for d in docs if id(d) not in chosen], test
+    """(train, test): test holds a whole source and the prompt groups of held-out and shared generators, except that
+    `shared_train_share` of the shared generators' groups (by hash) train instead, without their held-out
+    generators' documents. So a held-out generator is unseen, its prompts too, and a shared one is seen on other
+    prompts than those it is tested on."""
+    shared_groups = {d.group for d in docs if d.generator in shared_generators + heldout_generators}
+    to_train = {g for g in shared_groups if hash_share(g) < shared_train_share}
+    train, test = [], []
+    for doc in docs:
+        if doc.source == heldout_source or (doc.group in shared_groups and doc.group not in to_train):
+            test.append(doc)
+        elif doc.generator not in heldout_generators:
+            train.append(doc)
+    return train, test
+
+
+def hash_share(key: str) -> float:
+    """A stable pseudo-random number in [0, 1] per key."""
+    return int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
 
 
 def _prompt_key(text: str, words: int = 8) -> str:

@@ -1,4 +1,5 @@
-"""Per-chunk statistics of a causal LM over a text: likelihood, rank, entropy and Fast-DetectGPT curvature.
+"""Per-chunk readings of a causal LM over a text: likelihood, rank, entropy and Fast-DetectGPT curvature, and the
+mean of one layer's hidden states (what the LM probe reads).
 
 All statistics are per-token means or shares, never sums, so the number of tokens in a chunk (its length) is not a
 feature. Fast-DetectGPT's analytic conditional probability curvature (Bao et al., 2024) uses the same model for
@@ -7,10 +8,13 @@ sampling and scoring: (log p(x) - E[log p(x~)]) / sqrt(Var[log p(x~)]), here nor
 
 from __future__ import annotations
 
+import copy
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 from transformers import DynamicCache, PreTrainedModel
 
 LM_FEATURES = (
@@ -38,6 +42,16 @@ def read_context(model: PreTrainedModel, ids: Sequence[int]) -> LMContext:
                      output.last_hidden_state[:, -1:])
 
 
+def _with_context(context: LMContext, rows: int, attention_mask: torch.Tensor,
+                  layers: int | None = None) -> tuple[DynamicCache, torch.Tensor]:
+    """The context's keys and values (of the first `layers` layers) shared by `rows` chunks, and the chunks' mask
+    extended over the context."""
+    shared = DynamicCache()
+    for index, (keys, values) in enumerate(context.keys_values[:layers]):
+        shared.update(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1), index)
+    return shared, torch.cat([torch.ones(rows, len(context.ids), dtype=attention_mask.dtype), attention_mask], 1)
+
+
 def next_token_logits(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                       rows_per_head: int, context: LMContext | None = None) -> Iterator[tuple[int, torch.Tensor]]:
     """(first row, logits) per group of rows, for every position that predicts a token of `input_ids` (the first
@@ -45,10 +59,7 @@ def next_token_logits(model: PreTrainedModel, input_ids: torch.Tensor, attention
     262k) is the memory peak, so it runs on a few rows at a time."""
     if context is not None:
         rows = input_ids.shape[0]
-        shared = DynamicCache()
-        for index, (keys, values) in enumerate(context.keys_values):
-            shared.update(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1), index)
-        mask = torch.cat([torch.ones(rows, len(context.ids), dtype=attention_mask.dtype), attention_mask], 1)
+        shared, mask = _with_context(context, rows, attention_mask)
         hidden = model.model(input_ids=input_ids, attention_mask=mask, cache=shared, use_cache=True).last_hidden_state
         hidden = torch.cat([context.last_hidden.expand(rows, -1, -1), hidden[:, :-1]], 1)
     else:
@@ -59,6 +70,48 @@ def next_token_logits(model: PreTrainedModel, input_ids: torch.Tensor, attention
         if softcap:
             logits = torch.tanh(logits / softcap) * softcap
         yield start, logits
+
+
+_TRUNCATED: dict[tuple[int, int], nn.Module] = {}
+_TRUNCATED_LOCK = threading.Lock()
+
+
+def _first_layers(model: PreTrainedModel, layers: int) -> nn.Module:
+    """The LM's decoder running only its first `layers` layers and returning the last one's raw output: a shallow
+    copy sharing every weight, whose config stops the layer loop early (the decoder reads
+    `config.num_hidden_layers`) and whose final norm is an identity (in its own table of submodules, so the shared
+    LM keeps its norm)."""
+    with _TRUNCATED_LOCK:
+        key = (id(model), layers)
+        if key not in _TRUNCATED:
+            decoder = copy.copy(model.model)
+            decoder._modules = dict(model.model._modules)
+            decoder.norm = nn.Identity()
+            decoder.config = copy.copy(model.config)
+            decoder.config.num_hidden_layers = layers
+            _TRUNCATED[key] = decoder
+        return _TRUNCATED[key]
+
+
+def pooled_hidden(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor, layers: Sequence[int],
+                  context: LMContext | None = None) -> torch.Tensor:
+    """[B, len(layers), hidden]: the mean over each chunk's tokens of the output of decoder layer l (1-based, before
+    the final norm) for l in `layers`, after the context if any. Only the layers up to l run, and never the LM head:
+    a probe on a middle layer costs a fraction of the likelihood pass."""
+    weights = attention_mask.unsqueeze(-1).float()
+    count = weights.sum(1).clamp_min(1.0)
+    pooled = []
+    for layer in layers:
+        if not 1 <= layer <= model.config.num_hidden_layers:
+            raise ValueError(f"layer {layer}: the LM has layers 1 to {model.config.num_hidden_layers}")
+        decoder = _first_layers(model, layer)
+        if context is not None:
+            shared, mask = _with_context(context, input_ids.shape[0], attention_mask, layer)
+            hidden = decoder(input_ids=input_ids, attention_mask=mask, cache=shared, use_cache=True).last_hidden_state
+        else:
+            hidden = decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        pooled.append((hidden.float() * weights).sum(1) / count)
+    return torch.stack(pooled, 1)
 
 
 def lm_statistics(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -108,3 +161,20 @@ def _row_features(ll: torch.Tensor,
                    (rank <= 10).float().mean(), gap.mean(), gap.std(unbiased=False), curvature]
     features[:len(values)] = torch.stack([torch.as_tensor(v, dtype=torch.float32) for v in values])
     return features
+
+
+class LMProbe(nn.Module):
+    """A linear probe: the mean hidden state of one decoder layer of the (frozen, packaged) LM -> a logit. Trained on
+    chat-model answers against human writing, it reads what the LM represents about a text rather than how likely
+    the LM finds it."""
+
+    def __init__(self, lm: PreTrainedModel, layer: int):
+        super().__init__()
+        self.lm = lm
+        self.layer = int(layer)
+        self.classifier = nn.Linear(lm.config.hidden_size, 1)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                context: LMContext | None = None) -> torch.Tensor:
+        pooled = pooled_hidden(self.lm, input_ids, attention_mask, [self.layer], context)[:, 0]
+        return self.classifier(pooled).squeeze(-1)

@@ -1,10 +1,10 @@
-"""Machine-written text detector (English, Chinese): packaged causal-LM statistics, a packaged sentence encoder with
-a trained classifier, and hashed n-grams -> a small per-language head.
+"""Machine-written text detector (English, Chinese): packaged causal-LM statistics, a linear probe on the same LM's
+hidden states, a packaged sentence encoder with a trained classifier, and hashed n-grams -> a small per-language head.
 
 preprocess: detect the language, cut the text into sentence-aligned chunks, normalize typography, tokenize (for the
 LM and the encoder), and score each chunk's n-grams. forward: the language's LM gives per-chunk statistics
-(likelihood, rank, entropy, Fast-DetectGPT curvature) and its encoder classifier a logit; the language's head turns
-the inputs its config names into a logit. summarize: a token-weighted mean of chunk logits is the document's raw
+(likelihood, rank, entropy, Fast-DetectGPT curvature), its probe and its encoder classifier a logit each; the
+language's head turns the inputs its config names into a logit (only what the head reads is computed). summarize: a token-weighted mean of chunk logits is the document's raw
 score; chunk probabilities are the span evidence.
 """
 
@@ -22,12 +22,12 @@ from ...engine.interface import Detector, Finding, NotApplicable, Prepared
 from ...media.types import DecodedMedia, TextMedia
 from .chunking import Chunk, chunk_text
 from .encoder import EncoderClassifier, load_encoder
-from .features import LM_FEATURES, LMContext, lm_statistics, read_context
+from .features import LM_FEATURES, LMContext, LMProbe, lm_statistics, read_context
 from .lm import chat_context_ids, load_lm
 from .ngram import ngram_scores
 from .normalize import detect_language, normalize_typography
 
-HEAD_INPUTS = (*LM_FEATURES, "ngram_logit", "encoder_logit")
+HEAD_INPUTS = (*LM_FEATURES, "ngram_logit", "encoder_logit", "lm_probe_logit")
 ENCODER_MAX_TOKENS = 192         # word pieces per chunk for the sentence encoder (a 128-token LM chunk fits)
 
 
@@ -88,6 +88,7 @@ class _Language:
     lm_context: LMContext | None          # the chat template the LM reads before each chunk
     encoder: EncoderClassifier | None      # None: this language's head does not use the encoder (input 0)
     encoder_tokenizer: PreTrainedTokenizerBase | None
+    probe: LMProbe | None                  # None: this language's head does not use the LM probe (input 0)
     head: TextHead
     head_columns: list[int]               # which of HEAD_INPUTS the head reads
     ngram_coef: np.ndarray | None      # None: this language's head does not use the n-gram score (input 0)
@@ -126,6 +127,10 @@ class MachineTextDetector(Detector):
                     continue
                 encoder = EncoderClassifier(base, settings["encoder_layers"])
                 encoder.classifier.load_state_dict(_with_prefix(state, f"{code}.encoder."))
+            probe = None
+            if settings.get("probe_layer"):
+                probe = LMProbe(lm, settings["probe_layer"])
+                probe.classifier.load_state_dict(_with_prefix(state, f"{code}.probe."))
             head_inputs = settings.get("head_inputs", HEAD_INPUTS)
             uses_ngram = settings.get("ngram", True)
             head = TextHead(len(head_inputs), int(settings["hidden"]))
@@ -134,7 +139,7 @@ class MachineTextDetector(Detector):
             self.languages[code] = _Language(
                 code, settings.get("lm"), lm, tokenizer,
                 read_context(lm, context_ids) if context_ids else None,
-                encoder, encoder_tokenizer, head,
+                encoder, encoder_tokenizer, probe, head,
                 [HEAD_INPUTS.index(name) for name in head_inputs],
                 state[f"{code}.ngram_coef"].numpy() if uses_ngram else None,
                 float(state[f"{code}.ngram_bias"]) if uses_ngram else 0.0,
@@ -143,7 +148,8 @@ class MachineTextDetector(Detector):
         self.language_order = list(config["languages"])
 
     def modules(self) -> list[nn.Module]:
-        return [m for lang in self.languages.values() for m in (lang.lm, lang.encoder, lang.head) if m is not None]
+        return [m for lang in self.languages.values() for m in (lang.lm, lang.encoder, lang.probe, lang.head)
+                if m is not None]
 
     def preprocess(self, media: DecodedMedia) -> Prepared | NotApplicable:
         if not isinstance(media, TextMedia):
@@ -205,8 +211,13 @@ class MachineTextDetector(Detector):
                 encoder_width = int(encoder_mask.sum(-1).max())
                 encoder_logit = lang.encoder(batch["encoder_ids"][rows, :encoder_width],
                                              encoder_mask[:, :encoder_width])
+            if lang.probe is None:
+                probe_logit = torch.zeros(rows.numel(), device=out.device)
+            else:
+                probe_logit = lang.probe(batch["input_ids"][rows, :width], mask[:, :width], lang.lm_context)
             inputs = torch.cat([statistics.to(out.device), batch["ngram"][rows].unsqueeze(-1),
-                                encoder_logit.to(out.device).unsqueeze(-1)], dim=-1)
+                                encoder_logit.to(out.device).unsqueeze(-1), probe_logit.to(out.device).unsqueeze(-1)],
+                               dim=-1)
             out[rows, 0] = lang.head(inputs[:, lang.head_columns])
             out[rows, 1:] = inputs
         return out
