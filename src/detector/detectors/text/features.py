@@ -52,18 +52,30 @@ def _with_context(context: LMContext, rows: int, attention_mask: torch.Tensor,
     return shared, torch.cat([torch.ones(rows, len(context.ids), dtype=attention_mask.dtype), attention_mask], 1)
 
 
-def next_token_logits(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                      rows_per_head: int, context: LMContext | None = None) -> Iterator[tuple[int, torch.Tensor]]:
-    """(first row, logits) per group of rows, for every position that predicts a token of `input_ids` (the first
-    one only after a context, whose keys and values all rows share). The LM head over a large vocabulary (Gemma:
-    262k) is the memory peak, so it runs on a few rows at a time."""
+def _read_chunks(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                 context: LMContext | None, pooled_layer: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One pass of the whole decoder: the final hidden states that predict each scored token of `input_ids` (the
+    first one only after a context, whose keys and values all rows share), and the mean output of decoder layer
+    `pooled_layer` over each row's tokens (None when no layer is asked for)."""
+    capture = {"output_hidden_states": [pooled_layer]} if pooled_layer else {}
+    if pooled_layer:
+        _check_probe_layer(model, pooled_layer)
     if context is not None:
         rows = input_ids.shape[0]
         shared, mask = _with_context(context, rows, attention_mask)
-        hidden = model.model(input_ids=input_ids, attention_mask=mask, cache=shared, use_cache=True).last_hidden_state
-        hidden = torch.cat([context.last_hidden.expand(rows, -1, -1), hidden[:, :-1]], 1)
+        output = model.model(input_ids=input_ids, attention_mask=mask, cache=shared, use_cache=True, **capture)
+        hidden = torch.cat([context.last_hidden.expand(rows, -1, -1), output.last_hidden_state[:, :-1]], 1)
     else:
-        hidden = model.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, :-1]
+        output = model.model(input_ids=input_ids, attention_mask=attention_mask, **capture)
+        hidden = output.last_hidden_state[:, :-1]
+    pooled = _token_mean(output.hidden_states[pooled_layer], attention_mask) if pooled_layer else None
+    return hidden, pooled
+
+
+def _logits_in_groups(model: PreTrainedModel, hidden: torch.Tensor,
+                      rows_per_head: int) -> Iterator[tuple[int, torch.Tensor]]:
+    """(first row, next-token logits) per group of rows. The LM head over a large vocabulary (Gemma: 262k) is the
+    memory peak, so it runs on a few rows at a time."""
     softcap = getattr(model.config, "final_logit_softcapping", None)
     for start in range(0, hidden.shape[0], rows_per_head):
         logits = model.lm_head(hidden[start:start + rows_per_head]).float()
@@ -72,59 +84,76 @@ def next_token_logits(model: PreTrainedModel, input_ids: torch.Tensor, attention
         yield start, logits
 
 
-_TRUNCATED: dict[tuple[int, int], nn.Module] = {}
-_TRUNCATED_LOCK = threading.Lock()
+def _token_mean(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """[B, H]: the mean of hidden states [B, T, H] over each row's tokens (mask [B, T])."""
+    weights = attention_mask.unsqueeze(-1).float()
+    return (hidden.float() * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+
+
+def _check_probe_layer(model: PreTrainedModel, layer: int) -> None:
+    # the last layer's output is normed into the LM head's input, so its raw output is never read
+    if not 1 <= layer < model.config.num_hidden_layers:
+        raise ValueError(f"layer {layer}: a probe reads layers 1 to {model.config.num_hidden_layers - 1}")
+
+
+_FIRST_LAYERS_LOCK = threading.Lock()
 
 
 def _first_layers(model: PreTrainedModel, layers: int) -> nn.Module:
     """The LM's decoder running only its first `layers` layers and returning the last one's raw output: a shallow
     copy sharing every weight, whose config stops the layer loop early (the decoder reads
     `config.num_hidden_layers`) and whose final norm is an identity (in its own table of submodules, so the shared
-    LM keeps its norm)."""
-    with _TRUNCATED_LOCK:
-        key = (id(model), layers)
-        if key not in _TRUNCATED:
+    LM keeps its norm). Kept on the LM itself, so it lives and dies with it."""
+    with _FIRST_LAYERS_LOCK:
+        truncated = model.__dict__.setdefault("_detector_first_layers", {})
+        if layers not in truncated:
             decoder = copy.copy(model.model)
             decoder._modules = dict(model.model._modules)
             decoder.norm = nn.Identity()
             decoder.config = copy.copy(model.config)
             decoder.config.num_hidden_layers = layers
-            _TRUNCATED[key] = decoder
-        return _TRUNCATED[key]
+            truncated[layers] = decoder
+        return truncated[layers]
 
 
 def pooled_hidden(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor, layers: Sequence[int],
                   context: LMContext | None = None) -> torch.Tensor:
     """[B, len(layers), hidden]: the mean over each chunk's tokens of the output of decoder layer l (1-based, before
-    the final norm) for l in `layers`, after the context if any. Only the layers up to l run, and never the LM head:
-    a probe on a middle layer costs a fraction of the likelihood pass."""
-    weights = attention_mask.unsqueeze(-1).float()
-    count = weights.sum(1).clamp_min(1.0)
+    the final norm) for l in `layers`, after the context if any. Only the layers up to l run (one pass per layer),
+    and never the LM head: a probe on a middle layer costs a fraction of the likelihood pass."""
     pooled = []
     for layer in layers:
-        if not 1 <= layer <= model.config.num_hidden_layers:
-            raise ValueError(f"layer {layer}: the LM has layers 1 to {model.config.num_hidden_layers}")
+        _check_probe_layer(model, layer)
         decoder = _first_layers(model, layer)
         if context is not None:
             shared, mask = _with_context(context, input_ids.shape[0], attention_mask, layer)
             hidden = decoder(input_ids=input_ids, attention_mask=mask, cache=shared, use_cache=True).last_hidden_state
         else:
             hidden = decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        pooled.append((hidden.float() * weights).sum(1) / count)
+        pooled.append(_token_mean(hidden, attention_mask))
     return torch.stack(pooled, 1)
 
 
 def lm_statistics(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                   rows_per_head: int = 4, needed: Sequence[str] = LM_FEATURES,
                   context: LMContext | None = None) -> torch.Tensor:
-    """[B, len(LM_FEATURES)] for right-padded token ids [B, T] (T >= 2, or T >= 1 after a context). Features outside
-    `needed` may be 0: when only likelihood features are needed, the pass over the whole next-token distribution (half
-    the cost) is skipped. A `context` (read_context) comes before every row and conditions the scores without
-    being scored."""
+    """[B, len(LM_FEATURES)]: lm_readings' statistics."""
+    return lm_readings(model, input_ids, attention_mask, rows_per_head, needed, context)[0]
+
+
+def lm_readings(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                rows_per_head: int = 4, needed: Sequence[str] = LM_FEATURES, context: LMContext | None = None,
+                pooled_layer: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """([B, len(LM_FEATURES)] statistics, [B, hidden] mean output of decoder layer `pooled_layer` or None) for
+    right-padded token ids [B, T] (T >= 2, or T >= 1 after a context), from one pass of the LM: a probe read with
+    the statistics costs no second pass. Features outside `needed` may be 0: when only likelihood features are
+    needed, the pass over the whole next-token distribution (half the cost) is skipped. A `context` (read_context)
+    comes before every row and conditions the scores without being scored."""
     likelihood_only = set(needed) <= set(LIKELIHOOD_FEATURES)
     first = 1 if context is None else 0                    # the first token that gets a score
+    hidden, pooled = _read_chunks(model, input_ids, attention_mask, context, pooled_layer)
     rows = []
-    for offset, logits in next_token_logits(model, input_ids, attention_mask, rows_per_head, context):
+    for offset, logits in _logits_in_groups(model, hidden, rows_per_head):
         targets = input_ids[offset:offset + logits.shape[0], first:].unsqueeze(-1)
         mask = attention_mask[offset:offset + logits.shape[0], first:].bool()
         if likelihood_only:
@@ -141,7 +170,7 @@ def lm_statistics(model: PreTrainedModel, input_ids: torch.Tensor, attention_mas
         for i in range(token_ll.shape[0]):
             rows.append(_row_features(token_ll[i][mask[i]], (-expected_ll[i][mask[i]], variance_ll[i][mask[i]],
                                                              rank[i][mask[i]].float())))
-    return torch.stack(rows)
+    return torch.stack(rows), pooled
 
 
 def _row_features(ll: torch.Tensor,
@@ -174,7 +203,9 @@ class LMProbe(nn.Module):
         self.layer = int(layer)
         self.classifier = nn.Linear(lm.config.hidden_size, 1)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                context: LMContext | None = None) -> torch.Tensor:
-        pooled = pooled_hidden(self.lm, input_ids, attention_mask, [self.layer], context)[:, 0]
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, context: LMContext | None = None,
+                pooled: torch.Tensor | None = None) -> torch.Tensor:
+        """`pooled`: the layer's mean output if a statistics pass already read it (lm_readings), else one is run."""
+        if pooled is None:
+            pooled = pooled_hidden(self.lm, input_ids, attention_mask, [self.layer], context)[:, 0]
         return self.classifier(pooled).squeeze(-1)

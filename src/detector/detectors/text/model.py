@@ -3,9 +3,10 @@ hidden states, a packaged sentence encoder with a trained classifier, and hashed
 
 preprocess: detect the language, cut the text into sentence-aligned chunks, normalize typography, tokenize (for the
 LM and the encoder), and score each chunk's n-grams. forward: the language's LM gives per-chunk statistics
-(likelihood, rank, entropy, Fast-DetectGPT curvature), its probe and its encoder classifier a logit each; the
-language's head turns the inputs its config names into a logit (only what the head reads is computed). summarize: a token-weighted mean of chunk logits is the document's raw
-score; chunk probabilities are the span evidence.
+(likelihood, rank, entropy, Fast-DetectGPT curvature), its probe (read in the same pass) and its encoder
+classifier a logit each; the language's head turns the inputs its config names into a logit (only what the head
+reads is computed). summarize: a token-weighted mean of chunk logits is the document's raw score; chunk
+probabilities are the span evidence.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ...engine.interface import Detector, Finding, NotApplicable, Prepared
 from ...media.types import DecodedMedia, TextMedia
 from .chunking import Chunk, chunk_text
 from .encoder import EncoderClassifier, load_encoder
-from .features import LM_FEATURES, LMContext, LMProbe, lm_statistics, read_context
+from .features import LM_FEATURES, LMContext, LMProbe, lm_readings, read_context
 from .lm import chat_context_ids, load_lm
 from .ngram import ngram_scores
 from .normalize import detect_language, normalize_typography
@@ -199,11 +200,12 @@ class MachineTextDetector(Detector):
             mask = batch["attention_mask"][rows]
             width = int(mask.sum(-1).max())
             if lang.lm is None or not any(c < len(LM_FEATURES) for c in lang.head_columns):
-                statistics = torch.zeros(rows.numel(), len(LM_FEATURES))     # the head reads no LM statistic
+                statistics, pooled = torch.zeros(rows.numel(), len(LM_FEATURES)), None   # the head reads no statistic
             else:
-                statistics = lm_statistics(lang.lm, batch["input_ids"][rows, :width], mask[:, :width],
-                                           needed=[HEAD_INPUTS[c] for c in lang.head_columns],
-                                           context=lang.lm_context)
+                statistics, pooled = lm_readings(lang.lm, batch["input_ids"][rows, :width], mask[:, :width],
+                                                 needed=[HEAD_INPUTS[c] for c in lang.head_columns],
+                                                 context=lang.lm_context,
+                                                 pooled_layer=lang.probe.layer if lang.probe else None)
             if lang.encoder is None:
                 encoder_logit = torch.zeros(rows.numel(), device=out.device)
             else:
@@ -214,7 +216,7 @@ class MachineTextDetector(Detector):
             if lang.probe is None:
                 probe_logit = torch.zeros(rows.numel(), device=out.device)
             else:
-                probe_logit = lang.probe(batch["input_ids"][rows, :width], mask[:, :width], lang.lm_context)
+                probe_logit = lang.probe(batch["input_ids"][rows, :width], mask[:, :width], lang.lm_context, pooled)
             inputs = torch.cat([statistics.to(out.device), batch["ngram"][rows].unsqueeze(-1),
                                 encoder_logit.to(out.device).unsqueeze(-1), probe_logit.to(out.device).unsqueeze(-1)],
                                dim=-1)
