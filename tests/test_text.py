@@ -259,3 +259,17 @@ def test_probe_reads_a_middle_layer_without_running_the_layers_above(detector):
     assert isinstance(lang.lm.model.norm, type(lang.lm.model.layers[0].input_layernorm))      # its norm is intact
     with pytest.raises(ValueError, match="layers 1 to"):
         pooled_hidden(lang.lm, ids, mask, [depth])                   # the last layer's output is normed: not read
+
+
+def test_document_evaluation_scores_through_scan(detector):
+    """training.text_documents reads scores from `scan` (the served path): the same score as the detector's own
+    steps, and no score (NaN) for a text the detector refuses as too short."""
+    from training.text_documents import document_scores
+
+    text = ("The committee met on Tuesday to review the budget for the coming year. Members raised concerns about "
+            "the cost of the new library, which has grown by a third since the plans were approved. The chair said "
+            "the council would publish a revised estimate next month, after talks with the builders. Residents who "
+            "attended the meeting asked for the opening hours to be kept as they are. ") * 2
+    scores = document_scores([text, "Too short to judge."], BUNDLE.parent, batch_size=4, threads=1)
+    assert np.isnan(scores[1])
+    assert scores[0] == pytest.approx(score(detector, text, explain=False).score, abs=1e-5)

