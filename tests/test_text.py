@@ -135,6 +135,11 @@ def test_chinese_text_is_routed_to_the_chinese_model(detector):
     finding = score(detector, normalize_text(text))
     assert isinstance(finding, Finding) and finding.evidence["language"] == "zh"
     assert finding.evidence["spans"] and finding.evidence["tokens"] >= 80
+    # its own calibration, thresholds set on Chinese validation humans: a pooled one is set by English
+    zh, en = detector.languages["zh"].calibration, detector.languages["en"].calibration
+    assert finding.calibration is zh and zh is not en
+    assert finding.evidence["thresholds"]["synthetic"] == round(zh.synthetic_threshold, 4)
+    assert "(zh)" in zh.fitted_on and zh.target_fpr == en.target_fpr
 
 
 def test_held_out_dev_text_ranks_machine_above_human(detector, dev_data):
@@ -270,6 +275,8 @@ def test_document_evaluation_scores_through_scan(detector):
             "the cost of the new library, which has grown by a third since the plans were approved. The chair said "
             "the council would publish a revised estimate next month, after talks with the builders. Residents who "
             "attended the meeting asked for the opening hours to be kept as they are. ") * 2
-    scores = document_scores([text, "Too short to judge."], BUNDLE.parent, batch_size=4, threads=1)
-    assert np.isnan(scores[1])
-    assert scores[0] == pytest.approx(score(detector, text, explain=False).score, abs=1e-5)
+    scores, synthetic = document_scores([text, "Too short to judge."], BUNDLE.parent, batch_size=4, threads=1)
+    assert np.isnan(scores[1]) and not synthetic[1]
+    finding = score(detector, text, explain=False)
+    assert scores[0] == pytest.approx(finding.score, abs=1e-5)
+    assert synthetic[0] == (finding.score >= finding.calibration.synthetic_threshold)

@@ -5,7 +5,7 @@ of a generator is paired with a human document of its own prompt group, both typ
 and newlines collapsed, and the longer of the two cut to the length of the shorter (lengths matched, so length is no
 cue). Each text then goes through the real inference path (language routing, all chunks, the token-weighted
 document score, calibration) in batches. Per generator: AUROC, TPR at 1% FPR (threshold from that row's humans) and
-the share of each class over the shipped synthetic threshold.
+the share of each class given the verdict `synthetic`.
 
     nice .venv/bin/python -m training.text_documents --report var/text/report.json
 
@@ -65,35 +65,37 @@ def matched_pairs(docs: list[TextDoc], generator: str, per_generator: int, seed:
     return pairs
 
 
-def document_scores(texts: list[str], models_dir: Path, batch_size: int, threads: int) -> np.ndarray:
-    """Calibrated document scores from `scan`, the path every caller takes; NaN where the detector gives no score
-    (too short, another language)."""
+def document_scores(texts: list[str], models_dir: Path, batch_size: int, threads: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated document scores and whether the verdict is `synthetic`, from `scan`, the path every caller takes;
+    NaN where the detector gives no score (too short, another language)."""
     config = ScanConfig(models_dir=models_dir, engine=EngineConfig(batch_size=batch_size, threads=threads,
                                                                     device="cpu"))
     results = Scanner(config).scan(MediaInput.from_text(text, f"document-{i}") for i, text in enumerate(texts))
-    return np.array([np.nan if r.score is None else r.score for r in results])
+    return (np.array([np.nan if r.score is None else r.score for r in results]),
+            np.array([r.verdict == "synthetic" for r in results]))
 
 
 def evaluate_documents(test_docs: list[TextDoc], generators: list[str], per_generator: int, models_dir: Path,
-                       synthetic_threshold: float, seed: int = 0, batch_size: int = 16, threads: int = 2) -> dict:
+                       seed: int = 0, batch_size: int = 16, threads: int = 2) -> dict:
     pairs = {g: matched_pairs(test_docs, g, per_generator, seed) for g in generators}
     texts = sorted({text for rows in pairs.values() for pair in rows for text in pair[:2]})
-    scored = dict(zip(texts, document_scores(texts, models_dir, batch_size, threads)))
+    scored = dict(zip(texts, zip(*document_scores(texts, models_dir, batch_size, threads))))
     rows = []
     for generator, generator_pairs in pairs.items():
         labels = np.array([1, 0] * len(generator_pairs))
-        scores = np.array([scored[t] for pair in generator_pairs for t in pair[:2]])
+        scores = np.array([scored[t][0] for pair in generator_pairs for t in pair[:2]])
+        flagged = np.array([scored[t][1] for pair in generator_pairs for t in pair[:2]])
         lengths = [length for _, _, length in generator_pairs]
         judged = ~np.isnan(scores)
-        labels, scores = labels[judged], scores[judged]
-        flagged = scores >= synthetic_threshold
+        labels, scores, flagged = labels[judged], scores[judged], flagged[judged]
         rows.append({"generator": generator, "pairs": len(generator_pairs), "not_judged": int((~judged).sum()),
                      "median_length": int(np.median(lengths)) if lengths else 0,
                      **rounded(summary(labels, scores)),
                      "flagged_machine": round(float(flagged[labels == 1].mean()), 4),
                      "flagged_human": round(float(flagged[labels == 0].mean()), 4)})
         print(json.dumps(rows[-1]), flush=True)
-    return {"synthetic_threshold": synthetic_threshold, "per_generator": per_generator, "rows": rows}
+    return {"per_generator": per_generator, "rows": rows}
 
 
 def main() -> None:
@@ -106,11 +108,9 @@ def main() -> None:
     torch.set_num_threads(recipe["threads"])
     settings = recipe["documents"]
     _, test_docs = build_corpus(recipe, [])
-    calibration = json.loads((args.models_dir / "machine-text" / "calibration.json").read_text())
     report = json.loads(args.report.read_text())
     report["documents"] = evaluate_documents(test_docs, settings["generators"],
-                                             settings["per_generator"], args.models_dir,
-                                             calibration["synthetic_threshold"], recipe["seed"],
+                                             settings["per_generator"], args.models_dir, recipe["seed"],
                                              threads=recipe["threads"])
     args.report.write_text(json.dumps(report, indent=2, ensure_ascii=False))
 

@@ -139,7 +139,8 @@ class Scanner:
             result.verdict, result.reason, result.evidence = "not_applicable", outcome.reason, outcome.evidence
         elif isinstance(outcome, Finding):
             result.score = round(float(outcome.score), 6)
-            result.verdict = detector.calibration.verdict(result.score, self.config.synthetic_threshold,
+            calibration = outcome.calibration or detector.calibration
+            result.verdict = calibration.verdict(result.score, self.config.synthetic_threshold,
                                                           self.config.authentic_threshold)
             result.reason, result.evidence = outcome.reason, outcome.evidence
         return result

@@ -15,6 +15,7 @@ from torch import nn
 
 from ..media.types import DecodedMedia, Modality
 from .bundle import ModelBundle
+from .calibration import Calibration
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Finding:
     score: float                                 # calibrated probability that the content is synthetic
     evidence: dict = field(default_factory=dict)
     reason: str | None = None                    # e.g. why the verdict may be uncertain
+    calibration: Calibration | None = None       # the one that gave `score`, when not the detector's (per language)
 
 
 class Detector(ABC):

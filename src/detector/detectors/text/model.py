@@ -19,6 +19,7 @@ from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ...engine.bundle import ModelBundle
+from ...engine.calibration import Calibration
 from ...engine.interface import Detector, Finding, NotApplicable, Prepared
 from ...media.types import DecodedMedia, TextMedia
 from .chunking import Chunk, chunk_text
@@ -97,6 +98,7 @@ class _Language:
     min_tokens: int
     reliable_tokens: int
     chars_per_token: float
+    calibration: Calibration              # this language's scores and thresholds (its own validation humans)
 
 
 class MachineTextDetector(Detector):
@@ -145,7 +147,8 @@ class MachineTextDetector(Detector):
                 state[f"{code}.ngram_coef"].numpy() if uses_ngram else None,
                 float(state[f"{code}.ngram_bias"]) if uses_ngram else 0.0,
                 int(settings["min_tokens"]), int(settings["reliable_tokens"]),
-                float(settings["chars_per_token"]))
+                float(settings["chars_per_token"]),
+                Calibration(**settings["calibration"]) if settings.get("calibration") else self.calibration)
         self.language_order = list(config["languages"])
 
     def modules(self) -> list[nn.Module]:
@@ -230,9 +233,9 @@ class MachineTextDetector(Detector):
         logits = np.array([float(o[0]) for o in outputs])
         weights = np.array([len(c.token_ids) for c in chunks], dtype=np.float64)
         raw = float(np.average(logits, weights=weights))
-        score = float(self.calibration.probability(raw))
-        chunk_scores = self.calibration.probability(logits)
         lang = self.languages[context["language"]]
+        score = float(lang.calibration.probability(raw))
+        chunk_scores = lang.calibration.probability(logits)
         evidence = {
             "language": context["language"],
             "language_model": lang.lm_key,
@@ -240,6 +243,8 @@ class MachineTextDetector(Detector):
             "chunks_scored": len(chunks),
             "chunks_total": int(context["chunks_total"]),
             "raw_logit": round(raw, 4),
+            "thresholds": {"synthetic": round(lang.calibration.synthetic_threshold, 4),
+                           "authentic": round(lang.calibration.authentic_threshold, 4)},
             "spans": [{"start": c.chunk.start, "end": c.chunk.end, "tokens": len(c.token_ids),
                        "score": round(float(s), 4)} for c, s in zip(chunks, chunk_scores)],
         }
@@ -252,7 +257,7 @@ class MachineTextDetector(Detector):
                            "less reliable")
         if len(chunks) < context["chunks_total"]:
             reasons.append(f"long text: {len(chunks)} of {context['chunks_total']} chunks scored, evenly spread")
-        return Finding(score=score, evidence=evidence, reason="; ".join(reasons) or None)
+        return Finding(score=score, evidence=evidence, reason="; ".join(reasons) or None, calibration=lang.calibration)
 
 
 def _with_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
