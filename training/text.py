@@ -941,6 +941,10 @@ def _limits_section(report: dict) -> str:
   reviews and a classical novel. The test rows are held-out prompts of that same generator: in-distribution and
   optimistic for modern chat models (Qwen, DeepSeek), whose text no packaged model can generate here.
 - Short texts are weak: see `min_tokens` / `reliable_tokens` in config.json and the length table above.
+- 0.5.1 is 0.5.0's weights with thresholds per language. Under 0.5.0's one calibration, pooled over languages and so
+  set by English, Chinese documents scored about 0.4-0.8 against a 0.89 synthetic threshold: every Chinese text was
+  `uncertain`. English documents are now scored by an English-only fit (held-out gpt-4 documents flagged 0.60 ->
+  0.53, their humans 0.008 -> 0, same ranking).
 - English n-grams were tried as a head input in 0.1.0: held-out gpt-4 AUROC fell to 0.56 (n-grams alone 0.42).
 - Famous, much-quoted human text that the LM has memorized reads as likely to it: the opening chapter of Pride and
   Prejudice (`examples/`) scored about 0.5 (`uncertain`) under 0.4.0's likelihood head; with the probe, 0.25
