@@ -141,7 +141,7 @@ class Scanner:
             result.score = round(float(outcome.score), 6)
             calibration = outcome.calibration or detector.calibration
             result.verdict = calibration.verdict(result.score, self.config.synthetic_threshold,
-                                                          self.config.authentic_threshold)
+                                                 self.config.authentic_threshold)
             result.reason, result.evidence = outcome.reason, outcome.evidence
         return result
 
