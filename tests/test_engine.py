@@ -120,7 +120,7 @@ def test_device_selection_refuses_missing_cuda():
     assert Engine(EngineConfig(device="auto")).device.type == "cpu"
 
 
-@pytest.mark.parametrize("method", ["temperature", "platt", "isotonic"])
+@pytest.mark.parametrize("method", ["temperature", "platt", "isotonic", "logit"])
 def test_calibration_fit_round_trips_and_orders_scores(tmp_path, method):
     rng = np.random.default_rng(0)
     raw = np.concatenate([rng.normal(-2, 1, 500), rng.normal(2, 1, 500)])
@@ -135,6 +135,8 @@ def test_calibration_fit_round_trips_and_orders_scores(tmp_path, method):
     assert false_positive_rate <= 0.01
     assert loaded.authentic_threshold <= loaded.synthetic_threshold
     assert json.loads((tmp_path / "calibration.json").read_text())["target_fpr"] == 0.01
+    if method == "logit":                       # raw log-odds read as they are: only the thresholds were fitted
+        assert np.allclose(probs, 1 / (1 + np.exp(-raw)))
 
 
 def test_threshold_at_fpr_is_exact_on_ties():

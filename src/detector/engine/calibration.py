@@ -13,7 +13,7 @@ from typing import Literal
 
 import numpy as np
 
-Method = Literal["temperature", "platt", "isotonic"]
+Method = Literal["temperature", "platt", "isotonic", "logit"]   # logit: raw is already a calibrated log-odds
 Verdict = Literal["synthetic", "authentic", "uncertain"]
 
 
@@ -39,6 +39,8 @@ class Calibration:
             return _sigmoid(self.params["a"] * raw + self.params["b"])
         if self.method == "isotonic":
             return np.interp(raw, self.params["x"], self.params["y"])
+        if self.method == "logit":
+            return _sigmoid(raw)
         raise ValueError(f"unknown calibration method {self.method!r}")
 
     def verdict(self, probability: float, synthetic_threshold: float | None = None,
@@ -80,6 +82,8 @@ def fit(raw: np.ndarray, labels: np.ndarray, method: Method = "platt", target_fp
 
         iso = IsotonicRegression(out_of_bounds="clip", y_min=0.001, y_max=0.999).fit(raw, labels)
         params = {"x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist()}
+    elif method == "logit":      # the model calibrates itself (e.g. a head with its own Platt): thresholds only
+        params = {}
     else:
         raise ValueError(f"unknown calibration method {method!r}")
     calibration = Calibration(method=method, params=params, target_fpr=target_fpr, fitted_on=fitted_on)
