@@ -22,7 +22,7 @@ import torch
 from detector.config import PROJECT_ROOT, EngineConfig
 from detector.detectors.text.model import MachineTextDetector
 from detector.engine.bundle import ModelBundle
-from detector.engine.interface import Finding
+from detector.engine.interface import Finding, NotApplicable
 from detector.engine.runner import Engine, Job
 from detector.media.types import TextMedia
 
@@ -57,7 +57,10 @@ def main() -> None:
     texts = documents(args.docs, detector.languages["en"].tokenizer)
 
     def prepare(text: str) -> Job:
-        return Job(meta=None, detector=detector, prepared=detector.preprocess(TextMedia(text=text, encoding="direct")))
+        prepared = detector.preprocess(TextMedia(text=text, encoding="direct"))
+        if isinstance(prepared, NotApplicable):             # refused: the engine runs no model for it
+            return Job(meta=None)
+        return Job(meta=None, detector=detector, prepared=prepared)
 
     list(engine.run(texts[:2], prepare))                   # warm-up
     started, cpu_started = time.perf_counter(), time.process_time()
