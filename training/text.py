@@ -124,15 +124,19 @@ def first_chunks(docs: list[TextDoc], lang_settings: dict, tokenizer: PreTrained
     return out
 
 
-def _cached_lm_rows(token_lists: list[list[int] | None], lm_key: str, cache: FeatureCache, width: int,
-                    compute: Callable[[PreTrainedModel, torch.Tensor, torch.Tensor], torch.Tensor],
+def _cached_lm_rows(token_lists: list[list[int] | None], lm_key: str, cache_name: str, context: list[int] | None,
+                    width: int, compute: Callable[[PreTrainedModel, torch.Tensor, torch.Tensor, LMContext | None],
+                                                  torch.Tensor],
                     batch_size: int, label: str) -> np.ndarray:
-    """[N, width]: `compute(model, ids, mask)` per chunk (NaN rows where a document had no chunk), on right-padded
-    batches of the uncached chunks only (shortest first, so padding stays small)."""
+    """[N, width]: `compute(model, ids, mask, context)` per chunk (NaN rows where a document had no chunk), on
+    right-padded batches of the uncached chunks only (shortest first, so padding stays small). `context`:
+    chat-template ids read once before every chunk (`lm_context_prompt`); they are part of the cache's name."""
+    cache = FeatureCache(cache_name + (f"-context-{FeatureCache.key(context)[:12]}" if context else ""))
     missing = sorted({FeatureCache.key(t): t for t in token_lists if t and FeatureCache.key(t) not in
                       cache.values}.items(), key=lambda kv: len(kv[1]))
     if missing:
         model, _ = load_lm(lm_key)
+        shared_context = read_context(model, context) if context else None
         started = time.time()
         for start in range(0, len(missing), batch_size):
             batch = missing[start:start + batch_size]
@@ -143,7 +147,7 @@ def _cached_lm_rows(token_lists: list[list[int] | None], lm_key: str, cache: Fea
                 ids[row, :len(tokens)] = torch.tensor(tokens)
                 mask[row, :len(tokens)] = 1
             with torch.inference_mode():
-                values = compute(model, ids, mask)
+                values = compute(model, ids, mask, shared_context)
             for (key, _), row in zip(batch, values):
                 cache.add(key, [round(float(v), 6) for v in row])
             done = start + len(batch)
@@ -153,10 +157,6 @@ def _cached_lm_rows(token_lists: list[list[int] | None], lm_key: str, cache: Fea
     return np.array([cache.values[FeatureCache.key(t)] if t else nan for t in token_lists], dtype=np.float32)
 
 
-def _context_cache(name: str, context: list[int] | None) -> FeatureCache:
-    return FeatureCache(name + (f"-context-{FeatureCache.key(context)[:12]}" if context else ""))
-
-
 def lm_features(token_lists: list[list[int] | None], lm_key: str | None, chunk_tokens: int, batch_size: int = 4,
                 label: str = "", context: list[int] | None = None) -> np.ndarray:
     """[N, len(LM_FEATURES)] (NaN rows where a document had no chunk), computing only uncached chunks. `context`:
@@ -164,30 +164,25 @@ def lm_features(token_lists: list[list[int] | None], lm_key: str | None, chunk_t
     if lm_key is None:                                   # a language without an LM: the head ignores these
         return np.array([[0.0] * len(LM_FEATURES) if t else [float("nan")] * len(LM_FEATURES)
                          for t in token_lists], dtype=np.float32)
-    shared: dict[str, LMContext] = {}
 
-    def statistics(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        if context and "context" not in shared:
-            shared["context"] = read_context(model, context)
-        return lm_statistics(model, ids, mask, context=shared.get("context"))
-    return _cached_lm_rows(token_lists, lm_key, _context_cache(f"{lm_key}-{chunk_tokens}", context), len(LM_FEATURES),
-                           statistics, batch_size, label)
+    def statistics(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor,
+                   shared: LMContext | None) -> torch.Tensor:
+        return lm_statistics(model, ids, mask, context=shared)
+    return _cached_lm_rows(token_lists, lm_key, f"{lm_key}-{chunk_tokens}", context, len(LM_FEATURES), statistics,
+                           batch_size, label)
 
 
 def lm_pooled(token_lists: list[list[int] | None], lm_key: str, chunk_tokens: int, layers: list[int],
               context: list[int] | None, batch_size: int = 8, label: str = "") -> np.ndarray:
     """[N, len(layers), hidden]: the LM's mean hidden state per layer (features.pooled_hidden) of each chunk, after
     the chat context (NaN rows where a document had no chunk), computing only uncached chunks."""
-    model, _ = load_lm(lm_key)
-    hidden = model.config.hidden_size
-    shared: dict[str, LMContext] = {}
+    hidden = load_lm(lm_key)[0].config.hidden_size
 
-    def pooled(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        if context and "context" not in shared:
-            shared["context"] = read_context(model, context)
-        return pooled_hidden(model, ids, mask, layers, shared.get("context")).flatten(1)
-    cache = _context_cache(f"{lm_key}-{chunk_tokens}-pooled-{'-'.join(map(str, layers))}", context)
-    rows = _cached_lm_rows(token_lists, lm_key, cache, len(layers) * hidden, pooled, batch_size, label)
+    def pooled(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor,
+               shared: LMContext | None) -> torch.Tensor:
+        return pooled_hidden(model, ids, mask, layers, shared).flatten(1)
+    rows = _cached_lm_rows(token_lists, lm_key, f"{lm_key}-{chunk_tokens}-pooled-{'-'.join(map(str, layers))}",
+                           context, len(layers) * hidden, pooled, batch_size, label)
     return rows.reshape(len(token_lists), len(layers), hidden)
 
 
