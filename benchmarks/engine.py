@@ -8,7 +8,6 @@ decoded from JPEG files by the project's media decoder, so decoding and preproce
 from __future__ import annotations
 
 import argparse
-import io
 import tempfile
 import time
 from pathlib import Path
