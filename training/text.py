@@ -578,11 +578,11 @@ def main() -> None:
         path, lang = spec.rsplit(":", 1)
         external += list(read_m4_jsonl(Path(path), lang))
     train_docs, test_docs = build_corpus(recipe, external)
-    sample = recipe["sample"]
     report: dict = {"languages": {}}
     state: dict[str, torch.Tensor] = {}
     val_raw, val_labels, test_rows = [], [], []
     for lang, settings in recipe["languages"].items():
+        sample = {**recipe["sample"], **settings.get("sample", {})}
         lang_train = [d for d in train_docs if d.lang == lang]
         lang_test = [d for d in test_docs if d.lang == lang]
         if len({d.label for d in lang_train}) < 2:
@@ -1000,9 +1000,11 @@ def _limits_section(report: dict) -> str:
   Gemma alone) on the same held-out Qwen documents: whole-document AUROC 0.70, 8% of them flagged and as many of
   their humans. DeepSeek and other Chinese chat models are untested.
 - Modern human Chinese prose is the weak side: with the Debian Reference left out of fitting the n-grams reach
-  AUROC 0.65 on it, and at the shipped thresholds about a fifth of its held-out paragraphs are `synthetic`
-  (7% of all held-out human Chinese documents). The Chinese thresholds come from the first chunks of about 40
-  validation humans, too few to hold a 1% false-positive rate.
+  AUROC 0.65 on it. Chinese has no LM to pay for, so its head is fitted on every training document and its
+  thresholds rest on the first chunks of 138 validation humans: at them 1 of 37 held-out Debian Reference
+  paragraphs and 2 of 238 held-out human Chinese documents are `synthetic` (with the head on a 40-per-source
+  sample and 43 validation humans, as for English: 8 of 37 and 16 of 238), and about 60% of the held-out Qwen and
+  Gemma documents are.
 - Short texts are weak: see `min_tokens` / `reliable_tokens` in config.json and the length table above.
 - 0.5.1 is 0.5.0's weights with thresholds per language. Under 0.5.0's one calibration, pooled over languages and so
   set by English, Chinese documents scored about 0.4-0.8 against a 0.89 synthetic threshold: every Chinese text was
