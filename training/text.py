@@ -719,8 +719,8 @@ def main() -> None:
         config, state = keep_shipped_languages(bundle, shipped, config, state)
         if set(report["languages"]) != set(config["languages"]):      # the report lacks a language it ships
             args.report.with_suffix(".card.md").write_text(card)
-            print(f"{args.report} holds no figures for every shipped language: the shipped card is kept and this "
-                  f"run's card is in {args.report.with_suffix('.card.md')}; bring its sections over", flush=True)
+            print(f"{args.report} lacks the figures of a shipped language: the shipped card is kept and this run's "
+                  f"card is in {args.report.with_suffix('.card.md')}; bring its sections over", flush=True)
             card = (bundle / "card.md").read_text()
     export_bundle(args.models_dir, "machine-text", config=config, calibration=calibration, state_dict=state,
                   card=card, caveat=recipe.get("caveat"))
