@@ -359,7 +359,7 @@ def generate_corpus(out: Path, english_chat: int, english_continuation: int, chi
     else:
         humans = [d for d in dev_test if d.label == 0] + [d for d in packaged if hash_share(d.group) < heldout_share]
     english_humans = [d for d in humans if d.lang == "en"]
-    # every Chinese human source (news, reviews, novel) gets machine text, so source style is no shortcut
+    # every Chinese human source (news, reviews, novel, manual) gets machine text, so source style is no shortcut
     chinese_humans = [d for d in humans if d.lang == "zh"]
     jobs = [    # most useful first: chat answers, then Chinese (no machine Chinese in the dev set), then continuations
         (chat_lm, chat_prompts(english_humans, english_chat, rng), True, "en"),
