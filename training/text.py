@@ -687,13 +687,14 @@ def main() -> None:
         if ngram_model is not None:
             state[f"{lang}.ngram_coef"] = torch.tensor(ngram_model.coef_[0], dtype=torch.float32)
             state[f"{lang}.ngram_bias"] = torch.tensor(float(ngram_model.intercept_[0]))
-    calibration = fit_calibration(np.concatenate(val_raw), np.concatenate(val_labels), "logit",
-                                  target_fpr=recipe["target_fpr"],
-                                  fitted_on="head-validation groups of the training split (en + zh), first chunks")
     bundle = args.models_dir / "machine-text"
     shipped = (json.loads((bundle / "config.json").read_text())
                if args.languages and (bundle / "config.json").is_file() else None)
-    if shipped:             # retraining some languages: the pooled fallback stays the shipped one, fitted on all
+    if not shipped:
+        calibration = fit_calibration(np.concatenate(val_raw), np.concatenate(val_labels), "logit",
+                                      target_fpr=recipe["target_fpr"],
+                                      fitted_on="head-validation groups of the training split (en + zh), first chunks")
+    else:                   # retraining some languages: the pooled fallback stays the shipped one, fitted on all
         calibration = Calibration.load(bundle / "calibration.json")
         previous = json.loads(args.report.read_text()) if args.report.is_file() else {"languages": {}}
         report["languages"] = {**{k: v for k, v in previous["languages"].items() if k in shipped["languages"]},

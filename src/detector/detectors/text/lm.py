@@ -10,7 +10,6 @@ import hashlib
 import importlib
 import importlib.util
 import os
-import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +60,7 @@ def assemble_parts(parts: list[Path], target: Path, sha256: str) -> Path:
         if digest.hexdigest() != sha256:
             staging.unlink()
             raise RuntimeError(f"{target.name}: joined parts hash to {digest.hexdigest()}, expected {sha256}")
-        shutil.move(staging, target)
+        staging.rename(target)             # atomic, as for the converted model below
     return target
 
 
