@@ -2,9 +2,11 @@
 
 Run by hand:  nice .venv/bin/python benchmarks/text.py [--docs 32] [--batch-size 16] [--threads 2] [--out FILE]
               [--bundle DIR]   (another machine-text bundle, e.g. an older version checked out, to compare)
+              [--lm-precision float32|bfloat16]   (instead of the bundle's lm_precision)
 Documents are human dev texts (../shared/data/dev, fast-detect-gpt xsum/writing) joined and cut to 512 SmolLM2
-tokens, so each is scored as 4 chunks of 128 tokens. Prints docs/s and chunks/s (and writes them to --out, which the
-model card quotes); models load before timing starts. The load average is reported: the machine is shared.
+tokens, so each is scored as 4 chunks of 128 tokens. Prints docs/s and chunks/s (and writes them to --out; the
+model card quotes models/machine-text/benchmark*.json); models load before timing starts. The load average is
+reported: the machine is shared.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 import torch
 
 from detector.config import PROJECT_ROOT, EngineConfig
+from detector.detectors.text.lm import LM_PRECISIONS
 from detector.detectors.text.model import MachineTextDetector
 from detector.engine.bundle import ModelBundle
 from detector.engine.interface import Finding, NotApplicable
@@ -47,11 +50,15 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--bundle", type=Path, default=PROJECT_ROOT / "models/machine-text")
-    parser.add_argument("--out", type=Path, help="also write the figures as JSON here (e.g. var/text/benchmark.json)")
+    parser.add_argument("--lm-precision", choices=LM_PRECISIONS, help="instead of the bundle's config")
+    parser.add_argument("--out", type=Path,
+                        help="also write the figures as JSON here (e.g. models/machine-text/benchmark.json)")
     args = parser.parse_args()
     engine = Engine(EngineConfig(batch_size=args.batch_size, threads=args.threads, device="cpu"))
-    detector = MachineTextDetector(ModelBundle.load("machine-text", args.bundle),
-                                   engine.device)
+    bundle = ModelBundle.load("machine-text", args.bundle)
+    if args.lm_precision:
+        bundle.config["lm_precision"] = args.lm_precision
+    detector = MachineTextDetector(bundle, engine.device)
     for module in detector.modules():
         module.eval()
     texts = documents(args.docs, detector.languages["en"].tokenizer)
@@ -72,6 +79,7 @@ def main() -> None:
                "docs_per_s": round(len(texts) / seconds, 3), "chunks_per_s": round(chunks / seconds, 3),
                "cpu_seconds": round(cpu, 2), "docs_per_cpu_s": round(len(texts) / cpu, 3),
                "load_average": round(os.getloadavg()[0], 2), "version": detector.version,
+               "lm_precision": detector.lm_precision,
                "command": "benchmarks/text.py " + " ".join(sys.argv[1:])}
     print(json.dumps(figures))
     if args.out:

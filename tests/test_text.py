@@ -266,6 +266,33 @@ def test_probe_reads_a_middle_layer_without_running_the_layers_above(detector):
         pooled_hidden(lang.lm, ids, mask, [depth])                   # the last layer's output is normed: not read
 
 
+def test_bfloat16_lm_passes_stay_close_to_float32(detector):
+    """lm_autocast runs bfloat16 only where the hardware computes it natively; there, the readings the English head
+    takes (mean log-likelihood, a probe layer's mean state, after a context read at the same precision) barely move."""
+    from detector.detectors.text.features import LIKELIHOOD_FEATURES, lm_readings, read_context
+    from detector.detectors.text.lm import chat_context_ids, lm_autocast
+
+    cpu = torch.device("cpu")
+    with pytest.raises(ValueError, match="precision"):
+        lm_autocast("float16", cpu)
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert isinstance(lm_autocast("bfloat16", cpu), torch.autocast) == native
+    assert not isinstance(lm_autocast("float32", cpu), torch.autocast)
+    lang = detector.languages["en"]
+    context = chat_context_ids(lang.tokenizer, "Write about this topic.")
+    _, ids, mask = _two_padded_rows(lang.tokenizer)
+    readings = {}
+    with torch.inference_mode():
+        for precision in ("float32", "bfloat16"):
+            readings[precision] = lm_readings(lang.lm, ids, mask, needed=LIKELIHOOD_FEATURES, pooled_layer=9,
+                                              context=read_context(lang.lm, context, precision), precision=precision)
+    (statistics, pooled), (statistics_bf16, pooled_bf16) = readings.values()
+    assert (statistics_bf16[:, 0] - statistics[:, 0]).abs().max() < 0.05          # nats per token
+    assert torch.nn.functional.cosine_similarity(pooled, pooled_bf16).min() > 0.999
+    assert pooled_bf16.dtype == torch.float32
+    assert torch.equal(statistics, statistics_bf16) != native                    # bfloat16 ran where it is native
+
+
 def test_document_evaluation_scores_through_scan(detector):
     """training.text_documents reads scores from `scan` (the served path): the same score as the detector's own
     steps, and no score (NaN) for a text the detector refuses as too short."""

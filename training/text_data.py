@@ -313,38 +313,47 @@ def continuation_prompts(humans: list[TextDoc], count: int, rng: random.Random, 
 _QA_FORMAT = {"zh": ("问：{}\n答：", "问：")}      # a question-answer transcript: the prompt, the next turn
 
 
+def generation_input(kind: str, lang: str, prompt: str, tokenizer) -> str:
+    """What the LM reads for a prompt of this `kind` (see generate)."""
+    if kind == "chat":
+        return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                             add_generation_prompt=True)
+    return _QA_FORMAT[lang][0].format(prompt) if kind == "qa" else prompt
+
+
+def kept_text(kind: str, lang: str, prompt: str, generated: str) -> str:
+    """The machine text a generation yields: a chat answer; a qa answer up to the next question the LM goes on to
+    ask itself; or the prompt with its continuation."""
+    answer = generated.strip()
+    if kind == "qa":
+        return answer.split(_QA_FORMAT[lang][1])[0].strip()
+    return f"{prompt}{'' if lang == 'zh' else ' '}{answer}" if kind == "continuation" else answer
+
+
 def generate(lm_key: str, prompts: list[tuple[str, TextDoc]], *, kind: str, lang: str, max_new_tokens: int,
-             batch_size: int, seed: int, temperature: float = 0.8, log_every: int = 1) -> Iterator[TextDoc]:
+             batch_size: int, seed: int, temperature: float = 0.8, log_every: int = 1,
+             precision: str = "float32") -> Iterator[TextDoc]:
     """Sampled generations (top-p 0.95) for prompts, batched with left padding. `kind`: "chat" (the LM's chat
     template; the answer is kept), "continuation" (prompt and continuation are kept) or "qa" (a base LM answers the
-    request written as a question-answer transcript; the answer is kept, up to the next question)."""
+    request written as a question-answer transcript; the answer is kept, up to the next question). `precision`:
+    lm.lm_autocast (sampling, so it only changes which text comes out)."""
     import torch
 
-    from detector.detectors.text.lm import load_lm
+    from detector.detectors.text.lm import lm_autocast, load_lm
 
     model, tokenizer = load_lm(lm_key)
     tokenizer.padding_side = "left"
     torch.manual_seed(seed)
-    chat = kind == "chat"
     started = time.time()
     for start in range(0, len(prompts), batch_size):
         batch = prompts[start:start + batch_size]
-        if chat:
-            texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
-                                                   add_generation_prompt=True) for p, _ in batch]
-        elif kind == "qa":
-            texts = [_QA_FORMAT[lang][0].format(p) for p, _ in batch]
-        else:
-            texts = [p for p, _ in batch]
-        encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not chat)
-        with torch.inference_mode():
+        texts = [generation_input(kind, lang, p, tokenizer) for p, _ in batch]
+        encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=kind != "chat")
+        with torch.inference_mode(), lm_autocast(precision, model.device):
             output = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature,
                                     top_p=0.95, repetition_penalty=1.1, pad_token_id=tokenizer.pad_token_id)
         for (prompt, human), row in zip(batch, output[:, encoded["input_ids"].shape[1]:]):
-            answer = tokenizer.decode(row, skip_special_tokens=True).strip()
-            if kind == "qa":
-                answer = answer.split(_QA_FORMAT[lang][1])[0].strip()
-            text = answer if kind != "continuation" else f"{prompt}{'' if lang == 'zh' else ' '}{answer}"
+            text = kept_text(kind, lang, prompt, tokenizer.decode(row, skip_special_tokens=True))
             yield TextDoc(text, 1, "generated", f"{lm_key}-{kind}", lang, human.group)
         if (start // batch_size) % log_every == 0:
             print(f"{lm_key} {kind} {start + len(batch)}/{len(prompts)} {time.time() - started:.0f}s", flush=True)
@@ -353,7 +362,7 @@ def generate(lm_key: str, prompts: list[tuple[str, TextDoc]], *, kind: str, lang
 def generate_corpus(out: Path, english_chat: int, english_continuation: int, chinese_continuation: int,
                     max_new_tokens: int, batch_size: int, seed: int, threads: int = 1, temperature: float = 0.8,
                     chinese_chat: int = 0, chat_lm: str = "smollm2-135m-instruct",
-                    heldout_share: float | None = None, chinese_qa: int = 0) -> None:
+                    heldout_share: float | None = None, chinese_qa: int = 0, precision: str = "float32") -> None:
     """Append generations to `out` (JSONL of TextDoc). Prompts come from the training side's human texts, or with
     `heldout_share` only from held-out ones (the dev test split, and local groups whose hash share is under it: the
     recipe's generated_test_share), so that a generator never trained on gets an evaluation of its own."""
@@ -384,7 +393,7 @@ def generate_corpus(out: Path, english_chat: int, english_continuation: int, chi
             if not prompts:
                 continue
             for doc in generate(lm_key, prompts, kind=kind, lang=lang, max_new_tokens=max_new_tokens,
-                                batch_size=batch_size, seed=seed, temperature=temperature):
+                                batch_size=batch_size, seed=seed, temperature=temperature, precision=precision):
                 fh.write(json.dumps(asdict(doc), ensure_ascii=False) + "\n")
                 fh.flush()
 
@@ -395,6 +404,7 @@ def read_jsonl(path: Path) -> list[TextDoc]:
 
 
 def main(argv: Iterable[str] | None = None) -> None:
+    from detector.detectors.text.lm import LM_PRECISIONS
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="generate machine text with the packaged LMs")
@@ -414,10 +424,12 @@ def main(argv: Iterable[str] | None = None) -> None:
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--threads", type=int, default=1)
     gen.add_argument("--temperature", type=float, default=0.8)
+    gen.add_argument("--precision", choices=LM_PRECISIONS, default="float32",
+                     help="bfloat16: faster where the hardware computes it natively (detector.detectors.text.lm)")
     args = parser.parse_args(list(argv) if argv is not None else None)
     generate_corpus(args.out, args.english_chat, args.english_continuation, args.chinese_continuation,
                     args.max_new_tokens, args.batch_size, args.seed, args.threads, args.temperature,
-                    args.chinese_chat, args.chat_lm, args.heldout_prompts, args.chinese_qa)
+                    args.chinese_chat, args.chat_lm, args.heldout_prompts, args.chinese_qa, args.precision)
 
 
 if __name__ == "__main__":

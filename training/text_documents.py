@@ -7,9 +7,10 @@ cue). Each text then goes through the real inference path (language routing, all
 document score, calibration) in batches. Per generator and language: AUROC, TPR at 1% FPR (threshold from that row's
 humans) and the share of each class given the verdict `synthetic`.
 
-    nice .venv/bin/python -m training.text_documents --report var/text/report.json
+    nice .venv/bin/python -m training.text_documents
 
-adds report["documents"] (the model card renders it: `python -m training.text --card-only --report ...`).
+adds report["documents"] to the bundle's report.json (the model card renders it: `python -m training.text
+--card-only`).
 """
 
 from __future__ import annotations
@@ -105,10 +106,11 @@ def evaluate_documents(test_docs: list[TextDoc], generators: list[str], per_gene
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=PROJECT_ROOT / "training/configs/text.yaml")
-    parser.add_argument("--report", type=Path, default=PROJECT_ROOT / "var/text/report.json")
     parser.add_argument("--models-dir", type=Path, default=PROJECT_ROOT / "models")
+    parser.add_argument("--report", type=Path, help="default: the bundle's report.json (in --models-dir)")
     parser.add_argument("--generators", nargs="+", help="instead of the config's documents.generators")
     args = parser.parse_args()
+    args.report = args.report or args.models_dir / "machine-text" / "report.json"
     recipe = read_config(args.config)
     torch.set_num_threads(recipe["threads"])
     settings = recipe["documents"]

@@ -4,6 +4,7 @@ mean of one layer's hidden states (what the LM probe reads).
 All statistics are per-token means or shares, never sums, so the number of tokens in a chunk (its length) is not a
 feature. Fast-DetectGPT's analytic conditional probability curvature (Bao et al., 2024) uses the same model for
 sampling and scoring: (log p(x) - E[log p(x~)]) / sqrt(Var[log p(x~)]), here normalized per token.
+Every LM pass takes a `precision` (lm.lm_autocast); a context must be read at the precision of the passes after it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from transformers import DynamicCache, PreTrainedModel
+
+from .lm import lm_autocast
 
 LM_FEATURES = (
     "log_likelihood_mean", "log_likelihood_std", "log_likelihood_q10", "log_likelihood_q25", "log_likelihood_q50",
@@ -36,8 +39,9 @@ class LMContext:
 
 
 @torch.no_grad()
-def read_context(model: PreTrainedModel, ids: Sequence[int]) -> LMContext:
-    output = model.model(input_ids=torch.tensor([list(ids)]), use_cache=True)
+def read_context(model: PreTrainedModel, ids: Sequence[int], precision: str = "float32") -> LMContext:
+    with lm_autocast(precision, model.device):
+        output = model.model(input_ids=torch.tensor([list(ids)], device=model.device), use_cache=True)
     return LMContext(tuple(ids), tuple((layer.keys, layer.values) for layer in output.cache.layers),
                      output.last_hidden_state[:, -1:])
 
@@ -72,13 +76,14 @@ def _read_chunks(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask
     return hidden, pooled
 
 
-def _logits_in_groups(model: PreTrainedModel, hidden: torch.Tensor,
-                      rows_per_head: int) -> Iterator[tuple[int, torch.Tensor]]:
+def _logits_in_groups(model: PreTrainedModel, hidden: torch.Tensor, rows_per_head: int,
+                      precision: str) -> Iterator[tuple[int, torch.Tensor]]:
     """(first row, next-token logits) per group of rows. The LM head over a large vocabulary (Gemma: 262k) is the
     memory peak, so it runs on a few rows at a time."""
     softcap = getattr(model.config, "final_logit_softcapping", None)
     for start in range(0, hidden.shape[0], rows_per_head):
-        logits = model.lm_head(hidden[start:start + rows_per_head]).float()
+        with lm_autocast(precision, hidden.device):
+            logits = model.lm_head(hidden[start:start + rows_per_head]).float()
         if softcap:
             logits = torch.tanh(logits / softcap) * softcap
         yield start, logits
@@ -117,7 +122,7 @@ def _first_layers(model: PreTrainedModel, layers: int) -> nn.Module:
 
 
 def pooled_hidden(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor, layers: Sequence[int],
-                  context: LMContext | None = None) -> torch.Tensor:
+                  context: LMContext | None = None, precision: str = "float32") -> torch.Tensor:
     """[B, len(layers), hidden]: the mean over each chunk's tokens of the output of decoder layer l (1-based, before
     the final norm) for l in `layers`, after the context if any. Only the layers up to l run (one pass per layer),
     and never the LM head: a probe on a middle layer costs a fraction of the likelihood pass."""
@@ -125,25 +130,28 @@ def pooled_hidden(model: PreTrainedModel, input_ids: torch.Tensor, attention_mas
     for layer in layers:
         _check_probe_layer(model, layer)
         decoder = _first_layers(model, layer)
-        if context is not None:
-            shared, mask = _with_context(context, input_ids.shape[0], attention_mask, layer)
-            hidden = decoder(input_ids=input_ids, attention_mask=mask, cache=shared, use_cache=True).last_hidden_state
-        else:
-            hidden = decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        with lm_autocast(precision, input_ids.device):
+            if context is not None:
+                shared, mask = _with_context(context, input_ids.shape[0], attention_mask, layer)
+                hidden = decoder(input_ids=input_ids, attention_mask=mask, cache=shared,
+                                 use_cache=True).last_hidden_state
+            else:
+                hidden = decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         pooled.append(_token_mean(hidden, attention_mask))
     return torch.stack(pooled, 1)
 
 
 def lm_statistics(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                   rows_per_head: int = 4, needed: Sequence[str] = LM_FEATURES,
-                  context: LMContext | None = None) -> torch.Tensor:
+                  context: LMContext | None = None, precision: str = "float32") -> torch.Tensor:
     """[B, len(LM_FEATURES)]: lm_readings' statistics."""
-    return lm_readings(model, input_ids, attention_mask, rows_per_head, needed, context)[0]
+    return lm_readings(model, input_ids, attention_mask, rows_per_head, needed, context, precision=precision)[0]
 
 
 def lm_readings(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 rows_per_head: int = 4, needed: Sequence[str] = LM_FEATURES, context: LMContext | None = None,
-                pooled_layer: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                pooled_layer: int | None = None,
+                precision: str = "float32") -> tuple[torch.Tensor, torch.Tensor | None]:
     """([B, len(LM_FEATURES)] statistics, [B, hidden] mean output of decoder layer `pooled_layer` or None) for
     right-padded token ids [B, T] (T >= 2, or T >= 1 after a context), from one pass of the LM: a probe read with
     the statistics costs no second pass. Features outside `needed` may be 0: when only likelihood features are
@@ -151,9 +159,10 @@ def lm_readings(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask:
     comes before every row and conditions the scores without being scored."""
     likelihood_only = set(needed) <= set(LIKELIHOOD_FEATURES)
     first = 1 if context is None else 0                    # the first token that gets a score
-    hidden, pooled = _read_chunks(model, input_ids, attention_mask, context, pooled_layer)
+    with lm_autocast(precision, input_ids.device):
+        hidden, pooled = _read_chunks(model, input_ids, attention_mask, context, pooled_layer)
     rows = []
-    for offset, logits in _logits_in_groups(model, hidden, rows_per_head):
+    for offset, logits in _logits_in_groups(model, hidden, rows_per_head, precision):
         targets = input_ids[offset:offset + logits.shape[0], first:].unsqueeze(-1)
         mask = attention_mask[offset:offset + logits.shape[0], first:].bool()
         if likelihood_only:
@@ -197,15 +206,16 @@ class LMProbe(nn.Module):
     chat-model answers against human writing, it reads what the LM represents about a text rather than how likely
     the LM finds it."""
 
-    def __init__(self, lm: PreTrainedModel, layer: int):
+    def __init__(self, lm: PreTrainedModel, layer: int, precision: str = "float32"):
         super().__init__()
         self.lm = lm
         self.layer = int(layer)
+        self.precision = precision
         self.classifier = nn.Linear(lm.config.hidden_size, 1)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, context: LMContext | None = None,
                 pooled: torch.Tensor | None = None) -> torch.Tensor:
         """`pooled`: the layer's mean output if a statistics pass already read it (lm_readings), else one is run."""
         if pooled is None:
-            pooled = pooled_hidden(self.lm, input_ids, attention_mask, [self.layer], context)[:, 0]
+            pooled = pooled_hidden(self.lm, input_ids, attention_mask, [self.layer], context, self.precision)[:, 0]
         return self.classifier(pooled).squeeze(-1)

@@ -110,6 +110,7 @@ class MachineTextDetector(Detector):
         config = bundle.config
         self.chunk_tokens = int(config["chunk_tokens"])
         self.max_chunks = int(config["max_chunks"])
+        self.lm_precision = config.get("lm_precision", "float32")     # lm.lm_autocast: how the LMs run
         state = bundle.state_dict()
         self.languages: dict[str, _Language] = {}
         self.unavailable: dict[str, str] = {}
@@ -132,7 +133,7 @@ class MachineTextDetector(Detector):
                 encoder.classifier.load_state_dict(_with_prefix(state, f"{code}.encoder."))
             probe = None
             if settings.get("probe_layer"):
-                probe = LMProbe(lm, settings["probe_layer"])
+                probe = LMProbe(lm, settings["probe_layer"], self.lm_precision)
                 probe.classifier.load_state_dict(_with_prefix(state, f"{code}.probe."))
             head_inputs = settings.get("head_inputs", HEAD_INPUTS)
             uses_ngram = settings.get("ngram", True)
@@ -141,7 +142,7 @@ class MachineTextDetector(Detector):
             context_ids = chat_context_ids(tokenizer, settings.get("lm_context_prompt"))
             self.languages[code] = _Language(
                 code, settings.get("lm"), lm, tokenizer,
-                read_context(lm, context_ids) if context_ids else None,
+                read_context(lm, context_ids, self.lm_precision) if context_ids else None,
                 encoder, encoder_tokenizer, probe, head,
                 [HEAD_INPUTS.index(name) for name in head_inputs],
                 state[f"{code}.ngram_coef"].numpy() if uses_ngram else None,
@@ -208,7 +209,8 @@ class MachineTextDetector(Detector):
                 statistics, pooled = lm_readings(lang.lm, batch["input_ids"][rows, :width], mask[:, :width],
                                                  needed=[HEAD_INPUTS[c] for c in lang.head_columns],
                                                  context=lang.lm_context,
-                                                 pooled_layer=lang.probe.layer if lang.probe else None)
+                                                 pooled_layer=lang.probe.layer if lang.probe else None,
+                                                 precision=self.lm_precision)
             if lang.encoder is None:
                 encoder_logit = torch.zeros(rows.numel(), device=out.device)
             else:
