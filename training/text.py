@@ -397,7 +397,7 @@ def probe_stage(lang: str, pool: list[TextDoc], recipe: dict, context: list[int]
     for index, layer in enumerate(options["layers"]):
         for c in options["c_grid"]:
             per_generator = {}
-            for generator in options["machine_generators"]:
+            for generator in sorted(set(generators[labels == 1])):      # those with answers in this pool
                 fit_rows = ~held_humans & (generators != generator)
                 judged = held_humans | (generators == generator)
                 weight, bias = _linear_fit(pooled[fit_rows, index], labels[fit_rows], c)
@@ -569,8 +569,7 @@ def main() -> None:
         card = render_card(json.loads(args.report.read_text()), recipe, args)
         (args.models_dir / "machine-text" / "card.md").write_text(card)
         return
-    if args.languages:
-        recipe["languages"] = {k: v for k, v in recipe["languages"].items() if k in args.languages}
+    trained = args.languages or list(recipe["languages"])     # the others ship as they are (keep_shipped_languages)
     torch.set_num_threads(recipe["threads"])
     seed_everything(recipe["seed"])
     external: list[TextDoc] = []
@@ -587,6 +586,8 @@ def main() -> None:
     state: dict[str, torch.Tensor] = {}
     val_raw, val_labels, test_rows = [], [], []
     for lang, settings in recipe["languages"].items():
+        if lang not in trained:
+            continue
         sample = {**recipe["sample"], **settings.get("sample", {})}
         lang_train = [d for d in train_docs if d.lang == lang]
         lang_test = [d for d in test_docs if d.lang == lang]
@@ -719,7 +720,7 @@ def main() -> None:
                              "probe_layer": report["languages"][lang].get("probe_layer"),
                              "head_inputs": report["languages"][lang]["head_inputs"],
                              "calibration": report["languages"][lang]["calibration"]}
-                      for lang, s in recipe["languages"].items() if lang in report["languages"]},
+                      for lang, s in recipe["languages"].items() if lang in trained and lang in report["languages"]},
     }
     card = render_card(report, recipe, args)
     if shipped:
@@ -909,8 +910,13 @@ nice .venv/bin/python -m training.text_data generate --english-chat 64 --english
 nice .venv/bin/python -m training.text_data generate --english-chat 0 --english-continuation 0 \\
     --chinese-continuation 0 --chinese-qa 128 --batch-size 16 --max-new-tokens 160 --seed 31 --threads 2 \\
     --out var/text/generated_zh_qa.jsonl
+nice .venv/bin/python -m training.text_data generate --english-chat 112 --english-continuation 0 \\
+    --chinese-continuation 0 --chat-lm qwen2.5-coder-1.5b-instruct --batch-size 16 --max-new-tokens 160 --seed 42 \\
+    --threads 2 --precision bfloat16 --out var/text/generated_qwen_en.jsonl
 nice .venv/bin/python -m training.text --config training/configs/text.yaml {extra}
 ```
+(0.7.0's `generated_qwen_en.jsonl` also holds the first 16 answers of the same command at `--seed 41`, float32,
+stopped there for the faster bfloat16 run.)
 The last command trains, evaluates (these tables, also in report.json here) and exports this folder (generation
 is sampled: reruns give other text). `python -m training.text_documents` then scores whole held-out documents with
 the exported bundle, and `python -m training.text --card-only` adds that table here. Human corpora need
@@ -950,8 +956,8 @@ typography-normalized with whitespace and newlines collapsed, and the longer cut
 Chinese: characters); every text then goes through `scan`, all chunks and the shipped calibration. "not judged":
 texts under `min_tokens`, which get `not_applicable` and are left out of AUROC and TPR. TPR at 1% FPR uses a
 threshold set on that row's humans; "flagged" is the share of each class given the verdict `synthetic` (the
-shipped thresholds). gpt-4, llama (seqxgpt-doc) and Qwen2.5-Coder-1.5B-Instruct in English are unseen generators;
-gpt-3.5-turbo, SmolLM2 chat, Gemma continuations and answers, and Qwen2.5-Coder in Chinese are seen generators on
+shipped thresholds). gpt-4 and llama (seqxgpt-doc) are unseen generators; gpt-3.5-turbo, SmolLM2 chat, Gemma
+continuations and answers, and Qwen2.5-Coder (English since 0.7.0, Chinese since 0.6.0) are seen generators on
 held-out prompts.
 `nice .venv/bin/python -m training.text_documents` (at most
 {documents['per_generator']} pairs per generator).
@@ -999,10 +1005,12 @@ def _limits_section(report: dict, bundle: Path) -> str:
     speed = "; ".join(speeds) or "not measured for this version"
     return f"""
 ## Limits
-- Chat models: the probe has seen two chat generators, gpt-3.5-turbo (answers to half of the fast-detect-gpt
-  prompts) and SmolLM2-135M-Instruct (local). gpt-4, a sibling of gpt-3.5-turbo, is the only unseen chat model
-  measured here; no DeepSeek, Qwen or Llama chat answers exist offline, so how far the probe carries to them is
-  unknown. On old base-model continuations (seqxgpt-doc) the probe is weaker than the likelihood was (tables).
+- Chat models: the probe has seen three chat generators, gpt-3.5-turbo (answers to half of the fast-detect-gpt
+  prompts), SmolLM2-135M-Instruct and, since 0.7.0, Qwen2.5-Coder-1.5B-Instruct (both local). gpt-4, a sibling of
+  gpt-3.5-turbo, is the only unseen chat model measured here (0.6.0, without Qwen in training, had also met Qwen's
+  English answers unseen: whole-document AUROC 0.997, TPR 0.94); no DeepSeek or Llama chat answers exist offline, so
+  how far the probe carries to them is unknown. On old base-model continuations (seqxgpt-doc) the probe is weaker
+  than the likelihood was (tables).
 {_chat_comparison(report)}- Chinese has no dev data. Its machine side is local: Gemma-3-270M continuations and Qwen2.5-Coder-1.5B-Instruct
   chat answers about texts of every human source (so a source's style is no shortcut; the n-gram strength is chosen
   with each source held out, and each source and class weighs the same in fitting); its human side is 1998 news,
@@ -1025,14 +1033,19 @@ def _limits_section(report: dict, bundle: Path) -> str:
   `uncertain`. Now each head's own Platt scaling is read as it is (0.5.0 fitted a second Platt over both languages,
   which sharpened English), and each language's thresholds sit at 1% FPR on its own validation humans: held-out
   gpt-4 documents flagged 0.60 -> 0.53, their humans 0.008 -> 0 (same ranking). 0.6.0 retrained Chinese alone
-  (`--languages zh`): English weights, thresholds and tables are 0.5.1's.
+  (`--languages zh`), 0.7.0 English alone (`--languages en`): Chinese weights, thresholds and tables are 0.6.0's.
 - English n-grams were tried as a head input in 0.1.0: held-out gpt-4 AUROC fell to 0.56 (n-grams alone 0.42).
 - Famous, much-quoted human text that the LM has memorized reads as likely to it: the opening chapter of Pride and
   Prejudice (`examples/`) scored about 0.5 (`uncertain`) under 0.4.0's likelihood head; with the probe, 0.25
   (`authentic`; 0.30 in 0.5.1, whose English scores are no longer sharpened), its famous first chunk still at 0.48.
 - Speed, against a target of 5 documents/s, on the shared 2-core CPU: {speed}. The LM's matrix products over every
-  token bound it (about 0.27 GFLOP per token for SmolLM2-135M, ~140 GFLOP per 512-token document, about 3 CPU-seconds
-  at the ~40 GFLOP/s one AVX2 core sustains): even alone on both cores this is under 1 document/s. The encoder costs
+  token bound it (about 0.27 GFLOP per token for SmolLM2-135M, ~140 GFLOP per 512-token document). Since 0.7.0 they
+  run in bfloat16 where the hardware computes it natively (`lm_precision` in config.json; this CPU has AVX512-BF16,
+  others fall back to float32): 1.3-1.6x the documents/s of float32, measured alternately on 0.6.0's bundle on a
+  quiet machine (float32 0.895 and 0.862, bfloat16 1.141 and 1.373 documents/s, load 0.7-1.5,
+  `benchmarks/text.py --docs 16 --batch-size 16 --threads 2 --lm-precision <p>`; on a machine busy with other jobs
+  the gain vanished), while 0.6.0's scores of 201 English dev documents moved by at most 0.008 (mean 0.001; same
+  verdicts, AUROC per generator within 0.003). Still about a quarter of the target. The encoder costs
   about a tenth of the LM; a head that reads no LM statistic skips the LM's statistics pass (a probe alone runs only
   the LM's first `probe_layer` layers, without its head), and one that reads only likelihood
   features skips the pass over the whole next-token distribution (1.1-1.2x, measured alternately with the full pass).
