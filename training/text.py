@@ -1009,8 +1009,11 @@ def _limits_section(report: dict, bundle: Path) -> str:
   prompts), SmolLM2-135M-Instruct and, since 0.7.0, Qwen2.5-Coder-1.5B-Instruct (both local). gpt-4, a sibling of
   gpt-3.5-turbo, is the only unseen chat model measured here (0.6.0, without Qwen in training, had also met Qwen's
   English answers unseen: whole-document AUROC 0.997, TPR 0.94); no DeepSeek or Llama chat answers exist offline, so
-  how far the probe carries to them is unknown. On old base-model continuations (seqxgpt-doc) the probe is weaker
-  than the likelihood was (tables).
+  how far the probe carries to them is unknown. Adding Qwen's English answers (0.6.0 -> 0.7.0, whole held-out
+  documents, pairs drawn the same way; 56 vs 49 gpt-4 pairs too short to judge): gpt-4 AUROC 0.981 -> 0.985, TPR at
+  1% FPR 0.62 -> 0.78, flagged 0.53 -> 0.58 with no human flagged; llama (seqxgpt-doc) 0.773 -> 0.769; in the
+  probe's own leave-one-generator-out check gpt-3.5-turbo went from 0.850 (no Qwen answers) to 0.862. On old base-model
+  continuations (seqxgpt-doc) the probe is weaker than the likelihood was (tables).
 {_chat_comparison(report)}- Chinese has no dev data. Its machine side is local: Gemma-3-270M continuations and Qwen2.5-Coder-1.5B-Instruct
   chat answers about texts of every human source (so a source's style is no shortcut; the n-gram strength is chosen
   with each source held out, and each source and class weighs the same in fitting); its human side is 1998 news,
