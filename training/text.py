@@ -1040,8 +1040,8 @@ def _limits_section(report: dict, bundle: Path) -> str:
 - English n-grams were tried as a head input in 0.1.0: held-out gpt-4 AUROC fell to 0.56 (n-grams alone 0.42).
 - Famous, much-quoted human text that the LM has memorized reads as likely to it: the opening chapter of Pride and
   Prejudice (`examples/`) scored about 0.5 (`uncertain`) under 0.4.0's likelihood head; with the probe, 0.25
-  (`authentic`; 0.30 in 0.5.1, whose English scores are no longer sharpened; 0.27 in 0.7.0), its famous first chunk at 0.48
-  (0.41 in 0.7.0).
+  (`authentic`; 0.30 in 0.5.1, whose English scores are no longer sharpened; 0.27 in 0.7.0), its famous first
+  chunk at 0.48 (0.41 in 0.7.0).
 - Speed, against a target of 5 documents/s, on the shared 2-core CPU: {speed}. The LM's matrix products over every
   token bound it (about 0.27 GFLOP per token for SmolLM2-135M, ~140 GFLOP per 512-token document). Since 0.7.0 they
   run in bfloat16 where the hardware computes it natively (`lm_precision` in config.json; this CPU has AVX512-BF16,
