@@ -563,7 +563,7 @@ def main() -> None:
     parser.add_argument("--card-only", action="store_true",
                         help="re-render the model card from --report (e.g. after a new benchmark); no training")
     args = parser.parse_args()
-    args.report = args.report or args.models_dir / "machine-text" / "report.json"
+    args.report = args.report or bundle_report(args.models_dir)
     recipe = read_config(args.config)
     if args.card_only:
         card = render_card(json.loads(args.report.read_text()), recipe, args)
@@ -734,6 +734,11 @@ def main() -> None:
                   card=card, caveat=recipe.get("caveat"))
     print(json.dumps({lang: v["metrics"][f"head ({v['chosen']}, chosen)"] for lang, v in report["languages"].items()},
                      indent=1))
+
+
+def bundle_report(models_dir: Path) -> Path:
+    """Where the recipe and training.text_documents keep their figures by default: in the bundle, which ships it."""
+    return models_dir / "machine-text" / "report.json"
 
 
 def keep_shipped_languages(bundle: Path, shipped: dict, config: dict, state: dict[str, torch.Tensor]

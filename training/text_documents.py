@@ -29,7 +29,7 @@ from detector.media.types import MediaInput
 from detector.metrics import summary
 from detector.scan import Scanner
 from training.loop import read_config
-from training.text import build_corpus, family, rounded
+from training.text import build_corpus, bundle_report, family, rounded
 from training.text_data import TextDoc
 
 
@@ -110,7 +110,7 @@ def main() -> None:
     parser.add_argument("--report", type=Path, help="default: the bundle's report.json (in --models-dir)")
     parser.add_argument("--generators", nargs="+", help="instead of the config's documents.generators")
     args = parser.parse_args()
-    args.report = args.report or args.models_dir / "machine-text" / "report.json"
+    args.report = args.report or bundle_report(args.models_dir)
     recipe = read_config(args.config)
     torch.set_num_threads(recipe["threads"])
     settings = recipe["documents"]
