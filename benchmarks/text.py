@@ -1,10 +1,13 @@
-"""machine-text throughput: documents/s for ~512-token English documents, batched through the engine.
+"""machine-text throughput: documents/s for ~512-token documents, batched through the engine.
 
 Run by hand:  nice .venv/bin/python benchmarks/text.py [--docs 32] [--batch-size 16] [--threads 2] [--out FILE]
               [--bundle DIR]   (another machine-text bundle, e.g. an older version checked out, to compare)
               [--lm-precision float32|bfloat16]   (instead of the bundle's lm_precision)
-Documents are human dev texts (../shared/data/dev, fast-detect-gpt xsum/writing) joined and cut to 512 SmolLM2
-tokens, so each is scored as 4 chunks of 128 tokens. Prints docs/s and chunks/s (and writes them to --out; the
+              [--language en|zh]
+English documents are human dev texts (../shared/data/dev, fast-detect-gpt xsum/writing) joined and cut to 512
+SmolLM2 tokens, so each is scored as 4 chunks of 128 tokens. Chinese ones are packaged human Chinese (People's Daily,
+reviews, ...: training.text_data.read_packaged_human, which needs the training extras) cut to 512 Gemma tokens,
+about 900 characters in 7-8 chunks of 128 characters. Prints docs/s and chunks/s (and writes them to --out; the
 model card quotes models/machine-text/benchmark*.json); models load before timing starts. The load average is
 reported: the machine is shared.
 """
@@ -30,16 +33,20 @@ from detector.engine.runner import Engine, Job
 from detector.media.types import TextMedia
 
 
-def documents(count: int, tokenizer, tokens: int = 512) -> list[str]:
-    dev = PROJECT_ROOT.parent / "shared/data/dev"
-    with open(dev / "labels.csv", newline="", encoding="utf-8") as fh:
-        paths = [dev / r["path"] for r in csv.DictReader(fh) if r["generator"] in ("human-xsum", "human-writing")]
-    human = (p.read_text(encoding="utf-8") for p in paths)
-    docs, pool = [], human
+def documents(count: int, tokenizer, language: str, tokens: int = 512) -> list[str]:
+    if language == "zh":
+        from training.text_data import read_packaged_human
+        pool = iter([d.text for d in read_packaged_human(max_per_corpus=100) if d.lang == "zh"])
+    else:
+        dev = PROJECT_ROOT.parent / "shared/data/dev"
+        with open(dev / "labels.csv", newline="", encoding="utf-8") as fh:
+            paths = [dev / r["path"] for r in csv.DictReader(fh) if r["generator"] in ("human-xsum", "human-writing")]
+        pool = (p.read_text(encoding="utf-8") for p in paths)
+    docs = []
     while len(docs) < count:
         ids: list[int] = []
         while len(ids) < tokens:
-            ids += tokenizer(next(pool) + " ", add_special_tokens=False)["input_ids"]
+            ids += tokenizer(next(pool) + ("" if language == "zh" else " "), add_special_tokens=False)["input_ids"]
         docs.append(tokenizer.decode(ids[:tokens]))
     return docs
 
@@ -51,6 +58,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--bundle", type=Path, default=PROJECT_ROOT / "models/machine-text")
     parser.add_argument("--lm-precision", choices=LM_PRECISIONS, help="instead of the bundle's config")
+    parser.add_argument("--language", choices=("en", "zh"), default="en")
     parser.add_argument("--out", type=Path,
                         help="also write the figures as JSON here (e.g. models/machine-text/benchmark.json)")
     args = parser.parse_args()
@@ -61,7 +69,7 @@ def main() -> None:
     detector = MachineTextDetector(bundle, engine.device)
     for module in detector.modules():
         module.eval()
-    texts = documents(args.docs, detector.languages["en"].tokenizer)
+    texts = documents(args.docs, detector.languages[args.language].tokenizer, args.language)
 
     def prepare(text: str) -> Job:
         prepared = detector.preprocess(TextMedia(text=text, encoding="direct"))
@@ -79,7 +87,7 @@ def main() -> None:
                "docs_per_s": round(len(texts) / seconds, 3), "chunks_per_s": round(chunks / seconds, 3),
                "cpu_seconds": round(cpu, 2), "docs_per_cpu_s": round(len(texts) / cpu, 3),
                "load_average": round(os.getloadavg()[0], 2), "version": detector.version,
-               "lm_precision": detector.lm_precision,
+               "lm_precision": detector.lm_precision, "language": args.language,
                "command": "benchmarks/text.py " + " ".join(sys.argv[1:])}
     print(json.dumps(figures))
     if args.out:

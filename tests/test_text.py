@@ -134,7 +134,7 @@ def test_chinese_text_is_routed_to_the_chinese_model(detector):
             "国民经济总体保持恢复态势，主要指标稳中有升，就业形势基本稳定。") * 2
     finding = score(detector, normalize_text(text))
     assert isinstance(finding, Finding) and finding.evidence["language"] == "zh"
-    assert finding.evidence["spans"] and finding.evidence["tokens"] >= 80
+    assert finding.evidence["spans"] and finding.evidence["tokens"] >= detector.languages["zh"].min_tokens
     # its own calibration, thresholds set on Chinese validation humans: a pooled one is set by English
     zh, en = detector.languages["zh"].calibration, detector.languages["en"].calibration
     assert finding.calibration is zh and zh is not en
@@ -269,6 +269,42 @@ def test_probe_reads_a_middle_layer_without_running_the_layers_above(detector):
     assert isinstance(lang.lm.model.norm, type(lang.lm.model.layers[0].input_layernorm))      # its norm is intact
     with pytest.raises(ValueError, match="layers 1 to"):
         pooled_hidden(lang.lm, ids, mask, [depth])                   # the last layer's output is normed: not read
+
+
+def test_chinese_probe_runs_gemmas_first_layers_and_never_its_lm_head(detector):
+    """The Chinese head reads Gemma's probe alone: a finding runs Gemma's layers up to the probe's, not the layers
+    above nor the 262k-token LM head, and the pooled state is the full model's layer output averaged over each
+    row's own tokens (Gemma's sliding-window layers included)."""
+    from detector.detectors.text.features import pooled_hidden
+
+    if "zh" not in detector.languages:
+        pytest.skip("Chinese LM package not installed")
+    lang = detector.languages["zh"]
+    assert lang.lm_key == "gemma3-270m" and lang.probe is not None and lang.lm_context is None
+    calls = {"layers": 0, "head": 0}
+    hooks = [layer.register_forward_hook(lambda *_: calls.__setitem__("layers", calls["layers"] + 1))
+             for layer in lang.lm.model.layers]
+    hooks.append(lang.lm.lm_head.register_forward_hook(lambda *_: calls.__setitem__("head", calls["head"] + 1)))
+    text = ("国务院新闻办公室今天举行新闻发布会，介绍了今年前三季度的经济运行情况。发言人表示，"
+            "国民经济总体保持恢复态势，主要指标稳中有升，就业形势基本稳定。") * 2
+    try:
+        finding = score(detector, normalize_text(text))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert isinstance(finding, Finding) and finding.evidence["language_model"] == "gemma3-270m"
+    assert set(finding.evidence["features"]) == {"lm_probe_logit"}
+    assert calls == {"layers": lang.probe.layer, "head": 0}
+    rows = [lang.tokenizer(t)["input_ids"] for t in ("深度伪造检测需要大量的数据。", "数据很多。")]
+    ids = torch.zeros(2, len(rows[0]), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, row in enumerate(rows):
+        ids[i, :len(row)], mask[i, :len(row)] = torch.tensor(row), 1
+    with torch.inference_mode():
+        pooled = pooled_hidden(lang.lm, ids, mask, [lang.probe.layer])[:, 0]
+        for i, row in enumerate(rows):
+            states = lang.lm.model(input_ids=torch.tensor([row]), output_hidden_states=True).hidden_states
+            assert torch.allclose(pooled[i], states[lang.probe.layer][0].mean(0), atol=1e-3)
 
 
 def test_bfloat16_lm_passes_stay_close_to_float32(detector):

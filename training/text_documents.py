@@ -108,7 +108,8 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=PROJECT_ROOT / "training/configs/text.yaml")
     parser.add_argument("--models-dir", type=Path, default=PROJECT_ROOT / "models")
     parser.add_argument("--report", type=Path, help="default: the bundle's report.json (in --models-dir)")
-    parser.add_argument("--generators", nargs="+", help="instead of the config's documents.generators")
+    parser.add_argument("--generators", nargs="+", help="only these (the report keeps its rows of the others: rerun "
+                                                         "a generator after retraining its language)")
     args = parser.parse_args()
     args.report = args.report or bundle_report(args.models_dir)
     recipe = read_config(args.config)
@@ -116,9 +117,11 @@ def main() -> None:
     settings = recipe["documents"]
     _, test_docs = build_corpus(recipe, [])
     report = json.loads(args.report.read_text()) if args.report.is_file() else {}
-    report["documents"] = evaluate_documents(test_docs, args.generators or settings["generators"],
-                                             settings["per_generator"], args.models_dir, recipe["seed"],
-                                             threads=recipe["threads"])
+    generators = args.generators or settings["generators"]
+    fresh = evaluate_documents(test_docs, generators, settings["per_generator"], args.models_dir, recipe["seed"],
+                               threads=recipe["threads"])
+    kept = [row for row in report.get("documents", {}).get("rows", []) if row["generator"] not in generators]
+    report["documents"] = {**fresh, "rows": kept + fresh["rows"]}
     args.report.write_text(json.dumps(report, indent=2, ensure_ascii=False))
 
 
