@@ -4,10 +4,11 @@ Run by hand:  nice .venv/bin/python benchmarks/text.py [--docs 32] [--batch-size
               [--bundle DIR]   (another machine-text bundle, e.g. an older version checked out, to compare)
               [--lm-precision float32|bfloat16]   (instead of the bundle's lm_precision)
               [--language en|zh]
-English documents are human dev texts (../shared/data/dev, fast-detect-gpt xsum/writing) joined and cut to 512
-SmolLM2 tokens, so each is scored as 4 chunks of 128 tokens. Chinese ones are packaged human Chinese (People's Daily,
-reviews, ...: training.text_data.read_packaged_human, which needs the training extras) cut to 512 Gemma tokens,
-about 900 characters in 7-8 chunks of 128 characters. Prints docs/s and chunks/s (and writes them to --out; the
+Documents are cut to 512 tokens of the language's LM (Gemma-3-270M since machine-text 0.9.0, SmolLM2 for English
+before): English ones from human dev texts (../shared/data/dev, fast-detect-gpt xsum/writing), scored in chunks of
+at most 640 characters and 128 tokens; Chinese ones from packaged human Chinese (People's Daily, reviews, ...:
+training.text_data.read_packaged_human, which needs the training extras), about 900 characters in 7-8 chunks of 128
+characters. Prints docs/s and chunks/s (and writes them to --out; the
 model card quotes models/machine-text/benchmark*.json); models load before timing starts. The load average is
 reported: the machine is shared.
 """

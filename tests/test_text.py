@@ -183,20 +183,30 @@ def test_chunk_scores_do_not_depend_on_batch_padding(detector, precision, tolera
     assert torch.allclose(together, alone, atol=tolerance)
 
 
-def test_likelihood_only_statistics_match_the_full_pass(detector):
-    """The shortcut the English head takes (no pass over the whole distribution) gives the same likelihood features."""
+def test_likelihood_only_statistics_match_the_full_pass(smollm2):
+    """The shortcut a head reading only likelihood features takes (no pass over the whole distribution) gives the same
+    likelihood features."""
     from detector.detectors.text.features import LIKELIHOOD_FEATURES, lm_statistics
 
-    lang = detector.languages["en"]
-    encoded = lang.tokenizer(["The committee said on Monday that it would publish its report next week.",
-                              "Members declined to say what it would recommend, but several hinted at changes."],
-                             padding=True, return_tensors="pt")
+    lm, tokenizer = smollm2
+    encoded = tokenizer(["The committee said on Monday that it would publish its report next week.",
+                         "Members declined to say what it would recommend, but several hinted at changes."],
+                        padding=True, return_tensors="pt")
     with torch.inference_mode():
-        full = lm_statistics(lang.lm, encoded["input_ids"], encoded["attention_mask"])
-        quick = lm_statistics(lang.lm, encoded["input_ids"], encoded["attention_mask"], needed=LIKELIHOOD_FEATURES)
+        full = lm_statistics(lm, encoded["input_ids"], encoded["attention_mask"])
+        quick = lm_statistics(lm, encoded["input_ids"], encoded["attention_mask"], needed=LIKELIHOOD_FEATURES)
     width = len(LIKELIHOOD_FEATURES)
     assert torch.allclose(full[:, :width], quick[:, :width], atol=1e-4)
     assert full[:, width:].abs().sum() > 0 and quick[:, width:].abs().sum() == 0
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    """SmolLM2-135M-Instruct and its tokenizer: the LM readings (statistics, chat context, probe layers, precision)
+    that the recipe's candidates and generation use are tested on a small LM with a chat template."""
+    from detector.detectors.text.lm import load_lm
+
+    return load_lm("smollm2-135m-instruct")
 
 
 def _two_padded_rows(tokenizer) -> tuple[list[list[int]], torch.Tensor, torch.Tensor]:
@@ -210,65 +220,65 @@ def _two_padded_rows(tokenizer) -> tuple[list[list[int]], torch.Tensor, torch.Te
     return rows, ids, mask
 
 
-def test_chat_context_conditions_but_is_not_scored(detector):
+def test_chat_context_conditions_but_is_not_scored(smollm2):
     """With a chat context, each row's mean log-likelihood is that of its own tokens after the context, padded or not."""
     from detector.detectors.text.features import LIKELIHOOD_FEATURES, lm_statistics, read_context
     from detector.detectors.text.lm import chat_context_ids
 
-    lang = detector.languages["en"]
-    context = chat_context_ids(lang.tokenizer, "Write about this topic.")
-    assert lang.tokenizer.decode(context).rstrip().endswith("assistant")
-    rows, ids, mask = _two_padded_rows(lang.tokenizer)
+    lm, tokenizer = smollm2
+    context = chat_context_ids(tokenizer, "Write about this topic.")
+    assert tokenizer.decode(context).rstrip().endswith("assistant")
+    rows, ids, mask = _two_padded_rows(tokenizer)
     with torch.inference_mode():
-        batched = lm_statistics(lang.lm, ids, mask, needed=LIKELIHOOD_FEATURES,
-                                context=read_context(lang.lm, context))[:, 0]
+        batched = lm_statistics(lm, ids, mask, needed=LIKELIHOOD_FEATURES,
+                                context=read_context(lm, context))[:, 0]
         for i, row in enumerate(rows):
             sequence = torch.tensor([context + row])
-            log_probs = lang.lm(input_ids=sequence).logits[0, :-1].float().log_softmax(-1)
+            log_probs = lm(input_ids=sequence).logits[0, :-1].float().log_softmax(-1)
             own = log_probs[len(context) - 1:].gather(-1, sequence[0, len(context):, None]).mean()
             assert abs(float(batched[i]) - float(own)) < 1e-3
-        plain = lm_statistics(lang.lm, ids, mask, needed=LIKELIHOOD_FEATURES)[:, 0]
+        plain = lm_statistics(lm, ids, mask, needed=LIKELIHOOD_FEATURES)[:, 0]
     assert not torch.allclose(batched, plain, atol=1e-2)
 
 
-def test_probe_reads_a_middle_layer_without_running_the_layers_above(detector):
+def test_probe_reads_a_middle_layer_without_running_the_layers_above(smollm2):
     """pooled_hidden stops the decoder early, yet gives the full model's layer output, averaged over each row's own
     tokens (padding and the chat context excluded), and leaves the shared LM whole (config, layers, final norm)."""
     from detector.detectors.text.features import (LIKELIHOOD_FEATURES, lm_readings, lm_statistics, pooled_hidden,
                                                   read_context)
     from detector.detectors.text.lm import chat_context_ids
 
-    lang = detector.languages["en"]
-    depth = lang.lm.config.num_hidden_layers
-    context = chat_context_ids(lang.tokenizer, "Write about this topic.")
-    rows, ids, mask = _two_padded_rows(lang.tokenizer)
-    shared = read_context(lang.lm, context)
+    lm, tokenizer = smollm2
+    depth = lm.config.num_hidden_layers
+    context = chat_context_ids(tokenizer, "Write about this topic.")
+    rows, ids, mask = _two_padded_rows(tokenizer)
+    shared = read_context(lm, context)
     calls = []
-    hooks = [layer.register_forward_hook(lambda *_: calls.append(1)) for layer in lang.lm.model.layers]
+    hooks = [layer.register_forward_hook(lambda *_: calls.append(1)) for layer in lm.model.layers]
     try:
         with torch.inference_mode():
-            pooled_hidden(lang.lm, ids, mask, [9], shared)
+            pooled_hidden(lm, ids, mask, [9], shared)
     finally:
         for hook in hooks:
             hook.remove()
     assert len(calls) == 9                                       # layers 1..9, not 30
     with torch.inference_mode():
-        pooled = pooled_hidden(lang.lm, ids, mask, [4, 9], shared)
-        assert pooled.shape == (2, 2, lang.lm.config.hidden_size)
+        pooled = pooled_hidden(lm, ids, mask, [4, 9], shared)
+        assert pooled.shape == (2, 2, lm.config.hidden_size)
         for i, row in enumerate(rows):
-            states = lang.lm.model(input_ids=torch.tensor([context + row]), output_hidden_states=True).hidden_states
+            states = lm.model(input_ids=torch.tensor([context + row]), output_hidden_states=True).hidden_states
             for j, layer in enumerate((4, 9)):
                 assert torch.allclose(pooled[i, j], states[layer][0, len(context):].mean(0), atol=1e-3)
-        # read in the statistics pass instead (what the detector does when its head also reads the likelihood)
-        statistics, in_pass = lm_readings(lang.lm, ids, mask, needed=LIKELIHOOD_FEATURES, context=shared,
+        # read in the statistics pass instead (what the detector does when a head reads both)
+        statistics, in_pass = lm_readings(lm, ids, mask, needed=LIKELIHOOD_FEATURES, context=shared,
                                           pooled_layer=9)
         assert torch.allclose(in_pass, pooled[:, 1], atol=1e-3)
-        assert torch.allclose(statistics, lm_statistics(lang.lm, ids, mask, needed=LIKELIHOOD_FEATURES,
+        assert torch.allclose(statistics, lm_statistics(lm, ids, mask, needed=LIKELIHOOD_FEATURES,
                                                         context=shared), atol=1e-4)
-    assert lang.lm.config.num_hidden_layers == depth and len(lang.lm.model.layers) == depth
-    assert isinstance(lang.lm.model.norm, type(lang.lm.model.layers[0].input_layernorm))      # its norm is intact
+    assert lm.config.num_hidden_layers == depth and len(lm.model.layers) == depth
+    assert isinstance(lm.model.norm, type(lm.model.layers[0].input_layernorm))      # its norm is intact
     with pytest.raises(ValueError, match="layers 1 to"):
-        pooled_hidden(lang.lm, ids, mask, [depth])                   # the last layer's output is normed: not read
+        pooled_hidden(lm, ids, mask, [depth])                   # the last layer's output is normed: not read
 
 
 def test_chinese_probe_runs_gemmas_first_layers_and_never_its_lm_head(detector):
@@ -307,9 +317,9 @@ def test_chinese_probe_runs_gemmas_first_layers_and_never_its_lm_head(detector):
             assert torch.allclose(pooled[i], states[lang.probe.layer][0].mean(0), atol=1e-3)
 
 
-def test_bfloat16_lm_passes_stay_close_to_float32(detector):
-    """lm_autocast runs bfloat16 only where the hardware computes it natively; there, the readings the English head
-    takes (mean log-likelihood, a probe layer's mean state, after a context read at the same precision) barely move."""
+def test_bfloat16_lm_passes_stay_close_to_float32(smollm2):
+    """lm_autocast runs bfloat16 only where the hardware computes it natively; there, the LM readings (mean
+    log-likelihood, a probe layer's mean state, after a context read at the same precision) barely move."""
     from detector.detectors.text.features import LIKELIHOOD_FEATURES, lm_readings, read_context
     from detector.detectors.text.lm import chat_context_ids, lm_autocast
 
@@ -319,14 +329,14 @@ def test_bfloat16_lm_passes_stay_close_to_float32(detector):
     native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
     assert isinstance(lm_autocast("bfloat16", cpu), torch.autocast) == native
     assert not isinstance(lm_autocast("float32", cpu), torch.autocast)
-    lang = detector.languages["en"]
-    context = chat_context_ids(lang.tokenizer, "Write about this topic.")
-    _, ids, mask = _two_padded_rows(lang.tokenizer)
+    lm, tokenizer = smollm2
+    context = chat_context_ids(tokenizer, "Write about this topic.")
+    _, ids, mask = _two_padded_rows(tokenizer)
     readings = {}
     with torch.inference_mode():
         for precision in ("float32", "bfloat16"):
-            readings[precision] = lm_readings(lang.lm, ids, mask, needed=LIKELIHOOD_FEATURES, pooled_layer=9,
-                                              context=read_context(lang.lm, context, precision), precision=precision)
+            readings[precision] = lm_readings(lm, ids, mask, needed=LIKELIHOOD_FEATURES, pooled_layer=9,
+                                              context=read_context(lm, context, precision), precision=precision)
     (statistics, pooled), (statistics_bf16, pooled_bf16) = readings.values()
     assert (statistics_bf16[:, 0] - statistics[:, 0]).abs().max() < 0.05          # nats per token
     assert torch.nn.functional.cosine_similarity(pooled, pooled_bf16).min() > 0.999

