@@ -1057,6 +1057,12 @@ def _limits_section(report: dict, bundle: Path) -> str:
                       f"({b['documents']} {b.get('language', 'en')} documents of 512 tokens, {b['chunks']} chunks, {b['docs_per_cpu_s']} "
                       f"documents per CPU-second, load average {b['load_average']}, version {b['version']})")
     speed = "; ".join(speeds) or "not measured for this version"
+    documents = {(r["generator"], r["lang"]): r for r in report.get("documents", {}).get("rows", [])}
+    qwen = documents.get(("qwen2.5-coder-1.5b-instruct-chat", "zh"))
+    qwen_zh = (f"{qwen['auc']:.3f} (TPR {qwen['tpr_at_1pct_fpr']:.2f}, {qwen['flagged_machine']:.0%} flagged, "
+               f"{qwen['flagged_human']:.0%} of its humans)" if qwen else "not measured")
+    zh_humans = ", ".join(f"{g} rows {r['flagged_human']:.1%}" for (g, lang), r in documents.items()
+                          if lang == "zh") or "not measured"
     return f"""
 ## Limits
 - Chat models: the English probe has seen three chat generators, gpt-3.5-turbo (answers to half of the
@@ -1074,26 +1080,28 @@ def _limits_section(report: dict, bundle: Path) -> str:
   and Qwen2.5-Coder-1.5B-Instruct chat answers about texts of every human source (so a source's style is no
   shortcut); its human side is 1998 news, product reviews, a classical novel and the Debian Reference's translation.
   Since 0.8.0 the Chinese head reads a linear probe on Gemma-3-270M's hidden states instead of character n-grams
-  (0.6.0-0.7.0). A chat model not trained on, measured by leaving Qwen out (scratch runs:
-  `var/text/generated_qwen_zh.jsonl` moved away, `python -m training.text --languages zh --models-dir <copy>`, the
-  file put back, `python -m training.text_documents --models-dir <copy> --generators
-  qwen2.5-coder-1.5b-instruct-chat`: the same held-out Qwen documents as the table): n-grams (0.6.0's recipe)
-  reached whole-document AUROC 0.82 (TPR at 1% FPR 0.14, 7% flagged, no human), the probe **0.950** (TPR 0.55, 41%
-  flagged, no human); trained on Qwen (shipped), 0.978 (TPR 0.90). The machine side is still two model families
-  (Gemma, Qwen); DeepSeek or other Chinese chat models are untested.
+  (0.6.0-0.7.0); since 0.10.0 its chunks are about 230 characters (~128 Gemma tokens) instead of 128 characters. A
+  chat model not trained on, measured by leaving Qwen out (scratch runs: `var/text/generated_qwen_zh.jsonl` moved
+  away, `python -m training.text --languages zh --models-dir <copy>`, the file put back, `python -m
+  training.text_documents --models-dir <copy> --generators qwen2.5-coder-1.5b-instruct-chat`: the same held-out Qwen
+  documents as the table): n-grams (0.6.0's recipe) reached whole-document AUROC 0.82 (TPR at 1% FPR 0.14, 7%
+  flagged, no human), the probe on 128-character chunks (0.8.0) 0.950 (TPR 0.55, 41% flagged, no human), on
+  230-character chunks (0.10.0) **0.956** (TPR 0.73, 47% flagged, no human); trained on Qwen (shipped), {qwen_zh}.
+  The machine side is still two model families (Gemma, Qwen); DeepSeek or other Chinese chat models are untested.
 - Modern human Chinese prose was the n-grams' weak side: with the Debian Reference (the one modern expository human
-  Chinese here) left out of fitting they reached AUROC 0.63 on it, the probe 0.89 (probe table above; news 0.81 vs
-  0.87, reviews 0.82 vs 0.95). No Chinese human document of the whole-document table is `synthetic` under 0.8.0
-  (0.6.0: 1.6-2.6%). The probe runs Gemma's first `probe_layer` of 18 layers per 128-character chunk and never its LM
-  head (Speed below).
+  Chinese here) left out of fitting they reached AUROC 0.63 on it, the probe 0.89 on 128-character chunks and 0.99
+  on 230-character ones (probe table above; news 0.81 vs 0.87 vs 0.96, reviews 0.82 vs 0.95 vs 0.99; the checks
+  read first chunks, so longer chunks also mean more text). Chinese human documents given `synthetic` in the
+  whole-document table: {zh_humans}. The probe runs Gemma's first `probe_layer` of 18 layers per chunk and never its
+  LM head (Speed below).
 - Short texts are weak: see `min_tokens` / `reliable_tokens` in config.json and the length table above.
 - 0.5.1 is 0.5.0's weights with thresholds per language. Under 0.5.0's one calibration, pooled over languages and so
   set by English, Chinese documents scored about 0.4-0.8 against a 0.89 synthetic threshold: every Chinese text was
   `uncertain`. Now each head's own Platt scaling is read as it is (0.5.0 fitted a second Platt over both languages,
   which sharpened English), and each language's thresholds sit at 1% FPR on its own validation humans: held-out
   gpt-4 documents flagged 0.60 -> 0.53, their humans 0.008 -> 0 (same ranking). 0.6.0 retrained Chinese alone
-  (`--languages zh`), 0.7.0 English alone (`--languages en`), 0.8.0 Chinese alone: English weights, thresholds and
-  tables are 0.7.0's.
+  (`--languages zh`), 0.7.0 English alone (`--languages en`), 0.8.0 Chinese alone, 0.9.0 English alone, 0.10.0
+  Chinese alone: English weights, thresholds and tables are 0.9.0's.
 - English n-grams were tried as a head input in 0.1.0: held-out gpt-4 AUROC fell to 0.56 (n-grams alone 0.42).
 - Famous, much-quoted human text that the LM has memorized reads as likely to it: the opening chapter of Pride and
   Prejudice (`examples/`) scored about 0.5 (`uncertain`) under 0.4.0's likelihood head; with the probe, 0.25
@@ -1104,7 +1112,8 @@ def _limits_section(report: dict, bundle: Path) -> str:
   about 0.1 GFLOP per token; 0.7.0-0.8.0's English head ran all 30 layers of SmolLM2-135M and its LM head, about
   0.27 GFLOP per token (~140 GFLOP per 512-token document). Run alternately on a quiet machine (`benchmarks/text.py
   --docs 16 --batch-size 16 --threads 2 [--bundle <0.8.0>]`, load 1.2-1.4), English 0.9.0 made 5.24 and 4.98
-  documents/s against 0.8.0's 1.43 and 1.56: 3.4x. Chinese documents hold more, shorter chunks (128 characters). The
+  documents/s against 0.8.0's 1.43 and 1.56: 3.4x. Chinese chunks of 128 characters (0.8.0-0.9.0) made 3.3-3.8
+  Chinese documents/s (7-8 chunks each), 0.10.0's of about 230 characters 4.8-5.3 (4 chunks each). The
   history below is SmolLM2's. Since 0.7.0 the LM passes
   run in bfloat16 where the hardware computes it natively (`lm_precision` in config.json; this CPU has AVX512-BF16,
   others fall back to float32): 1.3-1.6x the documents/s of float32, measured alternately on 0.6.0's bundle on a
