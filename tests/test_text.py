@@ -11,7 +11,7 @@ import torch
 
 from detector.config import PROJECT_ROOT
 from detector.detectors.text.chunking import chunk_text, sentence_spans
-from detector.detectors.text.model import MachineTextDetector
+from detector.detectors.text.model import MachineTextDetector, _pad
 from detector.detectors.text.normalize import detect_language, normalize_typography
 from detector.engine.bundle import ModelBundle
 from detector.engine.interface import Finding, NotApplicable
@@ -213,11 +213,7 @@ def _two_padded_rows(tokenizer) -> tuple[list[list[int]], torch.Tensor, torch.Te
     """Token ids of a sentence and of a shorter one, and the two right-padded into one batch with its mask."""
     rows = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in
             ("The committee said on Monday that it would publish its report next week.", "Members declined.")]
-    ids = torch.zeros(2, len(rows[0]), dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, row in enumerate(rows):
-        ids[i, :len(row)], mask[i, :len(row)] = torch.tensor(row), 1
-    return rows, ids, mask
+    return (rows, *_pad([torch.tensor(row) for row in rows]))
 
 
 def test_chat_context_conditions_but_is_not_scored(smollm2):
@@ -306,10 +302,7 @@ def test_chinese_probe_runs_gemmas_first_layers_and_never_its_lm_head(detector):
     assert set(finding.evidence["features"]) == {"lm_probe_logit"}
     assert calls == {"layers": lang.probe.layer, "head": 0}
     rows = [lang.tokenizer(t)["input_ids"] for t in ("深度伪造检测需要大量的数据。", "数据很多。")]
-    ids = torch.zeros(2, len(rows[0]), dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, row in enumerate(rows):
-        ids[i, :len(row)], mask[i, :len(row)] = torch.tensor(row), 1
+    ids, mask = _pad([torch.tensor(row) for row in rows])
     with torch.inference_mode():
         pooled = pooled_hidden(lang.lm, ids, mask, [lang.probe.layer])[:, 0]
         for i, row in enumerate(rows):

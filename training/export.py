@@ -25,9 +25,13 @@ def export_bundle(models_dir: Path, name: str, *, config: dict, calibration: Cal
         files["weights"] = weights_name
     for filename, payload in (extra_files or {}).items():
         (out / filename).write_bytes(payload)
-    config = {**config, "files": files, **({"caveat": caveat} if caveat else {})}
-    (out / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+    write_config(out, {**config, "files": files, **({"caveat": caveat} if caveat else {})})
     calibration.save(out / "calibration.json")
     (out / "card.md").write_text(card)
     return out
+
+
+def write_config(bundle: Path, config: dict) -> None:
+    """A bundle's config.json (also rewritten alone, e.g. a new caveat after the figures are read)."""
+    (Path(bundle) / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
 

@@ -52,7 +52,7 @@ from detector.detectors.text.normalize import normalize_typography
 from detector.engine.calibration import Calibration
 from detector.engine.calibration import fit as fit_calibration
 from detector.metrics import auc, summary
-from training.export import export_bundle
+from training.export import export_bundle, write_config
 from training.loop import TrainConfig, predict, read_config, seed_everything, train
 from training.text_data import (TextDoc, read_dev, read_hc3_jsonl, read_jsonl, read_m4_jsonl, read_packaged_human,
                                 read_raid_csv, split_dev, hash_share)
@@ -611,8 +611,7 @@ def main() -> None:
         bundle = args.models_dir / "machine-text"
         (bundle / "card.md").write_text(render_card(json.loads(args.report.read_text()), recipe, args))
         config = json.loads((bundle / "config.json").read_text())      # the caveat is rewritten after the figures
-        (bundle / "config.json").write_text(json.dumps({**config, "caveat": recipe.get("caveat")}, indent=2,
-                                                       ensure_ascii=False) + "\n")
+        write_config(bundle, {**config, "caveat": recipe.get("caveat")})
         return
     trained = args.languages or list(recipe["languages"])     # the others ship as they are (keep_shipped_languages)
     torch.set_num_threads(recipe["threads"])
