@@ -1018,9 +1018,9 @@ def _documents_section(report: dict) -> str:
     documents = report.get("documents")
     if not documents:
         return ""
-    rows = [f"| {r['generator']} | {r['lang']} | {r['pairs']} | {r['median_length']} | {r['not_judged']} | "
-            f"{r['auc']:.3f} | {r['tpr_at_1pct_fpr']:.3f} | {r['flagged_machine']:.3f} | {r['flagged_human']:.3f} |"
-            for r in documents["rows"]]
+    rows = [f"| {r['generator']} | {r.get('humans', 'own prompt / family')} | {r['lang']} | {r['pairs']} | "
+            f"{r['median_length']} | {r['not_judged']} | {r['auc']:.3f} | {r['tpr_at_1pct_fpr']:.3f} | "
+            f"{r['flagged_machine']:.3f} | {r['flagged_human']:.3f} |" for r in documents["rows"]]
     return f"""
 ## Whole held-out documents, as the evaluation reads them
 Each held-out machine document is paired with a human document of its own prompt (else of its family), both
@@ -1030,12 +1030,14 @@ texts under `min_tokens`, which get `not_applicable` and are left out of AUROC a
 threshold set on that row's humans; "flagged" is the share of each class given the verdict `synthetic` (the
 shipped thresholds). gpt-4 and llama (seqxgpt-doc) are unseen generators; gpt-3.5-turbo, SmolLM2 chat, Gemma
 continuations and answers, and Qwen2.5-Coder (English since 0.7.0, Chinese since 0.6.0) are seen generators on
-held-out prompts.
+held-out prompts. A row whose humans are `debian-faq` pairs that generator's documents at random with sections of
+the Debian FAQ (package debian-faq), human writing of a domain no model here was trained on (question-and-answer
+technical prose; since 0.11.0).
 `nice .venv/bin/python -m training.text_documents` (at most
 {documents['per_generator']} pairs per generator).
 
-| generator | language | pairs | median length | not judged | AUROC | TPR@1%FPR | flagged machine | flagged human |
-|---|---|---|---|---|---|---|---|---|
+| generator | humans | language | pairs | median length | not judged | AUROC | TPR@1%FPR | flagged machine | flagged human |
+|---|---|---|---|---|---|---|---|---|---|
 """ + "\n".join(rows) + "\n"
 
 

@@ -5,7 +5,8 @@ of a generator is paired with a human document of its own prompt group, both typ
 and newlines collapsed, and the longer of the two cut to the length of the shorter (lengths matched, so length is no
 cue). Each text then goes through the real inference path (language routing, all chunks, the token-weighted
 document score, calibration) in batches. Per generator and language: AUROC, TPR at 1% FPR (threshold from that row's
-humans) and the share of each class given the verdict `synthetic`.
+humans) and the share of each class given the verdict `synthetic`. The config's `human_domains` add rows of human
+writing from a domain never trained on (the Debian FAQ) against an unseen generator's documents, paired at random.
 
     nice .venv/bin/python -m training.text_documents
 
@@ -30,7 +31,7 @@ from detector.metrics import summary
 from detector.scan import Scanner
 from training.loop import read_config
 from training.text import build_corpus, bundle_report, family, rounded
-from training.text_data import TextDoc
+from training.text_data import TextDoc, debian_faq_sections
 
 
 def _units(text: str, lang: str) -> list[str]:
@@ -56,15 +57,17 @@ def matched_pairs(docs: list[TextDoc], generator: str, per_generator: int, seed:
                 human = next((h for h in humans if same(machine, h) and h not in partner.values()), None)
                 if human is not None:
                     partner[id(machine)] = human
-    pairs = []
-    for machine in machines:
-        if id(machine) in partner and len(pairs) < per_generator:
-            human = partner[id(machine)]
-            machine_units, human_units = _units(machine.text, machine.lang), _units(human.text, human.lang)
-            length = min(len(machine_units), len(human_units))
-            joiner = "" if machine.lang == "zh" else " "
-            pairs.append((joiner.join(machine_units[:length]), joiner.join(human_units[:length]), length))
-    return pairs
+    return [_cut(machine.text, partner[id(machine)].text, machine.lang)
+            for machine in machines if id(machine) in partner][:per_generator]
+
+
+def _cut(machine: str, human: str, lang: str) -> tuple[str, str, int]:
+    """(machine text, human text, length): both normalized and cut to the shorter one's length in words (Chinese:
+    characters)."""
+    machine_units, human_units = _units(machine, lang), _units(human, lang)
+    length = min(len(machine_units), len(human_units))
+    joiner = "" if lang == "zh" else " "
+    return joiner.join(machine_units[:length]), joiner.join(human_units[:length]), length
 
 
 def document_scores(texts: list[str], models_dir: Path, batch_size: int, threads: int
@@ -79,26 +82,38 @@ def document_scores(texts: list[str], models_dir: Path, batch_size: int, threads
 
 
 def evaluate_documents(test_docs: list[TextDoc], generators: list[str], per_generator: int, models_dir: Path,
-                       seed: int = 0, batch_size: int = 16, threads: int = 2) -> dict:
+                       seed: int = 0, batch_size: int = 16, threads: int = 2,
+                       human_domains: dict[str, tuple[str, list[str]]] | None = None) -> dict:
+    """One row per generator and language it wrote in: its held-out documents against human ones (matched_pairs).
+    `human_domains`: {name: (generator, human texts)}, a row each for human writing of a domain never trained on,
+    against that generator's documents, paired in random order and cut to the same length."""
     languages = {g: sorted({d.lang for d in test_docs if d.label == 1 and d.generator == g}) for g in generators}
-    pairs = {(g, lang): matched_pairs(test_docs, g, per_generator, seed, lang) for g in generators
+    pairs = {(g, lang, None): matched_pairs(test_docs, g, per_generator, seed, lang) for g in generators
              for lang in languages[g]}                 # one row per language a generator wrote in
+    for name, (generator, humans) in (human_domains or {}).items():
+        machines = [d for d in test_docs if d.label == 1 and d.generator == generator]
+        rng = random.Random(f"{seed}:{name}")
+        machines, humans = rng.sample(machines, len(machines)), rng.sample(humans, len(humans))
+        if machines:
+            pairs[(generator, machines[0].lang, name)] = [_cut(m.text, h, m.lang)
+                                                          for m, h in zip(machines[:per_generator], humans)]
     texts = sorted({text for rows in pairs.values() for pair in rows for text in pair[:2]})
     scored = dict(zip(texts, zip(*document_scores(texts, models_dir, batch_size, threads))))
     rows = []
-    for (generator, lang), generator_pairs in pairs.items():
+    for (generator, lang, domain), generator_pairs in pairs.items():
         labels = np.array([1, 0] * len(generator_pairs))
         scores = np.array([scored[t][0] for pair in generator_pairs for t in pair[:2]])
         flagged = np.array([scored[t][1] for pair in generator_pairs for t in pair[:2]])
         lengths = [length for _, _, length in generator_pairs]
         judged = ~np.isnan(scores)
         labels, scores, flagged = labels[judged], scores[judged], flagged[judged]
-        rows.append({"generator": generator, "lang": lang, "pairs": len(generator_pairs),
-                     "not_judged": int((~judged).sum()),
+        rows.append({"generator": generator, "lang": lang, **({"humans": domain} if domain else {}),
+                     "pairs": len(generator_pairs), "not_judged": int((~judged).sum()),
                      "median_length": int(np.median(lengths)) if lengths else 0,
                      **rounded(summary(labels, scores)),
                      "flagged_machine": round(float(flagged[labels == 1].mean()), 4),
-                     "flagged_human": round(float(flagged[labels == 0].mean()), 4)})
+                     "flagged_human": round(float(flagged[labels == 0].mean()), 4),
+                     "median_human_score": round(float(np.median(scores[labels == 0])), 4)})
         print(json.dumps(rows[-1]), flush=True)
     return {"per_generator": per_generator, "rows": rows}
 
@@ -118,8 +133,11 @@ def main() -> None:
     _, test_docs = build_corpus(recipe, [])
     report = json.loads(args.report.read_text()) if args.report.is_file() else {}
     generators = args.generators or settings["generators"]
+    readers = {"debian-faq": debian_faq_sections}
+    domains = {name: (generator, readers[name]()) for name, generator in settings.get("human_domains", {}).items()
+               if generator in generators}
     fresh = evaluate_documents(test_docs, generators, settings["per_generator"], args.models_dir, recipe["seed"],
-                               threads=recipe["threads"])
+                               threads=recipe["threads"], human_domains={k: v for k, v in domains.items() if v[1]})
     kept = [row for row in report.get("documents", {}).get("rows", []) if row["generator"] not in generators]
     report["documents"] = {**fresh, "rows": kept + fresh["rows"]}
     args.report.write_text(json.dumps(report, indent=2, ensure_ascii=False))
