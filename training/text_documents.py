@@ -139,7 +139,10 @@ def main() -> None:
     fresh = evaluate_documents(test_docs, generators, settings["per_generator"], args.models_dir, recipe["seed"],
                                threads=recipe["threads"], human_domains={k: v for k, v in domains.items() if v[1]})
     kept = [row for row in report.get("documents", {}).get("rows", []) if row["generator"] not in generators]
-    report["documents"] = {**fresh, "rows": kept + fresh["rows"]}
+    order = settings["generators"]
+    rows = sorted(kept + fresh["rows"], key=lambda r: (order.index(r["generator"]) if r["generator"] in order
+                                                       else len(order), "humans" in r))   # stable: languages as run
+    report["documents"] = {**fresh, "rows": rows}
     args.report.write_text(json.dumps(report, indent=2, ensure_ascii=False))
 
 
