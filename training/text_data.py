@@ -165,15 +165,7 @@ def _debian_reference_paragraphs(root: Path = Path("/usr/share/debian-reference"
 def debian_faq_sections(root: Path = Path("/usr/share/doc/debian/FAQ"), min_words: int = 120) -> list[str]:
     """The Debian FAQ (Debian package debian-faq; never trained on): prose paragraphs of each page joined in order
     to at least `min_words` words, a human question-and-answer domain the models have not seen."""
-    sections = []
-    for page in sorted(root.glob("*.en.html")):
-        current: list[str] = []
-        for paragraph in _html_prose(page, "en", 20):
-            current.append(paragraph)
-            if sum(len(p.split()) for p in current) >= min_words:
-                sections.append(" ".join(current))
-                current = []
-    return sections
+    return [s for page in sorted(root.glob("*.en.html")) for s in _joined(_html_prose(page, "en", 20), "en", min_words)]
 
 
 _TROFF_BREAKS = (".PP", ".LP", ".P", ".SH", ".SS", ".TP", ".IP", ".HP", ".RS", ".RE", ".nf", ".br", ".sp", ".TH")
@@ -187,14 +179,8 @@ def manpage_sections_zh(root: Path = Path("/usr/share/man/zh_CN"), min_chars: in
     page to at least `min_chars` characters."""
     sections = []
     for page in sorted(root.rglob("*.gz")):
-        current = ""
-        for paragraph in _troff_paragraphs(gzip.decompress(page.read_bytes()).decode("utf-8", "replace")):
-            han = len(re.findall(r"[\u4e00-\u9fff]", paragraph))
-            if han >= 60 and han > len(paragraph) / 2:
-                current += paragraph
-                if len(current) >= min_chars:
-                    sections.append(current)
-                    current = ""
+        paragraphs = _troff_paragraphs(gzip.decompress(page.read_bytes()).decode("utf-8", "replace"))
+        sections += _joined((p for p in paragraphs if _is_prose(p, "zh", 60)), "zh", min_chars)
     return sections
 
 
@@ -215,20 +201,33 @@ def _troff_paragraphs(source: str) -> list[str]:
 
 
 def _html_prose(page: Path, lang: str, min_size: int) -> list[str]:
-    """The <p> paragraphs of an HTML page that are prose: Chinese, at least `min_size` Han characters making most of
-    it; English, at least `min_size` words, most of them plain words."""
-    paragraphs = []
-    for block in re.findall(r"<p>(.*?)</p>", page.read_text(encoding="utf-8", errors="replace"), flags=re.S):
-        text = re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", "", block))).strip()
-        if lang == "zh":
-            han = len(re.findall(r"[\u4e00-\u9fff]", text))
-            prose = han >= min_size and han > len(text) / 2
-        else:
-            words = text.split()
-            prose = len(words) >= min_size and sum(w.strip(".,;:()\"'").isalpha() for w in words) > 0.7 * len(words)
-        if prose:
-            paragraphs.append(text)
-    return paragraphs
+    """The <p> paragraphs of an HTML page that are prose (`_is_prose`)."""
+    blocks = re.findall(r"<p>(.*?)</p>", page.read_text(encoding="utf-8", errors="replace"), flags=re.S)
+    texts = (re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", "", block))).strip() for block in blocks)
+    return [text for text in texts if _is_prose(text, lang, min_size)]
+
+
+def _is_prose(text: str, lang: str, min_size: int) -> bool:
+    """Chinese: at least `min_size` Han characters, most of the text; English: at least `min_size` words, most of them
+    plain words (not a command, a path or a table)."""
+    if lang == "zh":
+        han = len(re.findall(r"[\u4e00-\u9fff]", text))
+        return han >= min_size and han > len(text) / 2
+    words = text.split()
+    return len(words) >= min_size and sum(w.strip(".,;:()\"'").isalpha() for w in words) > 0.7 * len(words)
+
+
+def _joined(paragraphs: Iterable[str], lang: str, min_size: int) -> list[str]:
+    """Consecutive paragraphs joined (Chinese without a space) into pieces of at least `min_size` words (Chinese:
+    characters); a shorter rest is dropped."""
+    joiner = "" if lang == "zh" else " "
+    pieces, current = [], ""
+    for paragraph in paragraphs:
+        current = f"{current}{joiner}{paragraph}" if current else paragraph
+        if (len(current) if lang == "zh" else len(current.split())) >= min_size:
+            pieces.append(current)
+            current = ""
+    return pieces
 
 
 def _wikipedia_paragraphs(path: Path, min_words: int = 60) -> list[str]:
@@ -269,13 +268,9 @@ def _jane_austen_paragraphs(min_words: int = 60) -> list[str]:
 
 def _people_daily(path: Path, limit: int, rng: random.Random, min_chars: int = 300) -> list[TextDoc]:
     """People's Daily Jan 1998 (one tagged paragraph a line): strip `/tag`, join paragraphs into ~300-char docs."""
-    docs, current = [], ""
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        paragraph = "".join(w.split("/")[0].lstrip("[").split("]")[0] for w in line.split())
-        current += paragraph
-        if len(current) >= min_chars:
-            docs.append(current)
-            current = ""
+    paragraphs = ("".join(w.split("/")[0].lstrip("[").split("]")[0] for w in line.split())
+                  for line in path.read_text(encoding="utf-8", errors="replace").splitlines())
+    docs = _joined(paragraphs, "zh", min_chars)
     return [TextDoc(d, 0, "people-daily-1998", "human-news", "zh", _content_group("pd", d))
             for d in rng.sample(docs, min(len(docs), limit))]
 
