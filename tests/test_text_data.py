@@ -163,6 +163,7 @@ def test_manpage_sections_read_troff_prose_and_join_it_per_page(tmp_path):
                       prose[30:], ".PP", "\\fBshort\\fR \u77ed", ".TP", prose, ".if n .ds X Y"])
     (tmp_path / "man1").mkdir()
     (tmp_path / "man1/cp.1.gz").write_bytes(gzip.compress(page.encode()))
+    (tmp_path / "man1/copy.1.gz").symlink_to(tmp_path / "man1/cp.1.gz")          # the same page under another name
     assert manpage_sections_zh(tmp_path, min_chars=100) == [f"{prose[:30]}--force{prose[30:]}{prose}"]
 
 

@@ -181,7 +181,7 @@ def manpage_sections_zh(root: Path = Path("/usr/share/man/zh_CN"), min_chars: in
     for page in sorted(root.rglob("*.gz")):
         paragraphs = _troff_paragraphs(gzip.decompress(page.read_bytes()).decode("utf-8", "replace"))
         sections += _joined((p for p in paragraphs if _is_prose(p, "zh", 60)), "zh", min_chars)
-    return sections
+    return list(dict.fromkeys(sections))       # once each: some pages are symlinks to others (47 of 794)
 
 
 def _troff_paragraphs(source: str) -> list[str]:
