@@ -71,6 +71,29 @@ def test_assign_splits_holds_out_part_of_every_source():
     assert assign_splits({"big": [f"b{i}" for i in range(20)]}) == assign_splits({"big": [f"b{i}" for i in range(20)]})
 
 
+def test_a_retrained_model_keeps_the_files_its_predecessor_held_out():
+    """`prepare --splits-from`: a file the shipped bundle listed keeps its split whatever the seeded assignment says
+    (a face detector that finds more faces changes that assignment); a file it never listed is used by no split;
+    the blocks of a video listed in several splits keep their own assignment."""
+    from training.datasets_face import CropRecord, keep_splits
+    from training.face import files_by_split
+
+    def crop(media: str, group: str) -> CropRecord:
+        return CropRecord(f"{media}#0", media, "dev", "real", group, None)
+
+    metas = [crop("a.jpg", "a.jpg"), crop("b.jpg", "b.jpg"), crop("new.jpg", "new.jpg"),
+             crop("clip.mp4", "clip:block0"), crop("clip.mp4", "clip:block1")]
+    seeded = {"a.jpg": "train", "b.jpg": "train", "new.jpg": "val", "clip:block0": "test", "clip:block1": "train"}
+    listed = {"train": {"dev/real": ["clip.mp4"]}, "val": {"dev/real": ["a.jpg"]},
+              "test": {"dev/real": ["b.jpg", "clip.mp4"]}}
+    kept = keep_splits(seeded, metas, listed)
+    assert kept == {"a.jpg": "val", "b.jpg": "test", "new.jpg": "unlisted", "clip:block0": "test",
+                    "clip:block1": "train"}
+    files = files_by_split(metas, kept)
+    assert files["unlisted"] == {"dev/real": ["new.jpg"]} and files["val"] == {"dev/real": ["a.jpg"]}
+    assert files["test"] == {"dev/real": ["b.jpg", "clip.mp4"]}
+
+
 def test_celebdf_and_dfdc_readers(tmp_path):
     celeb = tmp_path / "celeb"
     for folder, name in (("Celeb-real", "id0_0000"), ("YouTube-real", "00007"), ("Celeb-synthesis", "id0_id3_0000")):
@@ -332,7 +355,7 @@ def test_online_training_updates_every_block_and_logs_the_device(tmp_path):
     import torch
 
     from detector.detectors.face.network import FaceForgeryNet
-    from training.face import FaceRecipe, _trained_model, run_training
+    from training.face import FaceRecipe, _datasets, _trained_model, compare, kind_subsets, run_training
     from training.loop import TrainConfig
 
     cache = tmp_path / "cache"
@@ -350,6 +373,14 @@ def test_online_training_updates_every_block_and_logs_the_device(tmp_path):
     assert not torch.equal(trained.features[0][0].weight, initial.features[0][0].weight)
     with torch.no_grad():
         assert trained(torch.zeros(2, 3, 64, 64)).shape == (2, 3)
+
+    # runs compare on the val split per kind: 2 real faces vs 2 GAN faces, 2 self-blends, 2 landmark swaps
+    _, _, metas, _, _, val_set = _datasets(recipe)
+    assert {k: int(v.sum()) for k, v in kind_subsets(val_set.samples, metas).items()} == {
+        "gan_deforgify": 4, "face_swap_sbi": 4, "face_swap_landmark": 4, "all": 8}
+    scores = compare(recipe, [config.out_dir])[str(config.out_dir)]
+    assert set(scores) == {"gan_deforgify", "face_swap_sbi", "face_swap_landmark", "all"}
+    assert all(0.0 <= auc <= 1.0 for auc in scores.values())
 
 
 def test_fine_tuning_starts_from_the_shipped_bundle_and_records_it(tmp_path):

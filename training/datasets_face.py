@@ -11,6 +11,7 @@ import csv
 import json
 import re
 import shutil
+from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -281,6 +282,27 @@ def assign_splits(groups_by_source: dict[str, list[str]], fractions: tuple[float
         for i, group in enumerate(groups):
             split_of[group] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
     return split_of
+
+
+def keep_splits(group_split: dict[str, str], metas: list[CropRecord], listed: dict[str, dict[str, list[str]]]
+                ) -> dict[str, str]:
+    """`group_split` with every file that an earlier bundle's splits.json (`listed`: split -> source -> files) puts in
+    one split kept there, so a retrained model is validated and tested on the files its predecessor was and never
+    trains on them. Files it never listed (faces a later detector finds) go to "unlisted", which no split reads;
+    groups of a file listed in several splits (the blocks of one video) keep `group_split`'s assignment."""
+    splits_of: dict[str, set[str]] = defaultdict(set)
+    for split, by_source in listed.items():
+        for files in by_source.values():
+            for key in files:
+                splits_of[key].add(split)
+    kept = dict(group_split)
+    for meta in metas:
+        listed_in = splits_of.get(meta.media_key, set())
+        if len(listed_in) == 1:
+            kept[meta.group] = next(iter(listed_in))
+        elif not listed_in:
+            kept[meta.group] = "unlisted"
+    return kept
 
 
 def _natural(text: str) -> list:

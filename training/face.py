@@ -6,8 +6,10 @@
     python -m training.face evaluate  # the shipped bundle, end to end from the held-out files (evaluation.json)
     python -m training.face card      # re-render the card's measured sections (evaluation.json, speed.json)
     python -m training.face pack --to DIR [--splits train,val]   # the crop cache as lossless WebP (to train elsewhere)
+    python -m training.face compare RUN_OR_BUNDLE ...   # val AUC per kind, head-aligned as on export (recipe choice)
 
-`prepare --ffpp ROOT` (and --celebdf / --dfdc) adds real face-swap videos from the public datasets (see datasets.md).
+`prepare --ffpp ROOT` (and --celebdf / --dfdc) adds real face-swap videos from the public datasets (see datasets.md);
+`prepare --splits-from models/face-forgery/splits.json` keeps the shipped model's splits (its held-out files stay out).
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ from detector.faces import CROP_MARGIN, CROP_SIZE
 from detector.media import ImageMedia
 from detector.metrics import rates_at_threshold, summary
 from training.datasets_face import (KINDS, CropRecord, MediaRecord, assign_splits, build_crop_cache, celebdf_videos,
-                                    dev_face_records, dfdc_videos, extra_real_records, ffpp_videos, load_crop_cache,
-                                    pack_crop_cache)
+                                    dev_face_records, dfdc_videos, extra_real_records, ffpp_videos, keep_splits,
+                                    load_crop_cache, pack_crop_cache)
 from training.export import export_bundle
 from training.loop import TrainConfig, predict, read_config, seed_everything, train
 from training.face_swap import landmark_swap, pose_neighbours
@@ -266,7 +268,8 @@ def closest_posed_crops(metas: list[CropRecord], landmarks: np.ndarray, crops: l
 
 # ---- commands ---------------------------------------------------------------------------------------------------
 
-def prepare(recipe: FaceRecipe, ffpp: Path | None, celebdf: Path | None, dfdc: Path | None, seed: int) -> None:
+def prepare(recipe: FaceRecipe, ffpp: Path | None, celebdf: Path | None, dfdc: Path | None, seed: int,
+            splits_from: Path | None = None) -> None:
     recipe.cache_dir.mkdir(parents=True, exist_ok=True)
     records: list[MediaRecord] = dev_face_records() + extra_real_records(recipe.cache_dir)
     records += ffpp_videos(ffpp) if ffpp else []
@@ -278,6 +281,8 @@ def prepare(recipe: FaceRecipe, ffpp: Path | None, celebdf: Path | None, dfdc: P
     for meta in metas:
         groups[f"{meta.source}/{meta.kind}"].append(meta.group)
     group_split = assign_splits(groups, (recipe.val_fraction, recipe.test_fraction), seed)
+    if splits_from is not None:
+        group_split = keep_splits(group_split, metas, json.loads(splits_from.read_text())["files"])
     files = files_by_split(metas, group_split)
     found = {m.media_key for m in metas}
     splits = {"groups": group_split, "files": files,
@@ -288,10 +293,11 @@ def prepare(recipe: FaceRecipe, ffpp: Path | None, celebdf: Path | None, dfdc: P
 
 
 def files_by_split(metas: list[CropRecord], group_split: dict[str, str]) -> dict[str, dict[str, list[str]]]:
-    """split -> "source/kind" -> media keys (each file once, in cache order)."""
+    """split -> "source/kind" -> media keys (each file once, in cache order); "unlisted" too where there are any
+    (`keep_splits`)."""
     files: dict[str, dict[str, list[str]]] = {s: defaultdict(list) for s in ("train", "val", "test")}
     for meta in metas:
-        bucket = files[group_split[meta.group]][f"{meta.source}/{meta.kind}"]
+        bucket = files.setdefault(group_split[meta.group], defaultdict(list))[f"{meta.source}/{meta.kind}"]
         if meta.media_key not in bucket:
             bucket.append(meta.media_key)
     return files
@@ -381,6 +387,7 @@ def run_training(config: TrainConfig, recipe: FaceRecipe) -> None:
         workers = 0
     else:
         model, workers = TrainableBlocks(net, start_block=0), recipe.workers
+        val_set = _made_once(val_set, workers)
     print(f"train samples {len(train_set)}, val samples {len(val_set)}", flush=True)
     loader_options = {"num_workers": workers, "persistent_workers": workers > 0}
     train_loader = DataLoader(train_set, batch_size=recipe.batch_size, shuffle=True, drop_last=True, **loader_options)
@@ -389,18 +396,25 @@ def run_training(config: TrainConfig, recipe: FaceRecipe) -> None:
     print(json.dumps({"best_epoch": result.best_epoch, "best": result.best_metrics}))
 
 
+def _made_once(dataset: FaceSamples, workers: int) -> TensorDataset:
+    """A fixed-seed dataset's tensors, made once: its blends and degradations are the same every epoch, and making
+    them again each epoch cost a third of an online run's data loading."""
+    images, labels = zip(*DataLoader(dataset, batch_size=64, num_workers=workers))
+    return TensorDataset(torch.cat(images), torch.cat(labels))
+
+
 def _trained_model(config: TrainConfig, recipe: FaceRecipe) -> FaceForgeryNet:
     wrapper = TrainableBlocks(FaceForgeryNet(imagenet=False, frozen_blocks=recipe.frozen_blocks), start_block=0)
     wrapper.load_state_dict(torch.load(config.out_dir / "best.pt", map_location="cpu", weights_only=True))
     return wrapper.net.eval()
 
 
-def _scores(model: FaceForgeryNet, dataset: FaceSamples) -> tuple[np.ndarray, np.ndarray]:
+def _scores(model: FaceForgeryNet, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
     return predict(model, DataLoader(dataset, batch_size=64, num_workers=0), torch.device("cpu"))
 
 
 @torch.no_grad()
-def align_heads(model: FaceForgeryNet, dataset: FaceSamples, target_fpr: float) -> list[float]:
+def align_heads(model: FaceForgeryNet, dataset: Dataset, target_fpr: float) -> list[float]:
     """Shift each head's bias so that its logit is 0 where it flags `target_fpr` of the real faces of `dataset`.
 
     The synthetic logit is the larger of the two head logits; unaligned, the head whose raw scale runs higher on real
@@ -418,6 +432,38 @@ def align_heads(model: FaceForgeryNet, dataset: FaceSamples, target_fpr: float) 
     return [round(float(v), 4) for v in offsets]
 
 
+def kind_subsets(samples: list[Sample], metas: list[CropRecord]) -> dict[str, np.ndarray]:
+    """Masks over `samples`: GAN faces (deforgify real vs fake), real faces vs their self-blends, vs landmark swaps
+    onto them, and everything."""
+    real = np.array([s.target == 0 for s in samples])
+    return {
+        "gan_deforgify": np.array([metas[s.crop].source == "deforgify" and s.target != 1 for s in samples]),
+        "face_swap_sbi": real | np.array([s.blend for s in samples]),
+        "face_swap_landmark": real | np.array([s.donor is not None for s in samples]),
+        "all": np.ones(len(samples), bool),
+    }
+
+
+def compare(recipe: FaceRecipe, runs: list[Path]) -> dict[str, dict[str, float]]:
+    """Val AUCs per kind (`kind_subsets`) of training runs (their best.pt) or bundles, each head-aligned as on
+    export and scored on the same val images, so that recipes and seeds compare on equal terms."""
+    _, _, metas, _, _, val_set = _datasets(recipe)
+    subsets, val_images = kind_subsets(val_set.samples, metas), _made_once(val_set, workers=0)
+    results = {}
+    for run in runs:
+        if (run / "best.pt").exists():
+            model = _trained_model(TrainConfig(out_dir=run), recipe)
+        else:
+            model = FaceForgeryNet(imagenet=False, frozen_blocks=recipe.frozen_blocks)
+            model.load_state_dict(ModelBundle.load(MODEL_NAME, run).state_dict())
+        align_heads(model, val_images, recipe.target_fpr)
+        scores, labels = _scores(model, val_images)
+        results[str(run)] = {name: round(summary(labels[keep], scores[keep])["auc"], 4)
+                             for name, keep in subsets.items()}
+        print(json.dumps({str(run): results[str(run)]}), flush=True)
+    return results
+
+
 # (name, through the training degradations, H.264 crf): the conditions the test split is scored under
 TEST_CONDITIONS = (("clean", False, None), ("degraded", True, None), ("h264_crf23", False, 23),
                    ("h264_crf35", False, 35))
@@ -429,13 +475,7 @@ def test_metrics(model: FaceForgeryNet, crops: np.ndarray, landmarks: np.ndarray
     """Per-face metrics on the test split: GAN faces (deforgify real vs fake), held-out real faces vs their
     self-blends and vs landmark swaps onto them (`split_samples`), and everything; under each of TEST_CONDITIONS."""
     test = [s for s in split_samples(metas, splits, "test", landmarks) if not metas[s.crop].key.endswith("#tight")]
-    real = np.array([s.target == 0 for s in test])
-    subsets = {
-        "gan_deforgify": np.array([metas[s.crop].source == "deforgify" and s.target != 1 for s in test]),
-        "face_swap_sbi": real | np.array([s.blend for s in test]),
-        "face_swap_landmark": real | np.array([s.donor is not None for s in test]),
-        "all": np.ones(len(test), bool),
-    }
+    subsets = kind_subsets(test, metas)
     results = {}
     for condition, augment, crf in TEST_CONDITIONS:
         scores, labels = _scores(model, FaceSamples(crops, landmarks, test, input_size, augment, True, TEST_SEED,
@@ -761,7 +801,8 @@ Face crops count every face found, plus the tightly framed variant of each non-d
 
 ## Training
 
-`python -m training.face prepare && python -m training.face train && python -m training.face export`
+`python -m training.face prepare --splits-from models/face-forgery/splits.json && python -m training.face train &&
+python -m training.face export` (`--splits-from` keeps the shipped model's held-out files held out)
 (config `training/configs/face.yaml`; shared loop `training/loop.py`; {config.epochs} epochs, AdamW lr {config.lr},
 batch {recipe.batch_size}, seed {config.seed}, on {last.get('device', 'CPU')}). Best epoch by val AUC: {max(history, key=lambda h: h['auc'])['epoch'] if history else '-'};
 last epoch val AUC {last.get('auc', float('nan')):.4f}.
@@ -881,29 +922,33 @@ def _training_mode(recipe: FaceRecipe) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["prepare", "train", "export", "evaluate", "card", "pack"])
+    parser.add_argument("command", choices=["prepare", "train", "export", "evaluate", "card", "pack", "compare"])
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--ffpp", type=Path, help="FaceForensics++ root (original_sequences/, manipulated_sequences/)")
     parser.add_argument("--celebdf", type=Path, help="Celeb-DF v2 root (Celeb-real/, Celeb-synthesis/, ...)")
     parser.add_argument("--dfdc", type=Path, help="DFDC root (dfdc_train_part_*/metadata.json)")
     parser.add_argument("--epochs", type=int)
+    parser.add_argument("--seed", type=int, help="train: this seed instead of the config's (runs of one recipe)")
     parser.add_argument("--max-steps-per-epoch", type=int)
     parser.add_argument("--out-dir", type=Path, help="training folder (checkpoints, cached frozen-block outputs)")
     parser.add_argument("--init-from", help="train: start from this bundle's weights (e.g. models/face-forgery) "
                                             "instead of ImageNet's, to fine-tune on new data")
     parser.add_argument("--models-dir", type=Path, default=PROJECT_ROOT / "models")
+    parser.add_argument("runs", nargs="*", type=Path, help="compare: training folders (best.pt) or bundles")
+    parser.add_argument("--splits-from", type=Path,
+                        help="prepare: keep the splits of this splits.json (e.g. models/face-forgery/splits.json)")
     parser.add_argument("--to", type=Path, help="pack: folder for the packed crop cache (point cache_dir at it)")
     parser.add_argument("--splits", help="pack: only these splits' crops, comma-separated (training reads train,val)")
     args = parser.parse_args(argv)
     config, recipe = load_config(args.config)
-    config = dataclasses.replace(config, **{k: v for k, v in (("epochs", args.epochs),
+    config = dataclasses.replace(config, **{k: v for k, v in (("epochs", args.epochs), ("seed", args.seed),
                                                                ("max_steps_per_epoch", args.max_steps_per_epoch),
                                                                ("out_dir", args.out_dir))
                                             if v is not None})
     if args.init_from:
         recipe = dataclasses.replace(recipe, init_from=args.init_from)
     if args.command == "prepare":
-        prepare(recipe, args.ffpp, args.celebdf, args.dfdc, config.seed)
+        prepare(recipe, args.ffpp, args.celebdf, args.dfdc, config.seed, args.splits_from)
     elif args.command == "train":
         run_training(config, recipe)
     elif args.command == "export":
@@ -912,6 +957,8 @@ def main(argv: list[str] | None = None) -> None:
         results = evaluate(args.models_dir, config.seed)
         print(json.dumps(results, indent=1))
         write_evaluation(args.models_dir, results)
+    elif args.command == "compare":
+        compare(recipe, args.runs)
     elif args.command == "pack":
         if args.to is None:
             parser.error("pack needs --to DIR")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import random
@@ -16,6 +17,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader
 
 from detector.metrics import summary
@@ -48,6 +50,7 @@ class TrainConfig:
     resume: bool = True
     log_every: int = 20
     grad_clip: float = 5.0
+    sam_rho: float = 0.0        # > 0: sharpness-aware minimization (Foret et al. 2021) with this neighbourhood radius
     max_steps_per_epoch: int | None = None       # cap for smoke runs and tests
 
 
@@ -77,6 +80,40 @@ def _to(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, dict):
         return {k: _to(v, device) for k, v in batch.items()}
     return batch
+
+
+@contextlib.contextmanager
+def _batchnorm_stats_frozen(model: nn.Module):
+    """Batch norm layers normalize by the batch but leave their running statistics alone (SAM's second pass sees the
+    same batch again; counting it twice would skew the statistics used at inference)."""
+    layers = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+    momenta = [m.momentum for m in layers]
+    for m in layers:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, momentum in zip(layers, momenta):
+            m.momentum = momentum
+
+
+def _sharpness_aware_gradients(model: nn.Module, trainable: list, rho: float, loss_at: Callable[[], torch.Tensor]
+                               ) -> None:
+    """Replace the gradients in `trainable` (computed at the current weights) by those at the worst nearby weights,
+    w + rho * g / |g|, and leave the weights where they were: the optimizer then steps towards flat minima."""
+    with torch.no_grad():
+        grads = [p.grad for p in trainable if p.grad is not None]
+        scale = rho / (torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])) + 1e-12)
+        originals = [(p, p.detach().clone()) for p in trainable if p.grad is not None]
+        for p, _ in originals:
+            p.add_(p.grad * scale)
+    for p in trainable:
+        p.grad = None
+    with _batchnorm_stats_frozen(model):
+        loss_at().backward()
+    with torch.no_grad():
+        for p, original in originals:
+            p.copy_(original)
 
 
 @torch.inference_mode()
@@ -126,9 +163,12 @@ def train(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, co
         for step, (inputs, labels) in enumerate(train_loader):
             if config.max_steps_per_epoch is not None and step >= config.max_steps_per_epoch:
                 break
-            loss = loss_fn(model(_to(inputs, device)), _to(labels, device))
+            inputs, labels = _to(inputs, device), _to(labels, device)
+            loss = loss_fn(model(inputs), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if config.sam_rho > 0:
+                _sharpness_aware_gradients(model, trainable, config.sam_rho, lambda: loss_fn(model(inputs), labels))
             torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
             optimizer.step()
             scheduler.step()
