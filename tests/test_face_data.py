@@ -73,25 +73,23 @@ def test_assign_splits_holds_out_part_of_every_source():
 
 def test_a_retrained_model_keeps_the_files_its_predecessor_held_out():
     """`prepare --splits-from`: a file the shipped bundle listed keeps its split whatever the seeded assignment says
-    (a face detector that finds more faces changes that assignment); a file it never listed is used by no split;
-    the blocks of a video listed in several splits keep their own assignment."""
+    (one file more or less in a source reshuffles it); a file it never listed (a new dataset) and the blocks of a video
+    listed in several splits keep the seeded assignment."""
     from training.datasets_face import CropRecord, keep_splits
     from training.face import files_by_split
 
     def crop(media: str, group: str) -> CropRecord:
         return CropRecord(f"{media}#0", media, "dev", "real", group, None)
 
-    metas = [crop("a.jpg", "a.jpg"), crop("b.jpg", "b.jpg"), crop("new.jpg", "new.jpg"),
+    metas = [crop("a.jpg", "a.jpg"), crop("b.jpg", "b.jpg"), crop("ffpp.mp4", "ffpp:000"),
              crop("clip.mp4", "clip:block0"), crop("clip.mp4", "clip:block1")]
-    seeded = {"a.jpg": "train", "b.jpg": "train", "new.jpg": "val", "clip:block0": "test", "clip:block1": "train"}
+    seeded = {"a.jpg": "train", "b.jpg": "train", "ffpp:000": "val", "clip:block0": "test", "clip:block1": "train"}
     listed = {"train": {"dev/real": ["clip.mp4"]}, "val": {"dev/real": ["a.jpg"]},
               "test": {"dev/real": ["b.jpg", "clip.mp4"]}}
     kept = keep_splits(seeded, metas, listed)
-    assert kept == {"a.jpg": "val", "b.jpg": "test", "new.jpg": "unlisted", "clip:block0": "test",
-                    "clip:block1": "train"}
+    assert kept == {"a.jpg": "val", "b.jpg": "test", "ffpp:000": "val", "clip:block0": "test", "clip:block1": "train"}
     files = files_by_split(metas, kept)
-    assert files["unlisted"] == {"dev/real": ["new.jpg"]} and files["val"] == {"dev/real": ["a.jpg"]}
-    assert files["test"] == {"dev/real": ["b.jpg", "clip.mp4"]}
+    assert files["val"] == {"dev/real": ["a.jpg", "ffpp.mp4"]} and files["test"] == {"dev/real": ["b.jpg", "clip.mp4"]}
 
 
 def test_celebdf_and_dfdc_readers(tmp_path):

@@ -288,8 +288,9 @@ def keep_splits(group_split: dict[str, str], metas: list[CropRecord], listed: di
                 ) -> dict[str, str]:
     """`group_split` with every file that an earlier bundle's splits.json (`listed`: split -> source -> files) puts in
     one split kept there, so a retrained model is validated and tested on the files its predecessor was and never
-    trains on them. Files it never listed (faces a later detector finds) go to "unlisted", which no split reads;
-    groups of a file listed in several splits (the blocks of one video) keep `group_split`'s assignment."""
+    trains on them (the seeded split shuffles source after source, so one file more or less moves most files). Files
+    it never listed (a new dataset) and groups of a file listed in several splits (the blocks of one video) keep
+    `group_split`'s assignment."""
     splits_of: dict[str, set[str]] = defaultdict(set)
     for split, by_source in listed.items():
         for files in by_source.values():
@@ -297,11 +298,8 @@ def keep_splits(group_split: dict[str, str], metas: list[CropRecord], listed: di
                 splits_of[key].add(split)
     kept = dict(group_split)
     for meta in metas:
-        listed_in = splits_of.get(meta.media_key, set())
-        if len(listed_in) == 1:
-            kept[meta.group] = next(iter(listed_in))
-        elif not listed_in:
-            kept[meta.group] = "unlisted"
+        if len(splits_of.get(meta.media_key, ())) == 1:
+            kept[meta.group] = next(iter(splits_of[meta.media_key]))
     return kept
 
 

@@ -293,11 +293,10 @@ def prepare(recipe: FaceRecipe, ffpp: Path | None, celebdf: Path | None, dfdc: P
 
 
 def files_by_split(metas: list[CropRecord], group_split: dict[str, str]) -> dict[str, dict[str, list[str]]]:
-    """split -> "source/kind" -> media keys (each file once, in cache order); "unlisted" too where there are any
-    (`keep_splits`)."""
+    """split -> "source/kind" -> media keys (each file once, in cache order)."""
     files: dict[str, dict[str, list[str]]] = {s: defaultdict(list) for s in ("train", "val", "test")}
     for meta in metas:
-        bucket = files.setdefault(group_split[meta.group], defaultdict(list))[f"{meta.source}/{meta.kind}"]
+        bucket = files[group_split[meta.group]][f"{meta.source}/{meta.kind}"]
         if meta.media_key not in bucket:
             bucket.append(meta.media_key)
     return files
