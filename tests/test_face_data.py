@@ -353,7 +353,7 @@ def test_online_training_updates_every_block_and_logs_the_device(tmp_path):
     import torch
 
     from detector.detectors.face.network import FaceForgeryNet
-    from training.face import FaceRecipe, _datasets, _trained_model, compare, kind_subsets, run_training
+    from training.face import FaceRecipe, _datasets, _trained_model, compare, kind_subsets, main, run_training
     from training.loop import TrainConfig
 
     cache = tmp_path / "cache"
@@ -379,6 +379,19 @@ def test_online_training_updates_every_block_and_logs_the_device(tmp_path):
     scores = compare(recipe, [config.out_dir])[str(config.out_dir)]
     assert set(scores) == {"gan_deforgify", "face_swap_sbi", "face_swap_landmark", "all"}
     assert all(0.0 <= auc <= 1.0 for auc in scores.values())
+
+    # a soup of the run with a copy whose weights are shifted by 1: every float tensor moves by 0.5, counters stay
+    shifted = tmp_path / "shifted"
+    shifted.mkdir()
+    state = torch.load(config.out_dir / "best.pt", weights_only=True)
+    torch.save({k: v + 1 if v.is_floating_point() else v for k, v in state.items()}, shifted / "best.pt")
+    main(["soup", str(config.out_dir), str(shifted), "--out-dir", str(tmp_path / "soup")])
+    mean = torch.load(tmp_path / "soup" / "best.pt", weights_only=True)
+    for name, value in state.items():
+        assert torch.allclose(mean[name], value + 0.5 if value.is_floating_point() else value, atol=1e-6), name
+    assert set(compare(recipe, [tmp_path / "soup"])[str(tmp_path / "soup")]) == set(scores)
+    with pytest.raises(SystemExit):                                  # no --out-dir: a usage error, nothing written
+        main(["soup", str(config.out_dir)])
 
 
 def test_fine_tuning_starts_from_the_shipped_bundle_and_records_it(tmp_path):

@@ -7,6 +7,7 @@
     python -m training.face card      # re-render the card's measured sections (evaluation.json, speed.json)
     python -m training.face pack --to DIR [--splits train,val]   # the crop cache as lossless WebP (to train elsewhere)
     python -m training.face compare RUN_OR_BUNDLE ...   # val AUC per kind, head-aligned as on export (recipe choice)
+    python -m training.face soup RUN ... --out-dir DIR   # the runs' mean weights (a model soup), for compare
 
 `prepare --ffpp ROOT` (and --celebdf / --dfdc) adds real face-swap videos from the public datasets (see datasets.md);
 `prepare --splits-from models/face-forgery/splits.json` keeps the shipped model's splits (its held-out files stay out).
@@ -461,6 +462,20 @@ def compare(recipe: FaceRecipe, runs: list[Path]) -> dict[str, dict[str, float]]
                              for name, keep in subsets.items()}
         print(json.dumps({str(run): results[str(run)]}), flush=True)
     return results
+
+
+def soup(runs: list[Path], out_dir: Path) -> Path:
+    """The mean of the runs' best weights and batch-norm statistics (a uniform model soup, Wortsman et al. 2022: runs
+    of one recipe from the same ImageNet start), written as `out_dir`/best.pt for `compare`; soup.json names them."""
+    states = [torch.load(run / "best.pt", map_location="cpu", weights_only=True) for run in runs]
+    if not states:
+        raise ValueError("soup needs at least one run")
+    mean = {name: (sum(state[name] for state in states) / len(states) if value.is_floating_point() else value)
+            for name, value in states[0].items()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(mean, out_dir / "best.pt")
+    (out_dir / "soup.json").write_text(json.dumps({"runs": [str(run) for run in runs]}, indent=1))
+    return out_dir / "best.pt"
 
 
 # (name, through the training degradations, H.264 crf): the conditions the test split is scored under
@@ -921,7 +936,8 @@ def _training_mode(recipe: FaceRecipe) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["prepare", "train", "export", "evaluate", "card", "pack", "compare"])
+    parser.add_argument("command", choices=["prepare", "train", "export", "evaluate", "card", "pack", "compare",
+                                            "soup"])
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--ffpp", type=Path, help="FaceForensics++ root (original_sequences/, manipulated_sequences/)")
     parser.add_argument("--celebdf", type=Path, help="Celeb-DF v2 root (Celeb-real/, Celeb-synthesis/, ...)")
@@ -929,11 +945,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--seed", type=int, help="train: this seed instead of the config's (runs of one recipe)")
     parser.add_argument("--max-steps-per-epoch", type=int)
-    parser.add_argument("--out-dir", type=Path, help="training folder (checkpoints, cached frozen-block outputs)")
+    parser.add_argument("--out-dir", type=Path, help="training folder (checkpoints, cached frozen-block outputs); "
+                                                     "soup: where the averaged best.pt goes")
     parser.add_argument("--init-from", help="train: start from this bundle's weights (e.g. models/face-forgery) "
                                             "instead of ImageNet's, to fine-tune on new data")
     parser.add_argument("--models-dir", type=Path, default=PROJECT_ROOT / "models")
-    parser.add_argument("runs", nargs="*", type=Path, help="compare: training folders (best.pt) or bundles")
+    parser.add_argument("runs", nargs="*", type=Path,
+                        help="compare: training folders (best.pt) or bundles; soup: training folders")
     parser.add_argument("--splits-from", type=Path,
                         help="prepare: keep the splits of this splits.json (e.g. models/face-forgery/splits.json)")
     parser.add_argument("--to", type=Path, help="pack: folder for the packed crop cache (point cache_dir at it)")
@@ -958,6 +976,10 @@ def main(argv: list[str] | None = None) -> None:
         write_evaluation(args.models_dir, results)
     elif args.command == "compare":
         compare(recipe, args.runs)
+    elif args.command == "soup":
+        if args.out_dir is None:
+            parser.error("soup needs --out-dir")
+        print(f"wrote {soup(args.runs, args.out_dir)}")
     elif args.command == "pack":
         if args.to is None:
             parser.error("pack needs --to DIR")
