@@ -92,6 +92,26 @@ def test_a_retrained_model_keeps_the_files_its_predecessor_held_out():
     assert files["val"] == {"dev/real": ["a.jpg", "ffpp.mp4"]} and files["test"] == {"dev/real": ["b.jpg", "clip.mp4"]}
 
 
+def test_splits_from_reads_the_shipped_splits_and_refuses_anything_else(tmp_path):
+    """The shipped bundle's splits.json reads; a missing, empty, corrupt or foreign file is a clear error naming it,
+    raised before any face is detected."""
+    from detector.config import PROJECT_ROOT
+    from training.face import FaceRecipe, listed_files, prepare
+
+    shipped = listed_files(PROJECT_ROOT / "models" / "face-forgery" / "splits.json")
+    assert set(shipped) == {"train", "val", "test"} and shipped["test"]["deforgify/gan"]
+    bad = {"missing.json": None, "empty.json": b"", "corrupt.json": b"\xff\xfe{", "truncated.json": b'{"files": {"tr',
+           "foreign.json": b'{"groups": {}}', "flat.json": b'{"files": {"train": ["a.jpg"]}}'}
+    for name, content in bad.items():
+        if content is not None:
+            (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError, match=f"--splits-from .*{name}"):
+            listed_files(tmp_path / name)
+    with pytest.raises(ValueError, match="foreign.json"):
+        prepare(FaceRecipe(cache_dir=tmp_path / "cache"), None, None, None, 0, tmp_path / "foreign.json")
+    assert not (tmp_path / "cache").exists()
+
+
 def test_celebdf_and_dfdc_readers(tmp_path):
     celeb = tmp_path / "celeb"
     for folder, name in (("Celeb-real", "id0_0000"), ("YouTube-real", "00007"), ("Celeb-synthesis", "id0_id3_0000")):
@@ -392,6 +412,8 @@ def test_online_training_updates_every_block_and_logs_the_device(tmp_path):
     assert set(compare(recipe, [tmp_path / "soup"])[str(tmp_path / "soup")]) == set(scores)
     with pytest.raises(SystemExit):                                  # no --out-dir: a usage error, nothing written
         main(["soup", str(config.out_dir)])
+    with pytest.raises(ValueError, match="not a face-forgery bundle"):    # neither a run nor a bundle: clear error
+        compare(recipe, [cache])
 
 
 def test_fine_tuning_starts_from_the_shipped_bundle_and_records_it(tmp_path):

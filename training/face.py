@@ -271,6 +271,7 @@ def closest_posed_crops(metas: list[CropRecord], landmarks: np.ndarray, crops: l
 
 def prepare(recipe: FaceRecipe, ffpp: Path | None, celebdf: Path | None, dfdc: Path | None, seed: int,
             splits_from: Path | None = None) -> None:
+    listed = listed_files(splits_from) if splits_from is not None else None     # before minutes of face detection
     recipe.cache_dir.mkdir(parents=True, exist_ok=True)
     records: list[MediaRecord] = dev_face_records() + extra_real_records(recipe.cache_dir)
     records += ffpp_videos(ffpp) if ffpp else []
@@ -282,8 +283,8 @@ def prepare(recipe: FaceRecipe, ffpp: Path | None, celebdf: Path | None, dfdc: P
     for meta in metas:
         groups[f"{meta.source}/{meta.kind}"].append(meta.group)
     group_split = assign_splits(groups, (recipe.val_fraction, recipe.test_fraction), seed)
-    if splits_from is not None:
-        group_split = keep_splits(group_split, metas, json.loads(splits_from.read_text())["files"])
+    if listed is not None:
+        group_split = keep_splits(group_split, metas, listed)
     files = files_by_split(metas, group_split)
     found = {m.media_key for m in metas}
     splits = {"groups": group_split, "files": files,
@@ -291,6 +292,17 @@ def prepare(recipe: FaceRecipe, ffpp: Path | None, celebdf: Path | None, dfdc: P
     (recipe.cache_dir / "splits.json").write_text(json.dumps(splits, indent=1))
     counts = {s: {src: len(v) for src, v in files[s].items()} for s in files}
     print(json.dumps({"crops": len(metas), "files_per_split": counts}, indent=1))
+
+
+def listed_files(splits_json: Path) -> dict[str, dict[str, list[str]]]:
+    """split -> "source/kind" -> files of a bundle's splits.json, or a clear error naming the file."""
+    try:
+        files = json.loads(splits_json.read_text())["files"]
+        if not all(isinstance(by_source, dict) for by_source in files.values()):
+            raise TypeError("a split that is not a mapping of sources to files")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f"--splits-from {splits_json}: not a bundle's splits.json ({error!r})") from error
+    return files
 
 
 def files_by_split(metas: list[CropRecord], group_split: dict[str, str]) -> dict[str, dict[str, list[str]]]:
@@ -364,11 +376,7 @@ def run_training(config: TrainConfig, recipe: FaceRecipe) -> None:
     crops, landmarks, metas, splits, train_set, val_set = _datasets(recipe)
     net = FaceForgeryNet(imagenet=recipe.init_from is None, frozen_blocks=recipe.frozen_blocks)
     if recipe.init_from is not None:
-        init_path = PROJECT_ROOT / recipe.init_from
-        if missing := ModelBundle.missing_files(init_path):
-            raise ValueError(f"--init-from {recipe.init_from}: not a {MODEL_NAME} bundle "
-                             f"(missing {', '.join(missing)})")
-        bundle = ModelBundle.load(MODEL_NAME, init_path)
+        bundle = _face_bundle(PROJECT_ROOT / recipe.init_from, f"--init-from {recipe.init_from}")
         net.load_state_dict(bundle.state_dict())
         recipe = dataclasses.replace(recipe, init_version=str(bundle.config["version"]))
     config.out_dir.mkdir(parents=True, exist_ok=True)
@@ -389,9 +397,9 @@ def run_training(config: TrainConfig, recipe: FaceRecipe) -> None:
         model, workers = TrainableBlocks(net, start_block=0), recipe.workers
         val_set = _made_once(val_set, workers)
     print(f"train samples {len(train_set)}, val samples {len(val_set)}", flush=True)
-    loader_options = {"num_workers": workers, "persistent_workers": workers > 0}
-    train_loader = DataLoader(train_set, batch_size=recipe.batch_size, shuffle=True, drop_last=True, **loader_options)
-    val_loader = DataLoader(val_set, batch_size=128, **loader_options)
+    train_loader = DataLoader(train_set, batch_size=recipe.batch_size, shuffle=True, drop_last=True,
+                              num_workers=workers, persistent_workers=workers > 0)
+    val_loader = DataLoader(val_set, batch_size=128)          # in memory either way: no workers to feed it
     result = train(model, train_loader, val_loader, config, loss_fn=head_loss)
     print(json.dumps({"best_epoch": result.best_epoch, "best": result.best_metrics}))
 
@@ -401,6 +409,13 @@ def _made_once(dataset: FaceSamples, workers: int) -> TensorDataset:
     them again each epoch cost a third of an online run's data loading."""
     images, labels = zip(*DataLoader(dataset, batch_size=64, num_workers=workers))
     return TensorDataset(torch.cat(images), torch.cat(labels))
+
+
+def _face_bundle(path: Path, asked_by: str) -> ModelBundle:
+    """The face-forgery bundle at `path`, or a clear error naming what asked for it."""
+    if missing := ModelBundle.missing_files(path):
+        raise ValueError(f"{asked_by}: not a {MODEL_NAME} bundle (missing {', '.join(missing)})")
+    return ModelBundle.load(MODEL_NAME, path)
 
 
 def _trained_model(config: TrainConfig, recipe: FaceRecipe) -> FaceForgeryNet:
@@ -455,7 +470,7 @@ def compare(recipe: FaceRecipe, runs: list[Path]) -> dict[str, dict[str, float]]
             model = _trained_model(TrainConfig(out_dir=run), recipe)
         else:
             model = FaceForgeryNet(imagenet=False, frozen_blocks=recipe.frozen_blocks)
-            model.load_state_dict(ModelBundle.load(MODEL_NAME, run).state_dict())
+            model.load_state_dict(_face_bundle(run, f"compare {run} (no best.pt)").state_dict())
         align_heads(model, val_images, recipe.target_fpr)
         scores, labels = _scores(model, val_images)
         results[str(run)] = {name: round(summary(labels[keep], scores[keep])["auc"], 4)

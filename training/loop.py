@@ -102,9 +102,9 @@ def _sharpness_aware_gradients(model: nn.Module, trainable: list, rho: float, lo
     """Replace the gradients in `trainable` (computed at the current weights) by those at the worst nearby weights,
     w + rho * g / |g|, and leave the weights where they were: the optimizer then steps towards flat minima."""
     with torch.no_grad():
-        grads = [p.grad for p in trainable if p.grad is not None]
-        scale = rho / (torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])) + 1e-12)
         originals = [(p, p.detach().clone()) for p in trainable if p.grad is not None]
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p, _ in originals]))
+        scale = rho / (norm + 1e-12)
         for p, _ in originals:
             p.add_(p.grad * scale)
     for p in trainable:
