@@ -185,9 +185,11 @@ def _spoof_like(seconds: float, seed: int) -> np.ndarray:
     return (_voice_like(seconds, seed) * 0.7 + 0.02 * np.sin(2 * np.pi * 6500 * t)).astype(np.float32)
 
 
-def test_recipe_runs_end_to_end_on_public_layouts(tmp_path):
+@pytest.mark.parametrize("domain_adversarial", [0.0, 1.0])
+def test_recipe_runs_end_to_end_on_public_layouts(tmp_path, domain_adversarial):
     """ASVspoof 2019 LA (train/dev) and In-the-Wild (test) fixture trees -> cached windows, shared loop,
-    calibration, per-source report, exported bundle that the detector loads."""
+    calibration, per-source report, exported bundle that the detector loads; with and without the domain
+    adversary (a training-time wrapper: the bundle holds the detector alone)."""
     import torch
 
     from detector.detectors.voice.model import SyntheticVoiceDetector
@@ -220,12 +222,15 @@ def test_recipe_runs_end_to_end_on_public_layouts(tmp_path):
 
     recipe = RecipeConfig(corpus=tmp_path / "no-corpus", cache_dir=tmp_path / "cache", models_dir=tmp_path / "models",
                           batch_size=4, train_frames=200, workers=1, asvspoof2019_la=la, in_the_wild=itw,
-                          dev_speech=False, variants={"default": 2}, caveat="fixture model")
+                          dev_speech=False, variants={"default": 2}, caveat="fixture model",
+                          domain_adversarial=domain_adversarial)
     splits = load_clips(recipe)
     assert {k: len(v) for k, v in splits.items()} == {"train": 8, "val": 4, "test": 4}
     report = run_recipe(recipe, TrainConfig(out_dir=tmp_path / "run", epochs=1, threads=1, log_every=0), splits)
 
     assert 8 <= report["train_windows"] <= 16                  # 2 per clip, minus channels that drown the speech
+    if domain_adversarial:                                      # real: one corpus; synthetic: by attack id
+        assert report["domains"][0] == ["asvspoof2019-la-train"] and len(report["domains"][1]) >= 2
     assert set(report["test_clean"]["sources"]) == {"in-the-wild"}
     assert (tmp_path / "cache" / "train.pt").exists()           # features computed once, reused on a rerun
     bundle = ModelBundle.load("synthetic-voice", tmp_path / "models" / "synthetic-voice")
@@ -260,3 +265,19 @@ def test_fractional_variants_draw_from_that_share_of_clips():
     counts = [variants_for(c, {"default": 1, "espeak-ng": 0.4}) for c in clips]
     assert set(counts) == {0, 1} and 0.3 < np.mean(counts) < 0.5
     assert variants_for(Clip("a.wav", 0, "asterisk", "x"), {"default": 1, "asterisk": 2}) == 2
+
+
+def test_domains_are_real_corpora_and_synthesizers_indexed_within_their_class():
+    import torch
+
+    from training.voice import Windows, domain_targets
+
+    clips = [Clip("a.wav", 0, "asterisk", "en_US_f_Allison"), Clip("b.wav", 0, "klettres", "klettres-fr"),
+             Clip("c.wav", 1, "copy-of-asterisk", "copy-world"), Clip("d.wav", 1, "local-tts", "espeak-ng"),
+             Clip("e.wav", 1, "copy-of-klettres", "copy-world")]
+    order = [4, 0, 3, 1, 2, 0]                                  # windows come in any order, several per clip
+    windows = Windows(torch.zeros(6, 1, 2, 3), torch.tensor([float(clips[i].label) for i in order]),
+                      torch.zeros(6, dtype=torch.bool), torch.tensor(order))
+    targets, names = domain_targets(windows, clips)
+    assert names == (["asterisk", "klettres"], ["copy-world", "espeak-ng"])
+    assert targets.tolist() == [[1, 0], [0, 0], [1, 1], [0, 1], [1, 0], [0, 0]]

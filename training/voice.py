@@ -18,7 +18,7 @@ import multiprocessing as mp
 import re
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,8 @@ from detector.engine.bundle import ModelBundle
 from detector.engine.calibration import Calibration, fit
 from detector.metrics import rates_at_threshold, summary
 from training.export import export_bundle
-from training.loop import TrainConfig, read_config, seed_everything, train
+from training.domain_adversarial import DomainAdversary
+from training.loop import TrainConfig, bce_loss, read_config, seed_everything, train
 from training.voice_data import (Clip, augment, load_audio, read_asvspoof2019_la, read_dev_speech, read_in_the_wild,
                                  fractional_count, read_manifest, split_of)
 
@@ -58,6 +59,7 @@ class RecipeConfig:
     in_the_wild: Path | None = None
     dev_speech: bool = True        # add the labelled dev speech (split by training.voice_data.split_of)
     variants: dict | None = None   # windows per training clip, by source / generator
+    domain_adversarial: float = 0.0  # > 0: hide the corpus of real windows and the generator of synthetic ones
 
 
 def load_clips(config: RecipeConfig) -> dict[str, list[Clip]]:
@@ -122,28 +124,38 @@ def _frontend(bands: int, max_frequency: float) -> torch.nn.Module:
     return LogFilterbank(bands, max_frequency).eval()
 
 
+@dataclass
+class Windows:
+    """Cached front-end features of speech windows, with each window's label, band and clip (index into the clips)."""
+    features: torch.Tensor
+    labels: torch.Tensor
+    narrowband: torch.Tensor
+    clip_index: torch.Tensor
+
+
 def build_window_cache(clips: list[Clip], counts: list[int], augmented: bool, path: Path, workers: int,
-                       seed: int = 0, band: tuple[int, float] = (N_BANDS, MAX_FREQUENCY)
-                       ) -> tuple[TensorDataset, torch.Tensor]:
-    """Front-end features of augmented speech windows, computed once and cached (var/ is git-ignored), and whether
-    each window is narrowband."""
+                       seed: int = 0, band: tuple[int, float] = (N_BANDS, MAX_FREQUENCY)) -> Windows:
+    """Front-end features of augmented speech windows, computed once and cached (var/ is git-ignored)."""
     if path.exists():
         data = torch.load(path)
-        return TensorDataset(data["features"], data["labels"]), data["narrowband"]
+        if "clip_index" in data:
+            return Windows(data["features"], data["labels"], data["narrowband"], data["clip_index"])
+        print(f"rebuilding {path}: written before windows recorded their clip", flush=True)
     jobs = [(clip, count, seed * 1_000_003 + i, augmented, band)
             for i, (clip, count) in enumerate(zip(clips, counts))]
     started = time.time()
     with mp.get_context("fork").Pool(workers) as pool:
         results = pool.map(_clip_windows, jobs, chunksize=8)
-    rows = [row for result in results for row in result]
-    features = torch.from_numpy(np.stack([f for f, _, _ in rows]))
-    labels = torch.tensor([label for _, label, _ in rows], dtype=torch.float32)
-    narrowband = torch.tensor([nb for _, _, nb in rows], dtype=torch.bool)
+    rows = [(*row, i) for i, result in enumerate(results) for row in result]
+    windows = Windows(features=torch.from_numpy(np.stack([row[0] for row in rows])),
+                      labels=torch.tensor([row[1] for row in rows], dtype=torch.float32),
+                      narrowband=torch.tensor([row[2] for row in rows], dtype=torch.bool),
+                      clip_index=torch.tensor([row[3] for row in rows], dtype=torch.long))
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"features": features, "labels": labels, "narrowband": narrowband}, path)
-    print(f"cached {len(rows)} windows ({int(labels.sum())} synthetic, {int(narrowband.sum())} narrowband) in "
-          f"{time.time() - started:.0f} s -> {path}", flush=True)
-    return TensorDataset(features, labels), narrowband
+    torch.save(asdict(windows), path)
+    print(f"cached {len(rows)} windows ({int(windows.labels.sum())} synthetic, {int(windows.narrowband.sum())} "
+          f"narrowband) in {time.time() - started:.0f} s -> {path}", flush=True)
+    return windows
 
 
 def band_balanced_sampler(labels: torch.Tensor, narrowband: torch.Tensor) -> WeightedRandomSampler:
@@ -183,6 +195,20 @@ class RandomCrop(Dataset):
             begin = int(torch.randint(0, self.frames - length + 1, (1,)))
             crop[..., begin: begin + length] = 0.0
         return crop, label
+
+
+def domain_of(clip: Clip) -> str:
+    """What the detector should not learn to recognize within a class: the corpus of real speech (its speakers,
+    rooms and recording chain), the synthesizer of synthetic speech."""
+    return clip.source if clip.label == 0 else clip.generator
+
+
+def domain_targets(windows: Windows, clips: list[Clip]) -> tuple[torch.Tensor, tuple[list[str], list[str]]]:
+    """Targets [N, 2] = (label, index of the window's domain among its class's domains), and those domain names."""
+    names = tuple(sorted({domain_of(c) for c in clips if c.label == label}) for label in (0, 1))
+    index = [{name: i for i, name in enumerate(class_names)} for class_names in names]
+    domains = [index[clips[i].label][domain_of(clips[i])] for i in windows.clip_index.tolist()]
+    return torch.stack([windows.labels, torch.tensor(domains, dtype=torch.float32)], dim=1), names
 
 
 class HalfToFloat(Dataset):
@@ -294,18 +320,26 @@ def run_recipe(recipe: RecipeConfig, train_config: TrainConfig, splits: dict[str
     train_clips = splits["train"]
     train_counts = [variants_for(c, recipe.variants) for c in train_clips]
     band = (recipe.bands, recipe.max_frequency)
-    train_data, train_narrowband = build_window_cache(train_clips, train_counts, True, recipe.cache_dir / "train.pt",
-                                                      recipe.workers, train_config.seed, band)
+    train_windows = build_window_cache(train_clips, train_counts, True, recipe.cache_dir / "train.pt",
+                                       recipe.workers, train_config.seed, band)
     val_clips = splits["val"]
-    val_data, _ = build_window_cache(val_clips, [2] * len(val_clips), True, recipe.cache_dir / "val.pt",
-                                  recipe.workers, train_config.seed + 1, band)
-    sampler = band_balanced_sampler(train_data.tensors[1], train_narrowband)
-    train_loader = DataLoader(RandomCrop(train_data, recipe.train_frames, recipe.masking),
-                              batch_size=recipe.batch_size, sampler=sampler, drop_last=True)
-    val_loader = DataLoader(HalfToFloat(val_data), batch_size=64)
-
+    val_windows = build_window_cache(val_clips, [2] * len(val_clips), True, recipe.cache_dir / "val.pt",
+                                     recipe.workers, train_config.seed + 1, band)
+    sampler = band_balanced_sampler(train_windows.labels, train_windows.narrowband)
     network = SpoofNet(width=recipe.width, bands=recipe.bands, max_frequency=recipe.max_frequency)
-    result = train(network.backend, train_loader, val_loader, train_config)
+    model, loss_fn, targets, domain_names = network.backend, bce_loss, train_windows.labels, None
+    if recipe.domain_adversarial > 0:
+        targets, domain_names = domain_targets(train_windows, train_clips)
+        steps = train_config.epochs * min(len(train_windows.labels) // recipe.batch_size,
+                                          train_config.max_steps_per_epoch or len(train_windows.labels))
+        model = DomainAdversary(network.backend, network.backend.head[-1].in_features,
+                                tuple(len(n) for n in domain_names), recipe.domain_adversarial, steps)
+        loss_fn = model.loss
+    train_loader = DataLoader(RandomCrop(TensorDataset(train_windows.features, targets), recipe.train_frames,
+                                         recipe.masking),
+                              batch_size=recipe.batch_size, sampler=sampler, drop_last=True)
+    val_loader = DataLoader(HalfToFloat(TensorDataset(val_windows.features, val_windows.labels)), batch_size=64)
+    result = train(model, train_loader, val_loader, train_config, loss_fn=loss_fn)
     print("best epoch", result.best_epoch, json.dumps(result.best_metrics), flush=True)
     torch.set_num_threads(train_config.threads)
 
@@ -320,7 +354,9 @@ def run_recipe(recipe: RecipeConfig, train_config: TrainConfig, splits: dict[str
     report = {"val": grouped_metrics(val_rows, calibration),
               "test_clean": grouped_metrics(score_files(network, test_clips, False), calibration),
               "test_channel": grouped_metrics(score_files(network, test_clips, True, seed=2), calibration),
-              "train_windows": len(train_data), "best_epoch": result.best_epoch, "variants": recipe.variants,
+              "train_windows": len(train_windows.labels), "best_epoch": result.best_epoch,
+              "variants": recipe.variants, "domain_adversarial": recipe.domain_adversarial,
+              "domains": domain_names,
               "window_val": result.best_metrics,
               "counts": {name: {"clips": len(c), "synthetic": sum(x.label for x in c),
                                 "by_source": _count_by(c)} for name, c in splits.items()}}
@@ -353,6 +389,12 @@ def _table(groups: dict, clean: dict, channel: dict) -> str:
 def render_card(report: dict, calibration: Calibration) -> str:
     clean, channel = report["test_clean"], report["test_channel"]
     masking = " SpecAugment-style band and time masks on training crops." if report["masking"] else ""
+    if report.get("domain_adversarial"):
+        real, synthetic = report["domains"]
+        masking += (f"\n- Domain-adversarial training (weight {report['domain_adversarial']:g}, "
+                    "`training/domain_adversarial.py`): through a gradient reversal, the hidden layer is trained to "
+                    f"hide which real corpus a real window comes from ({', '.join(real)}) and which generator made a "
+                    f"synthetic one ({', '.join(synthetic)}).")
     counts = "\n".join(f"- **{split}**: {c['clips']} clips ({c['synthetic']} synthetic): "
                         + ", ".join(f"{k} {v['real']} real / {v['synthetic']} synthetic"
                                     for k, v in c["by_source"].items())

@@ -71,11 +71,17 @@ class LCNN(nn.Module):
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * pooled_channels, 64), nn.ReLU(),
                                   nn.Dropout(dropout), nn.Linear(64, 1))
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """The head's hidden layer [B, 64], from mean and std over time of the last block's channels."""
         x = self.blocks(self.stem(features))                  # [B, C, bands/16, frames/32]
         x = x.flatten(1, 2)
-        stats = torch.cat([x.mean(dim=2), x.std(dim=2)], dim=1)
-        return self.head(stats).squeeze(1)
+        return self.head[:-1](torch.cat([x.mean(dim=2), x.std(dim=2)], dim=1))
+
+    def classify(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.head[-1](hidden).squeeze(1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.embed(features))
 
 
 class SpoofNet(nn.Module):
