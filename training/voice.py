@@ -60,6 +60,7 @@ class RecipeConfig:
     dev_speech: bool = True        # add the labelled dev speech (split by training.voice_data.split_of)
     variants: dict | None = None   # windows per training clip, by source / generator
     domain_adversarial: float = 0.0  # > 0: hide the corpus of real windows and the generator of synthetic ones
+    cache_seed: int = 0            # draws the cached windows and channels: seeds of one recipe share one cache
 
 
 def load_clips(config: RecipeConfig) -> dict[str, list[Clip]]:
@@ -286,6 +287,8 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=PROJECT_ROOT / "training" / "configs" / "voice.yaml")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--max-steps-per-epoch", type=int)
+    parser.add_argument("--seed", type=int, help="train with this seed instead of the config's (same window cache)")
+    parser.add_argument("--out-dir", type=Path, help="run folder instead of the config's")
     parser.add_argument("--no-export", action="store_true")
     parser.add_argument("--evaluate", action="store_true",
                         help="score the held-out test files with the shipped bundle in models/ and print the metrics")
@@ -296,6 +299,8 @@ def main() -> None:
                              for k, v in raw_config["recipe"].items()})
     train_config = TrainConfig(**{**raw_config["train"], "out_dir": Path(raw_config["train"]["out_dir"]),
                                   **({"epochs": args.epochs} if args.epochs else {}),
+                                  **({"seed": args.seed} if args.seed is not None else {}),
+                                  **({"out_dir": args.out_dir} if args.out_dir else {}),
                                   **({"max_steps_per_epoch": args.max_steps_per_epoch}
                                      if args.max_steps_per_epoch else {})})
     seed_everything(train_config.seed)
@@ -321,10 +326,10 @@ def run_recipe(recipe: RecipeConfig, train_config: TrainConfig, splits: dict[str
     train_counts = [variants_for(c, recipe.variants) for c in train_clips]
     band = (recipe.bands, recipe.max_frequency)
     train_windows = build_window_cache(train_clips, train_counts, True, recipe.cache_dir / "train.pt",
-                                       recipe.workers, train_config.seed, band)
+                                       recipe.workers, recipe.cache_seed, band)
     val_clips = splits["val"]
     val_windows = build_window_cache(val_clips, [2] * len(val_clips), True, recipe.cache_dir / "val.pt",
-                                     recipe.workers, train_config.seed + 1, band)
+                                     recipe.workers, recipe.cache_seed + 1, band)
     sampler = band_balanced_sampler(train_windows.labels, train_windows.narrowband)
     network = SpoofNet(width=recipe.width, bands=recipe.bands, max_frequency=recipe.max_frequency)
     model, loss_fn, targets, domain_names = network.backend, bce_loss, train_windows.labels, None
