@@ -174,7 +174,17 @@ def test_debian_faq_sections_join_a_page_s_prose_paragraphs(tmp_path):
         "".join(f"<p>{sentence} {sentence}</p>" for _ in range(4)) + f"<p>Too short.</p><p>{commands}</p>",
         encoding="utf-8")
     (tmp_path / "basic-defs.de.html").write_text(f"<p>{sentence * 9}</p>", encoding="utf-8")
-    assert debian_faq_sections(tmp_path, min_words=60) == [" ".join([f"{sentence} {sentence}"] * 2)] * 2
+    assert debian_faq_sections(tmp_path, min_size=60) == [" ".join([f"{sentence} {sentence}"] * 2)] * 2
+
+
+def test_debian_faq_sections_read_the_chinese_translation(tmp_path):
+    """Its own folder and pages; paragraphs of at least 40 Han characters, joined without spaces."""
+    (tmp_path / "zh-cn").mkdir()
+    prose = "\u8f6f\u4ef6\u5305\u662f\u4e00\u4e2a\u6587\u4ef6" * 6          # 48 Han characters
+    (tmp_path / "zh-cn/basic-defs.zh-cn.html").write_text(
+        f"<p>{prose}</p><p>\u592a\u77ed</p><p>{prose}</p><p>{prose}</p>", encoding="utf-8")
+    (tmp_path / "basic-defs.en.html").write_text("<p>" + "English words here. " * 40 + "</p>", encoding="utf-8")
+    assert debian_faq_sections(tmp_path, lang="zh", min_size=90) == [prose * 2]
 
 
 def test_chunked_gguf_is_joined_once_and_refused_when_its_hash_differs(tmp_path):

@@ -44,7 +44,7 @@ class DomainAdversary(nn.Module):
         self.detector, self.weight, self.total_steps, self.domains = detector, weight, max(1, total_steps), domains
         self.domain_heads = nn.ModuleList(
             nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, max(1, n))) for n in domains)
-        self.register_buffer("step", torch.zeros((), dtype=torch.long))     # saved in checkpoints: resume keeps the ramp
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))     # in checkpoints: resume keeps the ramp
 
     def coefficient(self) -> float:
         progress = min(1.0, int(self.step) / self.total_steps)

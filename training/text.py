@@ -1033,9 +1033,11 @@ shipped thresholds). gpt-4 and llama (seqxgpt-doc) are unseen generators; gpt-3.
 continuations and answers, and Qwen2.5-Coder (English since 0.7.0, Chinese since 0.6.0) are seen generators on
 held-out prompts. Rows whose humans are named pair that generator's documents at random with human writing of a
 domain no model here was trained on (added after 0.10.0 was trained, same bundle): `debian-faq`, sections of the
-Debian FAQ (package debian-faq; question-and-answer technical prose), and `manpages-zh`, Chinese manual pages
-(package manpages-zh; translated technical prose, read from their troff source) against Qwen2.5-Coder's held-out
-Chinese answers (a seen generator: that row is mostly about the human side).
+Debian FAQ (package debian-faq; question-and-answer technical prose), and, against Qwen2.5-Coder's held-out Chinese
+answers (a seen generator: those rows are mostly about the human side), `manpages-zh`, Chinese manual pages (package
+manpages-zh; translated technical prose, read from their troff source) and `debian-faq-zh`, the FAQ's Chinese
+translation (package debian-faq-zh-cn; 90 sections of at least 230 characters; cut to the length of the Qwen answers
+they are paired with, 3 of the 75 judged are `synthetic`; whole, 1 of the 90, median score 0.10).
 `nice .venv/bin/python -m training.text_documents` (at most
 {documents['per_generator']} pairs per generator).
 

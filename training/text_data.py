@@ -162,10 +162,15 @@ def _debian_reference_paragraphs(root: Path = Path("/usr/share/debian-reference"
     return [p for page in sorted(root.glob("*.zh-cn.html")) for p in _html_prose(page, "zh", 80)]
 
 
-def debian_faq_sections(root: Path = Path("/usr/share/doc/debian/FAQ"), min_words: int = 120) -> list[str]:
-    """The Debian FAQ (Debian package debian-faq; never trained on): prose paragraphs of each page joined in order
-    to at least `min_words` words, a human question-and-answer domain the models have not seen."""
-    return [s for page in sorted(root.glob("*.en.html")) for s in _joined(_html_prose(page, "en", 20), "en", min_words)]
+def debian_faq_sections(root: Path = Path("/usr/share/doc/debian/FAQ"), lang: str = "en",
+                        min_size: int | None = None) -> list[str]:
+    """The Debian FAQ (Debian packages debian-faq and debian-faq-zh-cn, its Chinese translation; never trained on):
+    prose paragraphs of each page joined in order to at least `min_size` words (default 120; Chinese: characters,
+    default 230, about one chunk), a human question-and-answer domain the models have not seen."""
+    pages = root.glob("*.en.html") if lang == "en" else (root / "zh-cn").glob("*.zh-cn.html")
+    paragraph_size, default_size = {"en": (20, 120), "zh": (40, 230)}[lang]
+    return [s for page in sorted(pages)
+            for s in _joined(_html_prose(page, lang, paragraph_size), lang, min_size or default_size)]
 
 
 _TROFF_BREAKS = (".PP", ".LP", ".P", ".SH", ".SS", ".TP", ".IP", ".HP", ".RS", ".RE", ".nf", ".br", ".sp", ".TH")

@@ -6,8 +6,8 @@ and newlines collapsed, and the longer of the two cut to the length of the short
 cue). Each text then goes through the real inference path (language routing, all chunks, the token-weighted
 document score, calibration) in batches. Per generator and language: AUROC, TPR at 1% FPR (threshold from that row's
 humans) and the share of each class given the verdict `synthetic`. The config's `human_domains` add rows of human
-writing from a domain never trained on (the Debian FAQ; Chinese manual pages) against a generator's held-out
-documents, paired at random.
+writing from a domain never trained on (the Debian FAQ in English and Chinese; Chinese manual pages) against a
+generator's held-out documents, paired at random.
 
     nice .venv/bin/python -m training.text_documents
 
@@ -18,6 +18,7 @@ adds report["documents"] to the bundle's report.json (the model card renders it:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import random
 from pathlib import Path
@@ -133,7 +134,8 @@ def main() -> None:
     _, test_docs = build_corpus(recipe, [])
     report = json.loads(args.report.read_text()) if args.report.is_file() else {}
     generators = args.generators or settings["generators"]
-    readers = {"debian-faq": debian_faq_sections, "manpages-zh": manpage_sections_zh}
+    readers = {"debian-faq": debian_faq_sections, "debian-faq-zh": functools.partial(debian_faq_sections, lang="zh"),
+               "manpages-zh": manpage_sections_zh}
     domains = {name: (domain["generator"], domain["lang"], readers[name]())
                for name, domain in settings.get("human_domains", {}).items() if domain["generator"] in generators}
     fresh = evaluate_documents(test_docs, generators, settings["per_generator"], args.models_dir, recipe["seed"],
