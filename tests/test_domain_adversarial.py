@@ -79,7 +79,8 @@ def test_encoder_gets_the_detection_gradient_minus_the_domain_gradient():
     assert torch.allclose(head_grad, g_head, atol=1e-6)
 
 
-def test_a_class_with_one_domain_adds_no_domain_loss():
+def test_domain_columns_follow_the_detector_logit_class_by_class():
+    """Real domains first, then synthetic: a class with a single domain keeps its one column (and adds no loss)."""
     x, targets = _batch()
     targets[:, 1] = torch.where(targets[:, 0] == 0, 0.0, targets[:, 1])
     adversary = DomainAdversary(_Detector(), 4, (1, 3), weight=1.0, total_steps=1).train()

@@ -281,3 +281,37 @@ def test_domains_are_real_corpora_and_synthesizers_indexed_within_their_class():
     targets, names = domain_targets(windows, clips)
     assert names == (["asterisk", "klettres"], ["copy-world", "espeak-ng"])
     assert targets.tolist() == [[1, 0], [0, 0], [1, 1], [0, 1], [1, 0], [0, 0]]
+
+
+def test_window_cache_is_rebuilt_when_its_clips_or_counts_change(tmp_path):
+    """A cache made from other clips or counts would give windows the wrong labels and clips: it is made again."""
+    import torch
+
+    from training.voice import build_window_cache
+
+    clips = []
+    for i, label in enumerate((0, 1)):
+        soundfile.write(tmp_path / f"{i}.wav", _voice_like(4.5, i), RATE)
+        clips.append(Clip(str(tmp_path / f"{i}.wav"), label, "fixture", "real" if label == 0 else "tts"))
+    path = tmp_path / "cache" / "train.pt"
+    first = build_window_cache(clips, [1, 1], False, path, workers=1)
+    assert first.clip_index.tolist() == [0, 1] and first.labels.tolist() == [0.0, 1.0]
+    written = path.stat().st_mtime_ns
+    again = build_window_cache(clips, [1, 1], False, path, workers=1)         # same settings: read back
+    assert path.stat().st_mtime_ns == written and torch.equal(again.features, first.features)
+    more = build_window_cache(clips, [1, 3], False, path, workers=1)
+    assert more.clip_index.tolist() == [0, 1, 1, 1] and more.labels.tolist() == [0.0, 1.0, 1.0, 1.0]
+    swapped = build_window_cache(clips[::-1], [1, 1], False, path, workers=1)
+    assert swapped.labels.tolist() == [1.0, 0.0]
+
+
+def test_domain_adversarial_training_refuses_sam():
+    from pathlib import Path
+
+    from training.loop import TrainConfig
+    from training.voice import RecipeConfig, run_recipe
+
+    recipe = RecipeConfig(corpus=Path("unused"), cache_dir=Path("unused"), models_dir=Path("unused"),
+                          domain_adversarial=1.0)
+    with pytest.raises(ValueError, match="sam_rho"):
+        run_recipe(recipe, TrainConfig(out_dir=Path("unused"), sam_rho=0.05), {})

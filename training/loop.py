@@ -116,6 +116,11 @@ def _sharpness_aware_gradients(model: nn.Module, trainable: list, rho: float, lo
             p.copy_(original)
 
 
+def total_steps(train_loader: DataLoader, config: TrainConfig) -> int:
+    """Optimizer steps that `train` takes: epochs x batches per epoch (capped by max_steps_per_epoch)."""
+    return config.epochs * min(len(train_loader), config.max_steps_per_epoch or len(train_loader))
+
+
 @torch.inference_mode()
 def predict(model: nn.Module, loader: DataLoader, device: torch.device | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Raw synthetic logits (first column) and integer labels over a loader of (inputs, labels)."""
@@ -141,8 +146,8 @@ def train(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, co
     model.to(device)
     trainable = params if params is not None else [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
-    steps = config.epochs * min(len(train_loader), config.max_steps_per_epoch or len(train_loader))
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=max(1, steps),
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr,
+                                                    total_steps=max(1, total_steps(train_loader, config)),
                                                     pct_start=0.15)
     checkpoint_path = out / "checkpoint.pt"
     start_epoch, history, best = 0, [], {"epoch": -1, "auc": -1.0}

@@ -1036,8 +1036,8 @@ domain no model here was trained on (added after 0.10.0 was trained, same bundle
 Debian FAQ (package debian-faq; question-and-answer technical prose), and, against Qwen2.5-Coder's held-out Chinese
 answers (a seen generator: those rows are mostly about the human side), `manpages-zh`, Chinese manual pages (package
 manpages-zh; translated technical prose, read from their troff source) and `debian-faq-zh`, the FAQ's Chinese
-translation (package debian-faq-zh-cn; 90 sections of at least 230 characters; cut to the length of the Qwen answers
-they are paired with, 3 of the 75 judged are `synthetic`; whole, 1 of the 90, median score 0.10).
+translation (package debian-faq-zh-cn; 90 sections of at least 230 characters, cut to the length of the Qwen answers
+they are paired with).
 `nice .venv/bin/python -m training.text_documents` (at most
 {documents['per_generator']} pairs per generator).
 

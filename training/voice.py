@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import json
 import multiprocessing as mp
 import re
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,7 @@ from detector.engine.calibration import Calibration, fit
 from detector.metrics import rates_at_threshold, summary
 from training.export import export_bundle
 from training.domain_adversarial import DomainAdversary
-from training.loop import TrainConfig, bce_loss, read_config, seed_everything, train
+from training.loop import TrainConfig, bce_loss, read_config, seed_everything, total_steps, train
 from training.voice_data import (Clip, augment, load_audio, read_asvspoof2019_la, read_dev_speech, read_in_the_wild,
                                  fractional_count, read_manifest, split_of)
 
@@ -136,12 +137,15 @@ class Windows:
 
 def build_window_cache(clips: list[Clip], counts: list[int], augmented: bool, path: Path, workers: int,
                        seed: int = 0, band: tuple[int, float] = (N_BANDS, MAX_FREQUENCY)) -> Windows:
-    """Front-end features of augmented speech windows, computed once and cached (var/ is git-ignored)."""
+    """Front-end features of augmented speech windows, computed once and cached (var/ is git-ignored). A cache made
+    from other clips, counts, seed or front end is rebuilt: its windows' labels and clip indices would be wrong."""
+    made_from = hashlib.sha1(json.dumps([[[c.path, c.label, n] for c, n in zip(clips, counts)], seed, augmented,
+                                         list(band)]).encode()).hexdigest()
     if path.exists():
         data = torch.load(path)
-        if "clip_index" in data:
+        if data.get("made_from") == made_from:
             return Windows(data["features"], data["labels"], data["narrowband"], data["clip_index"])
-        print(f"rebuilding {path}: written before windows recorded their clip", flush=True)
+        print(f"rebuilding {path}: made from other clips or settings", flush=True)
     jobs = [(clip, count, seed * 1_000_003 + i, augmented, band)
             for i, (clip, count) in enumerate(zip(clips, counts))]
     started = time.time()
@@ -153,7 +157,7 @@ def build_window_cache(clips: list[Clip], counts: list[int], augmented: bool, pa
                       narrowband=torch.tensor([row[2] for row in rows], dtype=torch.bool),
                       clip_index=torch.tensor([row[3] for row in rows], dtype=torch.long))
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(asdict(windows), path)
+    torch.save({**vars(windows), "made_from": made_from}, path)
     print(f"cached {len(rows)} windows ({int(windows.labels.sum())} synthetic, {int(windows.narrowband.sum())} "
           f"narrowband) in {time.time() - started:.0f} s -> {path}", flush=True)
     return windows
@@ -288,7 +292,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--max-steps-per-epoch", type=int)
     parser.add_argument("--seed", type=int, help="train with this seed instead of the config's (same window cache)")
-    parser.add_argument("--out-dir", type=Path, help="run folder instead of the config's")
+    parser.add_argument("--out-dir", type=Path, help="run folder instead of the config's (with --seed alone: the "
+                                                     "config's, suffixed -seed<S>, so no run resumes another seed's)")
     parser.add_argument("--no-export", action="store_true")
     parser.add_argument("--evaluate", action="store_true",
                         help="score the held-out test files with the shipped bundle in models/ and print the metrics")
@@ -297,10 +302,12 @@ def main() -> None:
     recipe = RecipeConfig(**{k: (Path(v) if k in ("corpus", "cache_dir", "models_dir", "asvspoof2019_la",
                                                  "in_the_wild") and v else v)
                              for k, v in raw_config["recipe"].items()})
-    train_config = TrainConfig(**{**raw_config["train"], "out_dir": Path(raw_config["train"]["out_dir"]),
+    out_dir = args.out_dir or Path(raw_config["train"]["out_dir"])
+    if args.seed is not None and not args.out_dir:          # another seed must not resume the config's run
+        out_dir = out_dir.with_name(f"{out_dir.name}-seed{args.seed}")
+    train_config = TrainConfig(**{**raw_config["train"], "out_dir": out_dir,
                                   **({"epochs": args.epochs} if args.epochs else {}),
                                   **({"seed": args.seed} if args.seed is not None else {}),
-                                  **({"out_dir": args.out_dir} if args.out_dir else {}),
                                   **({"max_steps_per_epoch": args.max_steps_per_epoch}
                                      if args.max_steps_per_epoch else {})})
     seed_everything(train_config.seed)
@@ -322,6 +329,8 @@ def main() -> None:
 def run_recipe(recipe: RecipeConfig, train_config: TrainConfig, splits: dict[str, list[Clip]],
                export: bool = True) -> dict:
     """Cache windows, train, calibrate on val, report on test, export. Returns the report."""
+    if recipe.domain_adversarial > 0 and train_config.sam_rho > 0:
+        raise ValueError("domain_adversarial and sam_rho together: SAM's second pass would advance the ramp twice")
     train_clips = splits["train"]
     train_counts = [variants_for(c, recipe.variants) for c in train_clips]
     band = (recipe.bands, recipe.max_frequency)
@@ -331,18 +340,19 @@ def run_recipe(recipe: RecipeConfig, train_config: TrainConfig, splits: dict[str
     val_windows = build_window_cache(val_clips, [2] * len(val_clips), True, recipe.cache_dir / "val.pt",
                                      recipe.workers, recipe.cache_seed + 1, band)
     sampler = band_balanced_sampler(train_windows.labels, train_windows.narrowband)
-    network = SpoofNet(width=recipe.width, bands=recipe.bands, max_frequency=recipe.max_frequency)
-    model, loss_fn, targets, domain_names = network.backend, bce_loss, train_windows.labels, None
-    if recipe.domain_adversarial > 0:
-        targets, domain_names = domain_targets(train_windows, train_clips)
-        steps = train_config.epochs * min(len(train_windows.labels) // recipe.batch_size,
-                                          train_config.max_steps_per_epoch or len(train_windows.labels))
-        model = DomainAdversary(network.backend, network.backend.head[-1].in_features,
-                                tuple(len(n) for n in domain_names), recipe.domain_adversarial, steps)
-        loss_fn = model.loss
+    adversarial = recipe.domain_adversarial > 0
+    targets, domain_names = (domain_targets(train_windows, train_clips) if adversarial
+                             else (train_windows.labels, None))
     train_loader = DataLoader(RandomCrop(TensorDataset(train_windows.features, targets), recipe.train_frames,
                                          recipe.masking),
                               batch_size=recipe.batch_size, sampler=sampler, drop_last=True)
+    network = SpoofNet(width=recipe.width, bands=recipe.bands, max_frequency=recipe.max_frequency)
+    model, loss_fn = network.backend, bce_loss
+    if adversarial:
+        model = DomainAdversary(network.backend, network.backend.head[-1].in_features,
+                                tuple(len(n) for n in domain_names), recipe.domain_adversarial,
+                                total_steps(train_loader, train_config))
+        loss_fn = model.loss
     val_loader = DataLoader(HalfToFloat(TensorDataset(val_windows.features, val_windows.labels)), batch_size=64)
     result = train(model, train_loader, val_loader, train_config, loss_fn=loss_fn)
     print("best epoch", result.best_epoch, json.dumps(result.best_metrics), flush=True)
