@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from training.loop import bce_loss
+
 
 class _ReverseGradient(torch.autograd.Function):
     @staticmethod
@@ -62,7 +64,7 @@ class DomainAdversary(nn.Module):
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Binary loss of the detector plus each class's domain cross-entropy (averaged over the whole batch)."""
         labels, domains = targets[:, 0].float(), targets[:, 1].long()
-        loss = F.binary_cross_entropy_with_logits(outputs[:, 0], labels)
+        loss = bce_loss(outputs, labels)
         start = 1
         for label, (count, head) in enumerate(zip(self.domains, self.domain_heads)):
             width = head[-1].out_features

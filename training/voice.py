@@ -329,7 +329,8 @@ def main() -> None:
 def run_recipe(recipe: RecipeConfig, train_config: TrainConfig, splits: dict[str, list[Clip]],
                export: bool = True) -> dict:
     """Cache windows, train, calibrate on val, report on test, export. Returns the report."""
-    if recipe.domain_adversarial > 0 and train_config.sam_rho > 0:
+    adversarial = recipe.domain_adversarial > 0
+    if adversarial and train_config.sam_rho > 0:
         raise ValueError("domain_adversarial and sam_rho together: SAM's second pass would advance the ramp twice")
     train_clips = splits["train"]
     train_counts = [variants_for(c, recipe.variants) for c in train_clips]
@@ -340,7 +341,6 @@ def run_recipe(recipe: RecipeConfig, train_config: TrainConfig, splits: dict[str
     val_windows = build_window_cache(val_clips, [2] * len(val_clips), True, recipe.cache_dir / "val.pt",
                                      recipe.workers, recipe.cache_seed + 1, band)
     sampler = band_balanced_sampler(train_windows.labels, train_windows.narrowband)
-    adversarial = recipe.domain_adversarial > 0
     targets, domain_names = (domain_targets(train_windows, train_clips) if adversarial
                              else (train_windows.labels, None))
     train_loader = DataLoader(RandomCrop(TensorDataset(train_windows.features, targets), recipe.train_frames,
@@ -403,13 +403,13 @@ def _table(groups: dict, clean: dict, channel: dict) -> str:
 
 def render_card(report: dict, calibration: Calibration) -> str:
     clean, channel = report["test_clean"], report["test_channel"]
-    masking = " SpecAugment-style band and time masks on training crops." if report["masking"] else ""
+    training_notes = " SpecAugment-style band and time masks on training crops." if report["masking"] else ""
     if report.get("domain_adversarial"):
         real, synthetic = report["domains"]
-        masking += (f"\n- Domain-adversarial training (weight {report['domain_adversarial']:g}, "
-                    "`training/domain_adversarial.py`): through a gradient reversal, the hidden layer is trained to "
-                    f"hide which real corpus a real window comes from ({', '.join(real)}) and which generator made a "
-                    f"synthetic one ({', '.join(synthetic)}).")
+        training_notes += (f"\n- Domain-adversarial training (weight {report['domain_adversarial']:g}, "
+                           "`training/domain_adversarial.py`): through a gradient reversal, the hidden layer is "
+                           "trained to hide which real corpus a real window comes from "
+                           f"({', '.join(real)}) and which generator made a synthetic one ({', '.join(synthetic)}).")
     counts = "\n".join(f"- **{split}**: {c['clips']} clips ({c['synthetic']} synthetic): "
                         + ", ".join(f"{k} {v['real']} real / {v['synthetic']} synthetic"
                                     for k, v in c["by_source"].items())
@@ -449,7 +449,7 @@ Splits hold out whole sources and generators (`training/voice_data.py: split_of`
   (10-40 dB SNR), leading/trailing silence, loudness (-30..0 dB peak), clipping, 8-bit quantization.
 - Bandwidth is not a class cue: windows are drawn so that real and synthetic weigh the same among narrowband
   (nothing above 4.2 kHz) windows and among wideband ones (`band_balanced_sampler`); every real training clip has a
-  vocoded twin of the same band.{masking}
+  vocoded twin of the same band.{training_notes}
 - {report['train_windows']} cached training windows; best epoch {report['best_epoch']} by validation window AUC
   ({report['window_val'].get('auc', float('nan')):.3f}).
 
