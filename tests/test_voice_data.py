@@ -303,6 +303,11 @@ def test_window_cache_is_rebuilt_when_its_clips_or_counts_change(tmp_path):
     assert more.clip_index.tolist() == [0, 1, 1, 1] and more.labels.tolist() == [0.0, 1.0, 1.0, 1.0]
     swapped = build_window_cache(clips[::-1], [1, 1], False, path, workers=1)
     assert swapped.labels.tolist() == [1.0, 0.0]
+    for damaged in (path.read_bytes()[:100], b"", b"not a torch file"):            # cut short, empty, foreign
+        path.write_bytes(damaged)
+        assert build_window_cache(clips, [1, 1], False, path, workers=1).labels.tolist() == [0.0, 1.0]
+    with pytest.raises(ValueError, match="no speech windows"):
+        build_window_cache([], [], False, tmp_path / "cache" / "empty.pt", workers=1)
 
 
 def test_domain_adversarial_training_refuses_sam():

@@ -16,6 +16,7 @@ import functools
 import hashlib
 import json
 import multiprocessing as mp
+import pickle
 import re
 import time
 from collections import defaultdict
@@ -142,16 +143,22 @@ def build_window_cache(clips: list[Clip], counts: list[int], augmented: bool, pa
     made_from = hashlib.sha1(json.dumps([[[c.path, c.label, n] for c, n in zip(clips, counts)], seed, augmented,
                                          list(band)]).encode()).hexdigest()
     if path.exists():
-        data = torch.load(path)
-        if data.get("made_from") == made_from:
+        try:
+            data = torch.load(path)
+        except (RuntimeError, EOFError, pickle.UnpicklingError) as exc:     # e.g. a save cut short
+            data = {}
+            print(f"unreadable cache {path} ({exc})", flush=True)
+        if isinstance(data, dict) and data.get("made_from") == made_from:
             return Windows(data["features"], data["labels"], data["narrowband"], data["clip_index"])
-        print(f"rebuilding {path}: made from other clips or settings", flush=True)
+        print(f"rebuilding {path}: made from other clips or settings, or unreadable", flush=True)
     jobs = [(clip, count, seed * 1_000_003 + i, augmented, band)
             for i, (clip, count) in enumerate(zip(clips, counts))]
     started = time.time()
     with mp.get_context("fork").Pool(workers) as pool:
         results = pool.map(_clip_windows, jobs, chunksize=8)
     rows = [(*row, i) for i, result in enumerate(results) for row in result]
+    if not rows:
+        raise ValueError(f"no speech windows from {len(clips)} clips for {path}: nothing to train or validate on")
     windows = Windows(features=torch.from_numpy(np.stack([row[0] for row in rows])),
                       labels=torch.tensor([row[1] for row in rows], dtype=torch.float32),
                       narrowband=torch.tensor([row[2] for row in rows], dtype=torch.bool),
