@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from training import voice_data
 from training.voice_data import (CODECS, COPY_METHODS, NEURAL_VOCODER, Clip, augment, band_limit,
-                                 codec_round_trip, collect_real, copy_key, copy_synthesize, generate_copy_synthesis,
-                                 join_prompts, load_audio, read_asvspoof2019_la, read_dev_speech, read_in_the_wild,
-                                 read_manifest, split_of, write_manifest)
+                                 codec_round_trip, copy_key, copy_synthesize, generate_copy_synthesis, join_prompts,
+                                 load_audio, read_asvspoof2019_la, read_dev_speech, read_in_the_wild, read_manifest,
+                                 split_of, write_manifest)
 
 RATE = 16000
 
@@ -155,35 +154,6 @@ def test_klettres_languages_are_held_out_whole():
                      for i in range(20)} for lang in ("cs", "en", "hu", "ml", "nl", "uk")}
     assert all(len(s) == 1 for s in splits.values())            # one volunteer speaker per language
     assert {next(iter(s)) for s in splits.values()} == {"train", "val", "test"}
-
-
-def test_fillets_dialogue_is_one_real_speaker_per_character_held_out_by_language(tmp_path, monkeypatch):
-    for name in ("ASTERISK_DIR", "POCKETSPHINX_DIR", "CODEC2_WAV_DIR", "KLETTRES_DIR", "GCIN_VOICE_DIR"):
-        monkeypatch.setattr(voice_data, name, tmp_path / "not-installed")
-    sound = tmp_path / "fillets"
-    monkeypatch.setattr(voice_data, "FILLETS_DIR", sound)
-    lines = {}
-    for lang, channels in (("nl", 2), ("cs", 1)):               # the game ships Dutch in stereo, Czech in mono
-        for level in ("city", "reactor"):
-            for character in ("m", "v"):
-                for k in range(3):
-                    path = sound / level / lang / f"{level[:3]}-{character}-line{k}.ogg"
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    wave = _voice_like(2.0 * 22050 / RATE, seed=k)
-                    soundfile.write(path, np.stack([wave] * channels, axis=1) if channels > 1 else wave, 22050)
-                    lines[(lang, character)] = lines.get((lang, character), 0) + 2.0
-            soundfile.write(sound / level / lang / f"{level[:3]}-x-click.ogg", _voice_like(2.0), RATE)  # not the fish
-    (sound / "city" / "en").mkdir()
-    soundfile.write(sound / "city" / "en" / "vit-m-end.ogg", _voice_like(2.0), RATE)   # no English voices
-
-    clips = collect_real(tmp_path / "corpus")
-    assert {(c.source, c.generator, c.lang) for c in clips} == {
-        ("fillets-ng", f"fillets-{lang}-{character}", lang) for lang, character in lines}
-    for (lang, character), seconds in lines.items():
-        mine = [c for c in clips if c.generator == f"fillets-{lang}-{character}"]
-        speech = sum(load_audio(c.path).size for c in mine) / RATE
-        assert seconds <= speech <= seconds + 0.5 * 6            # every line of that character once, plus pauses
-        assert {split_of(c) for c in mine} == {"train" if lang == "nl" else "val"}
 
 
 def test_augment_is_finite_and_randomizes_the_channel():

