@@ -232,9 +232,13 @@ def test_recipe_runs_end_to_end_on_public_layouts(tmp_path, domain_adversarial):
     if domain_adversarial:                                      # real: one corpus; synthetic: by attack id
         assert report["domains"][0] == ["asvspoof2019-la-train"] and len(report["domains"][1]) >= 2
     assert set(report["test_clean"]["sources"]) == {"in-the-wild"}
+    shifts = report["test_codec_shift"]                         # the two real in-the-wild files, clean vs coded
+    assert set(shifts) == {"mp3-64k", "ogg-24k"} and all(m["n"] == 2 for m in shifts.values())
+    assert all(np.isfinite(m["median_raw_change"]) and m["median_raw_change"] != 0 for m in shifts.values())
     assert (tmp_path / "cache" / "train.pt").exists()           # features computed once, reused on a rerun
     bundle = ModelBundle.load("synthetic-voice", tmp_path / "models" / "synthetic-voice")
-    assert "| in-the-wild |" in bundle.path.joinpath("card.md").read_text()
+    card = bundle.path.joinpath("card.md").read_text()
+    assert "| in-the-wild |" in card and "- mp3-64k: median raw-score change" in card
     detector = SyntheticVoiceDetector(bundle, torch.device("cpu"))
     assert sum(p.numel() for p in detector.network.parameters()) == report["parameters"]
     assert detector.identity()["caveat"] == "fixture model"     # the recipe's caveat goes out with every verdict
