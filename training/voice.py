@@ -246,13 +246,13 @@ def score_files(network: SpoofNet, clips: list[Clip], augmented: bool, seed: int
     for i, clip in enumerate(clips):
         try:
             wave = load_audio(clip.path)
+            if channel is not None:                         # e.g. a codec this FFmpeg build lacks: skip the file
+                wave = channel(wave)
         except Exception as exc:
             print(f"skip {clip.path}: {exc}", flush=True)
             continue
         if augmented:
             wave = augment(wave, np.random.default_rng(seed * 7919 + i))
-        if channel is not None:
-            wave = channel(wave)
         cut = speech_windows(wave)
         if not cut.windows:
             rows.append({"clip": clip, "raw": None, "reason": cut.activity.reason})
@@ -264,7 +264,7 @@ def score_files(network: SpoofNet, clips: list[Clip], augmented: bool, seed: int
 
 # Lossy round trips that real speech meets everywhere: vocoding and lossy coding both leave spectral traces, and a
 # model that reads the codec's as synthesis flags every MP3 of a real voice (the seventh round's did; model card)
-CODEC_CHECKS = (("mp3", "libmp3lame", 64_000), ("ogg", "libopus", 24_000))
+CODEC_CHECKS = (("mp3", "mp3", "libmp3lame", 64_000), ("opus", "ogg", "libopus", 24_000))
 
 
 def codec_shift(network: SpoofNet, clips: list[Clip], calibration: Calibration) -> dict:
@@ -273,7 +273,8 @@ def codec_shift(network: SpoofNet, clips: list[Clip], calibration: Calibration) 
     real = [c for c in clips if c.label == 0]
     clean = {r["clip"].path: r["raw"] for r in score_files(network, real, False) if r["raw"] is not None}
     shifts = {}
-    for container, codec, bitrate in CODEC_CHECKS:
+    threshold = calibration.synthetic_threshold
+    for name, container, codec, bitrate in CODEC_CHECKS:
         channel = functools.partial(codec_round_trip, container_format=container, codec=codec, bitrate=bitrate)
         coded = {r["clip"].path: r["raw"] for r in score_files(network, real, False, channel=channel)
                  if r["raw"] is not None and r["clip"].path in clean}
@@ -281,8 +282,7 @@ def codec_shift(network: SpoofNet, clips: list[Clip], calibration: Calibration) 
             continue
         before = np.array([clean[path] for path in coded])
         after = np.array(list(coded.values()))
-        threshold = calibration.synthetic_threshold
-        shifts[f"{container}-{bitrate // 1000}k"] = {
+        shifts[f"{name}-{bitrate // 1000}k"] = {
             "n": len(coded), "median_raw_change": round(float(np.median(after - before)), 4),
             "real_over_threshold_clean": round(float(np.mean(calibration.probability(before) >= threshold)), 4),
             "real_over_threshold_coded": round(float(np.mean(calibration.probability(after) >= threshold)), 4)}
