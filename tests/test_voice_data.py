@@ -264,7 +264,8 @@ def test_codec_shift_skips_a_codec_the_ffmpeg_build_lacks(tmp_path, monkeypatch)
         soundfile.write(tmp_path / f"{i}.wav", _voice_like(3.0, seed=i), RATE)
         clips.append(Clip(str(tmp_path / f"{i}.wav"), 0, "fixture", "fixture-speaker"))
     calibration = fit(np.array([-1.0, -0.5, 0.5, 1.0]), np.array([0, 0, 1, 1]), "platt", 0.02, fitted_on="fixture")
-    shifts = voice.codec_shift(SpoofNet(width=4, bands=80, max_frequency=8000.0), clips, calibration)
+    network = SpoofNet(width=4, bands=80, max_frequency=8000.0)
+    shifts = voice.codec_shift(network, voice.score_files(network, clips, False), calibration)
     assert set(shifts) == {"mp3-64k"} and shifts["mp3-64k"]["n"] == 3
 
 

@@ -267,11 +267,12 @@ def score_files(network: SpoofNet, clips: list[Clip], augmented: bool, seed: int
 CODEC_CHECKS = (("mp3", "mp3", "libmp3lame", 64_000), ("opus", "ogg", "libopus", 24_000))
 
 
-def codec_shift(network: SpoofNet, clips: list[Clip], calibration: Calibration) -> dict:
-    """How lossy round trips move the scores of the real files: per codec, the median raw-score change and the share
-    of real files over the synthetic threshold before and after."""
-    real = [c for c in clips if c.label == 0]
-    clean = {r["clip"].path: r["raw"] for r in score_files(network, real, False) if r["raw"] is not None}
+def codec_shift(network: SpoofNet, clean_rows: list[dict], calibration: Calibration) -> dict:
+    """How lossy round trips move the scores of the real files among `clean_rows` (`score_files` of clean files):
+    per codec, the median raw-score change and the share of real files over the synthetic threshold before and
+    after."""
+    clean = {r["clip"].path: r["raw"] for r in clean_rows if r["clip"].label == 0 and r["raw"] is not None}
+    real = [r["clip"] for r in clean_rows if r["clip"].path in clean]
     shifts = {}
     threshold = calibration.synthetic_threshold
     for name, container, codec, bitrate in CODEC_CHECKS:
@@ -287,6 +288,15 @@ def codec_shift(network: SpoofNet, clips: list[Clip], calibration: Calibration) 
             "real_over_threshold_clean": round(float(np.mean(calibration.probability(before) >= threshold)), 4),
             "real_over_threshold_coded": round(float(np.mean(calibration.probability(after) >= threshold)), 4)}
     return shifts
+
+
+def held_out_report(network: SpoofNet, clips: list[Clip], calibration: Calibration) -> dict:
+    """The held-out figures of a model: clean files, one random channel per file, and lossy round trips of the real
+    files (the clean files scored once for both)."""
+    clean_rows = score_files(network, clips, False)
+    return {"test_clean": grouped_metrics(clean_rows, calibration),
+            "test_channel": grouped_metrics(score_files(network, clips, True, seed=2), calibration),
+            "test_codec_shift": codec_shift(network, clean_rows, calibration)}
 
 
 def grouped_metrics(rows: list[dict], calibration: Calibration) -> dict:
@@ -357,11 +367,7 @@ def main() -> None:
         torch.set_num_threads(train_config.threads)
         bundle = ModelBundle.load("synthetic-voice", recipe.models_dir / "synthetic-voice")
         network = load_network(bundle)
-        print(json.dumps({"test_clean": grouped_metrics(score_files(network, splits["test"], False),
-                                                        bundle.calibration),
-                          "test_channel": grouped_metrics(score_files(network, splits["test"], True, seed=2),
-                                                          bundle.calibration),
-                          "test_codec_shift": codec_shift(network, splits["test"], bundle.calibration)}, indent=1))
+        print(json.dumps(held_out_report(network, splits["test"], bundle.calibration), indent=1))
         return
     run_recipe(recipe, train_config, splits, export=not args.no_export)
 
@@ -407,9 +413,7 @@ def run_recipe(recipe: RecipeConfig, train_config: TrainConfig, splits: dict[str
                                 "LibriSpeech validation speakers")
     test_clips = splits.get("test", [])
     report = {"val": grouped_metrics(val_rows, calibration),
-              "test_clean": grouped_metrics(score_files(network, test_clips, False), calibration),
-              "test_channel": grouped_metrics(score_files(network, test_clips, True, seed=2), calibration),
-              "test_codec_shift": codec_shift(network, test_clips, calibration),
+              **held_out_report(network, test_clips, calibration),
               "train_windows": len(train_windows.labels), "best_epoch": result.best_epoch,
               "variants": recipe.variants, "domain_adversarial": recipe.domain_adversarial,
               "domains": domain_names,
