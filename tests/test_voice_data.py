@@ -165,6 +165,16 @@ def test_augment_is_finite_and_randomizes_the_channel():
     assert len({o.size for o in outputs}) > 1                   # silence padding varies the length
 
 
+@pytest.mark.parametrize("codec_share,expected", [(0.0, 0), (1.0, 12)])
+def test_augment_codes_the_configured_share_of_clips(monkeypatch, codec_share, expected):
+    import training.voice_data as voice_data
+    coded = []
+    monkeypatch.setattr(voice_data, "codec_round_trip", lambda wave, *args: coded.append(args) or wave)
+    for seed in range(12):
+        augment(_voice_like(0.5), np.random.default_rng(seed), codec_share=codec_share)
+    assert len(coded) == expected
+
+
 def test_test_sources_are_held_out_whole(dev_data):
     clips = read_dev_speech(dev_data)
     by_split = {}
@@ -332,6 +342,9 @@ def test_window_cache_is_rebuilt_when_its_clips_or_counts_change(tmp_path):
     assert more.clip_index.tolist() == [0, 1, 1, 1] and more.labels.tolist() == [0.0, 1.0, 1.0, 1.0]
     swapped = build_window_cache(clips[::-1], [1, 1], False, path, workers=1)
     assert swapped.labels.tolist() == [1.0, 0.0]
+    written = path.stat().st_mtime_ns
+    build_window_cache(clips[::-1], [1, 1], False, path, workers=1, codec_share=0.6)  # other channels: made again
+    assert path.stat().st_mtime_ns != written
     for damaged in (path.read_bytes()[:100], b"", b"not a torch file"):            # cut short, empty, foreign
         path.write_bytes(damaged)
         assert build_window_cache(clips, [1, 1], False, path, workers=1).labels.tolist() == [0.0, 1.0]

@@ -64,6 +64,7 @@ class RecipeConfig:
     variants: dict | None = None   # windows per training clip, by source / generator
     domain_adversarial: float = 0.0  # > 0: hide the corpus of real windows and the generator of synthetic ones
     cache_seed: int = 0            # draws the cached windows and channels: seeds of one recipe share one cache
+    codec_share: float = 0.3       # training windows through a lossy codec (validation and test channels keep 0.3)
 
 
 def load_clips(config: RecipeConfig) -> dict[str, list[Clip]]:
@@ -88,9 +89,9 @@ def variants_for(clip: Clip, table: dict) -> int:
     return fractional_count(count, f"variant-{clip.path}")
 
 
-def _clip_windows(job: tuple[Clip, int, int, bool, tuple[int, float]]) -> list[tuple[np.ndarray, int, bool]]:
+def _clip_windows(job: tuple[Clip, int, int, bool, tuple[int, float], float]) -> list[tuple[np.ndarray, int, bool]]:
     """(features, label, narrowband) for `count` windows of one clip; augmented channels when `augmented`."""
-    clip, count, seed, augmented, band = job
+    clip, count, seed, augmented, band, codec_share = job
     torch.set_num_threads(1)
     rng = np.random.default_rng(seed)
     frontend = _frontend(*band)
@@ -105,7 +106,7 @@ def _clip_windows(job: tuple[Clip, int, int, bool, tuple[int, float]]) -> list[t
         wave = audio
         if augmented:
             offset = int(rng.integers(0, max(1, audio.size - crop)))
-            wave = augment(audio[offset: offset + crop], rng)
+            wave = augment(audio[offset: offset + crop], rng, codec_share=codec_share)
         cut = speech_windows(wave)
         if not cut.windows:
             continue
@@ -138,11 +139,13 @@ class Windows:
 
 
 def build_window_cache(clips: list[Clip], counts: list[int], augmented: bool, path: Path, workers: int,
-                       seed: int = 0, band: tuple[int, float] = (N_BANDS, MAX_FREQUENCY)) -> Windows:
+                       seed: int = 0, band: tuple[int, float] = (N_BANDS, MAX_FREQUENCY),
+                       codec_share: float = 0.3) -> Windows:
     """Front-end features of augmented speech windows, computed once and cached (var/ is git-ignored). A cache made
-    from other clips, counts, seed or front end is rebuilt: its windows' labels and clip indices would be wrong."""
+    from other clips, counts, seed, front end or channels is rebuilt: its windows' labels and clip indices, or its
+    channels, would be wrong."""
     made_from = hashlib.sha1(json.dumps([[[c.path, c.label, n] for c, n in zip(clips, counts)], seed, augmented,
-                                         list(band)]).encode()).hexdigest()
+                                         list(band), codec_share]).encode()).hexdigest()
     if path.exists():
         try:
             data = torch.load(path)
@@ -152,7 +155,7 @@ def build_window_cache(clips: list[Clip], counts: list[int], augmented: bool, pa
         if isinstance(data, dict) and data.get("made_from") == made_from:
             return Windows(data["features"], data["labels"], data["narrowband"], data["clip_index"])
         print(f"rebuilding {path}: made from other clips or settings, or unreadable", flush=True)
-    jobs = [(clip, count, seed * 1_000_003 + i, augmented, band)
+    jobs = [(clip, count, seed * 1_000_003 + i, augmented, band, codec_share)
             for i, (clip, count) in enumerate(zip(clips, counts))]
     started = time.time()
     with mp.get_context("fork").Pool(workers) as pool:
@@ -382,7 +385,7 @@ def run_recipe(recipe: RecipeConfig, train_config: TrainConfig, splits: dict[str
     train_counts = [variants_for(c, recipe.variants) for c in train_clips]
     band = (recipe.bands, recipe.max_frequency)
     train_windows = build_window_cache(train_clips, train_counts, True, recipe.cache_dir / "train.pt",
-                                       recipe.workers, recipe.cache_seed, band)
+                                       recipe.workers, recipe.cache_seed, band, recipe.codec_share)
     val_clips = splits["val"]
     val_windows = build_window_cache(val_clips, [2] * len(val_clips), True, recipe.cache_dir / "val.pt",
                                      recipe.workers, recipe.cache_seed + 1, band)

@@ -577,15 +577,16 @@ def coloured_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     return (noise / (noise.std() + 1e-9)).astype(np.float32)
 
 
-def augment(wave: np.ndarray, rng: np.random.Generator, rate: int = AUDIO_RATE) -> np.ndarray:
+def augment(wave: np.ndarray, rng: np.random.Generator, rate: int = AUDIO_RATE, codec_share: float = 0.3) -> np.ndarray:
     """One random channel for one clip: applied identically (same distribution) to real and synthetic speech, so
-    sample rate, bandwidth, loudness, silence, codec, noise and room are no longer class cues."""
+    sample rate, bandwidth, loudness, silence, codec, noise and room are no longer class cues. `codec_share` of the
+    clips go through a lossy codec round trip."""
     wave = wave.astype(np.float32)
     if rng.random() < 0.3:
         wave = synthetic_reverb(wave, rng, rate)
     if rng.random() < 0.5:
         wave = band_limit(wave, int(rng.choice([8000, 8000, 11000, 12000, 14000])), rate)
-    if rng.random() < 0.3:
+    if rng.random() < codec_share:
         fmt, codec, bitrates = CODECS[rng.integers(len(CODECS))]
         try:
             wave = codec_round_trip(wave, fmt, codec, int(rng.choice(bitrates)), rate)
