@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import random
 
-import av
 import numpy as np
 import pytest
 import soundfile
@@ -81,7 +80,7 @@ def test_manifest_round_trip(tmp_path):
 @pytest.mark.parametrize("container_format,codec,bitrates", CODECS)
 def test_codec_round_trip_keeps_the_signal(container_format, codec, bitrates):
     wave = _voice_like(1.0)
-    out = codec_round_trip(wave, container_format, codec, bitrates[len(bitrates) // 2])
+    out = codec_round_trip(wave, container_format, codec, bitrates[1])
     assert abs(out.size - wave.size) < 0.1 * RATE
     assert 0.3 < np.sqrt(np.mean(out ** 2)) / np.sqrt(np.mean(wave ** 2)) < 3
 
@@ -148,45 +147,6 @@ def test_prompts_are_joined_into_clips_of_running_speech(tmp_path):
     assert sum(seconds) > 12                                    # every prompt, plus the pauses between them
     assert all(s >= 4 for s in seconds[:-1])                   # 4-8 s of speech, one prompt over at most
     assert all(s < 8 + 1 + 0.5 * 9 for s in seconds)           # plus a pause of at most 0.5 s after each
-
-
-def _write_raw_g722(path, wave: np.ndarray) -> None:
-    """A headerless G.722 file, as asterisk ships its wideband prompts."""
-    with av.open(str(path), "w", format="g722") as out:
-        stream = out.add_stream("g722", rate=RATE, layout="mono")
-        frame = av.AudioFrame.from_ndarray((wave * 32767).astype(np.int16).reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate, frame.pts = RATE, 0
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
-            out.mux(packet)
-
-
-def test_wideband_asterisk_prompts_are_read_capped_and_split_by_speaker(tmp_path, monkeypatch):
-    """Raw G.722 prompts decode at 16 kHz; each speaker gives at most WIDEBAND_PROMPT_CLIPS clips; the Italian
-    speaker validates in both the 8 kHz and the wideband set; an empty prompt is skipped."""
-    import training.voice_data as voice_data
-    for speaker in ("en_US_f_Allison", "it_IT_m_Carlo"):
-        folder = tmp_path / "sounds" / speaker / "digits"
-        folder.mkdir(parents=True)
-        for i in range(10):
-            soundfile.write(folder / f"p{i}.wav", _voice_like(1.5, seed=i)[::2], RATE // 2)
-            _write_raw_g722(folder / f"p{i}.g722", _voice_like(1.5, seed=i))
-        (folder / "empty.g722").write_bytes(b"")
-    wave = voice_data.load_audio(tmp_path / "sounds" / "en_US_f_Allison" / "digits" / "p0.g722")
-    assert abs(wave.size - int(1.5 * RATE)) < 0.05 * RATE and 0.05 < np.abs(wave).max() < 0.5
-    monkeypatch.setattr(voice_data, "ASTERISK_DIR", tmp_path / "sounds")
-    for name in ("KLETTRES_DIR", "GCIN_VOICE_DIR", "POCKETSPHINX_DIR", "CODEC2_WAV_DIR"):
-        monkeypatch.setattr(voice_data, name, tmp_path / "absent")
-    monkeypatch.setattr(voice_data, "WIDEBAND_PROMPT_CLIPS", 1)
-    clips = voice_data.collect_real(tmp_path / "corpus")
-    by_set = {(c.source, c.generator): [] for c in clips}
-    for c in clips:
-        by_set[(c.source, c.generator)].append(c)
-    assert {key: len(found) for key, found in by_set.items() if key[0] == "asterisk-wideband"} == {
-        ("asterisk-wideband", "en_US_f_Allison"): 1, ("asterisk-wideband", "it_IT_m_Carlo"): 1}
-    assert len(by_set[("asterisk", "en_US_f_Allison")]) >= 2    # the 8 kHz set is not capped
-    assert {c.lang: split_of(c) for c in clips} == {"en": "train", "it": "val"}
-    with pytest.raises(ValueError, match="G.722"):
-        voice_data.load_audio(tmp_path / "sounds" / "en_US_f_Allison" / "digits" / "empty.g722")
 
 
 def test_klettres_languages_are_held_out_whole():

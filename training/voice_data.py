@@ -1,8 +1,8 @@
 """Speech corpus for the synthetic-voice detector: readers, local generation and shortcut-killing augmentation.
 
 Everything here produces `Clip` rows (path, label, source, generator, lang). The corpus built on this machine mixes
- * real speech: dev-set LibriSpeech and vocoder ground truths, Debian's asterisk prompts (5 languages, 8 kHz wav and
-   16 kHz G.722), KLettres and gcin prompts, pocketsphinx test recordings and codec2's reference recordings;
+ * real speech: dev-set LibriSpeech and vocoder ground truths, Debian's asterisk prompts (5 languages, 8 kHz),
+   pocketsphinx test recordings and codec2's reference recordings;
  * synthetic speech generated here: espeak-ng (many languages), flite, festival voices, piper (joe, VITS), hibari
    (Kokoro-distilled), Griffin-Lim copy-synthesis of real clips, plus the dev-set vocoder outputs.
 Public corpora (ASVspoof 2019 LA, In-the-Wild) are read from their published layouts; see datasets.md.
@@ -39,9 +39,6 @@ CODEC2_WAV_DIR = Path("/usr/share/codec2/wav")
 KLETTRES_DIR = Path("/usr/share/klettres")
 GCIN_VOICE_DIR = Path("/usr/share/gcin-voice/ogg")
 # codec2's wav folder also holds codec outputs (f2400/m2400 are 2400 bit/s vocoded speech): only the originals are real
-# the asterisk prompt sets also ship as wideband G.722 (studio speech, the same five speakers): at most this many
-# joined clips per speaker, so they add wideband studio speech without outweighing the other real sources
-WIDEBAND_PROMPT_CLIPS = 100
 CODEC2_ORIGINALS = ("all", "big_dog", "cross", "david4", "forig", "hts1a", "hts2a", "mmt1", "morig", "ve9qrp",
                     "vk2tpm_004", "vk5qi", "wia_16kHz")
 
@@ -124,26 +121,12 @@ def read_dev_speech(dev_dir: Path = DEV_DIR) -> list[Clip]:
 # ------------------------------------------------------------------------------------------------------- audio I/O
 
 def load_audio(path: str | Path) -> np.ndarray:
-    """Mono float32 at 16 kHz through the service's own decoder (same resampler in training and serving); raw G.722
-    files (headerless, as asterisk ships them) through PyAV's G.722 decoder."""
+    """Mono float32 at 16 kHz through the service's own decoder (same resampler in training and serving)."""
     path = Path(path)
-    if path.suffix == ".g722":
-        return _load_raw_g722(path)
     media = decode(MediaInput.from_path(path), Limits())
     if not isinstance(media, AudioMedia):
         raise ValueError(f"{path}: decoded as {media.modality}, not audio")
     return media.samples
-
-
-def _load_raw_g722(path: Path) -> np.ndarray:
-    try:
-        with av.open(str(path), format="g722") as container:
-            frames = [f.to_ndarray().reshape(-1) for f in container.decode(audio=0)]
-    except av.FFmpegError as exc:
-        raise ValueError(f"{path}: not decodable as G.722 ({exc})") from exc
-    if not frames:
-        raise ValueError(f"{path}: no G.722 audio")
-    return np.concatenate(frames).astype(np.float32) / 32768.0       # G.722 decodes to 16 kHz int16
 
 
 def resample(wave: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
@@ -186,17 +169,14 @@ def join_prompts(prompts: list[Path], rng: random.Random) -> list[np.ndarray]:
 
 def _prompt_sets() -> list[tuple[str, str, str, list[Path]]]:
     """(source, generator, lang, prompts) for every installed set of short recorded prompts, one speaker each:
-    asterisk's telephone prompts (8 kHz), KLettres' letters and syllables (44.1 kHz, a volunteer per language),
-    gcin's Mandarin syllables (44.1 kHz) and asterisk's prompts again as wideband G.722 (16 kHz; last, so that the
-    sets before it draw the same clips as before it was added)."""
+    asterisk's telephone prompts (8 kHz), KLettres' letters and syllables (44.1 kHz, a volunteer per language) and
+    gcin's Mandarin syllables (44.1 kHz)."""
     sets = [("asterisk", d.name, d.name.split("_")[0], list(d.rglob("*.wav")))
             for d in sorted(ASTERISK_DIR.glob("*_*_*"))]
     sets += [("klettres", f"klettres-{d.name}", d.name.split("_")[0], list(d.glob("*/*.ogg")))
              for d in sorted(KLETTRES_DIR.glob("*")) if d.is_dir() and any(d.glob("*/*.ogg"))]
     if GCIN_VOICE_DIR.is_dir():
         sets.append(("gcin-voice", "gcin-voice", "cmn", list(GCIN_VOICE_DIR.rglob("*.ogg"))))
-    sets += [("asterisk-wideband", d.name, d.name.split("_")[0], list(d.rglob("*.g722")))
-             for d in sorted(ASTERISK_DIR.glob("*_*_*")) if any(d.rglob("*.g722"))]
     return sets
 
 
@@ -205,9 +185,8 @@ def collect_real(out_dir: Path, seed: int = 0) -> list[Clip]:
     rng = random.Random(seed)
     clips: list[Clip] = []
     for source, generator, lang, prompts in _prompt_sets():
-        joined = join_prompts(prompts, rng)
-        for wave in joined[:WIDEBAND_PROMPT_CLIPS] if source == "asterisk-wideband" else joined:
-            folder = f"{source}-{lang}" if source.startswith("asterisk") else generator
+        for wave in join_prompts(prompts, rng):
+            folder = f"asterisk-{lang}" if source == "asterisk" else generator
             path = out_dir / "real" / folder / f"{len(clips):05d}.wav"
             save_wav(path, wave, AUDIO_RATE)
             clips.append(Clip(str(path), 0, source, generator, lang))
@@ -540,9 +519,8 @@ def generate_copy_synthesis(real: list[Clip], out_dir: Path, copies: dict[str, f
 
 # ---------------------------------------------------------------------------------------------------- augmentation
 
-# G.722 (wideband VoIP; its bit rate is fixed at 64 kbit/s here) also codes some real training speech at the source
 CODECS = (("mp3", "libmp3lame", (32_000, 64_000, 128_000)), ("ogg", "libopus", (12_000, 24_000, 48_000)),
-          ("adts", "aac", (32_000, 64_000, 96_000)), ("g722", "g722", (64_000,)))
+          ("adts", "aac", (32_000, 64_000, 96_000)))
 
 
 def codec_round_trip(wave: np.ndarray, container_format: str, codec: str, bitrate: int,
@@ -647,7 +625,7 @@ def split_of(clip: Clip) -> str:
         speaker = name.split("_", 1)[-1].split("-")[0]
         fraction = stable_fraction(f"librispeech-speaker-{speaker}")
         return "train" if fraction < 0.6 else "val" if fraction < 0.75 else "test"
-    if clip.source == "festival" or (clip.source in ("asterisk", "asterisk-wideband") and clip.lang == "it"):
+    if clip.source == "festival" or (clip.source == "asterisk" and clip.lang == "it"):
         return "val"
     if clip.source == "klettres":                             # by language: one volunteer speaker each
         fraction = stable_fraction(clip.generator)
@@ -676,11 +654,11 @@ def build_corpus(out_dir: Path, seed: int = 0, scale: float = 1.0) -> list[Clip]
     clips += generate_griffin_lim(copy_sources[: n(120)], out_dir, seed)
     # every real training clip gets a vocoded twin (the scarce wideband ones three, one per method)
     twins = [c for c in clips + dev if c.label == 0 and split_of(c) == "train"]
-    per_source = {"asterisk": 1, "asterisk-wideband": 1, "klettres": 1, "gcin-voice": 1, "default": 3}
-    clips += generate_copy_synthesis(twins, out_dir, per_source, seed)
+    clips += generate_copy_synthesis(twins, out_dir, {"asterisk": 1, "klettres": 1, "gcin-voice": 1, "default": 3},
+                                     seed)
     # and a neural-vocoder twin (of a share of the plentiful prompt clips: the vocoder runs near real time on one core)
-    per_source = {"asterisk": 0.25, "asterisk-wideband": 0.25, "gcin-voice": 0.5, "default": 1}
-    clips += generate_copy_synthesis(twins, out_dir, per_source, seed, methods=(NEURAL_VOCODER,))
+    clips += generate_copy_synthesis(twins, out_dir, {"asterisk": 0.25, "gcin-voice": 0.5, "default": 1}, seed,
+                                     methods=(NEURAL_VOCODER,))
     write_manifest(clips, out_dir / "manifest.csv")
     return clips
 
