@@ -37,8 +37,8 @@ from detector.metrics import rates_at_threshold, summary
 from training.export import export_bundle
 from training.domain_adversarial import DomainAdversary
 from training.loop import TrainConfig, bce_loss, read_config, seed_everything, total_steps, train
-from training.voice_data import (Clip, augment, codec_round_trip, load_audio, read_asvspoof2019_la, read_dev_speech,
-                                 read_in_the_wild, fractional_count, read_manifest, split_of)
+from training.voice_data import (CODEC_SHARE, Clip, augment, codec_round_trip, load_audio, read_asvspoof2019_la,
+                                 read_dev_speech, read_in_the_wild, fractional_count, read_manifest, split_of)
 
 CROP_SECONDS = 5.0                 # a random stretch of each clip is augmented (whole long clips would be slow)
 
@@ -64,7 +64,7 @@ class RecipeConfig:
     variants: dict | None = None   # windows per training clip, by source / generator
     domain_adversarial: float = 0.0  # > 0: hide the corpus of real windows and the generator of synthetic ones
     cache_seed: int = 0            # draws the cached windows and channels: seeds of one recipe share one cache
-    codec_share: float = 0.3       # training windows through a lossy codec (validation and test channels keep 0.3)
+    codec_share: float = CODEC_SHARE  # training windows through a lossy codec (validation and test keep the default)
 
 
 def load_clips(config: RecipeConfig) -> dict[str, list[Clip]]:
@@ -140,7 +140,7 @@ class Windows:
 
 def build_window_cache(clips: list[Clip], counts: list[int], augmented: bool, path: Path, workers: int,
                        seed: int = 0, band: tuple[int, float] = (N_BANDS, MAX_FREQUENCY),
-                       codec_share: float = 0.3) -> Windows:
+                       codec_share: float = CODEC_SHARE) -> Windows:
     """Front-end features of augmented speech windows, computed once and cached (var/ is git-ignored). A cache made
     from other clips, counts, seed, front end or channels is rebuilt: its windows' labels and clip indices, or its
     channels, would be wrong."""
@@ -281,7 +281,7 @@ def codec_shift(network: SpoofNet, clean_rows: list[dict], calibration: Calibrat
     for name, container, codec, bitrate in CODEC_CHECKS:
         channel = functools.partial(codec_round_trip, container_format=container, codec=codec, bitrate=bitrate)
         coded = {r["clip"].path: r["raw"] for r in score_files(network, real, False, channel=channel)
-                 if r["raw"] is not None and r["clip"].path in clean}
+                 if r["raw"] is not None}
         if not coded:
             continue
         before = np.array([clean[path] for path in coded])

@@ -577,7 +577,12 @@ def coloured_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     return (noise / (noise.std() + 1e-9)).astype(np.float32)
 
 
-def augment(wave: np.ndarray, rng: np.random.Generator, rate: int = AUDIO_RATE, codec_share: float = 0.3) -> np.ndarray:
+# share of channels with a lossy codec round trip: validation and test always, training unless a recipe sets its own
+CODEC_SHARE = 0.3
+
+
+def augment(wave: np.ndarray, rng: np.random.Generator, rate: int = AUDIO_RATE,
+            codec_share: float = CODEC_SHARE) -> np.ndarray:
     """One random channel for one clip: applied identically (same distribution) to real and synthetic speech, so
     sample rate, bandwidth, loudness, silence, codec, noise and room are no longer class cues. `codec_share` of the
     clips go through a lossy codec round trip."""
