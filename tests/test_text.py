@@ -11,6 +11,7 @@ import torch
 
 from detector.config import PROJECT_ROOT
 from detector.detectors.text.chunking import chunk_text, sentence_spans
+from detector.detectors.text.length import LengthAlignment
 from detector.detectors.text.model import MachineTextDetector, _pad
 from detector.detectors.text.normalize import detect_language, normalize_typography
 from detector.engine.bundle import ModelBundle
@@ -90,6 +91,44 @@ def test_unsupported_language_is_not_applicable_with_language(detector):
 def test_short_english_is_refused_and_reason_names_threshold(detector):
     result = detector.preprocess(TextMedia(text="The cat sat on the mat and looked at the door.", encoding="direct"))
     assert isinstance(result, NotApplicable) and "too short" in result.reason
+
+
+def test_length_alignment_puts_human_logits_of_every_length_on_one_scale():
+    rng = np.random.default_rng(0)
+    lengths = np.repeat([32, 48, 64, 96], 4000)
+    ratio = np.log(lengths / 128)
+    logits = -1.0 - 0.8 * ratio + 0.5 * np.exp(-0.4 * ratio) * rng.standard_normal(len(lengths))
+    alignment = LengthAlignment.fit(logits, lengths, reference_tokens=128)
+    assert alignment.mean_slope == pytest.approx(-0.8, abs=0.05)
+    assert alignment.log_sd_slope == pytest.approx(-0.4, abs=0.05)
+    assert alignment.human_mean == pytest.approx(-1.0, abs=0.05) and alignment.shortest_tokens == 32
+    aligned = alignment.apply(logits, lengths)
+    for n in (32, 48, 64, 96):
+        assert aligned[lengths == n].mean() == pytest.approx(-1.0, abs=0.05)
+        assert aligned[lengths == n].std() == pytest.approx(0.5, abs=0.03)
+    assert alignment.apply(np.array([0.3, 2.0]), np.array([128, 400])) == pytest.approx([0.3, 2.0])
+    assert alignment.apply(np.array([1.0]), np.array([5])) == pytest.approx(alignment.apply(np.array([1.0]),
+                                                                                            np.array([32])))
+    with pytest.raises(ValueError, match="two lengths"):
+        LengthAlignment.fit(np.array([0.0, 1.0, 2.0]), np.array([64, 64, 64]), reference_tokens=128)
+
+
+def test_short_chunk_logits_are_aligned_before_they_are_averaged(detector, monkeypatch):
+    alignment = detector.languages["en"].length_alignment
+    assert alignment is not None, "the shipped English head has a length alignment"
+    text = ("The council met on Tuesday to discuss the new budget, which includes money for roads, schools and the "
+            "library. Several residents spoke against the plan, saying that taxes were already too high. The mayor "
+            "said the vote would wait until May, when the state announces its grants for the coming year. Until "
+            "then, the library will keep its winter hours and the road crews will only fill the worst potholes.")
+    aligned = score(detector, text)
+    assert isinstance(aligned, Finding), aligned
+    monkeypatch.setattr(detector.languages["en"], "length_alignment", None)
+    plain = score(detector, text)
+    tokens = aligned.evidence["tokens"]
+    assert aligned.evidence["chunks_scored"] == 1 and tokens < alignment.reference_tokens
+    assert aligned.evidence["raw_logit"] == pytest.approx(
+        float(alignment.apply(np.array([plain.evidence["raw_logit"]]), np.array([tokens]))[0]), abs=1e-3)
+    assert aligned.evidence["raw_logit"] != pytest.approx(plain.evidence["raw_logit"], abs=1e-3)
 
 
 def test_lone_surrogates_and_mixed_scripts_give_a_finding(detector):

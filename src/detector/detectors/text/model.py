@@ -5,8 +5,9 @@ preprocess: detect the language, cut the text into sentence-aligned chunks, norm
 LM and the encoder), and score each chunk's n-grams. forward: the language's LM gives per-chunk statistics
 (likelihood, rank, entropy, Fast-DetectGPT curvature), its probe (read in the same pass) and its encoder
 classifier a logit each; the language's head turns the inputs its config names into a logit (only what the head
-reads is computed). summarize: a token-weighted mean of chunk logits is the document's raw score; chunk
-probabilities are the span evidence.
+reads is computed). summarize: chunk logits, moved onto a full chunk's scale where the config fits a length
+alignment (length.py), then their token-weighted mean is the document's raw score; chunk probabilities are the span
+evidence.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ...media.types import DecodedMedia, TextMedia
 from .chunking import Chunk, chunk_text
 from .encoder import EncoderClassifier, load_encoder
 from .features import LM_FEATURES, LMContext, LMProbe, lm_readings, read_context
+from .length import LengthAlignment
 from .lm import chat_context_ids, load_lm
 from .ngram import ngram_scores
 from .normalize import detect_language, normalize_typography
@@ -99,6 +101,7 @@ class _Language:
     reliable_tokens: int
     chars_per_token: float
     calibration: Calibration              # this language's scores and thresholds (its own validation humans)
+    length_alignment: LengthAlignment | None   # None: chunk logits are read as they are, whatever their length
 
 
 class MachineTextDetector(Detector):
@@ -149,7 +152,8 @@ class MachineTextDetector(Detector):
                 float(state[f"{code}.ngram_bias"]) if uses_ngram else 0.0,
                 int(settings["min_tokens"]), int(settings["reliable_tokens"]),
                 float(settings["chars_per_token"]),
-                Calibration(**settings["calibration"]) if settings.get("calibration") else self.calibration)
+                Calibration(**settings["calibration"]) if settings.get("calibration") else self.calibration,
+                LengthAlignment(**settings["length_alignment"]) if settings.get("length_alignment") else None)
         self.language_order = list(config["languages"])
 
     def modules(self) -> list[nn.Module]:
@@ -232,10 +236,12 @@ class MachineTextDetector(Detector):
     def summarize(self, prepared: Prepared, outputs: list[torch.Tensor], explain: bool) -> Finding:
         context = prepared.context
         chunks: list[PreparedChunk] = context["chunks"]
-        logits = np.array([float(o[0]) for o in outputs])
-        weights = np.array([len(c.token_ids) for c in chunks], dtype=np.float64)
-        raw = float(np.average(logits, weights=weights))
         lang = self.languages[context["language"]]
+        weights = np.array([len(c.token_ids) for c in chunks], dtype=np.float64)
+        logits = np.array([float(o[0]) for o in outputs])
+        if lang.length_alignment is not None:             # short chunks onto the full chunks' scale
+            logits = lang.length_alignment.apply(logits, weights)
+        raw = float(np.average(logits, weights=weights))
         score = float(lang.calibration.probability(raw))
         chunk_scores = lang.calibration.probability(logits)
         evidence = {
