@@ -39,15 +39,17 @@ class LengthAlignment:
         return asdict(self)
 
     @classmethod
-    def fit(cls, logits: np.ndarray, tokens: np.ndarray, reference_tokens: int, fitted_on: str = ""
-            ) -> "LengthAlignment":
+    def fit(cls, logits: np.ndarray, tokens: np.ndarray, reference_tokens: int, fitted_on: str = "",
+            min_chunks: int = 10) -> "LengthAlignment":
         """From human chunk logits cut to a few fixed lengths (`tokens`, several chunks per length): a straight line
-        through the per-length means and one through the log standard deviations, against ln(n / reference)."""
-        logits, tokens = np.asarray(logits, dtype=np.float64), np.asarray(tokens)
-        lengths = np.unique(np.minimum(tokens, reference_tokens))
+        through the per-length means and one through the log standard deviations, against ln(n / reference).
+        A length with fewer than `min_chunks` chunks is left out."""
+        logits, tokens = np.asarray(logits, dtype=np.float64), np.minimum(np.asarray(tokens), reference_tokens)
+        lengths = np.array([n for n in np.unique(tokens) if (tokens == n).sum() >= min_chunks])
         if len(lengths) < 2:
-            raise ValueError("a length alignment needs human chunks of at least two lengths")
-        grouped = [logits[np.minimum(tokens, reference_tokens) == n] for n in lengths]
+            raise ValueError(f"a length alignment needs human chunks of at least two lengths, {min_chunks} or more "
+                             "of each")
+        grouped = [logits[tokens == n] for n in lengths]
         ratio = np.log(lengths / reference_tokens)
         mean_slope, human_mean = np.polyfit(ratio, [g.mean() for g in grouped], 1)
         log_sd_slope, _ = np.polyfit(ratio, [np.log(g.std(ddof=1)) for g in grouped], 1)
