@@ -390,3 +390,32 @@ def test_document_evaluation_scores_through_scan(detector):
     finding = score(detector, text, explain=False)
     assert scores[0] == pytest.approx(finding.score, abs=1e-5)
     assert synthetic[0] == (finding.score >= finding.calibration.synthetic_threshold)
+
+
+def test_length_rows_cut_pairs_and_a_lowered_floor_scores_short_texts(tmp_path, monkeypatch):
+    """training.text_documents --words / --min-tokens: pairs cut to exactly N words (shorter pairs left out), and a
+    bundle copy whose floor lets a text under the shipped `min_tokens` be scored."""
+    from training.text_data import TextDoc
+    from training.text_documents import document_scores, evaluate_documents, with_floor
+
+    def doc(label: int, group: str, words: int) -> TextDoc:
+        text = " ".join(f"{group}{label}w{i}" for i in range(words)) + "."
+        return TextDoc(text=text, label=label, lang="en", source="fast-detect-gpt",
+                       generator="gpt-4" if label else "human-xsum", group=group)
+
+    docs = [doc(1, "a", 40), doc(0, "a", 50), doc(1, "b", 20), doc(0, "b", 60)]
+    captured = {}
+
+    def fake_scores(texts, models_dir, batch_size, threads):
+        captured["texts"] = texts
+        return np.linspace(0, 1, len(texts)), np.zeros(len(texts), dtype=bool)
+
+    monkeypatch.setattr("training.text_documents.document_scores", fake_scores)
+    result = evaluate_documents(docs, ["gpt-4"], 10, tmp_path, cut_to=30)
+    monkeypatch.undo()
+    assert result["rows"][0]["pairs"] == 1                                   # the 20-word pair is left out
+    assert sorted(len(t.split()) for t in captured["texts"]) == [30, 30]
+    short = "The cat sat on the mat and looked at the door for a while before it went to sleep."
+    lowered = with_floor(BUNDLE.parent, 4, tmp_path / "models")
+    assert np.isnan(document_scores([short], BUNDLE.parent, batch_size=1, threads=1)[0][0])
+    assert 0.0 <= document_scores([short], lowered, batch_size=1, threads=1)[0][0] <= 1.0

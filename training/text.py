@@ -1004,6 +1004,7 @@ chosen one first; the others are ablations (single inputs alone are the zero-sho
         parts.append(f"\n{lang}: " + "; ".join(f"{r['tokens']} tokens: AUROC {r['auc']:.3f}, TPR@1%FPR "
                                              f"{r['tpr_at_1pct_fpr']:.3f}" for r in info["length_curve"]) + "\n")
     parts.append(_length_alignment_section(report))
+    parts.append(_documents_by_length_section(report))
     for lang, info in report["languages"].items():
         for name, rows in info["metrics"].items():
             parts.append(f"\n### {lang}: {name.replace('_', ' ')}\n\n{_metrics_table(rows)}\n")
@@ -1091,6 +1092,32 @@ they are paired with).
 
 | generator | humans | language | pairs | median length | not judged | AUROC | TPR@1%FPR | flagged machine | flagged human |
 |---|---|---|---|---|---|---|---|---|---|
+""" + "\n".join(rows) + "\n"
+
+
+def _documents_by_length_section(report: dict) -> str:
+    """Held-out pairs cut to fixed lengths (`training.text_documents --words`), when that evaluation has run."""
+    by_length = report.get("documents_by_length")
+    if not by_length:
+        return ""
+    floor = by_length.get("min_tokens")
+    rows = [f"| {r['generator']} | {r['lang']} | {r['words']} | {r['pairs']} | {r['not_judged']} | {r['auc']:.3f} | "
+            f"{r['tpr_at_1pct_fpr']:.3f} | {r['flagged_machine']:.3f} | {r['flagged_human']:.3f} |"
+            for r in sorted(by_length["rows"], key=lambda r: (r["lang"], r["generator"], r["words"]))]
+    scored = (f"every text of {floor} tokens or more is scored (a copy of the bundle with `min_tokens` {floor}: "
+              "shorter texts than the shipped floor, to show what it leaves unjudged)" if floor else
+              "texts under `min_tokens` are not judged")
+    command = " ".join(["nice .venv/bin/python -m training.text_documents --words",
+                        *map(str, sorted({r["words"] for r in by_length["rows"]})),
+                        *(["--min-tokens", str(floor)] if floor else []), "--generators ..."])
+    return f"""
+## Held-out pairs cut to fixed lengths
+The pairs of the whole-document table, both texts cut to N words (Chinese: characters; pairs shorter than N left out);
+{scored}. "flagged" uses the shipped thresholds, so the human column is the false-positive rate a
+moderator sees at that length. `{command}`
+
+| generator | language | N | pairs | not judged | AUROC | TPR@1%FPR | flagged machine | flagged human |
+|---|---|---|---|---|---|---|---|---|
 """ + "\n".join(rows) + "\n"
 
 
@@ -1186,16 +1213,17 @@ def _limits_section(report: dict, bundle: Path) -> str:
   LM head (Speed below).
 - Short texts are weak (`min_tokens` / `reliable_tokens` in config.json, length table above), and until 0.11.0
   short English human texts were also flagged far above the 1% target: on human text a chunk's logit rises and
-  spreads as the chunk gets shorter (Length alignment above). Scratch measurement (a bundle copy with `min_tokens`
-  set to 4 so that every text is scored; the held-out pairs of `training.text_documents`, both texts cut to N
-  words): gpt-4's paired human texts over the English `synthetic` threshold at 32 / 48 / 64 / 96 words 9.9% / 4.0% /
-  1.9% / 1.0% under 0.10.0, 0.7% / 0.8% / 1.0% / 1.0% under 0.11.0 (the humans of the gpt-3.5-turbo, SmolLM2 and
-  Qwen pairs at 24-96 words: up to 21% before, 0-1.8% after); gpt-4 flagged 33% / 57% / 64% / 83% before, 12% / 27%
-  / 53% / 84% after; AUROC at each length unchanged (the alignment is monotone at a fixed length: 0.73 / 0.90 / 0.96
-  / 0.99). On whole documents (table above) it lifted gpt-4's TPR at 1% FPR 0.82 -> 0.89 and halved its humans
-  flagged (1.6% -> 0.8%). English under `min_tokens` (64 tokens, about 48 words) stays `not_applicable`. Chinese has
-  no alignment, and its human false positives grow as texts shorten (Qwen pairs at 45 / 60 / 80 / 100 characters:
-  10% / 7.6% / 4.4% / 2.8%). One was fitted the same way (`length_alignment: [32, 48, 64, 80, 96]` under `zh`; its
+  spreads as the chunk gets shorter (Length alignment above). The fixed-length table above, run on 0.10.0's bundle
+  (its files from commit 4b36dab in a models folder of their own, same command with `--models-dir` and `--report`)
+  and on 0.11.0's: gpt-4's paired human texts over the English `synthetic` threshold at 32 / 48 / 64 / 96 words
+  9.9% / 4.0% / 1.9% / 1.0% under 0.10.0, 0.7% / 0.8% / 1.0% / 1.0% under 0.11.0 (the humans of the gpt-3.5-turbo,
+  SmolLM2 and Qwen rows up to 11% before, 0-1.4% after); gpt-4 flagged 33% / 57% / 64% / 83% before, 11% / 27% /
+  53% / 84% after; AUROC at each length within 0.01 of 0.10.0's, TPR at 1% FPR 0.11 / 0.45 / 0.58 / 0.88 before,
+  0.16 / 0.47 / 0.61 / 0.87 after. On whole documents (table above) it lifted gpt-4's TPR at 1% FPR 0.82 -> 0.89 and
+  halved its humans flagged (1.6% -> 0.8%). English under `min_tokens` (64 tokens, about 48 words) stays
+  `not_applicable`. Chinese has no alignment, and its human false positives grow as texts shorten (Qwen rows at 32
+  / 48 / 64 / 96 characters: 12% / 9.1% / 6.0% / 3.6%; texts under 45 tokens, about 80 characters, are
+  `not_applicable`). One was fitted the same way (`length_alignment: [32, 48, 64, 80, 96]` under `zh`; its
   probe is fitted on every training document, so the humans' probe logits came from cross-fits that never saw
   their prompt group) and judged on whole documents against a rule fixed before the run: ship it if the mean AUROC
   of the three own-prompt Chinese rows falls by at most 0.005 and their mean TPR at 1% FPR does not fall. AUROC

@@ -12,7 +12,9 @@ generator's held-out documents, paired at random.
     nice .venv/bin/python -m training.text_documents
 
 adds report["documents"] to the bundle's report.json (the model card renders it: `python -m training.text
---card-only`).
+--card-only`). With `--words N ...` the same pairs are cut to N words (Chinese: characters) instead, pairs shorter
+than N left out, into report["documents_by_length"]; `--min-tokens M` scores them through a copy of the bundle
+whose floor is M tokens, to show what the shipped floor leaves unjudged.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import argparse
 import functools
 import json
 import random
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -63,11 +67,11 @@ def matched_pairs(docs: list[TextDoc], generator: str, per_generator: int, seed:
             for machine in machines if id(machine) in partner][:per_generator]
 
 
-def _cut(machine: str, human: str, lang: str) -> tuple[str, str, int]:
+def _cut(machine: str, human: str, lang: str, limit: int | None = None) -> tuple[str, str, int]:
     """(machine text, human text, length): both normalized and cut to the shorter one's length in words (Chinese:
-    characters)."""
+    characters), or to `limit` if that is shorter."""
     machine_units, human_units = _units(machine, lang), _units(human, lang)
-    length = min(len(machine_units), len(human_units))
+    length = min(len(machine_units), len(human_units), limit or len(machine_units))
     joiner = "" if lang == "zh" else " "
     return joiner.join(machine_units[:length]), joiner.join(human_units[:length]), length
 
@@ -85,14 +89,20 @@ def document_scores(texts: list[str], models_dir: Path, batch_size: int, threads
 
 def evaluate_documents(test_docs: list[TextDoc], generators: list[str], per_generator: int, models_dir: Path,
                        seed: int = 0, batch_size: int = 16, threads: int = 2,
-                       human_domains: dict[str, tuple[str, str, list[str]]] | None = None) -> dict:
+                       human_domains: dict[str, tuple[str, str, list[str]]] | None = None,
+                       cut_to: int | None = None) -> dict:
     """One row per generator and language it wrote in: its held-out documents against human ones (matched_pairs).
     `human_domains`: {name: (generator, language, human texts)}, a row each for human writing of a domain never
     trained on, against that generator's documents in that language, paired in random order and cut to the same
-    length."""
+    length. `cut_to`: only pairs at least that long, both texts cut to exactly that many words (Chinese:
+    characters)."""
     languages = {g: sorted({d.lang for d in test_docs if d.label == 1 and d.generator == g}) for g in generators}
     pairs = {(g, lang, None): matched_pairs(test_docs, g, per_generator, seed, lang) for g in generators
              for lang in languages[g]}                 # one row per language a generator wrote in
+    if cut_to:
+        pairs = {key: [_cut(machine, human, key[1], cut_to) for machine, human, length in rows if length >= cut_to]
+                 for key, rows in pairs.items()}
+        pairs = {key: rows for key, rows in pairs.items() if rows}
     for name, (generator, lang, humans) in (human_domains or {}).items():
         machines = [d for d in test_docs if d.label == 1 and d.generator == generator and d.lang == lang]
         rng = random.Random(f"{seed}:{name}")
@@ -119,6 +129,17 @@ def evaluate_documents(test_docs: list[TextDoc], generators: list[str], per_gene
     return {"per_generator": per_generator, "rows": rows}
 
 
+def with_floor(models_dir: Path, min_tokens: int, scratch: Path) -> Path:
+    """A models folder in `scratch` holding a copy of the machine-text bundle whose languages all score texts of
+    `min_tokens` tokens or more."""
+    bundle = shutil.copytree(models_dir / "machine-text", scratch / "machine-text")
+    config = json.loads((bundle / "config.json").read_text())
+    for settings in config["languages"].values():
+        settings["min_tokens"] = min_tokens
+    (bundle / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False))
+    return scratch
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=PROJECT_ROOT / "training/configs/text.yaml")
@@ -126,6 +147,12 @@ def main() -> None:
     parser.add_argument("--report", type=Path, help="default: the bundle's report.json (in --models-dir)")
     parser.add_argument("--generators", nargs="+", help="only these (the report keeps its rows of the others: rerun "
                                                          "a generator after retraining its language)")
+    parser.add_argument("--words", nargs="+", type=int,
+                        help="instead of whole documents: pairs at least this long cut to each of these lengths "
+                             "(words; Chinese: characters); the rows go to report['documents_by_length']")
+    parser.add_argument("--min-tokens", type=int,
+                        help="with --words: score texts down to this many tokens, through a temporary copy of the "
+                             "bundle with that floor for every language (what the shipped floor leaves unjudged)")
     args = parser.parse_args()
     args.report = args.report or bundle_report(args.models_dir)
     recipe = read_config(args.config)
@@ -138,6 +165,16 @@ def main() -> None:
                "manpages-zh": manpage_sections_zh}
     domains = {name: (domain["generator"], domain["lang"], readers[name]())
                for name, domain in settings.get("human_domains", {}).items() if domain["generator"] in generators}
+    if args.words:
+        with tempfile.TemporaryDirectory() as scratch:
+            models_dir = (with_floor(args.models_dir, args.min_tokens, Path(scratch)) if args.min_tokens
+                          else args.models_dir)
+            rows = [{"words": words, **row} for words in args.words
+                    for row in evaluate_documents(test_docs, generators, settings["per_generator"], models_dir,
+                                                  recipe["seed"], threads=recipe["threads"], cut_to=words)["rows"]]
+        report["documents_by_length"] = {"min_tokens": args.min_tokens, "rows": rows}
+        args.report.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+        return
     fresh = evaluate_documents(test_docs, generators, settings["per_generator"], args.models_dir, recipe["seed"],
                                threads=recipe["threads"], human_domains={k: v for k, v in domains.items() if v[2]})
     kept = [row for row in report.get("documents", {}).get("rows", []) if row["generator"] not in generators]
