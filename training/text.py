@@ -729,8 +729,10 @@ def main() -> None:
         def score(token_lists: list[list[int]], label: str, groups: list[str] | None = None) -> np.ndarray:
             """Chunk logits of the chosen head; with `groups`, chunks of training documents, whose probe logits
             come from fits that never saw their group (the Chinese probe is fitted on every training document)."""
-            inputs = chunk_inputs(lang, token_lists, tokenizer, ngram_model, encoder, probe, recipe, label)
-            if probe_out_of_fold is not None and groups is not None:
+            out_of_fold = probe_out_of_fold is not None and groups is not None
+            inputs = chunk_inputs(lang, token_lists, tokenizer, ngram_model, encoder, None if out_of_fold else probe,
+                                  recipe, label)       # the probe column is filled once, from the right fits
+            if out_of_fold:
                 inputs[:, HEAD_INPUTS.index("lm_probe_logit")] = probe_out_of_fold(token_lists, groups)
             return head_logits(head, inputs[:, head_columns])
         humans = [(t, d.group) for t, d in zip(head_tokens, head_docs) if d.label == 0]
@@ -1133,8 +1135,8 @@ def _length_alignment_section(report: dict) -> str:
              "(`length_alignment` in config.json, `detector/detectors/text/length.py`): mean and log standard deviation "
              "are straight lines in ln(tokens / reference), fitted on the head sample's human first chunks cut to "
              "fixed lengths (where the probe was fitted on them too, as in Chinese, their probe logits come from "
-             "cross-fits that never saw their prompt group). Chunks of the reference length or longer are unchanged. Human logits it was fitted on "
-             "(before alignment):\n"]
+             "cross-fits that never saw their prompt group). Chunks of the reference length or longer are "
+             "unchanged. Human logits it was fitted on (before alignment):\n"]
     for lang, info in fitted.items():
         alignment = info["length_alignment"]
         lines.append(f"\n{lang} (reference {alignment['reference_tokens']} tokens; mean slope "

@@ -154,6 +154,10 @@ def main() -> None:
                         help="with --words: score texts down to this many tokens, through a temporary copy of the "
                              "bundle with that floor for every language (what the shipped floor leaves unjudged)")
     args = parser.parse_args()
+    if any(n < 1 for n in (args.words or [])) or (args.min_tokens is not None and args.min_tokens < 1):
+        parser.error("--words and --min-tokens take positive numbers")
+    if args.min_tokens is not None and not args.words:
+        parser.error("--min-tokens applies to --words rows only")
     args.report = args.report or bundle_report(args.models_dir)
     recipe = read_config(args.config)
     torch.set_num_threads(recipe["threads"])
@@ -161,10 +165,6 @@ def main() -> None:
     _, test_docs = build_corpus(recipe, [])
     report = json.loads(args.report.read_text()) if args.report.is_file() else {}
     generators = args.generators or settings["generators"]
-    readers = {"debian-faq": debian_faq_sections, "debian-faq-zh": functools.partial(debian_faq_sections, lang="zh"),
-               "manpages-zh": manpage_sections_zh}
-    domains = {name: (domain["generator"], domain["lang"], readers[name]())
-               for name, domain in settings.get("human_domains", {}).items() if domain["generator"] in generators}
     if args.words:
         with tempfile.TemporaryDirectory() as scratch:
             models_dir = (with_floor(args.models_dir, args.min_tokens, Path(scratch)) if args.min_tokens
@@ -173,15 +173,19 @@ def main() -> None:
                     for row in evaluate_documents(test_docs, generators, settings["per_generator"], models_dir,
                                                   recipe["seed"], threads=recipe["threads"], cut_to=words)["rows"]]
         report["documents_by_length"] = {"min_tokens": args.min_tokens, "rows": rows}
-        args.report.write_text(json.dumps(report, indent=2, ensure_ascii=False))
-        return
-    fresh = evaluate_documents(test_docs, generators, settings["per_generator"], args.models_dir, recipe["seed"],
-                               threads=recipe["threads"], human_domains={k: v for k, v in domains.items() if v[2]})
-    kept = [row for row in report.get("documents", {}).get("rows", []) if row["generator"] not in generators]
-    order = settings["generators"]
-    rows = sorted(kept + fresh["rows"], key=lambda r: (order.index(r["generator"]) if r["generator"] in order
-                                                       else len(order), "humans" in r))   # stable: languages as run
-    report["documents"] = {**fresh, "rows": rows}
+    else:
+        readers = {"debian-faq": debian_faq_sections, "manpages-zh": manpage_sections_zh,
+                   "debian-faq-zh": functools.partial(debian_faq_sections, lang="zh")}
+        domains = {name: (domain["generator"], domain["lang"], readers[name]())
+                   for name, domain in settings.get("human_domains", {}).items() if domain["generator"] in generators}
+        fresh = evaluate_documents(test_docs, generators, settings["per_generator"], args.models_dir, recipe["seed"],
+                                   threads=recipe["threads"],
+                                   human_domains={k: v for k, v in domains.items() if v[2]})
+        kept = [row for row in report.get("documents", {}).get("rows", []) if row["generator"] not in generators]
+        order = settings["generators"]
+        rows = sorted(kept + fresh["rows"], key=lambda r: (order.index(r["generator"]) if r["generator"] in order
+                                                           else len(order), "humans" in r))   # stable: as run
+        report["documents"] = {**fresh, "rows": rows}
     args.report.write_text(json.dumps(report, indent=2, ensure_ascii=False))
 
 
