@@ -17,8 +17,8 @@ import pytest
 import training.text as text_recipe
 from detector.detectors.text.lm import assemble_parts
 from training.text_data import (TextDoc, _debian_reference_paragraphs, _wikipedia_paragraphs, chat_prompts,
-                                debian_faq_sections, generation_input, kept_text, manpage_sections_zh, read_hc3_jsonl,
-                                read_m4_jsonl, read_raid_csv, split_dev)
+                                debian_faq_sections, generation_input, kept_text, manpage_sections_zh,
+                                manual_sections_zh, read_hc3_jsonl, read_m4_jsonl, read_raid_csv, split_dev)
 from training.text_documents import matched_pairs
 
 
@@ -185,6 +185,17 @@ def test_debian_faq_sections_read_the_chinese_translation(tmp_path):
         f"<p>{prose}</p><p>\u592a\u77ed</p><p>{prose}</p><p>{prose}</p>", encoding="utf-8")
     (tmp_path / "basic-defs.en.html").write_text("<p>" + "English words here. " * 40 + "</p>", encoding="utf-8")
     assert debian_faq_sections(tmp_path, lang="zh", min_size=90) == [prose * 2]
+
+
+def test_manual_sections_read_attributed_paragraphs_once_each(tmp_path):
+    """Help pages tag their paragraphs (<p dir="auto">) and repeat shared notes: each section is kept once."""
+    prose = "\u8fd9\u4e2a\u529f\u80fd\u4fdd\u5b58\u6587\u6863" * 6          # 48 Han characters
+    note = f'<p dir="auto">{prose}</p><p class="x">{prose[::-1]}</p><p>\u592a\u77ed</p>'
+    (tmp_path / "text/shared").mkdir(parents=True)
+    for page in ("text/shared/a.html", "text/shared/b.html"):
+        (tmp_path / page).write_text(note, encoding="utf-8")
+    (tmp_path / "text/c.html").write_text(f"<p>{prose}</p><p>{prose}</p>", encoding="utf-8")
+    assert manual_sections_zh("libreoffice-help-zh", tmp_path, min_chars=90) == [prose * 2, prose + prose[::-1]]
 
 
 def test_chunked_gguf_is_joined_once_and_refused_when_its_hash_differs(tmp_path):

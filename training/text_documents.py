@@ -37,7 +37,8 @@ from detector.metrics import summary
 from detector.scan import Scanner
 from training.loop import read_config
 from training.text import build_corpus, bundle_report, family, rounded
-from training.text_data import TextDoc, debian_faq_sections, manpage_sections_zh
+from training.text_data import (TRANSLATED_MANUALS_ZH, TextDoc, debian_faq_sections, manpage_sections_zh,
+                                manual_sections_zh)
 
 
 def _units(text: str, lang: str) -> list[str]:
@@ -76,13 +77,18 @@ def _cut(machine: str, human: str, lang: str, limit: int | None = None) -> tuple
     return joiner.join(machine_units[:length]), joiner.join(human_units[:length]), length
 
 
+@functools.lru_cache(maxsize=1)          # loaded once for all the lengths of a --words run
+def _scanner(models_dir: Path, batch_size: int, threads: int) -> Scanner:
+    return Scanner(ScanConfig(models_dir=models_dir, engine=EngineConfig(batch_size=batch_size, threads=threads,
+                                                                          device="cpu")))
+
+
 def document_scores(texts: list[str], models_dir: Path, batch_size: int, threads: int
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Calibrated document scores and whether the verdict is `synthetic`, from `scan`, the path every caller takes;
     NaN where the detector gives no score (too short, another language)."""
-    config = ScanConfig(models_dir=models_dir, engine=EngineConfig(batch_size=batch_size, threads=threads,
-                                                                    device="cpu"))
-    results = Scanner(config).scan(MediaInput.from_text(text, f"document-{i}") for i, text in enumerate(texts))
+    results = _scanner(models_dir, batch_size, threads).scan(MediaInput.from_text(text, f"document-{i}")
+                                                             for i, text in enumerate(texts))
     return (np.array([np.nan if r.score is None else r.score for r in results]),
             np.array([r.verdict == "synthetic" for r in results]))
 
@@ -175,7 +181,8 @@ def main() -> None:
         report["documents_by_length"] = {"min_tokens": args.min_tokens, "rows": rows}
     else:
         readers = {"debian-faq": debian_faq_sections, "manpages-zh": manpage_sections_zh,
-                   "debian-faq-zh": functools.partial(debian_faq_sections, lang="zh")}
+                   "debian-faq-zh": functools.partial(debian_faq_sections, lang="zh"),
+                   **{name: functools.partial(manual_sections_zh, name) for name in TRANSLATED_MANUALS_ZH}}
         domains = {name: (domain["generator"], domain["lang"], readers[name]())
                    for name, domain in settings.get("human_domains", {}).items() if domain["generator"] in generators}
         fresh = evaluate_documents(test_docs, generators, settings["per_generator"], args.models_dir, recipe["seed"],
