@@ -194,7 +194,8 @@ def manpage_sections_zh(root: Path = Path("/usr/share/man/zh_CN"), min_chars: in
     return list(dict.fromkeys(sections))       # once each: some pages are symlinks to others (47 of 794)
 
 
-# Chinese translations of software manuals (Debian packages; never trained on): {row name: (package, folder, pages)}
+# Chinese translations of software manuals, by the Debian package that ships each: the recipe's `human_manuals_zh`
+# train on some, the others are human-domain rows never trained on. {name: (package, folder, pages)}
 TRANSLATED_MANUALS_ZH = {
     "libreoffice-help-zh": ("libreoffice-help-zh-cn", "/usr/share/libreoffice/help/zh-CN", "**/*.html"),
     "kicad-doc-zh": ("kicad-doc-zh", "/usr/share/doc/kicad/help/zh", "*.html"),
@@ -207,7 +208,7 @@ TRANSLATED_MANUALS_ZH = {
 def manual_sections_zh(name: str, root: Path | None = None, min_chars: int = 230) -> list[str]:
     """Sections of a translated manual of `TRANSLATED_MANUALS_ZH` (`root`: its folder, default the package's):
     prose paragraphs (at least 40 Han characters, most of the paragraph) joined per page to at least `min_chars`
-    characters. Modern expository Chinese by human translators, in domains no model here was trained on."""
+    characters: modern expository Chinese by human translators."""
     _, folder, pages = TRANSLATED_MANUALS_ZH[name]
     sections = [s for page in sorted(Path(root or folder).glob(pages))
                 for s in _joined(_html_prose(page, "zh", 40, attributed=True), "zh", min_chars)]
