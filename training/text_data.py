@@ -472,7 +472,8 @@ def generate_corpus(out: Path, english_chat: int, english_continuation: int, chi
     else:
         humans = [d for d in dev_test if d.label == 0] + [d for d in packaged if hash_share(d.group) < heldout_share]
     if prompt_sources:
-        humans = [d for d in humans if d.source in set(prompt_sources)]
+        sources = set(prompt_sources)
+        humans = [d for d in humans if d.source in sources]
     english_humans = [d for d in humans if d.lang == "en"]
     # every Chinese human source (news, reviews, novel, manual) gets machine text, so source style is no shortcut
     chinese_humans = [d for d in humans if d.lang == "zh"]
