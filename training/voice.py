@@ -411,9 +411,8 @@ def run_recipe(recipe: RecipeConfig, train_config: TrainConfig, splits: dict[str
     calibration_rows = [r for r in val_rows if r["raw"] is not None]
     calibration = fit(np.array([r["raw"] for r in calibration_rows]),
                       np.array([r["clip"].label for r in calibration_rows]), "platt", recipe.target_fpr,
-                      fitted_on=f"{len(calibration_rows)} validation files (clean + one augmented channel each): "
-                                "festival voices, HiFi-GAN demo VCTK vocoders, Italian asterisk prompts, "
-                                "LibriSpeech validation speakers")
+                      fitted_on=f"{len(calibration_rows)} validation files (clean + one augmented channel each) "
+                                f"of {', '.join(sorted({c.source for c in val_clips}))}")
     test_clips = splits.get("test", [])
     report = {"val": grouped_metrics(val_rows, calibration),
               **held_out_report(network, test_clips, calibration),

