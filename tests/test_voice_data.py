@@ -284,18 +284,8 @@ def _spoof_like(seconds: float, seed: int) -> np.ndarray:
     return (_voice_like(seconds, seed) * 0.7 + 0.02 * np.sin(2 * np.pi * 6500 * t)).astype(np.float32)
 
 
-@pytest.mark.parametrize("domain_adversarial", [0.0, 1.0])
-def test_recipe_runs_end_to_end_on_public_layouts(tmp_path, domain_adversarial):
-    """ASVspoof 2019 LA (train/dev) and In-the-Wild (test) fixture trees -> cached windows, shared loop,
-    calibration, per-source report, exported bundle that the detector loads; with and without the domain
-    adversary (a training-time wrapper: the bundle holds the detector alone)."""
-    import torch
-
-    from detector.detectors.voice.model import SyntheticVoiceDetector
-    from detector.engine.bundle import ModelBundle
-    from training.loop import TrainConfig
-    from training.voice import RecipeConfig, load_clips, run_recipe
-
+def _asvspoof_la_tree(tmp_path):
+    """ASVspoof 2019 LA train (4 real, 4 spoofed) and dev (2 + 2) fixture tree."""
     la = tmp_path / "LA"
     (la / "ASVspoof2019_LA_cm_protocols").mkdir(parents=True)
     for part, protocol, n in (("train", "ASVspoof2019.LA.cm.train.trn.txt", 4),
@@ -310,6 +300,11 @@ def test_recipe_runs_end_to_end_on_public_layouts(tmp_path, domain_adversarial):
             wave = _spoof_like(2.0, i) if spoof else _voice_like(2.0, i)
             soundfile.write(la / f"ASVspoof2019_LA_{part}" / "flac" / f"{name}.flac", wave, RATE)
         (la / "ASVspoof2019_LA_cm_protocols" / protocol).write_text("\n".join(lines) + "\n")
+    return la
+
+
+def _in_the_wild_tree(tmp_path):
+    """In-the-Wild fixture: meta.csv and four clips (2 spoofed), two speakers."""
     itw = tmp_path / "release_in_the_wild"
     itw.mkdir()
     rows = ["file,speaker,label"]
@@ -318,6 +313,23 @@ def test_recipe_runs_end_to_end_on_public_layouts(tmp_path, domain_adversarial):
         soundfile.write(itw / f"{i}.wav", _spoof_like(3.0, 10 + i) if spoof else _voice_like(3.0, 10 + i), RATE)
         rows.append(f"{i}.wav,Speaker {i // 2},{'spoof' if spoof else 'bona-fide'}")
     (itw / "meta.csv").write_text("\n".join(rows) + "\n")
+    return itw
+
+
+@pytest.mark.parametrize("domain_adversarial", [0.0, 1.0])
+def test_recipe_runs_end_to_end_on_public_layouts(tmp_path, domain_adversarial):
+    """ASVspoof 2019 LA (train/dev) and In-the-Wild (test) fixture trees -> cached windows, shared loop,
+    calibration, per-source report, exported bundle that the detector loads; with and without the domain
+    adversary (a training-time wrapper: the bundle holds the detector alone)."""
+    import torch
+
+    from detector.detectors.voice.model import SyntheticVoiceDetector
+    from detector.engine.bundle import ModelBundle
+    from training.loop import TrainConfig
+    from training.voice import RecipeConfig, load_clips, run_recipe
+
+    la = _asvspoof_la_tree(tmp_path)
+    itw = _in_the_wild_tree(tmp_path)
 
     recipe = RecipeConfig(corpus=tmp_path / "no-corpus", cache_dir=tmp_path / "cache", models_dir=tmp_path / "models",
                           batch_size=4, train_frames=200, workers=1, asvspoof2019_la=la, in_the_wild=itw,
@@ -341,6 +353,44 @@ def test_recipe_runs_end_to_end_on_public_layouts(tmp_path, domain_adversarial):
     detector = SyntheticVoiceDetector(bundle, torch.device("cpu"))
     assert sum(p.numel() for p in detector.network.parameters()) == report["parameters"]
     assert detector.identity()["caveat"] == "fixture model"     # the recipe's caveat goes out with every verdict
+
+
+def test_recalibrate_refits_the_shipped_bundle_on_the_configs_validation_files(tmp_path, monkeypatch):
+    """--recalibrate keeps the weights, fits Platt scaling and the threshold on the config's validation files and
+    saves them with the new version."""
+    import sys
+
+    from detector.detectors.voice.network import SpoofNet
+    from detector.engine.bundle import ModelBundle
+    from detector.engine.calibration import Calibration
+    from training.export import export_bundle
+    from training.voice import main
+
+    network = SpoofNet(width=4, bands=64, max_frequency=4000.0)
+    shipped = Calibration("platt", {"a": 1.0, "b": 0.0}, 0.9, 0.1, 0.02, "fixture")
+    export_bundle(tmp_path / "models", "synthetic-voice", config={"version": "1", "width": 4, "bands": 64,
+                                                                 "max_frequency": 4000.0},
+                  calibration=shipped, card="fixture", state_dict=network.state_dict())
+    weights = (tmp_path / "models" / "synthetic-voice" / "weights.safetensors").read_bytes()
+    config = tmp_path / "voice.yaml"
+    config.write_text(f"""train:
+  out_dir: {tmp_path / "run"}
+  threads: 1
+recipe:
+  corpus: {tmp_path / "no-corpus"}
+  cache_dir: {tmp_path / "cache"}
+  models_dir: {tmp_path / "models"}
+  dev_speech: false
+  asvspoof2019_la: {_asvspoof_la_tree(tmp_path)}
+  in_the_wild: {_in_the_wild_tree(tmp_path)}
+""")
+    monkeypatch.setattr(sys, "argv", ["voice", "--config", str(config), "--recalibrate", "1.1"])
+    main()
+
+    bundle = ModelBundle.load("synthetic-voice", tmp_path / "models" / "synthetic-voice")
+    assert bundle.version == "1.1" and bundle.config["width"] == 4
+    assert bundle.calibration.params != shipped.params and bundle.calibration.fitted_on.endswith("of asvspoof2019-la-dev")
+    assert bundle.file("weights").read_bytes() == weights
 
 
 def test_codec_shift_skips_a_codec_the_ffmpeg_build_lacks(tmp_path, monkeypatch):

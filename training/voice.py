@@ -34,7 +34,7 @@ from detector.detectors.voice.network import MAX_FREQUENCY, N_BANDS, LogFilterba
 from detector.engine.bundle import ModelBundle
 from detector.engine.calibration import Calibration, fit
 from detector.metrics import rates_at_threshold, summary
-from training.export import export_bundle
+from training.export import export_bundle, write_config
 from training.domain_adversarial import DomainAdversary
 from training.loop import TrainConfig, bce_loss, read_config, seed_everything, total_steps, train
 from training.voice_data import (CODEC_SHARE, Clip, augment, codec_round_trip, load_audio, read_asvspoof2019_la,
@@ -302,6 +302,17 @@ def held_out_report(network: SpoofNet, clips: list[Clip], calibration: Calibrati
             "test_codec_shift": codec_shift(network, clean_rows, calibration)}
 
 
+def fit_calibration(network: SpoofNet, val_clips: list[Clip], target_fpr: float) -> tuple[Calibration, list[dict]]:
+    """Platt scaling and the threshold for `target_fpr` on the validation files, each scored clean and through one
+    random channel. Returns the calibration and the scored rows."""
+    val_rows = score_files(network, val_clips, False) + score_files(network, val_clips, True, seed=1)
+    scored = [r for r in val_rows if r["raw"] is not None]
+    calibration = fit(np.array([r["raw"] for r in scored]), np.array([r["clip"].label for r in scored]), "platt",
+                      target_fpr, fitted_on=f"{len(scored)} validation files (clean + one augmented channel each) "
+                                            f"of {', '.join(sorted({c.source for c in val_clips}))}")
+    return calibration, val_rows
+
+
 def grouped_metrics(rows: list[dict], calibration: Calibration) -> dict:
     """EER per held-out source (its own real vs synthetic) and per generator (its fakes vs all held-out real)."""
     scored = [r for r in rows if r["raw"] is not None]
@@ -349,6 +360,9 @@ def main() -> None:
     parser.add_argument("--no-export", action="store_true")
     parser.add_argument("--evaluate", action="store_true",
                         help="score the held-out test files with the shipped bundle in models/ and print the metrics")
+    parser.add_argument("--recalibrate", metavar="VERSION",
+                        help="refit the shipped bundle's calibration on this config's validation files (its weights "
+                             "stay), save it as bundle VERSION and print the test metrics under it")
     args = parser.parse_args()
     raw_config = read_config(args.config)
     recipe = RecipeConfig(**{k: (Path(v) if k in ("corpus", "cache_dir", "models_dir", "asvspoof2019_la",
@@ -366,11 +380,16 @@ def main() -> None:
     splits = load_clips(recipe)
     for name, clips in splits.items():
         print(name, len(clips), "clips,", sum(c.label for c in clips), "synthetic", flush=True)
-    if args.evaluate:
+    if args.evaluate or args.recalibrate:
         torch.set_num_threads(train_config.threads)
         bundle = ModelBundle.load("synthetic-voice", recipe.models_dir / "synthetic-voice")
         network = load_network(bundle)
-        print(json.dumps(held_out_report(network, splits["test"], bundle.calibration), indent=1))
+        calibration = bundle.calibration
+        if args.recalibrate:
+            calibration, _ = fit_calibration(network, splits["val"], recipe.target_fpr)
+            calibration.save(bundle.path / "calibration.json")
+            write_config(bundle.path, {**bundle.config, "version": args.recalibrate})
+        print(json.dumps(held_out_report(network, splits["test"], calibration), indent=1))
         return
     run_recipe(recipe, train_config, splits, export=not args.no_export)
 
@@ -407,12 +426,7 @@ def run_recipe(recipe: RecipeConfig, train_config: TrainConfig, splits: dict[str
     print("best epoch", result.best_epoch, json.dumps(result.best_metrics), flush=True)
     torch.set_num_threads(train_config.threads)
 
-    val_rows = score_files(network, val_clips, False) + score_files(network, val_clips, True, seed=1)
-    calibration_rows = [r for r in val_rows if r["raw"] is not None]
-    calibration = fit(np.array([r["raw"] for r in calibration_rows]),
-                      np.array([r["clip"].label for r in calibration_rows]), "platt", recipe.target_fpr,
-                      fitted_on=f"{len(calibration_rows)} validation files (clean + one augmented channel each) "
-                                f"of {', '.join(sorted({c.source for c in val_clips}))}")
+    calibration, val_rows = fit_calibration(network, val_clips, recipe.target_fpr)
     test_clips = splits.get("test", [])
     report = {"val": grouped_metrics(val_rows, calibration),
               **held_out_report(network, test_clips, calibration),
