@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import tarfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -240,3 +241,13 @@ def text_pdf(pages: list[str], metadata: dict | None = None, password: str | Non
     writer.write(out)
     return out.getvalue()
 
+
+
+def write_sdist(path: Path, top: str, files: dict[str, bytes]) -> Path:
+    """A source distribution (tar.gz) holding `files` below its top folder, as PyPI serves them."""
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in files.items():
+            info = tarfile.TarInfo(f"{top}/{name}")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path

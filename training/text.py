@@ -54,9 +54,9 @@ from detector.engine.calibration import Calibration
 from detector.engine.calibration import fit as fit_calibration
 from detector.metrics import auc, summary
 from training.export import export_bundle, write_config
-from training.loop import TrainConfig, predict, read_config, seed_everything, train
+from training.loop import TrainConfig, predict, read_config, seed_everything, stable_fraction, train
 from training.text_data import (TRANSLATED_MANUALS_ZH, TextDoc, read_dev, read_hc3_jsonl, read_jsonl, read_m4_jsonl,
-                                read_packaged_human, read_raid_csv, split_dev, hash_share)
+                                read_packaged_human, read_raid_csv, split_dev)
 
 GENERATED_DIR = PROJECT_ROOT / "var/text"            # generated*.jsonl written by `training.text_data generate`
 CACHE_DIR = PROJECT_ROOT / "var/text/lm_cache"
@@ -71,7 +71,7 @@ def build_corpus(recipe: dict, external: list[TextDoc]) -> tuple[list[TextDoc], 
     share = recipe["sample"]["generated_test_share"]
     dev_test_groups = {d.group for d in test_docs}      # answers to held-out dev prompts stay held out
     for doc in local:
-        (test_docs if doc.group in dev_test_groups or hash_share(doc.group) < share else train_docs).append(doc)
+        (test_docs if doc.group in dev_test_groups or stable_fraction(doc.group) < share else train_docs).append(doc)
     return train_docs + external, test_docs
 
 
@@ -337,7 +337,7 @@ def head_logits(head: TextHead, inputs: np.ndarray) -> np.ndarray:
 def split_generated(docs: list[TextDoc], share: float) -> tuple[list[TextDoc], list[TextDoc]]:
     """(encoder pool, head pool): locally generated groups go to the encoder with probability `share` (by hash),
     every other document may go to either (the head sample is drawn first, the encoder gets the rest)."""
-    to_encoder = [d for d in docs if d.source == "generated" and hash_share("encoder:" + d.group) < share]
+    to_encoder = [d for d in docs if d.source == "generated" and stable_fraction("encoder:" + d.group) < share]
     chosen = {id(d) for d in to_encoder}
     return to_encoder, [d for d in docs if id(d) not in chosen]
 
@@ -414,7 +414,7 @@ def probe_stage(lang: str, pool: list[TextDoc], recipe: dict, context: list[int]
     pooled = lm_pooled(tokens, settings["lm"], recipe, options["layers"], context, label=f"{lang} probe")
     labels = np.array([d.label for d in docs])
     generators = np.array([d.generator for d in docs])
-    held_humans = np.array([d.label == 0 and hash_share("probe:" + d.group) < 0.5 for d in docs])
+    held_humans = np.array([d.label == 0 and stable_fraction("probe:" + d.group) < 0.5 for d in docs])
     checks = {g: (~held_humans & (generators != g), held_humans | (generators == g))
               for g in sorted(set(generators[labels == 1]))}          # those with answers in this pool
     if options.get("held_out_domains"):
@@ -727,7 +727,7 @@ def main() -> None:
         keep = ~np.isnan(eval_inputs).any(1)
         eval_docs, eval_inputs = [d for d, k in zip(eval_docs, keep) if k], eval_inputs[keep].astype(np.float32)
         labels = np.array([d.label for d in head_docs])
-        is_val = np.array([hash_share("val:" + d.group) < sample["head_val_share"] for d in head_docs])
+        is_val = np.array([stable_fraction("val:" + d.group) < sample["head_val_share"] for d in head_docs])
         chosen, head, heads, val_scores = choose_head(lang, head_inputs, head_docs, is_val, recipe, without)
         head_columns = [HEAD_INPUTS.index(c) for c in settings["head_candidates"][chosen]]
 

