@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -578,3 +579,16 @@ def test_packaged_faces_list_names_every_file_exactly():
     assert len({p.person for p in listing if p.label == "real"}) > 600
     # the sources the recipe already reads from elsewhere (skimage's astronaut, opencv-doc's photos) are not listed
     assert not any(p.inner_path.endswith(("astronaut.png", "right06.jpg")) for p in listing)
+
+
+def test_gan_repeats_draw_each_gan_training_face_that_many_times(tmp_path):
+    from training.face import FaceRecipe, _datasets
+
+    _tiny_crop_cache(tmp_path / "cache")
+    counts = {}
+    for repeats in (1, 3):
+        recipe = FaceRecipe(cache_dir=tmp_path / "cache", input_size=64, stem_variants=0, gan_repeats=repeats)
+        train_set = _datasets(recipe)[4]
+        counts[repeats] = Counter(s.target for s in train_set.samples)
+    assert counts[1][2] > 0 and counts[3][2] == 3 * counts[1][2]
+    assert counts[3][0] == counts[1][0] and counts[3][1] == counts[1][1]       # real faces and blends unchanged
