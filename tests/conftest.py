@@ -242,7 +242,6 @@ def text_pdf(pages: list[str], metadata: dict | None = None, password: str | Non
     return out.getvalue()
 
 
-
 def write_sdist(path: Path, top: str, files: dict[str, bytes]) -> Path:
     """A source distribution (tar.gz) holding `files` below its top folder, as PyPI serves them."""
     with tarfile.open(path, "w:gz") as tf:

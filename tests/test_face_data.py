@@ -534,7 +534,8 @@ def test_packaged_photos_split_by_person_and_test_only_sources_only_test(tmp_pat
     kept = [n for n in names if stable_fraction(f"package:{n}") >= HELDOUT_PACKAGE_SHARE][:3]
     listing, fetched = [], []
     for package, license in [(kept[0], "MIT"), (kept[1], "GPL-3.0"), (kept[2], "BSD"), (heldout, "MIT")]:
-        files = {f"faces/p{person}_{n}.jpg": f"{package} {person} {n}".encode() for person in range(5) for n in range(2)}
+        files = {f"faces/p{person}_{n}.jpg": f"{package} {person} {n}".encode()
+                 for person in range(5) for n in range(2)}
         write_sdist(tmp_path / f"{package}-1.0.tar.gz", f"{package}-1.0", files)
         listing += [PackagedPhoto(package=package, archive=f"{package}-1.0.tar.gz", inner_path=name,
                                   sha256=hashlib.sha256(data).hexdigest(),

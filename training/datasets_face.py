@@ -22,7 +22,8 @@ from detector.config import PROJECT_ROOT, Limits
 from detector.faces import CROP_SIZE, DetectedFace, FaceFinder, align_crop, map_points
 from detector.media import ImageMedia, MediaError, MediaInput, VideoMedia, decode
 from training.loop import stable_fraction
-from training.packaged_files import RESTRICTED_LICENSE, Fetch, PackagedFile, download_archive, fetch_listed, read_listing
+from training.packaged_files import (RESTRICTED_LICENSE, Fetch, PackagedFile, download_archive, fetch_listed,
+                                     read_listing)
 
 DEV_ROOT = PROJECT_ROOT.parent / "shared" / "data" / "dev"
 OPENCV_SAMPLES = Path("/usr/share/doc/opencv-doc/examples/data")

@@ -699,7 +699,8 @@ def measured_sections(folder: Path, version: str) -> str:
     if evaluation.get("version") == version:
         lines += ["The shipped bundle through the detector's own path (decode -> MTCNN -> align_crop -> network -> "
                   "calibration) on", "the test-split files of `splits.json` (dev files, packaged photos where "
-                  "listed);", "an image's score is the max over its faces.", "", "| what | n | fakes | AUC | EER | TPR @1% FPR |", "|---|---|---|---|---|---|"]
+                  "listed);", "an image's score is the max over its faces.", "",
+                  "| what | n | fakes | AUC | EER | TPR @1% FPR |", "|---|---|---|---|---|---|"]
         for key, label in ((k, v) for k, v in EVALUATION_ROWS.items() if k in evaluation):
             m = evaluation[key]
             lines.append(f"| {label} | {m['n']} | {m['n_synthetic']} | {m['auc']:.4f} | {m['eer']:.4f} | "

@@ -12,8 +12,8 @@ import re
 import tarfile
 import urllib.request
 import zipfile
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
 PYPI_SIMPLE = "https://pypi.org/simple"

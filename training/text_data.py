@@ -466,7 +466,8 @@ def generate_corpus(out: Path, english_chat: int, english_continuation: int, chi
     if heldout_share is None:
         humans = [d for d in dev_train if d.label == 0] + packaged
     else:
-        humans = [d for d in dev_test if d.label == 0] + [d for d in packaged if stable_fraction(d.group) < heldout_share]
+        humans = ([d for d in dev_test if d.label == 0]
+                  + [d for d in packaged if stable_fraction(d.group) < heldout_share])
     if prompt_sources:
         sources = set(prompt_sources)
         humans = [d for d in humans if d.source in sources]

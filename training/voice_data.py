@@ -33,7 +33,8 @@ from detector.config import PROJECT_ROOT, Limits
 from detector.media import AudioMedia, MediaError, MediaInput, decode
 from detector.media.types import AUDIO_RATE
 from training.loop import stable_fraction
-from training.packaged_files import RESTRICTED_LICENSE, Fetch, PackagedFile, download_archive, fetch_listed, read_listing
+from training.packaged_files import (RESTRICTED_LICENSE, Fetch, PackagedFile, download_archive, fetch_listed,
+                                     read_listing)
 
 DEV_DIR = PROJECT_ROOT.parent / "shared" / "data" / "dev"
 ASTERISK_DIR = Path("/usr/share/asterisk/sounds")
