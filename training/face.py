@@ -909,8 +909,10 @@ the shipped detector: `python -m training.face evaluate`.
 {test["gan_deforgify/h264_crf35"]["auc"]:.3f}; table above): compression erases
   much of the blending boundary that the swap head reads.
 - **Real photos unlike the training ones are flagged far more often than the target**: on 995 CelebA crops (small,
-  heavily compressed celebrity photos, never trained on) version 6 gives 56% `synthetic` (version 5: 66%), mostly
-  through the GAN head (Training section). A `synthetic` verdict alone is not evidence.
+  compressed celebrity photos, never trained on) version 6 gives 56% `synthetic` (version 5: 66%), mostly through
+  the GAN head (Training section). Size and compression are not the cause: real test faces shrunk to 45% and saved
+  at JPEG quality 50 or 30 were flagged no more often than clean (deforgify 13-18%, portraits 3-10%). A `synthetic`
+  verdict alone is not evidence.
 - Some real professional portraits (deepface-tests celebrity photos) score high on the GAN head (per-source counts
   above), at any face size: two of them, shrunk so that the face spans 120 to 450 px, stayed at 0.95-0.99
   (measured with version 3). The real training faces are mostly 300 px Unsplash photos; more varied real portraits
