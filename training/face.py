@@ -920,9 +920,9 @@ the shipped detector: `python -m training.face evaluate`.
   much of the blending boundary that the swap head reads.
 - **Real photos unlike the training ones are flagged far more often than the target**: on 995 CelebA crops (small,
   compressed celebrity photos, never trained on) version 7 gives 46% `synthetic` (version 6: 56%, version 5: 66%),
-  mostly through the GAN head (Training section); photos from packages never trained on, 11 of 33. Size and compression are not the cause: real test faces shrunk to 45% and saved
-  at JPEG quality 50 or 30 were flagged no more often than clean (deforgify 13-18%, portraits 3-10%). A `synthetic`
-  verdict alone is not evidence.
+  mostly through the GAN head (Training section); photos from packages never trained on, 11 of 33. Size and
+  compression are not the cause: real test faces shrunk to 45% and saved at JPEG quality 50 or 30 were flagged no
+  more often than clean (deforgify 13-18%, portraits 3-10%). A `synthetic` verdict alone is not evidence.
 - Some real professional portraits (deepface-tests celebrity photos) score high on the GAN head (per-source counts
   above), at any face size: two of them, shrunk so that the face spans 120 to 450 px, stayed at 0.95-0.99
   (measured with version 3). The real training faces are mostly 300 px Unsplash photos; more varied real portraits
