@@ -181,6 +181,38 @@ def test_chinese_text_is_routed_to_the_chinese_model(detector):
     assert "(zh)" in zh.fitted_on and zh.target_fpr == en.target_fpr
 
 
+def test_short_chinese_gets_no_confident_verdict_through_scan(tmp_path):
+    """Between `min_tokens` and `confident_tokens` a Chinese text is scored but `uncertain` whatever its score (its
+    humans are flagged far above the target there); a longer one gets the verdict its score gives. Thresholds are
+    moved in a copy of the bundle so that both scores would be `synthetic`."""
+    import json
+    import shutil
+
+    from detector.config import EngineConfig, ScanConfig
+    from detector.media.types import MediaInput
+    from detector.scan import Scanner
+
+    if ModelBundle.missing_files(BUNDLE):
+        pytest.skip(f"no machine-text bundle at {BUNDLE}")
+    bundle = shutil.copytree(BUNDLE, tmp_path / "machine-text")
+    config = json.loads((bundle / "config.json").read_text())
+    if "zh" not in config["languages"]:
+        pytest.skip("no Chinese model in the bundle")
+    zh = config["languages"]["zh"]
+    assert zh["min_tokens"] < zh["confident_tokens"]                  # the shipped bundle has such a range
+    zh["calibration"]["synthetic_threshold"] = zh["calibration"]["authentic_threshold"] = 0.0
+    (bundle / "config.json").write_text(json.dumps(config))
+    sentence = "国务院新闻办公室今天举行新闻发布会，介绍了今年前三季度的经济运行情况。"
+    scanner = Scanner(ScanConfig(models_dir=tmp_path, engine=EngineConfig(batch_size=2, threads=1, device="cpu")))
+    short, long = scanner.scan([MediaInput.from_text(sentence * 3, "short"),
+                                MediaInput.from_text(sentence * 8, "long")])
+    if short.verdict == "not_applicable":
+        pytest.skip(f"Chinese LM package not installed: {short.reason}")
+    assert zh["min_tokens"] <= short.evidence["tokens"] < zh["confident_tokens"] <= long.evidence["tokens"]
+    assert short.score is not None and short.verdict == "uncertain" and "whatever the score" in short.reason
+    assert long.verdict == "synthetic"
+
+
 def test_held_out_dev_text_ranks_machine_above_human(detector, dev_data):
     """A source never trained on (split_dev holds out all of seqxgpt-doc): GPT-3 (gpt3re) documents vs its humans."""
     with open(dev_data / "labels.csv", newline="", encoding="utf-8") as fh:

