@@ -1,21 +1,23 @@
-"""Chat replies shipped in PyPI packages (training/text_packaged.py): recorded API responses of several providers,
-whole, gzipped and streamed, read from archives built here; evalscope predictions with reference answers; pairing
-for the evaluation."""
+"""Text shipped in PyPI packages (training/text_packaged.py): recorded API responses of several providers, whole,
+gzipped and streamed, read from archives built here; evalscope predictions with reference answers; human text of
+several dataset formats (a pickle that would import code refused); pairing and human rows for the evaluation."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
 import json
+import pickle
 import zipfile
 
+import numpy as np
 import pytest
 import yaml
 
 from conftest import write_sdist
 from training.text_data import TextDoc
-from training.text_documents import packaged_chat_pairs
-from training.text_packaged import (PackagedChatFile, cassette_replies, chat_family, packaged_chat_docs,
+from training.text_documents import packaged_chat_pairs, packaged_human_rows
+from training.text_packaged import (PackagedTextFile, cassette_replies, chat_family, human_texts, packaged_text_docs,
                                     prose_language, reply_prose)
 
 ENGLISH = ("The committee reviewed the proposal in detail and concluded that the plan was sound overall. "
@@ -27,10 +29,11 @@ CHINESE = ("根据相关法律规定，劳动者在用人单位连续工作满�
            "因此，您可以先与单位协商，协商不成的，可以向当地劳动争议仲裁委员会申请仲裁，维护自己的合法权益。")
 
 
-def _listed(archive: str, inner_path: str, data: bytes, fmt: str, task: str = "") -> PackagedChatFile:
-    return PackagedChatFile(package=archive.split("-")[0], archive=archive, inner_path=inner_path,
-                            sha256=hashlib.sha256(data).hexdigest(), label="synthetic", license="MIT",
-                            about="fixture", format=fmt, task=task)
+def _listed(archive: str, inner_path: str, data: bytes, fmt: str, task: str = "", corpus: str = ""
+            ) -> PackagedTextFile:
+    return PackagedTextFile(package=archive.split("-")[0], archive=archive, inner_path=inner_path,
+                            sha256=hashlib.sha256(data).hexdigest(), label="real" if corpus else "synthetic",
+                            license="MIT", about="fixture", format=fmt, task=task, corpus=corpus)
 
 
 def _interaction(model: str, body: object, gzipped: bool = False, uri: str = "https://api.example/v1") -> dict:
@@ -92,7 +95,7 @@ def test_prose_language_needs_length_and_little_code():
     assert chat_family("/root/models/Qwen2.5-7B-1M") == "qwen2.5" and chat_family("mystery") == "mystery"
 
 
-def test_packaged_chat_docs_fetch_check_and_read_each_listed_file(tmp_path):
+def test_packaged_text_docs_fetch_check_and_read_each_listed_file(tmp_path):
     cassette, recording, predictions = _cassette(), json.dumps({
         "request": {"body": {"model": "llama3.2:3b-instruct-fp16"}},
         "response": {"body": [{"__type__": "chunk", "__data__": {"choices": [{"delta": {"content": part}}]}}
@@ -109,7 +112,7 @@ def test_packaged_chat_docs_fetch_check_and_read_each_listed_file(tmp_path):
                _listed("agents-1.0.tar.gz", "tests/cassettes/test_agent.yaml", older, "vcr-cassette"),
                _listed("lawbench-1.0-py3-none-any.whl", "lawbench/outputs/predictions.jsonl", predictions,
                        "evalscope-predictions", task="请回答下列问题")]
-    docs = packaged_chat_docs(tmp_path / "out", listing, lambda package, archive, cache: tmp_path / archive)
+    docs = packaged_text_docs(tmp_path / "out", listing, lambda package, archive, cache: tmp_path / archive)
 
     machine = [(d.generator, d.lang, d.source) for d in docs if d.label == 1]
     assert machine.count(("claude-sonnet-4-5", "en", "pypi-agents")) == 2        # one per release: other texts
@@ -124,7 +127,7 @@ def test_packaged_chat_docs_fetch_check_and_read_each_listed_file(tmp_path):
 
     listing[0] = _listed("agents-2.0.tar.gz", "tests/cassettes/test_agent.yaml", older, "vcr-cassette")
     with pytest.raises(ValueError, match="SHA-256"):
-        packaged_chat_docs(tmp_path / "other", listing, lambda package, archive, cache: tmp_path / archive)
+        packaged_text_docs(tmp_path / "other", listing, lambda package, archive, cache: tmp_path / archive)
 
 
 def test_packaged_chat_pairs_use_the_own_reference_else_one_held_out_human_each():
@@ -141,3 +144,43 @@ def test_packaged_chat_pairs_use_the_own_reference_else_one_held_out_human_each(
     (qwen,) = pairs[("qwen2.5", "zh", "own reference answer")]
     machine_text, human_text, length = qwen                # normalized (NFKC) and cut to the shorter one
     assert length == 150 and machine_text == human_text    # the reference is the reply's first 150 characters
+
+
+def test_human_text_formats_and_a_pickle_that_imports_code_is_refused(tmp_path):
+    (tmp_path / "posts.json").write_text(json.dumps({"train": {"pos": [CHINESE, "短"], "neg": [CHINESE[::-1]]},
+                                                     "valid": {"text": [CHINESE[3:]], "label": [1]}}))
+    (tmp_path / "news.pkl").write_bytes(pickle.dumps((["标题"], [CHINESE], [0])))
+    (tmp_path / "tasks.jsonl").write_text(json.dumps({"query": f"事实:{CHINESE}\n问题:罪名是什么？", "response": "盗窃"},
+                                                     ensure_ascii=False) + "\n")
+    assert list(human_texts(tmp_path / "posts.json", "json-strings")) == [CHINESE, "短", CHINESE[::-1], CHINESE[3:]]
+    assert list(human_texts(tmp_path / "news.pkl", "pickle-strings")) == ["标题", CHINESE]
+    assert list(human_texts(tmp_path / "tasks.jsonl", "lawbench-jsonl")) == [CHINESE]
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps(zipfile.ZipInfo("x")))
+    with pytest.raises(ValueError, match="refused"):
+        list(human_texts(tmp_path / "evil.pkl", "pickle-strings"))
+
+    data = (tmp_path / "posts.json").read_bytes()
+    with zipfile.ZipFile(tmp_path / "forum-1.0-py3-none-any.whl", "w") as zf:
+        zf.writestr("forum/data/posts.json", data)
+    listing = [_listed("forum-1.0-py3-none-any.whl", "forum/data/posts.json", data, "json-strings",
+                       corpus="forum-answers")]
+    docs = packaged_text_docs(tmp_path / "out", listing, lambda package, archive, cache: tmp_path / archive)
+    assert [(d.label, d.generator, d.lang) for d in docs] == [(0, "forum-answers", "zh")] * 3    # "短" is no prose
+
+
+def test_packaged_human_rows_cut_each_corpus_to_each_length(monkeypatch):
+    docs = [TextDoc(CHINESE * 2 + str(i), 0, "pypi-a", "forum-answers", "zh", f"pypi-human:{i}") for i in range(5)]
+    docs.append(TextDoc(CHINESE[:150], 0, "pypi-a", "court-judgments", "zh", "pypi-human:x"))
+    docs.append(TextDoc(CHINESE, 1, "pypi-b", "gpt-4o", "zh", "pypi-chat:y"))             # not a human corpus
+
+    def fake_scores(texts, models_dir, batch_size, threads):
+        return np.array([len(t) / 1000 for t in texts]), np.array([len(t) >= 200 for t in texts])
+
+    monkeypatch.setattr("training.text_documents.document_scores", fake_scores)
+    rows = packaged_human_rows(docs, None, (100, 200), per_corpus=4, seed=0, threads=1)
+    by_key = {(r["corpus"], r["length"]): r for r in rows}
+    assert by_key[("forum-answers", 100)] == {"corpus": "forum-answers", "lang": "zh", "length": 100, "texts": 4,
+                                              "not_judged": 0, "flagged": 0.0, "median_score": 0.1}
+    assert by_key[("forum-answers", 200)]["flagged"] == 1.0 and by_key[("forum-answers", 200)]["texts"] == 4
+    assert by_key[("court-judgments", 100)]["texts"] == 1 and by_key[("court-judgments", 200)]["texts"] == 0
+    assert by_key[("court-judgments", 200)]["flagged"] is None

