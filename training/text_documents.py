@@ -29,6 +29,7 @@ import json
 import random
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,7 @@ from detector.detectors.text.normalize import normalize_typography
 from detector.media.types import MediaInput
 from detector.metrics import summary
 from detector.scan import Scanner
-from training.loop import read_config
+from training.loop import read_config, stable_fraction
 from training.text import build_corpus, bundle_report, family, rounded
 from training.text_data import (TRANSLATED_MANUALS_ZH, TextDoc, debian_faq_sections, manpage_sections_zh,
                                 manual_sections_zh)
@@ -173,15 +174,18 @@ def packaged_chat_pairs(chat_docs: list[TextDoc], test_docs: list[TextDoc], seed
 
 
 def packaged_human_rows(docs: list[TextDoc], models_dir: Path, lengths: tuple[int, ...], per_corpus: int,
-                        seed: int, threads: int) -> list[dict]:
-    """Human writing of genres never trained on that packages ship (training.text_packaged), per corpus: up to
-    `per_corpus` texts drawn at random, each cut to every one of `lengths` (words; Chinese: characters; shorter texts
-    left out), through `scan`. Per corpus and length: the share given `synthetic` (the false-positive rate a
-    moderator sees there) and the median score."""
+                        seed: int, threads: int, trained: Iterable[str] = (), test_share: float = 0.0) -> list[dict]:
+    """Human writing that packages ship (training.text_packaged), per corpus: up to `per_corpus` texts drawn at
+    random, each cut to every one of `lengths` (words; Chinese: characters; shorter texts left out), through `scan`.
+    Per corpus and length: the share given `synthetic` (the false-positive rate a moderator sees there) and the
+    median score. Of a corpus the recipe trains on (`trained`), only the texts it holds out (the `test_share` of
+    groups, as build_corpus splits local text) are scored, and its rows say so."""
+    trained = set(trained)
     samples: dict[tuple[str, str, int], list[str]] = {}
     corpora = sorted({(d.generator, d.lang) for d in docs if d.label == 0 and d.group.startswith("pypi-human:")})
     for corpus, lang in corpora:
-        texts = [d.text for d in docs if d.generator == corpus and d.lang == lang and d.label == 0]
+        texts = [d.text for d in docs if d.generator == corpus and d.lang == lang and d.label == 0
+                 and (corpus not in trained or stable_fraction(d.group) < test_share)]
         random.Random(f"{seed}:{corpus}").shuffle(texts)
         for length in lengths:
             units = [_units(t, lang) for t in texts]
@@ -194,7 +198,8 @@ def packaged_human_rows(docs: list[TextDoc], models_dir: Path, lengths: tuple[in
         scores = np.array([scored[t][0] for t in chosen])
         flagged = np.array([scored[t][1] for t in chosen])
         judged = ~np.isnan(scores)
-        rows.append({"corpus": corpus, "lang": lang, "length": length, "texts": len(chosen),
+        rows.append({"corpus": corpus, "lang": lang, "length": length, **({"trained_genre": True} if corpus in
+                                                                          trained else {}), "texts": len(chosen),
                      "not_judged": int((~judged).sum()),
                      "flagged": round(float(flagged[judged].mean()), 4) if judged.any() else None,
                      "median_score": round(float(np.median(scores[judged])), 4) if judged.any() else None})
@@ -250,7 +255,7 @@ def main() -> None:
         settings = recipe["documents"]["packaged_humans"]
         report["packaged_humans"] = {**settings, "rows": packaged_human_rows(
             docs, args.models_dir, tuple(settings["lengths"]), settings["per_corpus"], recipe["seed"],
-            recipe["threads"])}
+            recipe["threads"], recipe.get("human_packaged_zh", ()), recipe["sample"]["generated_test_share"])}
     elif args.words:
         with tempfile.TemporaryDirectory() as scratch:
             models_dir = (with_floor(args.models_dir, args.min_tokens, Path(scratch)) if args.min_tokens
