@@ -58,7 +58,7 @@ from training.loop import TrainConfig, predict, read_config, seed_everything, st
 from training.text_data import (TRANSLATED_MANUALS_ZH, TextDoc, read_dev, read_hc3_jsonl, read_jsonl, read_m4_jsonl,
                                 read_packaged_human, read_raid_csv, split_dev)
 
-GENERATED_DIR = PROJECT_ROOT / "var/text"            # generated*.jsonl written by `training.text_data generate`
+GENERATED_DIR = PROJECT_ROOT / "training/generated"  # generated*.jsonl written by `training.text_data generate`
 CACHE_DIR = PROJECT_ROOT / "var/text/lm_cache"
 
 
@@ -1030,40 +1030,47 @@ chosen one first; the others are ablations (single inputs alone are the zero-sho
             parts.append(f"\n### {lang}: {name.replace('_', ' ')}\n\n{_metrics_table(rows)}\n")
     parts.append(f"""
 ## Reproduce
+The locally generated text lives in `training/generated/` (committed). Its files were regenerated on 2026-11-28
+with the commands below, after the corpora that 0.12.x was trained on (the same commands, sampled earlier, some Qwen
+steps in float32) were lost; reruns give other text. The last four generation commands (Qwen's held-out Chinese and
+English answers, its manual answers, its English answers) had not been rerun when this card was written: run them
+before retraining.
 ```
-nice .venv/bin/python -m training.text_data generate --english-continuation 0 --chinese-continuation 0
+nice .venv/bin/python -m training.text_data generate --english-continuation 0 --chinese-continuation 0 \\
+    --out training/generated/generated.jsonl
 nice .venv/bin/python -m training.text_data generate --english-chat 0 --english-continuation 0 \\
-    --chinese-continuation 64 --batch-size 16 --max-new-tokens 120 --seed 1 --out var/text/generated_zh.jsonl
+    --chinese-continuation 64 --batch-size 16 --max-new-tokens 120 --seed 1 --out training/generated/generated_zh.jsonl
 nice .venv/bin/python -m training.text_data generate --english-chat 192 --english-continuation 0 \\
     --chinese-continuation 0 --batch-size 32 --max-new-tokens 160 --seed 2 --temperature 0.7 \\
-    --out var/text/generated_en2.jsonl
+    --out training/generated/generated_en2.jsonl
 nice .venv/bin/python -m training.text_data generate --english-chat 0 --english-continuation 0 \\
-    --chinese-continuation 128 --batch-size 16 --max-new-tokens 120 --seed 3 --out var/text/generated_zh2.jsonl
-nice .venv/bin/python -m training.text_data generate --english-chat 0 --english-continuation 0 \\
-    --chinese-continuation 0 --chinese-chat 128 --chat-lm qwen2.5-coder-1.5b-instruct --batch-size 16 \\
-    --max-new-tokens 160 --seed 21 --threads 2 --out var/text/generated_qwen_zh.jsonl
-nice .venv/bin/python -m training.text_data generate --english-chat 0 --english-continuation 0 \\
-    --chinese-continuation 0 --chinese-chat 96 --chat-lm qwen2.5-coder-1.5b-instruct --heldout-prompts 0.3 \\
-    --batch-size 16 --max-new-tokens 200 --seed 11 --threads 2 --out var/text/generated_qwen_heldout.jsonl
-nice .venv/bin/python -m training.text_data generate --english-chat 64 --english-continuation 0 \\
-    --chinese-continuation 0 --chat-lm qwen2.5-coder-1.5b-instruct --heldout-prompts 0.3 \\
-    --batch-size 16 --max-new-tokens 200 --seed 12 --threads 2 --out var/text/generated_qwen_heldout.jsonl
+    --chinese-continuation 128 --batch-size 16 --max-new-tokens 120 --seed 3 \\
+    --out training/generated/generated_zh2.jsonl
 nice .venv/bin/python -m training.text_data generate --english-chat 0 --english-continuation 0 \\
     --chinese-continuation 0 --chinese-qa 128 --batch-size 16 --max-new-tokens 160 --seed 31 --threads 2 \\
-    --out var/text/generated_zh_qa.jsonl
-nice .venv/bin/python -m training.text_data generate --english-chat 112 --english-continuation 0 \\
-    --chinese-continuation 0 --chat-lm qwen2.5-coder-1.5b-instruct --batch-size 16 --max-new-tokens 160 --seed 42 \\
-    --threads 2 --precision bfloat16 --out var/text/generated_qwen_en.jsonl
+    --out training/generated/generated_zh_qa.jsonl
+nice .venv/bin/python -m training.text_data generate --english-chat 0 --english-continuation 0 \\
+    --chinese-continuation 0 --chinese-chat 128 --chat-lm qwen2.5-coder-1.5b-instruct --batch-size 16 \\
+    --max-new-tokens 160 --seed 21 --threads 2 --precision bfloat16 --out training/generated/generated_qwen_zh.jsonl
+nice .venv/bin/python -m training.text_data generate --english-chat 0 --english-continuation 0 \\
+    --chinese-continuation 0 --chinese-chat 96 --chat-lm qwen2.5-coder-1.5b-instruct --heldout-prompts 0.3 \\
+    --batch-size 16 --max-new-tokens 200 --seed 11 --threads 2 --precision bfloat16 \\
+    --out training/generated/generated_qwen_heldout.jsonl
 nice .venv/bin/python -m training.text_data generate --english-chat 0 --english-continuation 0 \\
     --chinese-continuation 0 --chinese-chat 48 --chinese-qa 32 --chat-lm qwen2.5-coder-1.5b-instruct \\
     --batch-size 16 --max-new-tokens 160 --seed 51 --threads 2 --precision bfloat16 \\
     --manuals kicad-doc-zh debian-edu-doc-zh maint-guide-zh gimp-help-zh \\
     --prompt-sources kicad-doc-zh debian-edu-doc-zh maint-guide-zh gimp-help-zh \\
-    --out var/text/generated_qwen_zh_manuals.jsonl
+    --out training/generated/generated_qwen_zh_manuals.jsonl
+nice .venv/bin/python -m training.text_data generate --english-chat 64 --english-continuation 0 \\
+    --chinese-continuation 0 --chat-lm qwen2.5-coder-1.5b-instruct --heldout-prompts 0.3 \\
+    --batch-size 16 --max-new-tokens 200 --seed 12 --threads 2 --precision bfloat16 \\
+    --out training/generated/generated_qwen_heldout.jsonl
+nice .venv/bin/python -m training.text_data generate --english-chat 112 --english-continuation 0 \\
+    --chinese-continuation 0 --chat-lm qwen2.5-coder-1.5b-instruct --batch-size 16 --max-new-tokens 160 --seed 42 \\
+    --threads 2 --precision bfloat16 --out training/generated/generated_qwen_en.jsonl
 nice .venv/bin/python -m training.text --config training/configs/text.yaml {extra}
 ```
-(0.7.0's `generated_qwen_en.jsonl` also holds the first 16 answers of the same command at `--seed 41`, float32,
-stopped there for the faster bfloat16 run.)
 The last command trains, evaluates (these tables, also in report.json here) and exports this folder (generation
 is sampled: reruns give other text). `python -m training.text_documents` then scores whole held-out documents with
 the exported bundle, and `python -m training.text --card-only` adds that table here. `make train-data` installs

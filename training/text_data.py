@@ -4,7 +4,7 @@ Every reader yields `TextDoc`s. Human corpora that ship inside packages are loca
 imported (some of those packages import heavy or missing dependencies at import time).
 
 Generate machine text locally (run in the background, it takes a while on CPU):
-    nice .venv/bin/python -m training.text_data generate --out var/text/generated.jsonl
+    nice .venv/bin/python -m training.text_data generate --out training/generated/generated.jsonl
 """
 
 from __future__ import annotations
@@ -516,7 +516,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="generate machine text with the packaged LMs")
-    gen.add_argument("--out", type=Path, default=PROJECT_ROOT / "var/text/generated.jsonl")
+    gen.add_argument("--out", type=Path, default=PROJECT_ROOT / "training/generated/generated.jsonl")
     gen.add_argument("--english-chat", type=int, default=96)
     gen.add_argument("--english-continuation", type=int, default=48)
     gen.add_argument("--chinese-continuation", type=int, default=96)
