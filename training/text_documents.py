@@ -29,6 +29,7 @@ import json
 import random
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -80,8 +81,12 @@ def _cut(machine: str, human: str, lang: str, limit: int | None = None) -> tuple
     characters), or to `limit` if that is shorter."""
     machine_units, human_units = _units(machine, lang), _units(human, lang)
     length = min(len(machine_units), len(human_units), limit or len(machine_units))
-    joiner = "" if lang == "zh" else " "
-    return joiner.join(machine_units[:length]), joiner.join(human_units[:length]), length
+    return _joined(machine_units[:length], lang), _joined(human_units[:length], lang), length
+
+
+def _joined(units: list[str], lang: str) -> str:
+    """Length units back into text (Chinese characters without spaces)."""
+    return ("" if lang == "zh" else " ").join(units)
 
 
 @functools.lru_cache(maxsize=1)          # loaded once for all the lengths of a --words run
@@ -98,6 +103,12 @@ def document_scores(texts: list[str], models_dir: Path, batch_size: int, threads
                                                              for i, text in enumerate(texts))
     return (np.array([np.nan if r.score is None else r.score for r in results]),
             np.array([r.verdict == "synthetic" for r in results]))
+
+
+def _scored(texts: Iterable[str], models_dir: Path, batch_size: int, threads: int) -> dict[str, tuple[float, bool]]:
+    """{text: (score, synthetic)} for each distinct text (document_scores)."""
+    distinct = sorted(set(texts))
+    return dict(zip(distinct, zip(*document_scores(distinct, models_dir, batch_size, threads))))
 
 
 def evaluate_documents(test_docs: list[TextDoc], generators: list[str], per_generator: int, models_dir: Path,
@@ -128,8 +139,8 @@ def score_pairs(pairs: dict[tuple[str, str, str | None], list[tuple[str, str, in
                 batch_size: int, threads: int) -> list[dict]:
     """A row per (generator, language, humans) key: its (machine, human, length) pairs through `scan`, AUROC and
     TPR at 1% FPR on the judged texts, and the share of each class given the verdict `synthetic`."""
-    texts = sorted({text for rows in pairs.values() for pair in rows for text in pair[:2]})
-    scored = dict(zip(texts, zip(*document_scores(texts, models_dir, batch_size, threads))))
+    scored = _scored((text for rows in pairs.values() for pair in rows for text in pair[:2]), models_dir, batch_size,
+                     threads)
     rows = []
     for (generator, lang, domain), generator_pairs in pairs.items():
         labels = np.array([1, 0] * len(generator_pairs))
@@ -168,13 +179,14 @@ def packaged_chat_pairs(chat_docs: list[TextDoc], test_docs: list[TextDoc], seed
             pair = _cut(machine.text, own or humans[index % len(humans)], lang)
             for generator in (chat_family(machine.generator), "all"):
                 pairs.setdefault((generator, lang, kind), []).append(pair)
-    families = {(lang, kind): sum(k[0] != "all" for k in pairs if k[1:] == (lang, kind)) for _, lang, kind in pairs}
+    families = Counter(key[1:] for key in pairs if key[0] != "all")          # per language and kind of human
     return dict(sorted(((k, v) for k, v in pairs.items() if k[0] != "all" or families[k[1:]] > 1),
                        key=lambda kv: (kv[0][1], kv[0][0] == "all", -len(kv[1]))))
 
 
 def packaged_human_rows(docs: list[TextDoc], models_dir: Path, lengths: tuple[int, ...], per_corpus: int,
-                        seed: int, threads: int, trained: Iterable[str] = (), test_share: float = 0.0) -> list[dict]:
+                        seed: int, batch_size: int, threads: int, trained: Iterable[str] = (),
+                        test_share: float = 0.0) -> list[dict]:
     """Human writing that packages ship (training.text_packaged), per corpus: up to `per_corpus` texts drawn at
     random, each cut to every one of `lengths` (words; Chinese: characters; shorter texts left out), through `scan`.
     Per corpus and length: the share given `synthetic` (the false-positive rate a moderator sees there) and the
@@ -187,12 +199,11 @@ def packaged_human_rows(docs: list[TextDoc], models_dir: Path, lengths: tuple[in
         texts = [d.text for d in docs if d.generator == corpus and d.lang == lang and d.label == 0
                  and (corpus not in trained or stable_fraction(d.group) < test_share)]
         random.Random(f"{seed}:{corpus}").shuffle(texts)
+        units = [_units(t, lang) for t in texts]
         for length in lengths:
-            units = [_units(t, lang) for t in texts]
-            samples[(corpus, lang, length)] = [("" if lang == "zh" else " ").join(u[:length])
-                                               for u in units if len(u) >= length][:per_corpus]
-    texts = sorted({t for rows in samples.values() for t in rows})
-    scored = dict(zip(texts, zip(*document_scores(texts, models_dir, 16, threads))))
+            samples[(corpus, lang, length)] = [_joined(u[:length], lang) for u in units if len(u) >= length
+                                               ][:per_corpus]
+    scored = _scored((t for rows in samples.values() for t in rows), models_dir, batch_size, threads)
     rows = []
     for (corpus, lang, length), chosen in samples.items():
         scores = np.array([scored[t][0] for t in chosen])
@@ -254,7 +265,7 @@ def main() -> None:
         report["packaged_chat"] = {"rows": score_pairs(pairs, args.models_dir, 16, recipe["threads"])}
         settings = recipe["documents"]["packaged_humans"]
         report["packaged_humans"] = {**settings, "rows": packaged_human_rows(
-            docs, args.models_dir, tuple(settings["lengths"]), settings["per_corpus"], recipe["seed"],
+            docs, args.models_dir, tuple(settings["lengths"]), settings["per_corpus"], recipe["seed"], 16,
             recipe["threads"], recipe.get("human_packaged_zh", ()), recipe["sample"]["generated_test_share"])}
     elif args.words:
         with tempfile.TemporaryDirectory() as scratch:

@@ -36,7 +36,7 @@ import yaml
 
 from detector.config import PROJECT_ROOT
 from training.packaged_files import Fetch, PackagedFile, download_archive, fetch_listed, read_listing
-from training.text_data import TextDoc
+from training.text_data import TextDoc, _jsonl_rows
 
 PACKAGED_TEXT_LIST = PROJECT_ROOT / "training" / "configs" / "packaged_text.csv"
 PACKAGED_TEXT_DIR = PROJECT_ROOT / "var" / "text" / "packaged"
@@ -108,20 +108,28 @@ def _body_text(body: object) -> str | None:
     return body if isinstance(body, str) else None
 
 
+def _unwrapped(payload: object) -> dict | None:
+    """A response object or streamed event as a dict (llama-stack wraps each under `__data__`), else None."""
+    payload = payload.get("__data__", payload) if isinstance(payload, dict) else None
+    return payload if isinstance(payload, dict) else None
+
+
+def _gemini_text(candidate: object) -> str:
+    """A Gemini candidate's text parts, thinking parts left out."""
+    parts = (candidate.get("content") or {}).get("parts") or [] if isinstance(candidate, dict) else []
+    return "".join(p.get("text", "") for p in parts if isinstance(p, dict) and not p.get("thought"))
+
+
 def _message_texts(payload: object) -> list[str]:
     """Assistant texts of one response object, whichever provider's schema (thinking parts left out)."""
-    if not isinstance(payload, dict):
-        return []
-    payload = payload.get("__data__", payload)              # llama-stack wraps each object
-    if not isinstance(payload, dict):
+    payload = _unwrapped(payload)
+    if payload is None:
         return []
     texts = [c["message"]["content"] for c in payload.get("choices") or []
              if isinstance(c, dict) and isinstance((c.get("message") or {}).get("content"), str)]
     if payload.get("type") == "message" and isinstance(payload.get("content"), list):          # Anthropic
         texts += [c.get("text", "") for c in payload["content"] if isinstance(c, dict) and c.get("type") == "text"]
-    for candidate in payload.get("candidates") or []:                                          # Gemini
-        parts = (candidate.get("content") or {}).get("parts") or [] if isinstance(candidate, dict) else []
-        texts.append("".join(p.get("text", "") for p in parts if isinstance(p, dict) and not p.get("thought")))
+    texts += map(_gemini_text, payload.get("candidates") or [])                                 # Gemini
     for item in payload.get("output") or []:                                                   # Responses API
         if isinstance(item, dict) and item.get("type") == "message":
             texts.append("".join(c.get("text", "") for c in item.get("content") or [] if isinstance(c, dict)))
@@ -133,10 +141,8 @@ def _message_texts(payload: object) -> list[str]:
 
 def _delta_text(event: object) -> str:
     """The text one streamed event adds."""
-    if not isinstance(event, dict):
-        return ""
-    event = event.get("__data__", event)
-    if not isinstance(event, dict):
+    event = _unwrapped(event)
+    if event is None:
         return ""
     text = "".join((c.get("delta") or {}).get("content") or "" for c in event.get("choices") or []
                    if isinstance(c, dict))
@@ -144,10 +150,7 @@ def _delta_text(event: object) -> str:
         text += event["delta"].get("text", "")
     if event.get("type") == "response.output_text.delta":
         text += event.get("delta", "")
-    for candidate in event.get("candidates") or []:
-        parts = (candidate.get("content") or {}).get("parts") or [] if isinstance(candidate, dict) else []
-        text += "".join(p.get("text", "") for p in parts if isinstance(p, dict) and not p.get("thought"))
-    return text
+    return text + "".join(map(_gemini_text, event.get("candidates") or []))
 
 
 def _response_texts(body: str) -> list[str]:
@@ -213,10 +216,7 @@ def evalscope_replies(path: Path, task: str = "") -> Iterator[tuple[str, str, st
     """(model, reply, reference answer) of each evalscope prediction whose instruction (system prompt and query)
     matches the regex `task`, the same item once (evalscope repeats items across its subset files)."""
     seen = set()
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        row = json.loads(line)
+    for _, row in _jsonl_rows(path):
         if not re.match(task, (row["raw_input"].get("system") or "") + (row["raw_input"].get("query") or "")):
             continue
         reply, reference = row["choices"][0]["message"]["content"], row["raw_input"].get("response") or ""
@@ -259,8 +259,7 @@ def human_texts(path: Path, fmt: str) -> Iterator[str]:
     elif fmt == "pickle-strings":
         yield from _strings(_PlainUnpickler(io.BytesIO(path.read_bytes())).load())
     elif fmt == "lawbench-jsonl":
-        yield from (lawbench_text(json.loads(line)["query"]) for line in path.read_text(encoding="utf-8").splitlines()
-                    if line.strip())
+        yield from (lawbench_text(row["query"]) for _, row in _jsonl_rows(path))
     elif fmt == "lines":
         yield from path.read_text(encoding="utf-8").splitlines()
     else:
