@@ -167,11 +167,12 @@ def test_human_text_formats_and_a_pickle_that_imports_code_is_refused(tmp_path):
                        corpus="forum-answers")]
     docs = packaged_text_docs(tmp_path / "out", listing, lambda package, archive, cache: tmp_path / archive)
     assert [(d.label, d.generator, d.lang) for d in docs] == [(0, "forum-answers", "zh")] * 3    # "短" is no prose
+    assert all(d.group.startswith("forum-answers:") for d in docs)       # the corpus is the domain of its group
 
 
 def test_packaged_human_rows_cut_each_corpus_to_each_length(monkeypatch):
-    docs = [TextDoc(CHINESE * 2 + str(i), 0, "pypi-a", "forum-answers", "zh", f"pypi-human:{i}") for i in range(5)]
-    docs.append(TextDoc(CHINESE[:150], 0, "pypi-a", "court-judgments", "zh", "pypi-human:x"))
+    docs = [TextDoc(CHINESE * 2 + str(i), 0, "pypi-a", "forum-answers", "zh", f"forum-answers:{i}") for i in range(5)]
+    docs.append(TextDoc(CHINESE[:150], 0, "pypi-a", "court-judgments", "zh", "court-judgments:x"))
     docs.append(TextDoc(CHINESE, 1, "pypi-b", "gpt-4o", "zh", "pypi-chat:y"))             # not a human corpus
 
     def fake_scores(texts, models_dir, batch_size, threads):
@@ -190,7 +191,8 @@ def test_packaged_human_rows_cut_each_corpus_to_each_length(monkeypatch):
 def test_listed_human_corpora_join_the_packaged_humans_and_get_forum_requests(monkeypatch):
     from training.text_data import chat_prompts, read_packaged_human
 
-    listed = [TextDoc(CHINESE + str(i), 0, "pypi-forum", "zhihu-answers", "zh", f"pypi-human:{i}") for i in range(3)]
+    listed = [TextDoc(CHINESE + str(i), 0, "pypi-forum", "zhihu-answers", "zh", f"zhihu-answers:{i}")
+              for i in range(6)]
     listed.append(TextDoc(ENGLISH, 1, "pypi-agents", "gpt-4o", "en", "pypi-chat:x"))
     read_files = []
 
@@ -202,6 +204,9 @@ def test_listed_human_corpora_join_the_packaged_humans_and_get_forum_requests(mo
     docs = [d for d in read_packaged_human(max_per_corpus=2, corpora=["zhihu-answers"]) if d.source == "pypi-forum"]
     assert read_files and {f.corpus for f in read_files} == {"zhihu-answers"}     # only that corpus's files read
     assert len(docs) == 2 and all(d.generator == "zhihu-answers" and d.label == 0 for d in docs)
+    # the same texts whatever the seed: `generate` prompts (its own seed) from the texts the recipe trains on (seed 0)
+    reseeded = read_packaged_human(max_per_corpus=2, seed=61, corpora=["zhihu-answers"])
+    assert [d.group for d in docs] == [d.group for d in reseeded if d.source == "pypi-forum"]
     (prompt, human), = chat_prompts(docs[:1], 1, random.Random(0), lang="zh")
     assert human is docs[0] and ("知乎" in prompt or "网友" in prompt or "你怎么看" in prompt)
     with pytest.raises(ValueError, match="no human corpus"):
@@ -211,7 +216,7 @@ def test_listed_human_corpora_join_the_packaged_humans_and_get_forum_requests(mo
 def test_a_trained_corpus_is_scored_on_its_held_out_texts_only(monkeypatch):
     from training.loop import stable_fraction
 
-    docs = [TextDoc(CHINESE * 2 + str(i), 0, "pypi-a", "web-news", "zh", f"pypi-human:{i}") for i in range(40)]
+    docs = [TextDoc(CHINESE * 2 + str(i), 0, "pypi-a", "web-news", "zh", f"web-news:{i}") for i in range(40)]
     held_out = [d for d in docs if stable_fraction(d.group) < 0.3]
     assert 0 < len(held_out) < len(docs)
     monkeypatch.setattr("training.text_documents.document_scores",

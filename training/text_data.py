@@ -168,7 +168,8 @@ def read_packaged_human(max_per_corpus: int = 400, seed: int = 0, manuals: Itera
             texts = [d for d in listed if d.generator == name]
             if not texts:
                 raise ValueError(f"no human corpus {name!r} in packaged_text.csv")
-            docs += rng.sample(texts, min(len(texts), max_per_corpus))
+            # a seed-free choice, so that `generate` (any seed) prompts from the texts the recipe trains on
+            docs += sorted(texts, key=lambda d: stable_fraction("sample:" + d.group))[:max_per_corpus]
     return docs
 
 

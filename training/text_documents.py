@@ -194,7 +194,8 @@ def packaged_human_rows(docs: list[TextDoc], models_dir: Path, lengths: tuple[in
     groups, as build_corpus splits local text) are scored, and its rows say so."""
     trained = set(trained)
     samples: dict[tuple[str, str, int], list[str]] = {}
-    corpora = sorted({(d.generator, d.lang) for d in docs if d.label == 0 and d.group.startswith("pypi-human:")})
+    # a listed human corpus names the groups of its texts (reference answers are in their replies' groups)
+    corpora = sorted({(d.generator, d.lang) for d in docs if d.label == 0 and d.group.startswith(d.generator + ":")})
     for corpus, lang in corpora:
         texts = [d.text for d in docs if d.generator == corpus and d.lang == lang and d.label == 0
                  and (corpus not in trained or stable_fraction(d.group) < test_share)]

@@ -291,7 +291,7 @@ def packaged_text_docs(out_dir: Path = PACKAGED_TEXT_DIR, listing: list[Packaged
                     lang = _is_human_prose(text)
                     if lang and (listed.corpus, text) not in seen:
                         seen.add((listed.corpus, text))
-                        group = f"pypi-human:{hashlib.sha1(text.encode()).hexdigest()[:12]}"
+                        group = f"{listed.corpus}:{hashlib.sha1(text.encode()).hexdigest()[:12]}"   # corpus: domain()
                         docs.append(TextDoc(text, 0, source, listed.corpus, lang, group))
                 continue
             replies = (evalscope_replies(path, listed.task) if listed.format == "evalscope-predictions" else
