@@ -1035,9 +1035,9 @@ chosen one first; the others are ablations (single inputs alone are the zero-sho
 ## Reproduce
 The locally generated text lives in `training/generated/` (committed). Its files were regenerated on 2026-11-28
 with the commands below, after the corpora that 0.12.x was trained on (the same commands, sampled earlier, some Qwen
-steps in float32) were lost; reruns give other text. Two English commands (Qwen's held-out English answers, the
-third from last, and its English answers, the second from last) had not been rerun when this card was written: run
-them before retraining English.
+steps in float32) were lost; reruns give other text. 0.13.0 trained Chinese on them; English was last trained on the
+lost files (0.12.0), and Qwen's held-out English answers and English answers (the third and second from last
+commands) were regenerated after 0.13.0, with `--threads 1` (threads change speed only).
 ```
 nice .venv/bin/python -m training.text_data generate --english-continuation 0 --chinese-continuation 0 \\
     --out training/generated/generated.jsonl
