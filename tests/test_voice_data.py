@@ -217,7 +217,7 @@ def test_packaged_speech_list_names_every_file_exactly():
     assert len(real_voices) > 150
 
 
-def test_packaged_tts_trains_on_xtts_and_kokoro_voices_and_holds_out_every_other_system():
+def test_packaged_tts_trains_on_kokoro_voices_and_holds_out_every_other_system():
     synthetic = [r for r in read_packaged_speech() if r.label == "synthetic"]
     splits = {}
     for r in synthetic:
@@ -227,7 +227,7 @@ def test_packaged_tts_trains_on_xtts_and_kokoro_voices_and_holds_out_every_other
     for system in TRAINED_PACKAGED_TTS:
         assert {s for found in splits[system].values() for s in found} == {"train", "val", "test"}
     held_out = {system for system in splits if system not in TRAINED_PACKAGED_TTS}
-    assert {"openai", "edge", "voxcpm2", "kittentts"} <= held_out
+    assert {"xtts", "openai", "edge", "voxcpm2", "kittentts"} <= held_out        # XTTS-v2 output: non-commercial
     assert {s for system in held_out for found in splits[system].values() for s in found} == {"test"}
 
 
@@ -497,12 +497,12 @@ def test_grouped_metrics_reports_packaged_tts_by_system_and_the_untrained_system
         return {"clip": Clip(f"/x/{voice}-{raw}.wav", label, source, voice, "en"), "raw": raw}
 
     rows = [row(0, "librispeech", "reader", raw) for raw in (-2.0, -1.0, 0.0)]
-    rows += [row(1, "packaged-tts", "xtts-ana-florence", -3.0), row(1, "packaged-tts", "openai-tts-marvin", 1.0),
+    rows += [row(1, "packaged-tts", "kokoro-af_heart", -3.0), row(1, "packaged-tts", "openai-tts-marvin", 1.0),
              row(1, "packaged-tts", "edge-tts-podcastfy-answer", -0.5), row(1, "packaged-tts", "tts-zira", 2.0)]
     out = grouped_metrics(rows, Calibration("platt", {"a": 1.0, "b": 0.0}, 0.6, 0.4, 0.02, "fixture"))
-    systems = {"packaged-tts/xtts", "packaged-tts/openai", "packaged-tts/edge", "packaged-tts/tts"}
+    systems = {"packaged-tts/kokoro", "packaged-tts/openai", "packaged-tts/edge", "packaged-tts/tts"}
     assert systems < set(out["generators"])
     untrained = out["generators"]["packaged-tts/untrained systems"]
-    assert (untrained["n"], untrained["n_synthetic"]) == (6, 3)          # XTTS is trained on: not in the group
+    assert (untrained["n"], untrained["n_synthetic"]) == (6, 3)          # Kokoro is trained on: not in the group
     assert untrained["auc"] == pytest.approx(8 / 9, abs=1e-4)      # edge -0.5 ranks below one real file (0.0)
     assert untrained["tpr_at_threshold"] == pytest.approx(2 / 3, abs=1e-4)    # p >= 0.6: raw 1.0 and 2.0

@@ -665,12 +665,14 @@ def collect_packaged_speech(out_dir: Path, listing: list[PackagedRecording] | No
 
 # Whole sources and generators held out. Validation (checkpoint choice + calibration): festival's diphone/HTS/
 # unit-selection voices, the multi-speaker (VCTK) vocoder group of the HiFi-GAN demo, Italian asterisk prompts and a
-# slice of LibriSpeech speakers, packaged voices and packaged XTTS-v2 / Kokoro voices. Test, never seen before the
-# final report: VITS demo, WaveFake sample, trump-clone, the remaining LibriSpeech speakers and packaged voices, the
-# packaged recordings that may not be trained on and every other TTS system found in packages (OpenAI, Edge, VoxCPM2,
+# slice of LibriSpeech speakers, packaged voices and packaged Kokoro voices. Test, never seen before the final
+# report: VITS demo, WaveFake sample, trump-clone, the remaining LibriSpeech speakers and packaged voices, the packaged
+# recordings that may not be trained on and every other TTS system found in packages (XTTS-v2, OpenAI, Edge, VoxCPM2,
 # KittenTTS, SAPI, ...). hibari (Kokoro-distilled TTS) trains.
 TEST_SOURCES = ("vits-demo", "wavefake-sample", "trump-clone", "packaged-speech-restricted")
-TRAINED_PACKAGED_TTS = ("xtts", "kokoro")     # packaged TTS systems split by voice; the others are test only
+# Packaged TTS systems split by voice: Kokoro-82M's output is Apache-2.0. XTTS-v2's falls under Coqui's
+# non-commercial licence, so, like the restricted recordings, it is test only (the twelfth round trained on it: card).
+TRAINED_PACKAGED_TTS = ("kokoro",)
 
 
 def packaged_tts_system(voice: str) -> str:
