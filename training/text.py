@@ -55,8 +55,8 @@ from detector.engine.calibration import fit as fit_calibration
 from detector.metrics import auc, summary
 from training.export import export_bundle, write_config
 from training.loop import TrainConfig, predict, read_config, seed_everything, stable_fraction, train
-from training.text_data import (TRANSLATED_MANUALS_ZH, TextDoc, read_dev, read_hc3_jsonl, read_jsonl, read_m4_jsonl,
-                                read_packaged_human, read_raid_csv, split_dev)
+from training.text_data import (TRANSLATED_MANUALS_ZH, TextDoc, held_out_group, read_dev, read_hc3_jsonl, read_jsonl,
+                                read_m4_jsonl, read_packaged_human, read_raid_csv, split_dev)
 
 GENERATED_DIR = PROJECT_ROOT / "training/generated"  # generated*.jsonl written by `training.text_data generate`
 CACHE_DIR = PROJECT_ROOT / "var/text/lm_cache"
@@ -72,7 +72,7 @@ def build_corpus(recipe: dict, external: list[TextDoc]) -> tuple[list[TextDoc], 
     share = recipe["sample"]["generated_test_share"]
     dev_test_groups = {d.group for d in test_docs}      # answers to held-out dev prompts stay held out
     for doc in local:
-        (test_docs if doc.group in dev_test_groups or stable_fraction(doc.group) < share else train_docs).append(doc)
+        (test_docs if doc.group in dev_test_groups or held_out_group(doc.group, share) else train_docs).append(doc)
     return train_docs + external, test_docs
 
 

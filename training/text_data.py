@@ -115,6 +115,12 @@ def _package_dir(name: str) -> Path | None:
     return Path(spec.submodule_search_locations[0]) if spec and spec.submodule_search_locations else None
 
 
+def held_out_group(group: str, share: float) -> bool:
+    """Whether a local prompt group is on the test side: the groups whose hash share is under `share` (the recipe's
+    generated_test_share), the same for the recipe's split, held-out prompts and the scoring of trained corpora."""
+    return stable_fraction(group) < share
+
+
 def read_packaged_human(max_per_corpus: int = 400, seed: int = 0, manuals: Iterable[str] = (),
                         corpora: Iterable[str] = ()) -> list[TextDoc]:
     """Human text that ships in packages: gensim's Lee news corpus and Wikipedia excerpt (en), Jane Austen's novels
@@ -482,7 +488,7 @@ def generate_corpus(out: Path, english_chat: int, english_continuation: int, chi
         humans = [d for d in dev_train if d.label == 0] + packaged
     else:
         humans = ([d for d in dev_test if d.label == 0]
-                  + [d for d in packaged if stable_fraction(d.group) < heldout_share])
+                  + [d for d in packaged if held_out_group(d.group, heldout_share)])
     if prompt_sources:
         sources = set(prompt_sources)
         humans = [d for d in humans if d.source in sources]

@@ -41,10 +41,10 @@ from detector.detectors.text.normalize import normalize_typography
 from detector.media.types import MediaInput
 from detector.metrics import summary
 from detector.scan import Scanner
-from training.loop import read_config, stable_fraction
+from training.loop import read_config
 from training.text import build_corpus, bundle_report, family, rounded
-from training.text_data import (TRANSLATED_MANUALS_ZH, TextDoc, debian_faq_sections, manpage_sections_zh,
-                                manual_sections_zh)
+from training.text_data import (TRANSLATED_MANUALS_ZH, TextDoc, debian_faq_sections, held_out_group,
+                                manpage_sections_zh, manual_sections_zh)
 from training.text_packaged import chat_family, packaged_text_docs
 
 
@@ -198,7 +198,7 @@ def packaged_human_rows(docs: list[TextDoc], models_dir: Path, lengths: tuple[in
     corpora = sorted({(d.generator, d.lang) for d in docs if d.label == 0 and d.group.startswith(d.generator + ":")})
     for corpus, lang in corpora:
         texts = [d.text for d in docs if d.generator == corpus and d.lang == lang and d.label == 0
-                 and (corpus not in trained or stable_fraction(d.group) < test_share)]
+                 and (corpus not in trained or held_out_group(d.group, test_share))]
         random.Random(f"{seed}:{corpus}").shuffle(texts)
         units = [_units(t, lang) for t in texts]
         for length in lengths:
