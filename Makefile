@@ -39,9 +39,8 @@ train-data: install
 		maint-guide-zh-cn gimp-help-zh-cn debian-faq debian-faq-zh-cn manpages-zh libreoffice-help-zh-cn \
 		espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts festvox-italp16k festvox-ru \
 		festvox-suopuhe-lj asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav \
-		asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-core-sounds-en-g722 \
-		asterisk-core-sounds-es-g722 asterisk-core-sounds-fr-g722 asterisk-core-sounds-it-g722 \
-		asterisk-core-sounds-ru-g722 pocketsphinx-testdata codec2-examples klettres-data gcin-voice
+		asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav pocketsphinx-testdata codec2-examples klettres-data \
+		gcin-voice
 
 test: install
 	$(BIN)/python -m pytest -q

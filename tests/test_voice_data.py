@@ -15,10 +15,10 @@ from conftest import write_sdist
 
 from training.voice_data import (CODECS, COPY_METHODS, MAX_FILES_PER_SPEAKER, NEURAL_VOCODER, TRAINED_PACKAGED_TTS,
                                  Clip, PackagedRecording, augment, band_limit, codec_round_trip,
-                                 collect_packaged_speech, copy_key, copy_synthesize, encode_audio,
-                                 generate_copy_synthesis, join_prompts, load_audio, load_prompt, packaged_source,
-                                 packaged_tts_system, read_asvspoof2019_la, read_dev_speech, read_in_the_wild,
-                                 read_manifest, read_packaged_speech, split_of, write_manifest)
+                                 collect_packaged_speech, copy_key, copy_synthesize, generate_copy_synthesis,
+                                 join_prompts, load_audio, packaged_source, packaged_tts_system, read_asvspoof2019_la,
+                                 read_dev_speech, read_in_the_wild, read_manifest, read_packaged_speech, split_of,
+                                 write_manifest)
 
 RATE = 16000
 
@@ -86,7 +86,7 @@ def test_manifest_round_trip(tmp_path):
 @pytest.mark.parametrize("container_format,codec,bitrates", CODECS)
 def test_codec_round_trip_keeps_the_signal(container_format, codec, bitrates):
     wave = _voice_like(1.0)
-    out = codec_round_trip(wave, container_format, codec, bitrates[len(bitrates) // 2])
+    out = codec_round_trip(wave, container_format, codec, bitrates[1])
     assert abs(out.size - wave.size) < 0.1 * RATE
     assert 0.3 < np.sqrt(np.mean(out ** 2)) / np.sqrt(np.mean(wave ** 2)) < 3
 
@@ -155,32 +155,11 @@ def test_prompts_are_joined_into_clips_of_running_speech(tmp_path):
     assert all(s < 8 + 1 + 0.5 * 9 for s in seconds)           # plus a pause of at most 0.5 s after each
 
 
-def test_headerless_g722_prompts_are_read_at_16_khz(tmp_path):
-    prompts = []
-    for i in range(6):                                          # asterisk's wideband prompts: raw G.722, no header
-        prompts.append(tmp_path / f"p{i}.g722")
-        encode_audio(_voice_like(1.0, seed=i), str(prompts[-1]), "g722", "g722", 64_000)
-    (tmp_path / "empty.g722").write_bytes(b"")
-    wave = load_prompt(prompts[0])
-    assert abs(wave.size - RATE) < 0.05 * RATE                  # 16 kHz: one second is 16000 samples
-    assert 0.5 < np.sqrt(np.mean(wave ** 2)) / np.sqrt(np.mean(_voice_like(1.0) ** 2)) < 2
-    clips = join_prompts(prompts + [tmp_path / "empty.g722"], random.Random(0))
-    assert sum(c.size for c in clips) > 6 * RATE
-
-
 def test_klettres_languages_are_held_out_whole():
     splits = {lang: {split_of(Clip(f"/x/klettres-{lang}/{i:05d}.wav", 0, "klettres", f"klettres-{lang}", lang))
                      for i in range(20)} for lang in ("cs", "en", "hu", "ml", "nl", "uk")}
     assert all(len(s) == 1 for s in splits.values())            # one volunteer speaker per language
     assert {next(iter(s)) for s in splits.values()} == {"train", "val", "test"}
-
-
-def test_asterisk_wideband_prompts_split_with_their_speaker():
-    for speaker, split in (("en_US_f_Allison", "train"), ("ru_RU_f_IvrvoiceRU", "train"), ("it_IT_m_Carlo", "val")):
-        lang = speaker.split("_")[0]
-        narrow = Clip(f"/x/asterisk-{lang}/00001.wav", 0, "asterisk", speaker, lang)
-        wide = Clip(f"/x/asterisk-{lang}-g722/00900.wav", 0, "asterisk", f"{speaker}-g722", lang)
-        assert split_of(narrow) == split_of(wide) == split          # the same recordings: never on both sides
 
 
 def _wav_bytes(seed: int) -> bytes:

@@ -1,8 +1,7 @@
 """Speech corpus for the synthetic-voice detector: readers, local generation and shortcut-killing augmentation.
 
 Everything here produces `Clip` rows (path, label, source, generator, lang). The corpus built on this machine mixes
- * real speech: dev-set LibriSpeech and vocoder ground truths, Debian's asterisk prompts (5 languages, 8 kHz, and
-   the same recordings as 16 kHz G.722),
+ * real speech: dev-set LibriSpeech and vocoder ground truths, Debian's asterisk prompts (5 languages, 8 kHz),
    pocketsphinx test recordings, codec2's reference recordings and speech files shipped in PyPI packages (many
    voices and recording chains);
  * synthetic speech generated here: espeak-ng (many languages), flite, festival voices, piper (joe, VITS), hibari
@@ -43,7 +42,6 @@ POCKETSPHINX_DIR = Path("/usr/share/pocketsphinx/test/data")
 CODEC2_WAV_DIR = Path("/usr/share/codec2/wav")
 KLETTRES_DIR = Path("/usr/share/klettres")
 GCIN_VOICE_DIR = Path("/usr/share/gcin-voice/ogg")
-G722_SUFFIX = "-g722"                                         # asterisk's wideband (G.722) prompt sets
 # codec2's wav folder also holds codec outputs (f2400/m2400 are 2400 bit/s vocoded speech): only the originals are real
 CODEC2_ORIGINALS = ("all", "big_dog", "cross", "david4", "forig", "hts1a", "hts2a", "mmt1", "morig", "ve9qrp",
                     "vk2tpm_004", "vk5qi", "wia_16kHz")
@@ -135,28 +133,6 @@ def load_audio(path: str | Path) -> np.ndarray:
     return media.samples
 
 
-def load_prompt(path: Path) -> np.ndarray:
-    """A recorded prompt: asterisk's headerless G.722 files (no bytes to sniff) through PyAV told the format,
-    anything else through `load_audio`."""
-    if path.suffix != ".g722":
-        return load_audio(path)
-    with av.open(str(path), format="g722") as container:
-        wave = decode_mono(container)
-    if wave.size == 0:
-        raise ValueError(f"{path}: no audio")
-    return wave
-
-
-def decode_mono(container: av.container.InputContainer, rate: int = AUDIO_RATE) -> np.ndarray:
-    """A container's first audio stream as mono float32 at `rate` (empty when it holds no frames)."""
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-    decoded = []
-    for frame in container.decode(audio=0):
-        decoded += [o.to_ndarray().reshape(-1) for o in resampler.resample(frame)]
-    decoded += [o.to_ndarray().reshape(-1) for o in resampler.resample(None)]
-    return np.concatenate(decoded).astype(np.float32) if decoded else np.zeros(0, np.float32)
-
-
 def resample(wave: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
     if source_rate == target_rate or wave.size == 0:
         return wave.astype(np.float32)
@@ -185,7 +161,7 @@ def join_prompts(prompts: list[Path], rng: random.Random) -> list[np.ndarray]:
 
     for prompt in prompts:
         try:
-            group.append(load_prompt(prompt))
+            group.append(load_audio(prompt))
         except (MediaError, ValueError):                      # a few prompts are empty files
             continue
         if sum(len(g) for g in group) >= rng.uniform(4, 8) * AUDIO_RATE:
@@ -197,19 +173,14 @@ def join_prompts(prompts: list[Path], rng: random.Random) -> list[np.ndarray]:
 
 def _prompt_sets() -> list[tuple[str, str, str, list[Path]]]:
     """(source, generator, lang, prompts) for every installed set of short recorded prompts, one speaker each:
-    asterisk's telephone prompts (8 kHz), KLettres' letters and syllables (44.1 kHz, a volunteer per language),
-    gcin's Mandarin syllables (44.1 kHz) and, last so that adding them moves no earlier clip, asterisk's same
-    recordings as 16 kHz G.722 (generator suffixed `-g722`): professional read speech up to 7 kHz, near the 8 kHz
-    the detector reads, in five languages, where the real side otherwise has mostly telephone prompts and isolated
-    syllables."""
-    speakers = sorted(ASTERISK_DIR.glob("*_*_*"))
-    sets = [("asterisk", d.name, d.name.split("_")[0], list(d.rglob("*.wav"))) for d in speakers]
+    asterisk's telephone prompts (8 kHz), KLettres' letters and syllables (44.1 kHz, a volunteer per language) and
+    gcin's Mandarin syllables (44.1 kHz)."""
+    sets = [("asterisk", d.name, d.name.split("_")[0], list(d.rglob("*.wav")))
+            for d in sorted(ASTERISK_DIR.glob("*_*_*"))]
     sets += [("klettres", f"klettres-{d.name}", d.name.split("_")[0], list(d.glob("*/*.ogg")))
              for d in sorted(KLETTRES_DIR.glob("*")) if d.is_dir() and any(d.glob("*/*.ogg"))]
     if GCIN_VOICE_DIR.is_dir():
         sets.append(("gcin-voice", "gcin-voice", "cmn", list(GCIN_VOICE_DIR.rglob("*.ogg"))))
-    sets += [("asterisk", f"{d.name}{G722_SUFFIX}", d.name.split("_")[0], wideband) for d in speakers
-             if (wideband := list(d.rglob("*.g722")))]
     return sets
 
 
@@ -219,9 +190,7 @@ def collect_real(out_dir: Path, seed: int = 0) -> list[Clip]:
     clips: list[Clip] = []
     for source, generator, lang, prompts in _prompt_sets():
         for wave in join_prompts(prompts, rng):
-            folder = generator
-            if source == "asterisk":
-                folder = f"asterisk-{lang}" + (G722_SUFFIX if generator.endswith(G722_SUFFIX) else "")
+            folder = f"asterisk-{lang}" if source == "asterisk" else generator
             path = out_dir / "real" / folder / f"{len(clips):05d}.wav"
             save_wav(path, wave, AUDIO_RATE)
             clips.append(Clip(str(path), 0, source, generator, lang))
@@ -554,28 +523,17 @@ def generate_copy_synthesis(real: list[Clip], out_dir: Path, copies: dict[str, f
 
 # ---------------------------------------------------------------------------------------------------- augmentation
 
-# G.722 too: asterisk's wideband real prompts come through it, so synthetic speech must as well
 CODECS = (("mp3", "libmp3lame", (32_000, 64_000, 128_000)), ("ogg", "libopus", (12_000, 24_000, 48_000)),
-          ("adts", "aac", (32_000, 64_000, 96_000)), ("g722", "g722", (64_000,)))
+          ("adts", "aac", (32_000, 64_000, 96_000)))
 
 
 def codec_round_trip(wave: np.ndarray, container_format: str, codec: str, bitrate: int,
                      rate: int = AUDIO_RATE) -> np.ndarray:
     """Encode to a lossy codec in memory with PyAV and decode back to mono float32 at `rate`."""
-    buffer = io.BytesIO()
-    encode_audio(wave, buffer, container_format, codec, bitrate, rate)
-    buffer.seek(0)
-    with av.open(buffer, "r", format=container_format) as container:
-        decoded = decode_mono(container, rate)
-    return decoded if decoded.size else np.zeros_like(wave)
-
-
-def encode_audio(wave: np.ndarray, target: str | io.IOBase, container_format: str, codec: str, bitrate: int,
-                 rate: int = AUDIO_RATE) -> None:
-    """Write mono float audio at `rate` to a file or buffer with PyAV (Opus at the 48 kHz it requires)."""
     encode_rate = 48000 if codec == "libopus" else rate
     pcm = resample(wave, rate, encode_rate)
-    with av.open(target, "w", format=container_format) as out:
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format=container_format) as out:
         stream = out.add_stream(codec, rate=encode_rate, layout="mono")
         stream.bit_rate = bitrate
         frame_size = stream.codec_context.frame_size or 1024
@@ -589,6 +547,14 @@ def encode_audio(wave: np.ndarray, target: str | io.IOBase, container_format: st
                 out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
+    buffer.seek(0)
+    decoded = []
+    with av.open(buffer, "r", format=container_format) as container:
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        for frame in container.decode(audio=0):
+            decoded += [o.to_ndarray().reshape(-1) for o in resampler.resample(frame)]
+        decoded += [o.to_ndarray().reshape(-1) for o in resampler.resample(None)]
+    return np.concatenate(decoded).astype(np.float32) if decoded else np.zeros_like(wave)
 
 
 def band_limit(wave: np.ndarray, cutoff_rate: int, rate: int = AUDIO_RATE) -> np.ndarray:
