@@ -65,6 +65,9 @@ def _cassette() -> bytes:
         {"request": {"uri": "https://api.anthropic.com/v1/messages", "parsed_body": {"model": "claude-sonnet-4-0"}},
          "response": {"parsed_body": {"type": "message", "content": [              # pydantic-ai: JSON kept parsed
              {"type": "text", "text": ENGLISH.replace("pilot", "trial")}]}}},
+        _interaction("mistral-small", "\n\n".join(f"data: {json.dumps(e)}" for e in (   # a part list, then text
+            {"choices": [{"delta": {"content": [{"type": "thinking", "thinking": "..."}]}}]},
+            {"choices": [{"delta": {"content": ENGLISH.replace("regions", "areas")}}]}))),
     ]
     return yaml.dump({"interactions": interactions, "version": 1}).encode()
 
@@ -83,12 +86,13 @@ def test_replies_of_each_provider_schema_come_out_of_a_cassette(tmp_path):
     path.write_bytes(_cassette())
     replies = list(cassette_replies(path))
     assert [model for model, _ in replies] == ["gpt-4o-2024-08-06", "claude-sonnet-4-5", "gemini-2.5-flash",
-                                               "gpt-4o-mini", "gpt-4.1-mini", "claude-sonnet-4-0"]
+                                               "gpt-4o-mini", "gpt-4.1-mini", "claude-sonnet-4-0", "mistral-small"]
     assert replies[0][1] == ENGLISH                                          # gzipped body
     assert replies[1][1] == ENGLISH.replace("committee", "board")            # a stream, joined
     assert replies[2][1] == ENGLISH.replace("plan", "scheme")                # Gemini's thinking part left out
     assert reply_prose(replies[4][1]) == ENGLISH.replace("sound", "solid")   # JSON wrapper and scaffolding off
     assert replies[5][1] == ENGLISH.replace("pilot", "trial")             # a body kept parsed
+    assert replies[6][1] == ENGLISH.replace("regions", "areas")              # a streamed list of parts skipped
 
 
 def test_prose_language_needs_length_and_little_code():
