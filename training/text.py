@@ -1312,7 +1312,11 @@ def _limits_section(report: dict, bundle: Path) -> str:
   pairs: AUROC 0.80 or 1.00 with two draws of the humans). **GPT-5 is missed**: its 15 replies (gpt-5, gpt-5-nano; terse
   "Short answer: ..." openings, bullet lists, answers to test questions) score *below* the human documents they are
   paired with (AUROC 0.22, 2 of 14 judged flagged), the only family of more than one reply read as human; nothing
-  trained here writes like it, and the hidden holdout's newest models may.
+  trained here writes like it, and the hidden holdout's newest models may. The register, not the genre or the
+  markup, is what it misses (scratch, 2026-11-28): Qwen2.5-Coder's own answers to six how-to questions score
+  0.89-0.97, but asked to open with "Short answer:" and keep to terse, concrete bullets they score 0.55-0.93 (three
+  of six too short to judge), and GPT-5's lists turned into sentences score as before. A writer who asks a chat model
+  for a terse, direct answer can slip under the threshold.
   Gemma's states carry to a chat model left out of fitting better than SmolLM2's did: in the probe's own
   check gpt-3.5-turbo left out scores 0.921 with Gemma's layer 9 against 0.862 with SmolLM2's layer 15 (0.7.0), and
   on whole held-out documents (0.7.0-0.8.0's SmolLM2 likelihood + probe -> 0.9.0's Gemma probe, same pairs) gpt-4
