@@ -91,7 +91,7 @@ def test_replies_of_each_provider_schema_come_out_of_a_cassette(tmp_path):
     assert replies[1][1] == ENGLISH.replace("committee", "board")            # a stream, joined
     assert replies[2][1] == ENGLISH.replace("plan", "scheme")                # Gemini's thinking part left out
     assert reply_prose(replies[4][1]) == ENGLISH.replace("sound", "solid")   # JSON wrapper and scaffolding off
-    assert replies[5][1] == ENGLISH.replace("pilot", "trial")             # a body kept parsed
+    assert replies[5][1] == ENGLISH.replace("pilot", "trial")                # a body kept parsed
     assert replies[6][1] == ENGLISH.replace("regions", "areas")              # a streamed list of parts skipped
 
 
