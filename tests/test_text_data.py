@@ -16,8 +16,8 @@ import pytest
 
 import training.text as text_recipe
 from detector.detectors.text.lm import assemble_parts
-from training.text_data import (TextDoc, _debian_reference_paragraphs, _wikipedia_paragraphs, chat_prompts,
-                                debian_faq_sections, generation_input, kept_text, manpage_sections_zh,
+from training.text_data import (CHAT_REGISTERS, TextDoc, _debian_reference_paragraphs, _wikipedia_paragraphs,
+                                chat_prompts, debian_faq_sections, generation_input, kept_text, manpage_sections_zh,
                                 manual_sections_zh, read_hc3_jsonl, read_m4_jsonl, read_raid_csv, split_dev)
 from training.text_documents import matched_pairs
 
@@ -222,6 +222,18 @@ def test_chinese_chat_requests_quote_the_first_sentence_by_genre():
     prompts = dict((doc.group, prompt) for prompt, doc in chat_prompts(humans, 2, random.Random(0), "zh"))
     assert "今天北京下雪了。" in prompts["pd:1"] and "市民" not in prompts["pd:1"]
     assert "质量很好，物流也快！" in prompts["r:1"] and "评价" in prompts["r:1"]
+
+
+def test_a_register_appends_its_instruction_to_english_requests_and_leaves_the_others_alone():
+    humans = [TextDoc("How do I cross a busy street safely? Look both ways.", 0, "m4", "human-pubmed", "en", "q:1"),
+              TextDoc("The council met on Monday. It voted.", 0, "lee", "human-news", "en", "n:1")]
+    for human in humans:
+        (request, doc), = chat_prompts([human], 1, random.Random(0))
+        (asked, same_doc), = chat_prompts([human], 1, random.Random(0), register="terse")
+        assert same_doc is doc is human and asked.startswith(request + " ")
+        assert asked.removeprefix(request + " ") in CHAT_REGISTERS["terse"]
+    with pytest.raises(KeyError):
+        chat_prompts(humans, 1, random.Random(0), register="no-such-register")
 
 
 def test_generations_keep_the_answer_alone_or_the_prompt_with_its_continuation():

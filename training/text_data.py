@@ -385,8 +385,31 @@ _CHAT_REQUESTS_ZH = {    # Chinese chat requests by genre: {s} is the text's fir
 }
 
 
-def chat_prompts(humans: list[TextDoc], count: int, rng: random.Random, lang: str = "en") -> list[tuple[str, TextDoc]]:
-    """Chat requests built from human texts, so machine answers cover the same topics and genres as human ones."""
+# Register instructions appended to English chat requests (`generate --register`): small chat models answer in a
+# padded, verbose register, and the probe learned it; newer chat models (GPT-5) answer tersely and read as human
+# (card: Limits). Long and short answers both, since GPT-5's missed replies run 130-470 words.
+CHAT_REGISTERS = {
+    "terse": [
+        "Open with 'Short answer:' and one plain sentence, then a few terse bullet points with concrete specifics. "
+        "No pleasantries, no closing summary.",
+        "Be direct: numbered steps, one line each, with specific numbers where they matter. Do not restate the "
+        "question and do not add a conclusion.",
+        "Write it like an expert's quick notes: plain and confident, short paragraphs, concrete details and "
+        "examples, no hedging, no summary at the end.",
+        "Bottom line first in one sentence, then the key points as short bullets. Skip introductions, disclaimers "
+        "and sign-offs.",
+        "Give a thorough but no-nonsense answer: a one-line verdict, then a few sections with short headers and "
+        "bullets, specific figures and examples. No filler, no wrap-up.",
+        "Answer in two or three tight paragraphs of plain prose, as a knowledgeable person would in a forum reply: "
+        "specifics over generalities, no preamble, no closing summary.",
+    ],
+}
+
+
+def chat_prompts(humans: list[TextDoc], count: int, rng: random.Random, lang: str = "en",
+                 register: str = "") -> list[tuple[str, TextDoc]]:
+    """Chat requests built from human texts, so machine answers cover the same topics and genres as human ones.
+    `register` (English): one of its CHAT_REGISTERS instructions is appended to each request."""
     prompts = []
     for doc in rng.sample(humans, min(count, len(humans))):
         if lang == "zh":
@@ -397,7 +420,8 @@ def chat_prompts(humans: list[TextDoc], count: int, rng: random.Random, lang: st
         first = re.split(r"(?<=[.!?])\s", doc.text.strip(), maxsplit=1)[0][:300]
         question = first.removeprefix("Question:").split("Answer:")[0].strip()
         template = rng.choice(_CHAT_REQUESTS.get(doc.generator, _CHAT_REQUESTS["news"]))
-        prompts.append((template.format(q=question, s=first), doc))
+        request = template.format(q=question, s=first)
+        prompts.append((f"{request} {rng.choice(CHAT_REGISTERS[register])}" if register else request, doc))
     return prompts
 
 
@@ -440,11 +464,12 @@ def kept_text(kind: str, lang: str, prompt: str, generated: str) -> str:
 
 def generate(lm_key: str, prompts: list[tuple[str, TextDoc]], *, kind: str, lang: str, max_new_tokens: int,
              batch_size: int, seed: int, temperature: float = 0.8, log_every: int = 1,
-             precision: str = "float32") -> Iterator[TextDoc]:
+             precision: str = "float32", generator: str = "") -> Iterator[TextDoc]:
     """Sampled generations (top-p 0.95) for prompts, batched with left padding. `kind`: "chat" (the LM's chat
     template; the answer is kept), "continuation" (prompt and continuation are kept) or "qa" (a base LM answers the
     request written as a question-answer transcript; the answer is kept, up to the next question). `precision`:
-    lm.lm_autocast (sampling, so it only changes which text comes out)."""
+    lm.lm_autocast (sampling, so it only changes which text comes out). `generator`: the documents' generator name
+    (default "{lm_key}-{kind}")."""
     import torch
 
     from detector.detectors.text.lm import lm_autocast, load_lm
@@ -462,7 +487,7 @@ def generate(lm_key: str, prompts: list[tuple[str, TextDoc]], *, kind: str, lang
                                     top_p=0.95, repetition_penalty=1.1, pad_token_id=tokenizer.pad_token_id)
         for (prompt, human), row in zip(batch, output[:, encoded["input_ids"].shape[1]:]):
             text = kept_text(kind, lang, prompt, tokenizer.decode(row, skip_special_tokens=True))
-            yield TextDoc(text, 1, "generated", f"{lm_key}-{kind}", lang, human.group)
+            yield TextDoc(text, 1, "generated", generator or f"{lm_key}-{kind}", lang, human.group)
         if (start // batch_size) % log_every == 0:
             print(f"{lm_key} {kind} {start + len(batch)}/{len(prompts)} {time.time() - started:.0f}s", flush=True)
 
@@ -472,12 +497,13 @@ def generate_corpus(out: Path, english_chat: int, english_continuation: int, chi
                     chinese_chat: int = 0, chat_lm: str = "smollm2-135m-instruct",
                     heldout_share: float | None = None, chinese_qa: int = 0, precision: str = "float32",
                     manuals: Iterable[str] = (), prompt_sources: Iterable[str] = (),
-                    corpora: Iterable[str] = ()) -> None:
+                    corpora: Iterable[str] = (), register: str = "") -> None:
     """Append generations to `out` (JSONL of TextDoc). Prompts come from the training side's human texts, or with
     `heldout_share` only from held-out ones (the dev test split, and local groups whose hash share is under it: the
     recipe's generated_test_share), so that a generator never trained on gets an evaluation of its own.
     `manuals`, `corpora`: translated manuals and listed human corpora read with the packaged humans
-    (`read_packaged_human`); `prompt_sources`: prompts only from human texts of these sources."""
+    (`read_packaged_human`); `prompt_sources`: prompts only from human texts of these sources; `register`: English
+    chat requests ask for this CHAT_REGISTERS register, and their answers' generator is "{chat_lm}-chat-{register}"."""
     import torch
 
     torch.set_num_threads(threads)       # on a shared 2-core machine one thread is several times faster than two
@@ -495,21 +521,25 @@ def generate_corpus(out: Path, english_chat: int, english_continuation: int, chi
     english_humans = [d for d in humans if d.lang == "en"]
     # every Chinese human source (news, reviews, novel, manual) gets machine text, so source style is no shortcut
     chinese_humans = [d for d in humans if d.lang == "zh"]
+    english_chat_generator = f"{chat_lm}-chat-{register}" if register else ""
     jobs = [    # most useful first: chat answers, then Chinese (no machine Chinese in the dev set), then continuations
-        (chat_lm, chat_prompts(english_humans, english_chat, rng), "chat", "en"),
-        (chat_lm, chat_prompts(chinese_humans, chinese_chat, rng, "zh"), "chat", "zh"),
-        ("gemma3-270m", continuation_prompts(chinese_humans, chinese_continuation, rng, "zh"), "continuation", "zh"),
+        (chat_lm, chat_prompts(english_humans, english_chat, rng, register=register), "chat", "en",
+         english_chat_generator),
+        (chat_lm, chat_prompts(chinese_humans, chinese_chat, rng, "zh"), "chat", "zh", ""),
+        ("gemma3-270m", continuation_prompts(chinese_humans, chinese_continuation, rng, "zh"), "continuation", "zh",
+         ""),
         ("smollm2-135m-instruct", continuation_prompts(english_humans, english_continuation, rng, "en"),
-         "continuation", "en"),
-        ("gemma3-270m", chat_prompts(chinese_humans, chinese_qa, rng, "zh"), "qa", "zh"),
+         "continuation", "en", ""),
+        ("gemma3-270m", chat_prompts(chinese_humans, chinese_qa, rng, "zh"), "qa", "zh", ""),
     ]
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "a", encoding="utf-8") as fh:
-        for lm_key, prompts, kind, lang in jobs:
+        for lm_key, prompts, kind, lang, generator in jobs:
             if not prompts:
                 continue
             for doc in generate(lm_key, prompts, kind=kind, lang=lang, max_new_tokens=max_new_tokens,
-                                batch_size=batch_size, seed=seed, temperature=temperature, precision=precision):
+                                batch_size=batch_size, seed=seed, temperature=temperature, precision=precision,
+                                generator=generator):
                 fh.write(json.dumps(asdict(doc), ensure_ascii=False) + "\n")
                 fh.flush()
 
@@ -549,11 +579,13 @@ def main(argv: Iterable[str] | None = None) -> None:
                           "(as the recipe's human_packaged_zh), e.g. web-news zhihu-answers")
     gen.add_argument("--prompt-sources", nargs="+", default=[], metavar="SOURCE",
                      help="build prompts only from human texts of these sources (e.g. kicad-doc-zh)")
+    gen.add_argument("--register", choices=sorted(CHAT_REGISTERS), default="",
+                     help="English chat requests ask for this register (e.g. terse, as newer chat models answer)")
     args = parser.parse_args(list(argv) if argv is not None else None)
     generate_corpus(args.out, args.english_chat, args.english_continuation, args.chinese_continuation,
                     args.max_new_tokens, args.batch_size, args.seed, args.threads, args.temperature,
                     args.chinese_chat, args.chat_lm, args.heldout_prompts, args.chinese_qa, args.precision,
-                    args.manuals, args.prompt_sources, args.corpora)
+                    args.manuals, args.prompt_sources, args.corpora, args.register)
 
 
 if __name__ == "__main__":
