@@ -336,3 +336,17 @@ def test_card_limits_quote_the_own_prompt_rows_not_the_human_domain_rows(tmp_pat
     limits = text_recipe._limits_section({"documents": {"rows": [row, domain]}}, tmp_path)
     assert "(shipped), 0.978 (TPR 0.89" in limits and "0.947" not in limits
     assert "qwen2.5-coder-1.5b-instruct-chat rows 0.8%" in limits and "manpages-zh 0.0%" in limits
+
+
+def test_a_family_whose_replies_are_all_too_short_gets_no_row_and_the_others_are_kept(monkeypatch, tmp_path):
+    import training.text_documents as documents
+
+    judged = {"long reply": (0.9, True), "long human": (0.2, False), "other reply": (0.7, False),
+              "other human": (0.1, False), "tiny": (float("nan"), False)}
+    monkeypatch.setattr(documents, "_scored", lambda texts, *args: {t: judged[t] for t in texts})
+    pairs = {("gpt-4o", "en", "held-out test humans"): [("long reply", "long human", 50),
+                                                         ("other reply", "other human", 40)],
+             ("palmyra-x4", "en", "held-out test humans"): [("tiny", "other human", 3)]}
+    rows = documents.score_pairs(pairs, tmp_path, 16, 1)
+    assert [r["generator"] for r in rows] == ["gpt-4o"]
+    assert rows[0]["auc"] == 1.0 and rows[0]["flagged_machine"] == 0.5 and rows[0]["flagged_human"] == 0.0

@@ -138,7 +138,8 @@ def evaluate_documents(test_docs: list[TextDoc], generators: list[str], per_gene
 def score_pairs(pairs: dict[tuple[str, str, str | None], list[tuple[str, str, int]]], models_dir: Path,
                 batch_size: int, threads: int) -> list[dict]:
     """A row per (generator, language, humans) key: its (machine, human, length) pairs through `scan`, AUROC and
-    TPR at 1% FPR on the judged texts, and the share of each class given the verdict `synthetic`."""
+    TPR at 1% FPR on the judged texts, and the share of each class given the verdict `synthetic`. A key with a class
+    of which no text could be judged (all too short) gets no row."""
     scored = _scored((text for rows in pairs.values() for pair in rows for text in pair[:2]), models_dir, batch_size,
                      threads)
     rows = []
@@ -149,6 +150,9 @@ def score_pairs(pairs: dict[tuple[str, str, str | None], list[tuple[str, str, in
         lengths = [length for _, _, length in generator_pairs]
         judged = ~np.isnan(scores)
         labels, scores, flagged = labels[judged], scores[judged], flagged[judged]
+        if len(set(labels)) < 2:
+            print(f"{generator} {lang}: no row, {len(generator_pairs)} pairs with a class never judged", flush=True)
+            continue
         rows.append({"generator": generator, "lang": lang, **({"humans": domain} if domain else {}),
                      "pairs": len(generator_pairs), "not_judged": int((~judged).sum()),
                      "median_length": int(np.median(lengths)) if lengths else 0,
