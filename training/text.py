@@ -412,6 +412,10 @@ def probe_stage(lang: str, pool: list[TextDoc], recipe: dict, context: list[int]
     docs = machines + paired + others
     tokens = first_chunks(docs, settings, tokenizer, recipe["chunk_tokens"])
     docs, tokens = [d for d, t in zip(docs, tokens) if t], [t for t in tokens if t]
+    counts = {"documents": len(docs), "counts": _counts(docs)}
+    if options.get("crop_lengths"):
+        docs, tokens = with_prefix_crops(docs, tokens, options["crop_lengths"], recipe["seed"])
+        counts.update(prefix_crops=len(docs) - counts["documents"], crop_lengths=options["crop_lengths"])
     pooled = lm_pooled(tokens, settings["lm"], recipe, options["layers"], context, label=f"{lang} probe")
     labels = np.array([d.label for d in docs])
     generators = np.array([d.generator for d in docs])
@@ -448,7 +452,7 @@ def probe_stage(lang: str, pool: list[TextDoc], recipe: dict, context: list[int]
     def head_logits_of(fit_rows: np.ndarray) -> np.ndarray:
         return cross_fitted(features, labels, groups, fit_rows, head_features, head_groups, best["c"])
     without = {g: head_logits_of(generators != g) for g in options["machine_generators"]}
-    info = {"documents": len(docs), "counts": _counts(docs), "scores": scores, **best}
+    info = {**counts, "scores": scores, **best}
 
     def out_of_fold(token_lists: list[list[int]], chunk_groups: list[str]) -> np.ndarray:
         chunk_features = lm_pooled(token_lists, settings["lm"], recipe, options["layers"], context,
@@ -456,6 +460,17 @@ def probe_stage(lang: str, pool: list[TextDoc], recipe: dict, context: list[int]
         return cross_fitted(features, labels, groups, np.ones(len(docs), dtype=bool), chunk_features,
                             np.array(chunk_groups), best["c"])
     return probe.eval(), info, head_logits_of(np.ones(len(docs), dtype=bool)), without, out_of_fold
+
+
+def with_prefix_crops(docs: list[TextDoc], tokens: list[list[int]], lengths: list[int], seed: int
+                      ) -> tuple[list[TextDoc], list[list[int]]]:
+    """The chunks plus, for each chunk longer than the shortest of `lengths`, one prefix of it cut to a length drawn
+    from those shorter than the chunk (same document, so same label and group): a probe fitted on full chunks only
+    reads short texts, whose mean hidden state drifts with length, less well."""
+    rng = random.Random(seed)
+    crops = [(doc, chunk[:rng.choice(shorter)]) for doc, chunk in zip(docs, tokens)
+             if (shorter := [n for n in lengths if n < len(chunk)])]
+    return docs + [d for d, _ in crops], tokens + [t for _, t in crops]
 
 
 def cross_fitted(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, fit_rows: np.ndarray,
@@ -986,9 +1001,11 @@ cross-fitted (probe, grouped 5-fold) logits.
                 + f"; chosen layers {encoder['layers']}, C = {encoder['c']}\n")
         if info.get("probe"):
             probe = info["probe"]
+            crops = (f", plus {probe['prefix_crops']} prefixes of them cut to {probe['crop_lengths']} tokens (one "
+                     "each, length drawn at random)" if probe.get("prefix_crops") else "")
             parts.append(f"\nLM probe: {probe['documents']} chunks (" + ", ".join(
-                f"{k} {v}" for k, v in probe["counts"].items()) + "); AUROC of each machine generator left out of "
-                "fitting (against humans of prompt groups also left out; `corpus`: that corpus's humans and the "
+                f"{k} {v}" for k, v in probe["counts"].items()) + f"){crops}; AUROC of each machine generator left "
+                "out of fitting (against humans of prompt groups also left out; `corpus`: that corpus's humans and the "
                 "machine text of its prompts left out, judged among themselves), by layer and C: " + "; ".join(
                     f"{k} worst {v['worst']:.3f} (" + ", ".join(f"{g} {a:.3f}" for g, a in v["by_generator"].items())
                     + ")" for k, v in probe["scores"].items())
