@@ -309,18 +309,6 @@ def test_a_language_may_override_the_recipes_probe_options():
     assert text_recipe.probe_options(recipe, "zh") == {"layers": [6], "c_grid": [0.01], "cross_fit": True}
 
 
-def test_prefix_crops_add_one_shorter_prefix_per_chunk_with_its_document():
-    docs = [TextDoc(f"text {i}", i % 2, "test", "gen", "en", f"group {i}") for i in range(4)]
-    tokens = [list(range(n)) for n in (128, 100, 40, 20)]
-    kept, chunks = text_recipe.with_prefix_crops(docs, tokens, [32, 48, 64, 96], seed=0)
-    assert kept[:4] == docs and chunks[:4] == tokens
-    crops = list(zip(kept[4:], chunks[4:]))
-    assert [d for d, _ in crops] == docs[:3]                  # the 20-token chunk has no shorter length to cut to
-    for (doc, crop), full in zip(crops, tokens):
-        assert len(crop) in (32, 48, 64, 96) and len(crop) < len(full) and crop == full[:len(crop)]
-    assert text_recipe.with_prefix_crops(docs, tokens, [32, 48, 64, 96], seed=0) == (kept, chunks)
-
-
 def test_retraining_one_language_keeps_the_figures_of_the_others():
     previous = {"languages": {"en": {"auc": 1}, "zh": {"auc": 2}, "fr": {"auc": 0}},
                 "documents": {"per_generator": 150, "rows": [{"generator": "gpt-4", "lang": "en"},
