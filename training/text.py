@@ -1457,14 +1457,14 @@ def _limits_section(report: dict, bundle: Path) -> str:
   gpt-4's TPR at 1% FPR 0.82 -> 0.89 and halved its humans flagged (1.6% -> 0.8%). English under `min_tokens` (64
   tokens, about 48 words) stays `not_applicable`. Chinese has no alignment, and its human false positives grow as
   texts shorten (Qwen rows at 32 / 48 / 64 / 96 characters: 12% / 9.1% / 6.0% / 3.6% under 0.11.0 on its pairs,
-  17.9% / 15.4% / 10.2% / 7.5% under 0.12.0, table above; texts under 45 tokens, about 80 characters, are
+  17.9% / 15.4% / 10.2% / 7.5% under 0.12.0, table above; texts under 45 tokens, about 60 characters, are
   `not_applicable`). One was fitted the same way (`length_alignment: [32, 48, 64, 80, 96]` under `zh`; its
   probe is fitted on every training document, so the humans' probe logits came from cross-fits that never saw
   their prompt group) and judged on whole documents against a rule fixed before the run: ship it if the mean AUROC
   of the three own-prompt Chinese rows falls by at most 0.005 and their mean TPR at 1% FPR does not fall. AUROC
   0.9745 -> 0.9735, TPR 0.775 -> 0.769 (Gemma continuations 0.53 -> 0.50, Qwen 0.89 -> 0.91): not shipped, though
   it brought the Chinese Debian FAQ's flagged sections from 4.0% to 1.3% (TPR 0.74 -> 0.83 on those pairs).
-  So since 0.12.1 (0.12.0's weights and thresholds) Chinese texts under `confident_tokens` (72 tokens, about 128
+  So since 0.12.1 (0.12.0's weights and thresholds) Chinese texts under `confident_tokens` (72 tokens, about 95
   characters) are scored, with their chunk spans, but their verdict is `uncertain` whatever the score, and the
   reason says why: no human text of that length is flagged any more, and no machine text either. The
   whole-document and fixed-length rows above were measured under 0.12.0, before this floor (their machine texts
