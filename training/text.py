@@ -41,7 +41,6 @@ from torch.utils.data import DataLoader, TensorDataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from detector.config import PROJECT_ROOT
-from detector.detectors.text.chunking import chunk_text
 from detector.detectors.text.encoder import EncoderClassifier, load_encoder, pooled_layers
 from detector.detectors.text.features import (LM_FEATURES, LMContext, LMProbe, lm_statistics, pooled_hidden,
                                              read_context)
@@ -233,8 +232,11 @@ def encoder_embeddings(texts: list[str], batch_size: int = 16, label: str = "") 
 
 
 def chunk_texts(doc: TextDoc, lang_settings: dict, chunk_tokens: int, max_chunks: int) -> list[str]:
-    chunks, _ = chunk_text(doc.text, int(chunk_tokens * lang_settings["chars_per_token"]), max_chunks)
-    return [t for t in (normalize_typography(doc.text[c.start:c.end]) for c in chunks) if t]
+    """The typography-normalized texts of a document's chunks, cut as the detector cuts them (by its LM's tokens)."""
+    tokenizer = load_lm(lang_settings["lm"])[1] if lang_settings["lm"] else None
+    chunks, _ = prepare_chunks(doc.text, tokenizer, chunk_tokens=chunk_tokens,
+                               chars_per_token=lang_settings["chars_per_token"], max_chunks=max_chunks)
+    return [c.text for c in chunks]
 
 
 def fit_ngram(lang: str, texts: list[str], labels: np.ndarray, c: float, domains: np.ndarray) -> LogisticRegression:
