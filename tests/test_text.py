@@ -47,43 +47,13 @@ def test_chunks_cover_sentences_with_offsets():
     spans = sentence_spans(text)
     assert [text[s:e] for s, e in spans] == ["First sentence here.", "Second one!", "Third paragraph without a stop",
                                              "中文第一句。", "中文第二句！"]
-    chunks, total = chunk_text(text, 40, max_chunks=10)
+    chunks, total = chunk_text(text, max_chars=40, max_chunks=10)
     assert total == len(chunks) == 3
     assert all(c.end - c.start <= 40 for c in chunks)
     assert chunks[0].start == 0 and text[chunks[-1].start:chunks[-1].end].endswith("中文第二句！")
     # a huge text keeps at most max_chunks chunks, spread from start to end
-    chunks, total = chunk_text("word " * 200_000, 500, max_chunks=8)
+    chunks, total = chunk_text("word " * 200_000, max_chars=500, max_chunks=8)
     assert len(chunks) == 8 and total > 1000 and chunks[-1].start > 800_000
-
-    # sizes other than characters (token counts): a chunk holds sentences up to that many, a long sentence is cut
-    # into pieces of piece_chars characters first
-    text = "aaa. bb. cccc. " + "x" * 40
-    chunks, total = chunk_text(text, 5, max_chunks=10, piece_chars=10,
-                               sizes=lambda texts: [sum(c in "abc" for c in t) + t.count("x") // 5 for t in texts])
-    assert [text[c.start:c.end] for c in chunks] == ["aaa. bb.", "cccc.", "x" * 20, "x" * 20] and total == 4
-
-
-def test_the_lm_reads_every_chunk_whole(detector, dev_data):
-    """Chunks are packed by the LM's own token counts, so (almost) no token of a long text goes unread: English dev
-    documents and Chinese news prose, every chunk under `chunk_tokens`, spans in text order."""
-    with open(dev_data / "labels.csv", newline="", encoding="utf-8") as fh:
-        paths = [dev_data / r["path"] for r in csv.DictReader(fh) if r["modality"] == "text" and r["lang"] == "en"]
-    chinese = ("国务院新闻办公室今天举行新闻发布会，介绍了今年前三季度的经济运行情况。发言人表示，国民经济总体保持恢复态势，"
-               "主要指标稳中有升，就业形势基本稳定。", "记者从市交通运输局获悉，新开通的地铁线路日均客流已超过十万人次，"
-               "早晚高峰的列车间隔缩短到三分钟以内。", "专家提醒，入冬以后昼夜温差加大，老人和儿童要注意保暖，合理安排户外活动。")
-    samples = {"en": [t for t in (p.read_text(encoding="utf-8") for p in paths if p.stat().st_size > 2500)][:5],
-               "zh": ["".join(chinese[(i + k) % 3] for k in range(12)) for i in range(3)]}
-    for lang, texts in samples.items():
-        assert texts, lang
-        tokenizer = detector.languages[lang].tokenizer
-        for text in texts:
-            prepared = detector.preprocess(TextMedia(text=normalize_text(text), encoding="direct"))
-            chunks = prepared.context["chunks"]
-            whole = [len(tokenizer(c.text)["input_ids"]) for c in chunks]
-            read = [len(c.token_ids) for c in chunks]
-            assert len(chunks) >= 2 and max(read) <= detector.chunk_tokens
-            assert sum(read) >= 0.98 * sum(whole), (lang, whole, read)
-            assert all(a.chunk.end <= b.chunk.start for a, b in zip(chunks, chunks[1:]))
 
 
 @pytest.fixture(scope="module")

@@ -41,6 +41,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from detector.config import PROJECT_ROOT
+from detector.detectors.text.chunking import chunk_text
 from detector.detectors.text.encoder import EncoderClassifier, load_encoder, pooled_layers
 from detector.detectors.text.features import (LM_FEATURES, LMContext, LMProbe, lm_statistics, pooled_hidden,
                                              read_context)
@@ -232,11 +233,8 @@ def encoder_embeddings(texts: list[str], batch_size: int = 16, label: str = "") 
 
 
 def chunk_texts(doc: TextDoc, lang_settings: dict, chunk_tokens: int, max_chunks: int) -> list[str]:
-    """The typography-normalized texts of a document's chunks, cut as the detector cuts them (by its LM's tokens)."""
-    tokenizer = load_lm(lang_settings["lm"])[1] if lang_settings["lm"] else None
-    chunks, _ = prepare_chunks(doc.text, tokenizer, chunk_tokens=chunk_tokens,
-                               chars_per_token=lang_settings["chars_per_token"], max_chunks=max_chunks)
-    return [c.text for c in chunks]
+    chunks, _ = chunk_text(doc.text, int(chunk_tokens * lang_settings["chars_per_token"]), max_chunks)
+    return [t for t in (normalize_typography(doc.text[c.start:c.end]) for c in chunks) if t]
 
 
 def fit_ngram(lang: str, texts: list[str], labels: np.ndarray, c: float, domains: np.ndarray) -> LogisticRegression:
@@ -1494,8 +1492,19 @@ def _limits_section(report: dict, bundle: Path) -> str:
   of English chunks and 46% of Chinese ones are longer than 128 tokens, so 94% of English and 90% of Chinese tokens
   are read, and a chunk's span in the evidence also covers its unread tail (its `tokens` count is what was read).
   Shorter character cuts read nearly everything (English 512 characters: 98%; Chinese 153: 99.8%) but halve the
-  chunks' median length (110 -> 92 tokens, 124 -> 82) where short chunks score worst; the fix to make is chunks
-  packed by tokens, with both languages retrained on them (2026-11-28, scratch measurement with the LM's tokenizer).
+  chunks' median length (110 -> 92 tokens, 124 -> 82) where short chunks score worst (2026-11-28, scratch
+  measurement with the LM's tokenizer). Chunks packed by the tokenizer's own counts (whole sentences up to 128
+  tokens, commit 42f7887, taken out again since) were tried twice, each under a rule fixed before its figures
+  (`var/text/round-c18/rule.md`, `var/text/round-19/rule.md`, local). Round 18, 0.14.0's weights read on packed
+  chunks: NOT shipped, one 52-pair row fell past its bar (Gemma QA 0.980 -> 0.975); every other document row within
+  0.002 or up, recent chat all 0.980 -> 0.977, Qwen2.5-7B legal 0.913 -> 0.915, human Chinese at 200 characters
+  flagged less (court judgments 3.3% -> 0.7%, legal news 3.3% -> 2.0%, web news 4.7% -> 2.0%; at 400, web news 0 ->
+  1.3%). Round 19, both languages retrained on packed chunks: NOT shipped, Llama continuations 0.675 -> 0.659, the
+  Qwen2.5-7B legal pairs 0.913 -> 0.904 and court judgments at 400 characters 0.7% -> 2.7%, with Gemma QA 0.980 ->
+  0.990; the retrained probes' own leave-one-generator-out checks fell too (worst English 0.932 -> 0.929, Chinese
+  0.929 -> 0.915), since first chunks that end on a sentence hold fewer than the 128 tokens the old cut always
+  filled. Reading everything costs the shipped weights little and helps short human Chinese; a next try could pack
+  to 128 tokens and let the last sentence run over into the next chunk, so first chunks stay full.
 - Famous, much-quoted human text that the LM has memorized reads as likely to it: the opening chapter of Pride and
   Prejudice (`examples/`) scored about 0.5 (`uncertain`) under 0.4.0's likelihood head; with the probe, 0.25
   (`authentic`; 0.30 in 0.5.1, whose English scores are no longer sharpened; 0.27 in 0.7.0), its famous first

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
 # a sentence: up to and including its closing punctuation (Latin or CJK) or a line break
@@ -29,30 +28,24 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def chunk_text(text: str, max_size: int, max_chunks: int, *, piece_chars: int | None = None,
-               sizes: Callable[[list[str]], list[int]] | None = None) -> tuple[list[Chunk], int]:
-    """Chunks of consecutive sentences whose sizes add up to at most `max_size`, then at most `max_chunks` of them
-    evenly spread over the text. A sentence's size is its length in characters, or what `sizes` gives for the
-    sentences' texts (token counts, so that a chunk holds as many tokens as the model reads); a sentence longer than
-    `piece_chars` characters (default `max_size`) is first cut into pieces that long. Returns (chosen chunks, total
-    number of chunks)."""
-    piece_chars = piece_chars or max_size
-    pieces = []
-    for start, end in sentence_spans(text):
-        while end - start > piece_chars:                      # one very long "sentence": cut it
-            pieces.append((start, start + piece_chars))
-            start += piece_chars
-        pieces.append((start, end))
-    measured = sizes([text[start:end] for start, end in pieces]) if sizes else [end - start for start, end in pieces]
+def chunk_text(text: str, max_chars: int, max_chunks: int) -> tuple[list[Chunk], int]:
+    """Chunks of consecutive sentences up to `max_chars` (longer sentences are cut), then at most `max_chunks` of
+    them evenly spread over the text. Returns (chosen chunks, total number of chunks)."""
     chunks: list[Chunk] = []
-    current, filled = None, 0
-    for (start, end), size in zip(pieces, measured):
-        if current and filled + size <= max_size:
-            current, filled = Chunk(current.start, end), filled + size
+    current: Chunk | None = None
+    for start, end in sentence_spans(text):
+        while end - start > max_chars:                        # one very long "sentence": cut it
+            if current:
+                chunks.append(current)
+                current = None
+            chunks.append(Chunk(start, start + max_chars))
+            start += max_chars
+        if current and end - current.start <= max_chars:
+            current = Chunk(current.start, end)
         else:
             if current:
                 chunks.append(current)
-            current, filled = Chunk(start, end), size
+            current = Chunk(start, end)
     if current:
         chunks.append(current)
     total = len(chunks)

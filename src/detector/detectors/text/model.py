@@ -64,18 +64,9 @@ class PreparedChunk:
 def prepare_chunks(text: str, tokenizer: PreTrainedTokenizerBase | None, *, chunk_tokens: int,
                    chars_per_token: float, max_chunks: int,
                    encoder_tokenizer: PreTrainedTokenizerBase | None = None) -> tuple[list[PreparedChunk], int]:
-    """Chunks of whole sentences packed up to `chunk_tokens` tokens (special tokens included), so the LM reads all of
-    a chunk; a sentence over `chunk_tokens * chars_per_token` characters is cut first (`chars_per_token`: a low
-    estimate, so its pieces fit). Without an LM tokenizer a token is one character (code point). With an encoder
-    tokenizer, each chunk also gets its ids."""
-    def token_counts(texts: list[str]) -> list[int]:
-        normalized = [normalize_typography(t) for t in texts]
-        if tokenizer is None:
-            return [sum(not c.isspace() for c in t) for t in normalized]
-        return [len(ids) for ids in tokenizer(normalized, add_special_tokens=False)["input_ids"]]
-    specials = 0 if tokenizer is None else len(tokenizer("", add_special_tokens=True)["input_ids"])
-    chunks, total = chunk_text(text, chunk_tokens - specials, max_chunks,
-                               piece_chars=int(chunk_tokens * chars_per_token), sizes=token_counts)
+    """Sentence-aligned chunks of at most `chunk_tokens` tokens (BOS included when the LM uses one). Without an LM
+    tokenizer a token is one character (code point). With an encoder tokenizer, each chunk also gets its ids."""
+    chunks, total = chunk_text(text, max_chars=int(chunk_tokens * chars_per_token), max_chunks=max_chunks)
     prepared = []
     for chunk in chunks:
         normalized = normalize_typography(text[chunk.start:chunk.end])
@@ -83,7 +74,7 @@ def prepare_chunks(text: str, tokenizer: PreTrainedTokenizerBase | None, *, chun
             continue
         if tokenizer is None:
             ids = [ord(c) for c in normalized if not c.isspace()][:chunk_tokens]
-        else:      # a chunk's tokens may still exceed its sentences' counts by a few: those are cut
+        else:
             ids = tokenizer(normalized, add_special_tokens=True, truncation=True, max_length=chunk_tokens)["input_ids"]
         if len(ids) >= 2:
             encoder_ids = None if encoder_tokenizer is None else encoder_tokenizer(
