@@ -1080,15 +1080,15 @@ nice .venv/bin/python -m training.text_data generate --english-chat 64 --english
 nice .venv/bin/python -m training.text_data generate --english-chat 112 --english-continuation 0 \\
     --chinese-continuation 0 --chat-lm qwen2.5-coder-1.5b-instruct --batch-size 16 --max-new-tokens 160 --seed 42 \\
     --threads 2 --precision bfloat16 --out training/generated/generated_qwen_en.jsonl
-for run in "80 14" "48 16"; do set -- $run       # terse register (0.14.0); then 48 to held-out prompts, seed 15
+for run in "80 14" "48 16"; do set -- $run       # terse register (0.14.0): 80 + 48 answers, seeds 14 and 16
   nice .venv/bin/python -m training.text_data generate --english-chat $1 --english-continuation 0 \\
       --chinese-continuation 0 --chat-lm qwen2.5-coder-1.5b-instruct --register terse --batch-size 16 \\
       --max-new-tokens 240 --seed $2 --threads 1 --precision bfloat16 \\
       --out training/generated/generated_qwen_en_terse.jsonl
 done
-nice .venv/bin/python -m training.text_data generate --english-chat 48 --english-continuation 0 \
-    --chinese-continuation 0 --chat-lm qwen2.5-coder-1.5b-instruct --register terse --heldout-prompts 0.3 \
-    --batch-size 16 --max-new-tokens 240 --seed 15 --threads 1 --precision bfloat16 \
+nice .venv/bin/python -m training.text_data generate --english-chat 48 --english-continuation 0 \\
+    --chinese-continuation 0 --chat-lm qwen2.5-coder-1.5b-instruct --register terse --heldout-prompts 0.3 \\
+    --batch-size 16 --max-new-tokens 240 --seed 15 --threads 1 --precision bfloat16 \\
     --out training/generated/generated_qwen_en_terse_heldout.jsonl
 nice .venv/bin/python -m training.text --config training/configs/text.yaml {extra}
 ```
