@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from detector.config import PROJECT_ROOT
-from detector.detectors.text.chunking import chunk_text, sentence_spans, token_windows
+from detector.detectors.text.chunking import chunk_text, sentence_spans
 from detector.detectors.text.length import LengthAlignment
 from detector.detectors.text.model import MachineTextDetector, _pad
-from detector.detectors.text.normalize import detect_language, normalize_typography, normalize_with_origins
+from detector.detectors.text.normalize import detect_language, normalize_typography
 from detector.engine.bundle import ModelBundle
 from detector.engine.interface import Finding, NotApplicable
 from detector.media.text import normalize_text
@@ -54,22 +54,6 @@ def test_chunks_cover_sentences_with_offsets():
     # a huge text keeps at most max_chunks chunks, spread from start to end
     chunks, total = chunk_text("word " * 200_000, max_chars=500, max_chunks=8)
     assert len(chunks) == 8 and total > 1000 and chunks[-1].start > 800_000
-
-
-
-def test_normalized_characters_point_back_to_their_origin():
-    text = "  It\u2019s\u2026 cafe\u0301\n\n\u201cok\u201d \u2014\u2014 \uff21\u200b!"
-    normalized, origins = normalize_with_origins(text)
-    assert normalized == normalize_typography(text) == "It's... caf\u00e9 \"ok\" - A!"
-    assert origins == [2, 3, 4, 5, 6, 6, 6, 7, 8, 9, 10, 11, 13, 15, 16, 17, 18, 19, 20, 22, 23, 25]
-
-
-def test_token_windows_without_a_tokenizer_read_every_character():
-    text = "深度伪造检测是一个重要的研究方向。 它需要大量的数据和计算资源。"
-    windows, total = token_windows(text, None, window_tokens=10, max_windows=8, region_chars=100)
-    assert total == len(windows) == 4 and all(len(w.token_ids) == 10 for w in windows)     # 31 characters
-    assert [w.new_tokens for w in windows] == [10, 10, 10, 1]           # every character but the space, once
-    assert windows[-1].chunk.end == len(text) and "".join(w.text for w in windows[:2]) == text[:21]
 
 
 @pytest.fixture(scope="module")
@@ -172,24 +156,6 @@ def test_typography_and_layout_do_not_change_the_score(detector):
     assert scores[0].score == pytest.approx(scores[1].score, abs=1e-4)
 
 
-def test_windows_read_every_token_and_their_spans_point_back(detector):
-    """Consecutive full windows (a sentence runs over into the next), the last one ending at the text's end: every
-    token is read once, the first window is the text's first 127 tokens after BOS, and each span's original characters
-    normalize to exactly what its window read."""
-    tokenizer = detector.languages["en"].tokenizer
-    text = "  " + " ".join(f"Sentence {i} says \u201csomething\u201d about cafe\u0301s\u2014and more.\n\n" for i in range(40))
-    normalized = normalize_typography(text)
-    ids = tokenizer(normalized, add_special_tokens=False)["input_ids"]
-    windows, total = token_windows(text, tokenizer, window_tokens=128, max_windows=32, region_chars=1280)
-    assert total == len(windows) == -(-len(ids) // 127) and all(len(w.token_ids) == 128 for w in windows)
-    assert windows[0].token_ids == [tokenizer.bos_token_id] + ids[:127]
-    read = [t for w in windows for t in w.token_ids[len(w.token_ids) - w.new_tokens:]]
-    assert read[1:] == ids and sum(w.new_tokens for w in windows) == len(ids) + 1
-    assert windows[-1].chunk.end == len(text.rstrip()) and windows[-1].chunk.start < windows[-2].chunk.end
-    for window in windows:
-        assert normalize_typography(text[window.chunk.start:window.chunk.end]) == window.text
-
-
 def test_ten_megabyte_text_is_capped_in_chunks(detector):
     rng = random.Random(0)
     words = "the of and to in a is that for it as was with be by on not he this are or his from at which".split()
@@ -280,9 +246,7 @@ def test_chunk_scores_do_not_depend_on_batch_padding(detector, precision, tolera
     paragraph = ("The committee said on Monday that it would publish its report next week, after a delay of several "
                  "months. Members declined to say what it would recommend, but several hinted at changes to the "
                  "rules. The chairman is expected to present it to parliament before the summer recess.")
-    full = detector.preprocess(TextMedia(text=paragraph * 3, encoding="direct")).units
-    short = detector.preprocess(TextMedia(text=paragraph * 2, encoding="direct")).units       # one window
-    units = full[:1] + short
+    units = detector.preprocess(TextMedia(text=paragraph * 3, encoding="direct")).units
     assert len(units) == 2 and len(units[1]["input_ids"]) < len(units[0]["input_ids"])
     with torch.inference_mode():
         together = detector.forward(detector.collate(units))[1]

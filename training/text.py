@@ -131,7 +131,7 @@ def first_chunks(docs: list[TextDoc], lang_settings: dict, tokenizer: PreTrained
     for doc in docs:
         chunks, _ = prepare_chunks(doc.text, tokenizer, chunk_tokens=chunk_tokens,
                                    chars_per_token=lang_settings["chars_per_token"], max_chunks=1)
-        out.append(chunks[0].window.token_ids if chunks else None)
+        out.append(chunks[0].token_ids if chunks else None)
     return out
 
 

@@ -23,13 +23,13 @@ from ...engine.bundle import ModelBundle
 from ...engine.calibration import Calibration
 from ...engine.interface import Detector, Finding, NotApplicable, Prepared
 from ...media.types import DecodedMedia, TextMedia
-from .chunking import Window, token_windows
+from .chunking import Chunk, chunk_text
 from .encoder import EncoderClassifier, load_encoder
 from .features import LM_FEATURES, LMContext, LMProbe, lm_readings, read_context
 from .length import LengthAlignment
 from .lm import chat_context_ids, load_lm
 from .ngram import ngram_scores
-from .normalize import detect_language
+from .normalize import detect_language, normalize_typography
 
 HEAD_INPUTS = (*LM_FEATURES, "ngram_logit", "encoder_logit", "lm_probe_logit")
 ENCODER_MAX_TOKENS = 192         # word pieces per chunk for the sentence encoder (a 128-token LM chunk fits)
@@ -55,24 +55,31 @@ class TextHead(nn.Module):
 
 @dataclass
 class PreparedChunk:
-    window: Window
+    chunk: Chunk
+    text: str                    # typography-normalized chunk text, what the models see
+    token_ids: list[int]
     encoder_ids: list[int] | None = None
 
 
 def prepare_chunks(text: str, tokenizer: PreTrainedTokenizerBase | None, *, chunk_tokens: int,
                    chars_per_token: float, max_chunks: int,
                    encoder_tokenizer: PreTrainedTokenizerBase | None = None) -> tuple[list[PreparedChunk], int]:
-    """Full windows of `chunk_tokens` tokens (BOS included when the LM uses one; chunking.token_windows). Without an
-    LM tokenizer a token is one character. `chars_per_token` only bounds the work on huge texts (regions of two
-    windows' worth of characters). With an encoder tokenizer, each chunk also gets its ids."""
-    windows, total = token_windows(text, tokenizer, window_tokens=chunk_tokens, max_windows=max_chunks,
-                                   region_chars=int(2 * chunk_tokens * chars_per_token))
+    """Sentence-aligned chunks of at most `chunk_tokens` tokens (BOS included when the LM uses one). Without an LM
+    tokenizer a token is one character (code point). With an encoder tokenizer, each chunk also gets its ids."""
+    chunks, total = chunk_text(text, max_chars=int(chunk_tokens * chars_per_token), max_chunks=max_chunks)
     prepared = []
-    for window in windows:
-        if len(window.token_ids) >= 2:
+    for chunk in chunks:
+        normalized = normalize_typography(text[chunk.start:chunk.end])
+        if not normalized:
+            continue
+        if tokenizer is None:
+            ids = [ord(c) for c in normalized if not c.isspace()][:chunk_tokens]
+        else:
+            ids = tokenizer(normalized, add_special_tokens=True, truncation=True, max_length=chunk_tokens)["input_ids"]
+        if len(ids) >= 2:
             encoder_ids = None if encoder_tokenizer is None else encoder_tokenizer(
-                window.text, truncation=True, max_length=ENCODER_MAX_TOKENS)["input_ids"]
-            prepared.append(PreparedChunk(window, encoder_ids))
+                normalized, truncation=True, max_length=ENCODER_MAX_TOKENS)["input_ids"]
+            prepared.append(PreparedChunk(chunk, normalized, ids, encoder_ids))
     return prepared, total
 
 
@@ -169,16 +176,16 @@ class MachineTextDetector(Detector):
         chunks, total = prepare_chunks(text, lang.tokenizer, chunk_tokens=self.chunk_tokens,
                                        chars_per_token=lang.chars_per_token, max_chunks=self.max_chunks,
                                        encoder_tokenizer=lang.encoder_tokenizer)
-        tokens = sum(c.window.new_tokens for c in chunks)     # each token read once
+        tokens = sum(len(c.token_ids) for c in chunks)
         if tokens < lang.min_tokens:
             return NotApplicable(f"text too short to judge: {tokens} tokens, at least {lang.min_tokens} are needed "
                                  f"for {code}", {**evidence, "tokens": tokens})
         if lang.ngram_coef is None:
             ngram = np.zeros(len(chunks), dtype=np.float32)
         else:
-            ngram = ngram_scores(code, [c.window.text for c in chunks], lang.ngram_coef, lang.ngram_bias)
+            ngram = ngram_scores(code, [c.text for c in chunks], lang.ngram_coef, lang.ngram_bias)
         language_index = self.language_order.index(code)
-        units = [{"input_ids": torch.tensor(c.window.token_ids, dtype=torch.long), "language": language_index,
+        units = [{"input_ids": torch.tensor(c.token_ids, dtype=torch.long), "language": language_index,
                   "encoder_ids": torch.tensor(c.encoder_ids or [], dtype=torch.long), "ngram": float(score)}
                  for c, score in zip(chunks, ngram)]
         return Prepared(units, {"language": code, "language_stats": language_stats, "chunks": chunks,
@@ -232,12 +239,11 @@ class MachineTextDetector(Detector):
         context = prepared.context
         chunks: list[PreparedChunk] = context["chunks"]
         lang = self.languages[context["language"]]
-        lengths = np.array([len(c.window.token_ids) for c in chunks], dtype=np.float64)
+        weights = np.array([len(c.token_ids) for c in chunks], dtype=np.float64)
         logits = np.array([float(o[0]) for o in outputs])
         if lang.length_alignment is not None:             # short chunks onto the full chunks' scale
-            logits = lang.length_alignment.apply(logits, lengths)
-        # each token counts once: an overlapping last window weighs what it adds
-        raw = float(np.average(logits, weights=[c.window.new_tokens for c in chunks]))
+            logits = lang.length_alignment.apply(logits, weights)
+        raw = float(np.average(logits, weights=weights))
         score = float(lang.calibration.probability(raw))
         chunk_scores = lang.calibration.probability(logits)
         evidence = {
@@ -249,7 +255,7 @@ class MachineTextDetector(Detector):
             "raw_logit": round(raw, 4),
             "thresholds": {"synthetic": round(lang.calibration.synthetic_threshold, 4),
                            "authentic": round(lang.calibration.authentic_threshold, 4)},
-            "spans": [{"start": c.window.chunk.start, "end": c.window.chunk.end, "tokens": len(c.window.token_ids),
+            "spans": [{"start": c.chunk.start, "end": c.chunk.end, "tokens": len(c.token_ids),
                        "score": round(float(s), 4)} for c, s in zip(chunks, chunk_scores)],
         }
         if explain:
