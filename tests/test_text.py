@@ -13,7 +13,7 @@ from detector.config import PROJECT_ROOT
 from detector.detectors.text.chunking import chunk_text, sentence_spans
 from detector.detectors.text.length import LengthAlignment
 from detector.detectors.text.model import MachineTextDetector, _pad
-from detector.detectors.text.normalize import detect_language, normalize_typography
+from detector.detectors.text.normalize import detect_language, normalize_typography, normalize_with_origins
 from detector.engine.bundle import ModelBundle
 from detector.engine.interface import Finding, NotApplicable
 from detector.media.text import normalize_text
@@ -55,6 +55,12 @@ def test_chunks_cover_sentences_with_offsets():
     chunks, total = chunk_text("word " * 200_000, max_chars=500, max_chunks=8)
     assert len(chunks) == 8 and total > 1000 and chunks[-1].start > 800_000
 
+
+def test_normalized_characters_point_back_to_their_origin():
+    text = "  It\u2019s\u2026 cafe\u0301\n\n\u201cok\u201d \u2014\u2014 \uff21\u200b!"
+    normalized, origins = normalize_with_origins(text)
+    assert normalized == normalize_typography(text) == "It's... caf\u00e9 \"ok\" - A!"
+    assert origins == [2, 3, 4, 5, 6, 6, 6, 7, 8, 9, 10, 11, 13, 15, 16, 17, 18, 19, 20, 22, 23, 25]
 
 @pytest.fixture(scope="module")
 def detector() -> MachineTextDetector:
@@ -155,6 +161,23 @@ def test_typography_and_layout_do_not_change_the_score(detector):
     assert all(isinstance(s, Finding) and s.evidence["chunks_scored"] == 1 for s in scores)
     assert scores[0].score == pytest.approx(scores[1].score, abs=1e-4)
 
+
+def test_spans_show_what_the_lm_read(detector):
+    """A chunk longer than the LM's 128 tokens is cut short: its span ends where the read tokens end (in the original
+    text, curly quotes and all), and the evidence counts the characters left unread."""
+    tokenizer = detector.languages["en"].tokenizer
+    clause = "the committee\u2019s \u201creport\u201d cost 1,234,567 "             # digits: a token each
+    text = "Members said that " + clause * 8 + "and nothing else."      # one sentence, one chunk of ~400 characters
+    finding = score(detector, text)
+    [span] = finding.evidence["spans"]
+    assert span["tokens"] == detector.chunk_tokens and 0 < span["end"] < len(text)
+    read = detector.preprocess(TextMedia(text=text, encoding="direct")).context["chunks"][0]
+    assert normalize_typography(text[span["start"]:span["end"]]) == tokenizer.decode(read.token_ids,
+                                                                                  skip_special_tokens=True)
+    assert finding.evidence["unread_characters"] == len(text) - span["end"] > 0
+    short = "Members said that " + clause * 4 + "and nothing else."
+    finding = score(detector, short)
+    assert finding.evidence["unread_characters"] == 0 and finding.evidence["spans"][0]["end"] == len(short)
 
 def test_ten_megabyte_text_is_capped_in_chunks(detector):
     rng = random.Random(0)

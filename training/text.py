@@ -1490,7 +1490,8 @@ def _limits_section(report: dict, bundle: Path) -> str:
   English, 230 in Chinese, whole sentences) and the LM reads at most `chunk_tokens` (128) tokens of each, but Gemma
   spends more tokens on them than that estimate: on 400 held-out test documents per language (all their chunks), 27%
   of English chunks and 46% of Chinese ones are longer than 128 tokens, so 94% of English and 90% of Chinese tokens
-  are read, and a chunk's span in the evidence also covers its unread tail (its `tokens` count is what was read).
+  are read. Each span in the evidence is what the LM read of its chunk (since 0.14.0's second review: before, a
+  span also covered its unread tail), and `unread_characters` counts the scored chunks' characters it did not read.
   Shorter character cuts read nearly everything (English 512 characters: 98%; Chinese 153: 99.8%) but halve the
   chunks' median length (110 -> 92 tokens, 124 -> 82) where short chunks score worst (2026-11-28, scratch
   measurement with the LM's tokenizer). Chunks packed by the tokenizer's own counts (whole sentences up to 128
@@ -1503,8 +1504,18 @@ def _limits_section(report: dict, bundle: Path) -> str:
   Qwen2.5-7B legal pairs 0.913 -> 0.904 and court judgments at 400 characters 0.7% -> 2.7%, with Gemma QA 0.980 ->
   0.990; the retrained probes' own leave-one-generator-out checks fell too (worst English 0.932 -> 0.929, Chinese
   0.929 -> 0.915), since first chunks that end on a sentence hold fewer than the 128 tokens the old cut always
-  filled. Reading everything costs the shipped weights little and helps short human Chinese; a next try could pack
-  to 128 tokens and let the last sentence run over into the next chunk, so first chunks stay full.
+  filled. Full 128-token windows (the text tokenized once, windows of 127 tokens + BOS, a sentence running over
+  into the next window, the last window ending at the text's end, so every token is read and every window full;
+  commit 7f1974d, taken out again in the next) were tried twice too (`var/text/round-w20/rule.md`,
+  `var/text/round-w21/rule.md`, local). Round 20, 0.14.0's weights read through windows: NOT shipped, Llama
+  continuations 0.675 -> 0.669 (bar 0.005) and gpt-oss 0.980 -> 0.959 (8 pairs); otherwise up: gpt-4 documents
+  0.990 -> 0.993 (TPR at 1% FPR 0.84 -> 0.88), recent chat all 0.980 -> 0.982 (TPR 0.89 -> 0.90), DeepSeek 0.95 ->
+  0.99, the Qwen2.5-7B legal answers' TPR 0.18 -> 0.28, human Chinese flagged less (mean of the LawBench / web news /
+  Zhihu rows 1.8% -> 1.5%). Round 21, both probes retrained on first windows (English seed 1, Chinese seed 0, so
+  only the windows differ): the probes' own checks rose (worst English 0.932 -> 0.940, Chinese 0.929 -> 0.937) and
+  gpt-4 documents held round 20's gain, but NOT shipped: Llama continuations 0.675 -> 0.669 again, LibreOffice-help
+  humans against Qwen flagged 0.7% -> 2.2%, court judgments at 200 characters 3.3% -> 5.3% (human Chinese mean 1.8%
+  -> 2.4%). Reading every token helps chat text and costs base-model continuations a little in every form tried.
 - Famous, much-quoted human text that the LM has memorized reads as likely to it: the opening chapter of Pride and
   Prejudice (`examples/`) scored about 0.5 (`uncertain`) under 0.4.0's likelihood head; with the probe, 0.25
   (`authentic`; 0.30 in 0.5.1, whose English scores are no longer sharpened; 0.27 in 0.7.0), its famous first

@@ -301,6 +301,10 @@ function drawText(card, text, evidence) {
   if (spans.length) {
     card.append(el("p", { className: "legend", textContent: "Highlighted: passages scored as likely machine-written." }));
   }
+  if (evidence.unread_characters) {
+    card.append(el("p", { className: "legend", textContent:
+      `${evidence.unread_characters} characters between passages were not read by the model (chunks cut short).` }));
+  }
 }
 
 // Labels (implicit metadata, explicit visible/audible), C2PA, watermark and generator traces.

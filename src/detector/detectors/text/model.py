@@ -29,7 +29,7 @@ from .features import LM_FEATURES, LMContext, LMProbe, lm_readings, read_context
 from .length import LengthAlignment
 from .lm import chat_context_ids, load_lm
 from .ngram import ngram_scores
-from .normalize import detect_language, normalize_typography
+from .normalize import detect_language, normalize_with_origins
 
 HEAD_INPUTS = (*LM_FEATURES, "ngram_logit", "encoder_logit", "lm_probe_logit")
 ENCODER_MAX_TOKENS = 192         # word pieces per chunk for the sentence encoder (a 128-token LM chunk fits)
@@ -55,7 +55,8 @@ class TextHead(nn.Module):
 
 @dataclass
 class PreparedChunk:
-    chunk: Chunk
+    chunk: Chunk                 # the chunk's characters in the original text
+    read: Chunk                  # the part of them the LM reads (a chunk longer than `chunk_tokens` is cut short)
     text: str                    # typography-normalized chunk text, what the models see
     token_ids: list[int]
     encoder_ids: list[int] | None = None
@@ -69,18 +70,35 @@ def prepare_chunks(text: str, tokenizer: PreTrainedTokenizerBase | None, *, chun
     chunks, total = chunk_text(text, max_chars=int(chunk_tokens * chars_per_token), max_chunks=max_chunks)
     prepared = []
     for chunk in chunks:
-        normalized = normalize_typography(text[chunk.start:chunk.end])
+        normalized, origins = normalize_with_origins(text[chunk.start:chunk.end])
         if not normalized:
             continue
         if tokenizer is None:
-            ids = [ord(c) for c in normalized if not c.isspace()][:chunk_tokens]
+            read_chars = [i for i, c in enumerate(normalized) if not c.isspace()][:chunk_tokens]
+            ids = [ord(normalized[i]) for i in read_chars]
+            read_until = read_chars[-1] + 1 if read_chars else 0
         else:
-            ids = tokenizer(normalized, add_special_tokens=True, truncation=True, max_length=chunk_tokens)["input_ids"]
+            encoding = tokenizer(normalized, add_special_tokens=True, truncation=True, max_length=chunk_tokens,
+                                 return_offsets_mapping=True)
+            ids = encoding["input_ids"]
+            read_until = max(end for _, end in encoding["offset_mapping"])      # special tokens are (0, 0)
         if len(ids) >= 2:
             encoder_ids = None if encoder_tokenizer is None else encoder_tokenizer(
                 normalized, truncation=True, max_length=ENCODER_MAX_TOKENS)["input_ids"]
-            prepared.append(PreparedChunk(chunk, normalized, ids, encoder_ids))
+            read = Chunk(chunk.start, chunk.start + _original_end(text[chunk.start:chunk.end], origins, read_until))
+            prepared.append(PreparedChunk(chunk, read, normalized, ids, encoder_ids))
     return prepared, total
+
+
+def _original_end(original: str, origins: list[int], normalized_end: int) -> int:
+    """Where the first `normalized_end` normalized characters end in `original`: up to the next character (so a
+    combining mark stays with its letter), trailing whitespace left out."""
+    if normalized_end >= len(origins):
+        return len(original.rstrip())
+    end = max(origins[normalized_end], origins[normalized_end - 1] + 1)
+    while end > origins[0] + 1 and original[end - 1].isspace():
+        end -= 1
+    return end
 
 
 @dataclass
@@ -255,8 +273,10 @@ class MachineTextDetector(Detector):
             "raw_logit": round(raw, 4),
             "thresholds": {"synthetic": round(lang.calibration.synthetic_threshold, 4),
                            "authentic": round(lang.calibration.authentic_threshold, 4)},
-            "spans": [{"start": c.chunk.start, "end": c.chunk.end, "tokens": len(c.token_ids),
+            # what the LM read of each chunk; the rest of a chunk cut short at `chunk_tokens` is not scored by it
+            "spans": [{"start": c.read.start, "end": c.read.end, "tokens": len(c.token_ids),
                        "score": round(float(s), 4)} for c, s in zip(chunks, chunk_scores)],
+            "unread_characters": sum(c.chunk.end - c.read.end for c in chunks),
         }
         if explain:
             mean_inputs = torch.stack([o[1:] for o in outputs]).mean(0)

@@ -6,6 +6,7 @@ apostrophes, blank lines or exotic spaces cannot become what the model keys on.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from typing import Literal
@@ -18,7 +19,6 @@ _TYPOGRAPHY = str.maketrans({
     "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-", "\u2212": "-",
     "\u2026": "...", "\u00a0": " ", "\u3000": " ", "\u200b": "", "\ufeff": "",
 })
-_SPACES = re.compile(r"\s+")
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
@@ -27,11 +27,39 @@ _ENGLISH_FUNCTION_WORDS = frozenset(
     "they you he she we his her their its has had were been will would can there".split())
 
 
+# a character and the combining marks after it: NFKC composes within such a cluster, never across clusters
+_CLUSTER = re.compile(r".[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f\u3099\u309a]*", re.S)
+
+
+@functools.lru_cache(maxsize=65536)
+def _normalize_cluster(cluster: str) -> str:
+    return unicodedata.normalize("NFKC", cluster).translate(_TYPOGRAPHY)
+
+
 def normalize_typography(text: str) -> str:
     """NFKC (as the text decoder does), straight quotes and dashes, '...' for ellipses, whitespace runs to one space."""
-    text = unicodedata.normalize("NFKC", text).translate(_TYPOGRAPHY)
-    text = re.sub(r"-{2,}", "-", text)
-    return _SPACES.sub(" ", text).strip()
+    return normalize_with_origins(text)[0]
+
+
+def normalize_with_origins(text: str) -> tuple[str, list[int]]:
+    """The normalized text and, for each of its characters, the index in `text` of the character it comes from (so
+    spans found in the normalized text point back into the original)."""
+    out: list[str] = []
+    origins: list[int] = []
+    for match in _CLUSTER.finditer(text):
+        for char in _normalize_cluster(match.group()):
+            if char.isspace():
+                if not out or out[-1] == " ":         # runs collapse to one space, leading ones go
+                    continue
+                char = " "
+            elif char == "-" and out and out[-1] == "-":
+                continue
+            out.append(char)
+            origins.append(match.start())
+    if out and out[-1] == " ":
+        out.pop()
+        origins.pop()
+    return "".join(out), origins
 
 
 def detect_language(text: str) -> tuple[Language, dict]:
