@@ -1490,7 +1490,7 @@ def _limits_section(report: dict, bundle: Path) -> str:
   English, 230 in Chinese, whole sentences) and the LM reads at most `chunk_tokens` (128) tokens of each, but Gemma
   spends more tokens on them than that estimate: on 400 held-out test documents per language (all their chunks), 27%
   of English chunks and 46% of Chinese ones are longer than 128 tokens, so 94% of English and 90% of Chinese tokens
-  are read. Each span in the evidence is what the LM read of its chunk (since 0.14.0's second review: before, a
+  are read. Each span in the evidence is what the LM read of its chunk (since 2026-11-28; before, a
   span also covered its unread tail), and `unread_characters` counts the scored chunks' characters it did not read.
   Shorter character cuts read nearly everything (English 512 characters: 98%; Chinese 153: 99.8%) but halve the
   chunks' median length (110 -> 92 tokens, 124 -> 82) where short chunks score worst (2026-11-28, scratch
