@@ -1515,7 +1515,9 @@ def _limits_section(report: dict, bundle: Path) -> str:
   only the windows differ): the probes' own checks rose (worst English 0.932 -> 0.940, Chinese 0.929 -> 0.937) and
   gpt-4 documents held round 20's gain, but NOT shipped: Llama continuations 0.675 -> 0.669 again, LibreOffice-help
   humans against Qwen flagged 0.7% -> 2.2%, court judgments at 200 characters 3.3% -> 5.3% (human Chinese mean 1.8%
-  -> 2.4%). Reading every token helps chat text and costs base-model continuations a little in every form tried.
+  -> 2.4%). Round 20's two deciding rows resampled by pair (paired bootstrap, 2,000 draws, pairs judged under both:
+  `var/text/round-w20/bootstrap.py`, local): Llama 0.676 -> 0.670, 95% interval of the change -0.022 to +0.010;
+  gpt-4 0.989 -> 0.992, -0.000 to +0.007 (TPR -0.01 to +0.07). Neither change is told from noise by 150 pairs.
 - Famous, much-quoted human text that the LM has memorized reads as likely to it: the opening chapter of Pride and
   Prejudice (`examples/`) scored about 0.5 (`uncertain`) under 0.4.0's likelihood head; with the probe, 0.25
   (`authentic`; 0.30 in 0.5.1, whose English scores are no longer sharpened; 0.27 in 0.7.0), its famous first
