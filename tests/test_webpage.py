@@ -202,7 +202,8 @@ def test_evidence_is_drawn(page, service):
     }
     text = "First sentence is human. Second sentence sounds generated."
     answers["<text>"] = _result("text", {"spans": [{"start": 0, "end": 24, "score": 0.1},
-                                                   {"start": 25, "end": len(text), "score": 0.95}]}, 0.8)
+                                                   {"start": 25, "end": len(text) - 10, "score": 0.95}],
+                                         "unread_characters": 10}, 0.8)
 
     def answer(route):
         body = route.request.post_data_buffer or b""
@@ -232,8 +233,9 @@ def test_evidence_is_drawn(page, service):
     assert "0.5–1.5 s" in audio_card.locator("canvas.waveform").get_attribute("aria-label")
 
     text_card = page.locator(".result", has=page.locator("h3", has_text="Pasted text"))
-    assert text_card.locator("mark.suspicious").inner_text() == "Second sentence sounds generated."
+    assert text_card.locator("mark.suspicious").inner_text() == "Second sentence sounds "   # its last 10 unread
     assert text_card.locator(".text-view").inner_text() == text
+    assert "10 characters between passages were not read" in text_card.inner_text()
     assert "AI-generated content label found" in text_card.locator("dl.findings").inner_text()
     _screenshot(page, "webpage-evidence.png")
 
