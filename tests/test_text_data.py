@@ -350,3 +350,24 @@ def test_a_family_whose_replies_are_all_too_short_gets_no_row_and_the_others_are
     rows = documents.score_pairs(pairs, tmp_path, 16, 1)
     assert [r["generator"] for r in rows] == ["gpt-4o"]
     assert rows[0]["auc"] == 1.0 and rows[0]["flagged_machine"] == 0.5 and rows[0]["flagged_human"] == 0.0
+
+
+def test_a_baseline_gets_its_figures_on_the_same_pairs_and_an_interval_of_the_change(monkeypatch, tmp_path):
+    """score_pairs with a baseline folder: the candidate separates 60 pairs it scores cleanly, the baseline swaps
+    a third of them; the change's interval lies above 0. Against itself the interval is exactly 0."""
+    import training.text_documents as documents
+
+    rng = np.random.default_rng(0)
+    pairs = {("gpt-4o", "en", None): [(f"machine {i}", f"human {i}", 50) for i in range(60)]}
+    candidate = {**{f"machine {i}": (0.6 + rng.random() / 3, True) for i in range(60)},
+                 **{f"human {i}": (0.1 + rng.random() / 3, False) for i in range(60)}}
+    baseline = {t: ((1 - s if int(t.split()[1]) % 3 == 0 else s), f) for t, (s, f) in candidate.items()}
+    folders = {tmp_path / "candidate": candidate, tmp_path / "baseline": baseline}
+    monkeypatch.setattr(documents, "_scored", lambda texts, models_dir, *args: {t: folders[models_dir][t]
+                                                                                   for t in texts})
+    [row] = documents.score_pairs(pairs, tmp_path / "candidate", 16, 1, tmp_path / "baseline")
+    assert row["auc"] == 1.0 and row["baseline"]["auc"] < 0.8 and row["baseline"]["n"] == row["n"] == 120
+    low, high = row["change_interval"]["auc"]
+    assert 0 < low < 1.0 - row["baseline"]["auc"] < high
+    [same] = documents.score_pairs(pairs, tmp_path / "candidate", 16, 1, tmp_path / "candidate")
+    assert same["change_interval"] == {"auc": [0.0, 0.0], "tpr_at_1pct_fpr": [0.0, 0.0]}

@@ -10,6 +10,7 @@ import json
 import pickle
 import random
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -194,6 +195,10 @@ def test_packaged_human_rows_cut_each_corpus_to_each_length(monkeypatch):
     assert by_key[("forum-answers", 200)]["flagged"] == 1.0 and by_key[("forum-answers", 200)]["texts"] == 4
     assert by_key[("court-judgments", 100)]["texts"] == 1 and by_key[("court-judgments", 200)]["texts"] == 0
     assert by_key[("court-judgments", 200)]["flagged"] is None
+    # a baseline folder's share flagged on the same texts (here the same fake scores)
+    compared = packaged_human_rows(docs, None, (100, 200), per_corpus=4, seed=0, batch_size=16, threads=1,
+                                   baseline_dir=Path("shipped"))
+    assert [r["baseline_flagged"] for r in compared] == [r["flagged"] for r in rows]
 
 
 def test_listed_human_corpora_join_the_packaged_humans_and_get_forum_requests(monkeypatch):

