@@ -307,8 +307,9 @@ def main() -> None:
             args.baseline)}
     elif args.words:
         with tempfile.TemporaryDirectory() as scratch:
+            folders = (("candidate", args.models_dir), ("baseline", args.baseline))
             models_dir, baseline = ((with_floor(d, args.min_tokens, Path(scratch) / name) if d and args.min_tokens
-                                     else d) for name, d in (("candidate", args.models_dir), ("baseline", args.baseline)))
+                                     else d) for name, d in folders)
             rows = [{"words": words, **row} for words in args.words
                     for row in evaluate_documents(test_docs, generators, settings["per_generator"], models_dir,
                                                   recipe["seed"], threads=recipe["threads"], cut_to=words,
