@@ -62,6 +62,7 @@ def test_normalized_characters_point_back_to_their_origin():
     assert normalized == normalize_typography(text) == "It's... caf\u00e9 \"ok\" - A!"
     assert origins == [2, 3, 4, 5, 6, 6, 6, 7, 8, 9, 10, 11, 13, 15, 16, 17, 18, 19, 20, 22, 23, 25]
 
+
 @pytest.fixture(scope="module")
 def detector() -> MachineTextDetector:
     if ModelBundle.missing_files(BUNDLE):
@@ -178,6 +179,7 @@ def test_spans_show_what_the_lm_read(detector):
     short = "Members said that " + clause * 4 + "and nothing else."
     finding = score(detector, short)
     assert finding.evidence["unread_characters"] == 0 and finding.evidence["spans"][0]["end"] == len(short)
+
 
 def test_ten_megabyte_text_is_capped_in_chunks(detector):
     rng = random.Random(0)

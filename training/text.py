@@ -1507,20 +1507,20 @@ def _limits_section(report: dict, bundle: Path) -> str:
   Qwen2.5-7B legal pairs 0.913 -> 0.904 and court judgments at 400 characters 0.7% -> 2.7%, with Gemma QA 0.980 ->
   0.990; the retrained probes' own leave-one-generator-out checks fell too (worst English 0.932 -> 0.929, Chinese
   0.929 -> 0.915), since first chunks that end on a sentence hold fewer than the 128 tokens the old cut always
-  filled. Full 128-token windows (the text tokenized once, windows of 127 tokens + BOS, a sentence running over
-  into the next window, the last window ending at the text's end, so every token is read and every window full;
-  commit 7f1974d, taken out again in the next) were tried twice too (rules, commands and row-by-row verdicts:
+  filled. Full 128-token windows (the text tokenized once, windows of 127 tokens + BOS, a sentence running over into
+  the next window, the last window ending at the text's end, so every token is read and every window full; commit
+  7f1974d, taken out again in the next) were tried twice too (rules, commands and row-by-row verdicts:
   `models/machine-text/rounds/round-20.md`, `round-21.md`). Round 20, 0.14.0's weights read through windows: NOT
-  shipped, Llama continuations 0.675 -> 0.669 (bar 0.005) and gpt-oss 0.980 -> 0.959 (8 pairs); otherwise up: gpt-4 documents
-  0.990 -> 0.993 (TPR at 1% FPR 0.84 -> 0.88), recent chat all 0.980 -> 0.982 (TPR 0.89 -> 0.90), DeepSeek 0.95 ->
-  0.99, the Qwen2.5-7B legal answers' TPR 0.18 -> 0.28, human Chinese flagged less (mean of the LawBench / web news /
-  Zhihu rows 1.8% -> 1.5%). Round 21, both probes retrained on first windows (English seed 1, Chinese seed 0, so
-  only the windows differ): the probes' own checks rose (worst English 0.932 -> 0.940, Chinese 0.929 -> 0.937) and
+  shipped, Llama continuations 0.675 -> 0.669 (bar 0.005) and gpt-oss 0.980 -> 0.959 (8 pairs); otherwise up: gpt-4
+  documents 0.990 -> 0.993 (TPR at 1% FPR 0.84 -> 0.88), recent chat all 0.980 -> 0.982 (TPR 0.89 -> 0.90), DeepSeek
+  0.95 -> 0.99, the Qwen2.5-7B legal answers' TPR 0.18 -> 0.28, human Chinese flagged less (mean of the LawBench / web
+  news / Zhihu rows 1.8% -> 1.5%). Round 21, both probes retrained on first windows (English seed 1, Chinese seed 0,
+  so only the windows differ): the probes' own checks rose (worst English 0.932 -> 0.940, Chinese 0.929 -> 0.937) and
   gpt-4 documents held round 20's gain, but NOT shipped: Llama continuations 0.675 -> 0.669 again, LibreOffice-help
-  humans against Qwen flagged 0.7% -> 2.2%, court judgments at 200 characters 3.3% -> 5.3% (human Chinese mean 1.8%
-  -> 2.4%). Round 20's two deciding rows resampled by pair (paired bootstrap, 2,000 draws, pairs judged under both:
-  `rounds/round-20.md`): Llama 0.676 -> 0.670, 95% interval of the change -0.022 to +0.010;
-  gpt-4 0.989 -> 0.992, -0.000 to +0.007 (TPR -0.01 to +0.07). Neither change is told from noise by 150 pairs.
+  humans against Qwen flagged 0.7% -> 2.2%, court judgments at 200 characters 3.3% -> 5.3% (human Chinese mean 1.8% ->
+  2.4%). Round 20's two deciding rows resampled by pair (paired bootstrap, 2,000 draws, pairs judged under both:
+  `rounds/round-20.md`): Llama 0.676 -> 0.670, 95% interval of the change -0.022 to +0.010; gpt-4 0.989 -> 0.992,
+  -0.000 to +0.007 (TPR -0.01 to +0.07). Neither change is told from noise by 150 pairs.
 - Famous, much-quoted human text that the LM has memorized reads as likely to it: the opening chapter of Pride and
   Prejudice (`examples/`) scored about 0.5 (`uncertain`) under 0.4.0's likelihood head; with the probe, 0.25
   (`authentic`; 0.30 in 0.5.1, whose English scores are no longer sharpened; 0.27 in 0.7.0), its famous first

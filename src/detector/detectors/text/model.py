@@ -70,7 +70,8 @@ def prepare_chunks(text: str, tokenizer: PreTrainedTokenizerBase | None, *, chun
     chunks, total = chunk_text(text, max_chars=int(chunk_tokens * chars_per_token), max_chunks=max_chunks)
     prepared = []
     for chunk in chunks:
-        normalized, origins = normalize_with_origins(text[chunk.start:chunk.end])
+        original = text[chunk.start:chunk.end]
+        normalized, origins = normalize_with_origins(original)
         if not normalized:
             continue
         if tokenizer is None:
@@ -85,7 +86,7 @@ def prepare_chunks(text: str, tokenizer: PreTrainedTokenizerBase | None, *, chun
         if len(ids) >= 2:
             encoder_ids = None if encoder_tokenizer is None else encoder_tokenizer(
                 normalized, truncation=True, max_length=ENCODER_MAX_TOKENS)["input_ids"]
-            read = Chunk(chunk.start, chunk.start + _original_end(text[chunk.start:chunk.end], origins, read_until))
+            read = Chunk(chunk.start, chunk.start + _original_end(original, origins, read_until))
             prepared.append(PreparedChunk(chunk, read, normalized, ids, encoder_ids))
     return prepared, total
 
