@@ -371,3 +371,12 @@ def test_a_baseline_gets_its_figures_on_the_same_pairs_and_an_interval_of_the_ch
     assert 0 < low < 1.0 - row["baseline"]["auc"] < high
     [same] = documents.score_pairs(pairs, tmp_path / "candidate", 16, 1, tmp_path / "candidate")
     assert same["change_interval"] == {"auc": [0.0, 0.0], "tpr_at_1pct_fpr": [0.0, 0.0]}
+
+
+def test_a_baseline_folder_without_a_bundle_is_refused_before_any_scoring(monkeypatch, tmp_path, capsys):
+    import training.text_documents as documents
+
+    monkeypatch.setattr("sys.argv", ["text_documents", "--baseline", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        documents.main()
+    assert f"{tmp_path}/machine-text lacks config.json" in capsys.readouterr().err

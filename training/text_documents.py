@@ -41,6 +41,7 @@ import torch
 
 from detector.config import PROJECT_ROOT, EngineConfig, ScanConfig
 from detector.detectors.text.normalize import normalize_typography
+from detector.engine.bundle import ModelBundle
 from detector.media.types import MediaInput
 from detector.metrics import paired_change_interval, summary
 from detector.scan import Scanner
@@ -289,6 +290,9 @@ def main() -> None:
         parser.error("--words and --min-tokens take positive numbers")
     if args.min_tokens is not None and not args.words:
         parser.error("--min-tokens applies to --words rows only")
+    for folder in filter(None, (args.models_dir, args.baseline)):      # say so now, not after an hour of scoring
+        if missing := ModelBundle.missing_files(folder / "machine-text"):
+            parser.error(f"{folder}/machine-text lacks {', '.join(missing)}")
     args.report = args.report or bundle_report(args.models_dir)
     recipe = read_config(args.config)
     torch.set_num_threads(recipe["threads"])
