@@ -19,6 +19,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
+import psutil
 import pytest
 from test_service_support import (
     MAX_BATCH_FILES,
@@ -297,14 +298,24 @@ def test_worker_crash_keeps_serving_and_logging(service, client):
     big = gradient_png(1500)                             # small file, seconds of decoding and provenance checks
     request_ids = [f"crash-{os.getpid()}-{i}" for i in range(2)]
 
+    worker = psutil.Process(service.service_pid("detector-scan-worker"))
+
+    def worker_cpu_seconds() -> float:
+        times = worker.cpu_times()
+        return times.user + times.system
+
     async def in_flight() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=service.url, timeout=180,
                                      headers={"X-API-Key": service.keys["acme"]["key"]}) as http:
+            idle = worker_cpu_seconds()
             calls = [asyncio.ensure_future(http.post("/v1/batch", files=[("file", (f"{n}.png", big))
                                                                          for n in range(3)],
                                                      headers={"X-Request-ID": rid})) for rid in request_ids]
-            await asyncio.sleep(1.0)                      # the worker is busy with these
-            os.kill(service.service_pid("detector-scan-worker"), signal.SIGKILL)
+            deadline = time.monotonic() + 120         # on a loaded machine the requests reach the worker late
+            while worker_cpu_seconds() - idle < 0.5:  # the worker is busy with these, not done: seconds of work left
+                assert time.monotonic() < deadline and not any(c.done() for c in calls), "the worker never got busy"
+                await asyncio.sleep(0.05)
+            worker.send_signal(signal.SIGKILL)
             return await asyncio.gather(*calls)
 
     responses = asyncio.run(in_flight())
