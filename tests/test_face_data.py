@@ -370,10 +370,13 @@ def test_a_packed_crop_cache_loads_the_same_crops_landmarks_and_records(tmp_path
 
 
 def test_online_training_updates_every_block_and_logs_the_device(tmp_path):
-    """stem_variants 0: no cached block outputs; fresh blends (self and cross) each epoch reach the first block."""
+    """stem_variants 0: no cached block outputs; fresh blends (self and cross) each epoch reach the first block. Runs
+    and bundles compare on the val split and average into soups."""
     import torch
 
     from detector.detectors.face.network import FaceForgeryNet
+    from detector.engine.calibration import Calibration
+    from training.export import export_bundle
     from training.face import FaceRecipe, _datasets, _trained_model, compare, kind_subsets, main, run_training
     from training.loop import TrainConfig
 
@@ -411,6 +414,18 @@ def test_online_training_updates_every_block_and_logs_the_device(tmp_path):
     for name, value in state.items():
         assert torch.allclose(mean[name], value + 0.5 if value.is_floating_point() else value, atol=1e-6), name
     assert set(compare(recipe, [tmp_path / "soup"])[str(tmp_path / "soup")]) == set(scores)
+
+    # a bundle joins a soup under the run's names (WiSE-FT: a shipped model and its fine-tune); stored fp16
+    bundle = export_bundle(tmp_path / "models", "face-forgery", config={"version": "0"}, card="fixture",
+                           calibration=Calibration("temperature", {"temperature": 1.0}),
+                           state_dict={k.removeprefix("net."): v + 1 if v.is_floating_point() else v
+                                       for k, v in state.items()})
+    main(["soup", str(config.out_dir), str(bundle), "--out-dir", str(tmp_path / "wise")])
+    wise = torch.load(tmp_path / "wise" / "best.pt", weights_only=True)
+    assert set(wise) == set(state)
+    for name, value in state.items():
+        if value.is_floating_point():
+            assert torch.allclose(wise[name], value + 0.5, atol=2e-3 * (1 + value.abs().max())), name
     with pytest.raises(SystemExit):                                  # no --out-dir: a usage error, nothing written
         main(["soup", str(config.out_dir)])
     with pytest.raises(ValueError, match="not a face-forgery bundle"):    # neither a run nor a bundle: clear error

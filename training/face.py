@@ -7,7 +7,7 @@
     python -m training.face card      # re-render the card's measured sections (evaluation.json, speed.json)
     python -m training.face pack --to DIR [--splits train,val]   # the crop cache as lossless WebP (to train elsewhere)
     python -m training.face compare RUN_OR_BUNDLE ...   # val AUC per kind, head-aligned as on export (recipe choice)
-    python -m training.face soup RUN ... --out-dir DIR   # the runs' mean weights (a model soup), for compare
+    python -m training.face soup RUN_OR_BUNDLE ... --out-dir DIR   # their mean weights (a model soup), for compare
 
 `prepare --ffpp ROOT` (and --celebdf / --dfdc) adds real face-swap videos from the public datasets (see datasets.md);
 `prepare --splits-from models/face-forgery/splits.json` keeps the shipped model's splits (its held-out files stay out).
@@ -419,8 +419,13 @@ def _face_bundle(path: Path, asked_by: str) -> ModelBundle:
 
 
 def _trained_model(config: TrainConfig, recipe: FaceRecipe) -> FaceForgeryNet:
+    return _run_model(config.out_dir, recipe, "export")
+
+
+def _run_model(run: Path, recipe: FaceRecipe, asked_by: str) -> FaceForgeryNet:
+    """The network of a training run (best.pt) or of a bundle, in eval mode."""
     wrapper = TrainableBlocks(FaceForgeryNet(imagenet=False, frozen_blocks=recipe.frozen_blocks), start_block=0)
-    wrapper.load_state_dict(torch.load(config.out_dir / "best.pt", map_location="cpu", weights_only=True))
+    wrapper.load_state_dict(_run_state(run, asked_by))
     return wrapper.net.eval()
 
 
@@ -479,11 +484,7 @@ def compare(recipe: FaceRecipe, runs: list[Path]) -> dict[str, dict[str, float]]
     subsets, val_images = kind_subsets(val_set.samples, metas), _made_once(val_set, workers=0)
     results = {}
     for run in runs:
-        if (run / "best.pt").exists():
-            model = _trained_model(TrainConfig(out_dir=run), recipe)
-        else:
-            model = FaceForgeryNet(imagenet=False, frozen_blocks=recipe.frozen_blocks)
-            model.load_state_dict(_face_bundle(run, f"compare {run} (no best.pt)").state_dict())
+        model = _run_model(run, recipe, "compare")
         align_heads(model, val_images, recipe.target_fpr)
         scores, labels = _scores(model, val_images)
         results[str(run)] = {name: round(summary(labels[keep], scores[keep])["auc"], 4)
@@ -492,10 +493,19 @@ def compare(recipe: FaceRecipe, runs: list[Path]) -> dict[str, dict[str, float]]
     return results
 
 
+def _run_state(run: Path, asked_by: str) -> dict[str, torch.Tensor]:
+    """A training run's best.pt, or a bundle's weights under the same names (`TrainableBlocks`' `net.`)."""
+    if (run / "best.pt").exists():
+        return torch.load(run / "best.pt", map_location="cpu", weights_only=True)
+    bundle = _face_bundle(run, f"{asked_by} {run} (no best.pt)")
+    return {f"net.{name}": value for name, value in bundle.state_dict().items()}
+
+
 def soup(runs: list[Path], out_dir: Path) -> Path:
-    """The mean of the runs' best weights and batch-norm statistics (a uniform model soup, Wortsman et al. 2022: runs
-    of one recipe from the same ImageNet start), written as `out_dir`/best.pt for `compare`; soup.json names them."""
-    states = [torch.load(run / "best.pt", map_location="cpu", weights_only=True) for run in runs]
+    """The mean of the runs' weights and batch-norm statistics (a uniform model soup, Wortsman et al. 2022), written as
+    `out_dir`/best.pt for `compare` and `export`; soup.json names them. Runs are training folders (best.pt) or bundles:
+    runs of one recipe from the same start, or a bundle and its fine-tune (WiSE-FT)."""
+    states = [_run_state(run, "soup") for run in runs]
     if not states:
         raise ValueError("soup needs at least one run")
     mean = {name: (sum(state[name] for state in states) / len(states) if value.is_floating_point() else value)
@@ -1024,7 +1034,7 @@ def main(argv: list[str] | None = None) -> None:
                                             "instead of ImageNet's, to fine-tune on new data")
     parser.add_argument("--models-dir", type=Path, default=PROJECT_ROOT / "models")
     parser.add_argument("runs", nargs="*", type=Path,
-                        help="compare: training folders (best.pt) or bundles; soup: training folders")
+                        help="compare, soup: training folders (best.pt) or bundles")
     parser.add_argument("--splits-from", type=Path,
                         help="prepare: keep the splits of this splits.json (e.g. models/face-forgery/splits.json)")
     parser.add_argument("--to", type=Path, help="pack: folder for the packed crop cache (point cache_dir at it)")
