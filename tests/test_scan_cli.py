@@ -71,6 +71,9 @@ def test_cli_json_gives_one_object_per_input_in_order(mixed_inputs):
     assert [r["path"] for r in rows] == [str(p) for p in mixed_inputs] + ["<text:0>"]
     for row in rows:
         assert_contract(row)
+    chatter = [line for line in proc.stderr.decode().splitlines()
+               if "Loading weights" in line or "pkg_resources" in line]
+    assert not chatter, chatter                    # libraries' loading bars and warnings stay out of the output
     by_name = {Path(r["path"]).name: r for r in rows}
     assert by_name["gradient.png"]["modality"] == "image"
     assert by_name["gradient.png"]["verdict"] == "not_applicable"          # no face (or no weights): never a guess

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import warnings
 from datetime import datetime
 from functools import lru_cache
 
@@ -55,10 +56,17 @@ def _face_models():
 
 
 @lru_cache(maxsize=1)
-def _voice_encoder():
-    from resemblyzer import VoiceEncoder
+def _resemblyzer():
+    # its webrtcvad imports pkg_resources, whose deprecation warning would land in every scan's output
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+        import resemblyzer
+    return resemblyzer
 
-    return VoiceEncoder("cpu", verbose=False)
+
+@lru_cache(maxsize=1)
+def _voice_encoder():
+    return _resemblyzer().VoiceEncoder("cpu", verbose=False)
 
 
 def face_embeddings(rgb: np.ndarray) -> list[np.ndarray]:
@@ -79,9 +87,7 @@ def face_embeddings(rgb: np.ndarray) -> list[np.ndarray]:
 
 def voice_embedding(samples: np.ndarray, sample_rate: int) -> np.ndarray | None:
     """A unit-length 256-d speaker vector, or None when there is too little speech."""
-    from resemblyzer import preprocess_wav
-
-    speech = preprocess_wav(samples.astype(np.float32), source_sr=sample_rate)
+    speech = _resemblyzer().preprocess_wav(samples.astype(np.float32), source_sr=sample_rate)
     if len(speech) < MIN_VOICE_SECONDS * 16_000:
         return None
     encoder = _voice_encoder()

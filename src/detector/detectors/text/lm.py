@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ def load_lm(key: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
 
 
 def _load_uncached(lm: PackagedLM) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    hf_logging.disable_progress_bar()      # its per-tensor loading bar would land in every CLI scan's output
     converted = cache_dir() / "lm" / lm.key
     if not (converted / "config.json").is_file():
         try:
