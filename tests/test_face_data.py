@@ -377,7 +377,7 @@ def test_online_training_updates_every_block_and_logs_the_device(tmp_path):
     from detector.detectors.face.network import FaceForgeryNet
     from detector.engine.calibration import Calibration
     from training.export import export_bundle
-    from training.face import FaceRecipe, _datasets, _trained_model, compare, kind_subsets, main, run_training
+    from training.face import FaceRecipe, _datasets, _run_model, compare, kind_subsets, main, run_training
     from training.loop import TrainConfig
 
     cache = tmp_path / "cache"
@@ -390,7 +390,7 @@ def test_online_training_updates_every_block_and_logs_the_device(tmp_path):
 
     history = [json.loads(line) for line in (config.out_dir / "metrics.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [0, 1] and {h["device"] for h in history} == {"CPU"}
-    trained = _trained_model(config, recipe)
+    trained = _run_model(config.out_dir, recipe, "test")
     initial = FaceForgeryNet(imagenet=True)
     assert not torch.equal(trained.features[0][0].weight, initial.features[0][0].weight)
     with torch.no_grad():
@@ -461,8 +461,7 @@ def test_fine_tuning_starts_from_the_shipped_bundle_and_records_it(tmp_path):
     from detector.config import PROJECT_ROOT
     from detector.detectors.face.network import FaceForgeryNet
     from detector.engine.bundle import ModelBundle
-    from training.face import FaceRecipe, _initialisation, _trained_model, main
-    from training.loop import TrainConfig
+    from training.face import FaceRecipe, _initialisation, _run_model, main
 
     _tiny_crop_cache(tmp_path / "cache")
     config = tmp_path / "face.yaml"
@@ -479,7 +478,7 @@ def test_fine_tuning_starts_from_the_shipped_bundle_and_records_it(tmp_path):
     recipe = FaceRecipe(**{**recorded, "cache_dir": tmp_path / "cache"})
     assert _initialisation(recipe) == f"fine-tuned from face-forgery version {shipped.config['version']} " \
                                       "(`models/face-forgery`)"
-    first_conv = _trained_model(TrainConfig(out_dir=tmp_path / "run"), recipe).features[0][0].weight
+    first_conv = _run_model(tmp_path / "run", recipe, "test").features[0][0].weight
     assert torch.allclose(first_conv, shipped.state_dict()["features.0.0.weight"], atol=1e-6)
     assert not torch.allclose(first_conv, FaceForgeryNet(imagenet=True).features[0][0].weight, atol=1e-3)
     with pytest.raises(ValueError, match="not a face-forgery bundle"):           # a wrong folder: a clear error

@@ -418,8 +418,12 @@ def _face_bundle(path: Path, asked_by: str) -> ModelBundle:
     return ModelBundle.load(MODEL_NAME, path)
 
 
-def _trained_model(config: TrainConfig, recipe: FaceRecipe) -> FaceForgeryNet:
-    return _run_model(config.out_dir, recipe, "export")
+def _run_state(run: Path, asked_by: str) -> dict[str, torch.Tensor]:
+    """A training run's best.pt, or a bundle's weights under the same names (`TrainableBlocks`' `net.`)."""
+    if (run / "best.pt").exists():
+        return torch.load(run / "best.pt", map_location="cpu", weights_only=True)
+    bundle = _face_bundle(run, f"{asked_by} {run} (no best.pt)")
+    return {f"net.{name}": value for name, value in bundle.state_dict().items()}
 
 
 def _run_model(run: Path, recipe: FaceRecipe, asked_by: str) -> FaceForgeryNet:
@@ -493,14 +497,6 @@ def compare(recipe: FaceRecipe, runs: list[Path]) -> dict[str, dict[str, float]]
     return results
 
 
-def _run_state(run: Path, asked_by: str) -> dict[str, torch.Tensor]:
-    """A training run's best.pt, or a bundle's weights under the same names (`TrainableBlocks`' `net.`)."""
-    if (run / "best.pt").exists():
-        return torch.load(run / "best.pt", map_location="cpu", weights_only=True)
-    bundle = _face_bundle(run, f"{asked_by} {run} (no best.pt)")
-    return {f"net.{name}": value for name, value in bundle.state_dict().items()}
-
-
 def soup(runs: list[Path], out_dir: Path) -> Path:
     """The mean of the runs' weights and batch-norm statistics (a uniform model soup, Wortsman et al. 2022), written as
     `out_dir`/best.pt for `compare` and `export`; soup.json names them. Runs are training folders (best.pt) or bundles:
@@ -550,7 +546,7 @@ def export(config: TrainConfig, recipe: FaceRecipe, models_dir: Path = PROJECT_R
                            "version": recipe.version, "caveat": recipe.caveat, "card_notes": recipe.card_notes})
     torch.set_num_threads(config.threads)
     crops, landmarks, metas, splits, _, val_set = _datasets(recipe)
-    model = _trained_model(config, recipe)
+    model = _run_model(config.out_dir, recipe, "export")
     head_offsets = align_heads(model, val_set, recipe.target_fpr)
     val_scores, val_labels = _scores(model, val_set)
     calibration = fit(val_scores, val_labels, method=recipe.calibration, target_fpr=recipe.target_fpr,
