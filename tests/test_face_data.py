@@ -610,7 +610,9 @@ def test_packaged_faces_list_names_every_file_exactly():
     listing = read_packaged_faces()
     assert len(listing) > 600 and len({p.sha256 for p in listing}) == len(listing)
     assert all(len(p.sha256) == 64 and p.label in ("real", "synthetic") and p.person for p in listing)
-    assert all(p.archive.endswith((".whl", ".tar.gz", ".zip")) for p in listing)
+    assert all(p.archive.endswith({"pypi": (".whl", ".tar.gz", ".zip"), "npm": (".tgz",)}[p.registry])
+               for p in listing)
+    assert len({p.key for p in listing}) == len(listing) and {p.registry for p in listing} == {"pypi", "npm"}
     assert len({p.person for p in listing if p.label == "real"}) > 600
     # the sources the recipe already reads from elsewhere (skimage's astronaut, opencv-doc's photos) are not listed
     assert not any(p.inner_path.endswith(("astronaut.png", "right06.jpg")) for p in listing)

