@@ -171,6 +171,11 @@ def sample_media(tmp_path_factory) -> dict[str, Path]:
     files["mkv"] = write_video(root / "clip.mkv", "libx264", "matroska")
     files["webm"] = write_video(root / "clip.webm", "libvpx", "webm")
     files["avi"] = write_video(root / "clip.avi", "mpeg4", "avi")
+    files["mpeg_ts"] = write_video(root / "clip.ts", "libx264", "mpegts", with_audio=True)
+    ts = files["mpeg_ts"].read_bytes()               # M2TS (AVCHD, Blu-ray): a 4-byte timecode before each packet
+    files["m2ts"] = root / "clip.m2ts"
+    files["m2ts"].write_bytes(b"".join(b"\x00\x00\x00\x00" + ts[i:i + 188] for i in range(0, len(ts), 188)))
+    files["mpeg_ps"] = write_video(root / "clip.mpg", "mpeg2video", "mpeg")
     files["mp4_long_gop10"] = write_video(root / "long.mp4", "libx264", "mp4", frames=100, gop=10)
     files["mp4_rotated"] = write_video(root / "rotated.mp4", "libx264", "mp4", size=(64, 32), rotation=90,
                                        draw=left_half_white)
@@ -202,6 +207,7 @@ def sample_media(tmp_path_factory) -> dict[str, Path]:
     files["aac_adts"] = write_audio_av(root / "tone.aac", "aac", "adts", tone(1, 24000), 24000)
     files["opus"] = write_audio_av(root / "tone.opus", "libopus", "ogg", tone(1, 48000), 48000)
     files["webm_audio_only"] = write_audio_av(root / "voice.webm", "libopus", "webm", tone(1, 48000), 48000)
+    files["mpeg_ts_audio_only"] = write_audio_av(root / "radio.ts", "aac", "mpegts", tone(1, 48000), 48000)
 
     # Text.
     english = "The first paragraph.\n\nThe second   paragraph,\twith  spaces.\r\nAnd a new line.\n"

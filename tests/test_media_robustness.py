@@ -22,7 +22,7 @@ from detector.media import (
     read_bytes,
 )
 
-FUZZED = ["jpeg", "png", "gif", "webp", "bmp", "mp4_h264", "mkv", "webm", "avi", "wav_24bit_stereo", "flac",
+FUZZED = ["jpeg", "png", "gif", "webp", "bmp", "mp4_h264", "mkv", "webm", "avi", "mpeg_ts", "wav_24bit_stereo", "flac",
           "ogg_vorbis", "mp3", "m4a", "opus", "text_utf8", "text_gb18030"]
 ERROR_CODES = {"empty", "truncated", "corrupt", "unsupported", "too_large", "unreadable"}
 

@@ -18,11 +18,12 @@ EXPECTED = {
     "png_grey16": ("image", "png"), "gif": ("image", "gif"), "bmp": ("image", "bmp"), "webp": ("image", "webp"),
     "mp4_h264": ("video", "mp4"), "mp4_mpeg4_with_audio": ("video", "mp4"), "mov": ("video", "mov"),
     "mkv": ("video", "mkv"), "webm": ("video", "webm"), "avi": ("video", "avi"),
+    "mpeg_ts": ("video", "mpegts"), "m2ts": ("video", "mpegts"), "mpeg_ps": ("video", "mpeg"),
     "wav_8bit": ("audio", "wav"), "wav_6ch": ("audio", "wav"), "flac": ("audio", "flac"),
     "ogg_vorbis": ("audio", "ogg"), "opus": ("audio", "opus"), "mp3": ("audio", "mp3"), "m4a": ("audio", "m4a"),
     "aac_adts": ("audio", "aac"),
     # Containers that usually hold video but here hold only audio are audio.
-    "mp4_audio_only": ("audio", "m4a"), "webm_audio_only": ("audio", "webm"),
+    "mp4_audio_only": ("audio", "m4a"), "webm_audio_only": ("audio", "webm"), "mpeg_ts_audio_only": ("audio", "mpegts"),
     "text_utf8": ("text", "text"), "text_utf16": ("text", "text"), "text_gb18030": ("text", "text"),
 }
 
@@ -74,6 +75,7 @@ def test_empty_input():
     (b"PK\x03\x04" + bytes(100), "ZIP"),
     (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", "HEIF"),
     (bytes(range(256)) * 4, "unrecognised"),
+    (b"\x47" + bytes(187) + b"\x47" + bytes(187) + b"\x48" + bytes(400), "unrecognised"),   # sync lost: not MPEG-TS
     ("text in UTF-16 without a byte order mark".encode("utf-16-le"), "unrecognised"),
 ])
 def test_unsupported_content_says_what_it_is(data, words):

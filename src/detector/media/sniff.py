@@ -20,6 +20,10 @@ SNIFF_BYTES = 64 * 1024
 # zero-width joiners in emoji sequences and the direction marks in Arabic or Hebrew.
 _INVISIBLE_IN_TEXT = {"Zs", "Zl", "Zp", "Cf"}
 _BMP_DIB_HEADER_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}
+# MPEG transport stream packets (HLS segments, broadcast, camcorders): 188 bytes each, or 192 in M2TS / AVCHD,
+# where a 4-byte timecode precedes each; every packet starts with the sync byte 0x47.
+_TS_PACKETS = ((188, 0), (192, 4))
+_TS_PACKETS_CHECKED = 8
 _AUDIO_ONLY_BRANDS = {b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B "}
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1",
                 b"avif", b"avis"}
@@ -35,7 +39,6 @@ _KNOWN_UNSUPPORTED = [
     (b"MZ", "Windows executable"),
     (b"FORM", "AIFF/IFF file"),
     (b"8BPS", "Photoshop document"),
-    (b"\x00\x00\x01\xba", "MPEG program stream"),
     (b"#!AMR", "AMR audio"),
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "legacy Microsoft Office document"),
 ]
@@ -79,6 +82,10 @@ def sniff(head: bytes, path: Path | None = None) -> Sniffed:
         return _probed(head, path, container=container, video_format=container, audio_format=container)
     if head.startswith(b"OggS"):
         return _sniff_ogg(head, path)
+    if head.startswith(b"\x00\x00\x01\xba"):           # MPEG program stream (.mpg, .vob)
+        return _probed(head, path, container="mpeg", video_format="mpeg", audio_format="mpeg")
+    if _is_mpeg_ts(head):
+        return _probed(head, path, container="mpegts", video_format="mpegts", audio_format="mpegts")
     if head.startswith(b"ID3") and len(head) >= 10 and head[3] in (2, 3, 4):
         return _sniff_after_id3(head, path)
     # The UTF-16 LE byte order mark FF FE is also a valid MPEG audio frame sync: text is tried first.
@@ -95,7 +102,7 @@ def sniff(head: bytes, path: Path | None = None) -> Sniffed:
             raise MediaError("unsupported", f"{name} is not a supported input (images, video, audio or text)")
     raise MediaError(
         "unsupported",
-        "unrecognised content: not a supported image (JPEG/PNG/WebP/BMP/GIF), video (MP4/MOV/MKV/WebM/AVI), "
+        "unrecognised content: not a supported image (JPEG/PNG/WebP/BMP/GIF), video (MP4/MOV/MKV/WebM/AVI/MPEG), "
         "audio (WAV/FLAC/OGG/MP3/M4A/AAC/Opus) or UTF-8/UTF-16/GB18030 text",
     )
 
@@ -141,6 +148,15 @@ def _is_bmp(head: bytes) -> bool:
     reserved = head[6:10]
     (dib_size,) = struct.unpack("<I", head[14:18])
     return reserved == b"\x00\x00\x00\x00" and dib_size in _BMP_DIB_HEADER_SIZES
+
+
+def _is_mpeg_ts(head: bytes) -> bool:
+    """The sync byte at the start of the first packets (up to _TS_PACKETS_CHECKED, at least 3) of either size."""
+    for size, offset in _TS_PACKETS:
+        packets = min(_TS_PACKETS_CHECKED, (len(head) - offset) // size)
+        if packets >= 3 and all(head[offset + i * size] == 0x47 for i in range(packets)):
+            return True
+    return False
 
 
 def _mpeg_audio_format(head: bytes) -> str | None:
