@@ -269,6 +269,40 @@ def test_video_faces_are_tracked_and_scored_per_track(detector, dev_data, tmp_pa
     json.dumps(finding.evidence)
 
 
+def test_video_faces_are_scored_by_the_heads_the_bundle_names_for_video(detector, held_out, tmp_path, monkeypatch):
+    """A held-out StyleGAN2 face as a clip: the shipped bundle scores video faces with the face-swap head alone
+    (config `video_heads`), so its GAN head, which fires on this face, does not decide the clip; images still read both
+    heads, and a bundle naming both heads scores the clip by the larger one."""
+    from detector.detectors.face.network import HEADS
+
+    assert json.loads((MODEL_DIR / "config.json").read_text())["video_heads"] == ["face_swap"]
+    face = np.asarray(Image.open(held_out["fake"][0]).convert("RGB").resize((160, 160)))
+    frames = []
+    for index in range(8):
+        canvas = np.full((240, 320, 3), 90, np.uint8)
+        canvas[40:200, 60 + 8 * index:220 + 8 * index] = face
+        frames.append(canvas)
+    media = _decode_path(_write_face_video(tmp_path / "gan.mp4", frames), frames=8)
+    probability = detector.calibration.probability
+    logit = lambda p: float(np.log(max(p, 1e-6) / max(1 - p, 1e-6)))    # heads are rounded sigmoids  # noqa: E731
+
+    swap_only = _scan(detector, media, explain=True)
+    for face in swap_only.evidence["faces"]:
+        assert face["score"] == pytest.approx(float(probability(logit(face["heads"]["face_swap"]))), abs=2e-3)
+        assert face["kind"] in (None, "face_swap")
+    assert sum("heatmap_png" in f for f in swap_only.evidence["faces"]) == 1
+
+    image = _scan(detector, _media_from(frames[0]))
+    (image_face,) = image.evidence["faces"]
+    assert image.score == pytest.approx(float(probability(max(map(logit, image_face["heads"].values())))), abs=2e-3)
+
+    monkeypatch.setattr(detector, "video_columns", [1 + HEADS.index(h) for h in HEADS])
+    both = _scan(detector, media)
+    for face in both.evidence["faces"]:
+        assert face["score"] == pytest.approx(float(probability(max(map(logit, face["heads"].values())))), abs=2e-3)
+    assert both.score > swap_only.score
+
+
 def test_frames_smaller_than_a_face_find_no_face():
     from detector.faces.detect import FaceFinder
 

