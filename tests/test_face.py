@@ -291,6 +291,9 @@ def test_video_faces_are_scored_by_the_heads_the_bundle_names_for_video(detector
         assert face["score"] == pytest.approx(float(probability(logit(face["heads"]["face_swap"]))), abs=2e-3)
         assert face["kind"] in (None, "face_swap")
     assert sum("heatmap_png" in f for f in swap_only.evidence["faces"]) == 1
+    (track,) = swap_only.evidence["tracks"]                 # every head's mean score, for a moderator to read
+    assert track["heads"]["gan"] == pytest.approx(np.mean([f["heads"]["gan"] for f in swap_only.evidence["faces"]]),
+                                                  abs=1e-3)
 
     image = _scan(detector, _media_from(frames[0]))
     (image_face,) = image.evidence["faces"]

@@ -200,6 +200,9 @@ def test_evidence_is_drawn(page, service):
                                         "windows": [{"start": 0.0, "score": 0.2}, {"start": 0.5, "score": 0.9}]},
                               0.9),
     }
+    answers["clip.mp4"] = _result("video", {"faces": [], "suspicious_ranges": [], "tracks": [
+        {"track": 0, "faces": 8, "score": 0.31, "start": 0.5, "end": 3.0, "heads": {"face_swap": 0.2, "gan": 0.95}}]},
+        0.31)
     text = "First sentence is human. Second sentence sounds generated."
     answers["<text>"] = _result("text", {"spans": [{"start": 0, "end": 24, "score": 0.1},
                                                    {"start": 25, "end": len(text) - 10, "score": 0.95}],
@@ -214,10 +217,11 @@ def test_evidence_is_drawn(page, service):
     _enter_key(page, "dk_any_key")
     page.set_input_files("#file-input", files=[
         {"name": "face.png", "mimeType": "image/png", "buffer": png_bytes(size=160, seed=1)},
-        {"name": "speech.wav", "mimeType": "audio/wav", "buffer": wav_bytes(2.0)}])
+        {"name": "speech.wav", "mimeType": "audio/wav", "buffer": wav_bytes(2.0)},
+        {"name": "clip.mp4", "mimeType": "video/mp4", "buffer": mp4_bytes()}])
     page.fill("#text-input", text)
     page.click("#scan-text")
-    page.wait_for_function("document.querySelectorAll('.result .verdict').length === 3")
+    page.wait_for_function("document.querySelectorAll('.result .verdict').length === 4")
 
     face_card = page.locator(".result", has=page.locator("h3", has_text="face.png"))
     assert "1 face box" in face_card.locator("canvas").get_attribute("aria-label")
@@ -231,6 +235,10 @@ def test_evidence_is_drawn(page, service):
 
     audio_card = page.locator(".result", has=page.locator("h3", has_text="speech.wav"))
     assert "0.5–1.5 s" in audio_card.locator("canvas.waveform").get_attribute("aria-label")
+
+    video_card = page.locator(".result", has=page.locator("h3", has_text="clip.mp4"))
+    assert video_card.locator("ul.tracks li").inner_text() == \
+        "Face 1, 0.5–3 s (8 frames): 31%; heads: face swap 20%, gan 95%"
 
     text_card = page.locator(".result", has=page.locator("h3", has_text="Pasted text"))
     assert text_card.locator("mark.suspicious").inner_text() == "Second sentence sounds "   # its last 10 unread

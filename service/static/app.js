@@ -223,6 +223,17 @@ function drawVideo(card, evidence) {
   const tracks = evidence.tracks || [];
   const end = Math.max(1, ...tracks.map((t) => t.end || 0), ...ranges.map((r) => r[1]));
   card.append(timeline(ranges.map(([start, stop]) => ({ start, end: stop })), end, "Suspicious face time ranges"));
+  if (tracks.length) {
+    // every head's mean per tracked face, the ones the model does not read for video included
+    const list = el("ul", { className: "tracks" });
+    for (const t of tracks) {
+      const heads = Object.entries(t.heads || {})
+        .map(([name, value]) => `${name.replace("_", " ")} ${Math.round(100 * value)}%`).join(", ");
+      list.append(el("li", { textContent: `Face ${t.track + 1}, ${t.start}–${t.end} s (${t.faces} frames): `
+        + `${Math.round(100 * t.score)}%` + (heads ? `; heads: ${heads}` : "") }));
+    }
+    card.append(list);
+  }
   const heatmaps = (evidence.faces || []).filter((f) => f.heatmap_png);
   if (heatmaps.length) {
     const strip = el("div", { className: "media" });

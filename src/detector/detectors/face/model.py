@@ -97,19 +97,20 @@ class FaceForgeryDetector(Detector):
         probabilities = np.atleast_1d(self.calibration.probability(raw[np.arange(len(raw)), deciding]))
         faces: list[FaceUnit] = prepared.context["faces"]
         threshold = self.calibration.synthetic_threshold
+        # head scores are sigmoids of the aligned head logits (0.5 = the point where that head flags 5% of real val
+        # faces; see the model card)
+        head_scores = 1.0 / (1.0 + np.exp(-raw[:, 1:]))
         evidence_faces = []
         for index, (face, probability) in enumerate(zip(faces, probabilities)):
-            head_scores = 1.0 / (1.0 + np.exp(-raw[index, 1:]))
-            # which head fired, for flagged faces only; head scores are sigmoids of the aligned head logits
-            # (0.5 = the point where that head flags 5% of real val faces; see the model card)
+            # which head fired, for flagged faces only
             fired = int(np.argmax(raw[index, 1:])) if deciding[index] == 0 else int(deciding[index]) - 1
             kind = HEADS[fired] if probability >= threshold else None
             evidence_faces.append({"box": face.box, "score": round(float(probability), 4), "frame": face.frame,
                                    "time": _seconds(face.time),
                                    "kind": kind,
-                                   "heads": {name: round(float(s), 4) for name, s in zip(HEADS, head_scores)}})
+                                   "heads": {name: round(float(s), 4) for name, s in zip(HEADS, head_scores[index])}})
         if video:
-            score, track_evidence, ranges = self._video_score(prepared, probabilities, threshold)
+            score, track_evidence, ranges = self._video_score(prepared, probabilities, head_scores, threshold)
             evidence = {"faces": evidence_faces, "tracks": track_evidence, "suspicious_ranges": ranges,
                         "frames_sampled": prepared.context["frames"]}
             explained = [t["best_face"] for t in track_evidence]
@@ -128,9 +129,10 @@ class FaceForgeryDetector(Detector):
                   "less reliably") if small else None
         return Finding(score=round(score, 4), evidence=evidence, reason=reason)
 
-    def _video_score(self, prepared: Prepared, probabilities: np.ndarray, threshold: float
+    def _video_score(self, prepared: Prepared, probabilities: np.ndarray, head_scores: np.ndarray, threshold: float
                      ) -> tuple[float, list[dict], list[list[float]]]:
-        """Max over tracks of the mean face score; short tracks (stray detections) only count when nothing else does."""
+        """Max over tracks of the mean face score; short tracks (stray detections) only count when nothing else does.
+        Each track also carries every head's mean score, the ones that do not score video included."""
         faces: list[FaceUnit] = prepared.context["faces"]
         index_of: dict[tuple[int, int], int] = {}          # (frame, face within frame) -> unit index
         per_frame: dict[int, int] = {}
@@ -145,6 +147,7 @@ class FaceForgeryDetector(Detector):
             track_rows.append({
                 "track": track.track_id, "faces": len(members), "score": round(float(scores.mean()), 4),
                 "max_face_score": round(float(scores.max()), 4),
+                "heads": {name: round(float(v), 4) for name, v in zip(HEADS, head_scores[members].mean(axis=0))},
                 "start": _seconds(faces[members[0]].time), "end": _seconds(faces[members[-1]].time),
                 "suspicious_ranges": _ranges([faces[m] for m in members], scores >= threshold),
                 "best_face": members[int(np.argmax(scores))],
