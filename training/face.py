@@ -904,7 +904,8 @@ def render_card(version: str, metrics: dict, calibration: Calibration, split_inf
     fpr_low, fpr_high = test["all/clean"]["fpr_at_threshold_interval"]
     return f"""# face-forgery {version}
 
-Scores each face in an image or video for **face swap / blending** and **fully synthetic (GAN) faces**.
+Scores each face in an image for **face swap / blending** and **fully synthetic (GAN) faces**; each face in a video
+with the {_heads_text(recipe.video_heads)} (`video_heads` in config.json).
 Version `{version}` (`version` in `training/configs/face.yaml`), exported {datetime.date.today().isoformat()}.
 
 - Faces: facenet-pytorch MTCNN, faces >= {DETECTION['min_face_size']} px in images and \
@@ -916,7 +917,8 @@ Version `{version}` (`version` in `training/configs/face.yaml`), exported {datet
   {_training_mode(recipe)},
   two binary heads: `face_swap` ({_blend_kinds(recipe)} vs real) and `gan` (StyleGAN2 vs real).
   Output column 0, the synthetic logit, is the larger of the two.
-- Video: per-frame faces tracked by box IoU; video score = max over tracks of the mean calibrated face score.
+- Video: per-frame faces tracked by box IoU; video score = max over tracks of the mean calibrated face score; every
+  track also reports each head's mean score.
 - Weights: fp16 safetensors (`weights.safetensors`); settings in `config.json`.
 
 ## Training data (made here, offline)
@@ -1076,6 +1078,12 @@ def _landmark_swap_novelty(recipe: FaceRecipe) -> str:
 def _paragraphs(text: str) -> str:
     """Notes written as paragraphs (a blank line between them in the YAML), each wrapped for the card."""
     return "\n\n".join(textwrap.fill(paragraph, 118) for paragraph in text.split("\n") if paragraph.strip())
+
+
+def _heads_text(heads: Iterable[str]) -> str:
+    """("face_swap",) -> "face-swap head alone"; both -> "larger of the face-swap and GAN heads"."""
+    names = [{"face_swap": "face-swap", "gan": "GAN"}[head] for head in heads]
+    return f"{names[0]} head alone" if len(names) == 1 else f"larger of the {' and '.join(names)} heads"
 
 
 def _init_option(recipe: FaceRecipe) -> str:
