@@ -299,7 +299,7 @@ def test_video_faces_are_scored_by_the_heads_the_bundle_names_for_video(detector
     (image_face,) = image.evidence["faces"]
     assert image.score == pytest.approx(float(probability(max(map(logit, image_face["heads"].values())))), abs=2e-3)
 
-    monkeypatch.setattr(detector, "video_columns", [1 + HEADS.index(h) for h in HEADS])
+    monkeypatch.setattr(detector, "video_heads", list(range(len(HEADS))))
     both = _scan(detector, media)
     for face in both.evidence["faces"]:
         assert face["score"] == pytest.approx(float(probability(max(map(logit, face["heads"].values())))), abs=2e-3)

@@ -19,6 +19,7 @@ import argparse
 import dataclasses
 import datetime
 import io
+import itertools
 import json
 import tempfile
 import textwrap
@@ -52,7 +53,7 @@ from training.export import export_bundle
 from training.loop import TrainConfig, predict, read_config, seed_everything, train
 from training.packaged_files import fetch_listed
 from training.face_swap import landmark_swap, pose_distances, pose_neighbours
-from training.sbi import cross_blend, self_blend
+from training.sbi import LandmarkFinder, cross_blend, self_blend
 
 if TYPE_CHECKING:
     from detector.scan import Scanner
@@ -185,8 +186,11 @@ def middle_frames(path: Path, count: int) -> tuple[list[np.ndarray], float]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         fps = float(stream.average_rate or 25)
-        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
-    middle = frames[max(0, len(frames) // 2 - count // 2):][:count]
+        total = stream.frames or sum(1 for packet in container.demux(stream) if packet.size)
+    first = max(0, total // 2 - count // 2)
+    with av.open(str(path)) as container:             # only the window's frames are converted and kept
+        decoded = container.decode(container.streams.video[0])
+        middle = [frame.to_ndarray(format="rgb24") for frame in itertools.islice(decoded, first, first + count)]
     scale = min(1.0, 960 / max(middle[0].shape[:2]))
     size = tuple(int(side * scale) // 2 * 2 for side in middle[0].shape[1::-1])
     return [cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in middle], fps
@@ -607,7 +611,6 @@ def evaluate(models_dir: Path, seed: int = 0) -> dict:
     from detector.engine.registry import load, specs
     from detector.scan import Scanner
     from training.datasets_face import load_frames
-    from training.sbi import LandmarkFinder
 
     detector = load(next(s for s in specs() if s.name == MODEL_NAME), models_dir, torch.device("cpu"))
     test_keys = {k for keys in json.loads((models_dir / MODEL_NAME / "splits.json").read_text())["files"]["test"]
@@ -661,7 +664,8 @@ def evaluate(models_dir: Path, seed: int = 0) -> dict:
         "face_swap_sbi_test_faces": summary(*map(np.array, zip(*sbi_pairs))),
         "face_swap_landmark_test_faces": summary(*map(np.array, zip(*landmark_swap_pairs))),
         **video_metrics(scanner, clip_faces),
-        **packaged_video_metrics(scanner, [(crop, landmarks) for _, crop, landmarks in real_faces], seed),
+        **packaged_video_metrics(scanner, landmark_finder, [(crop, landmarks) for _, crop, landmarks in real_faces],
+                                 seed),
         "images_with_no_face": len(records) - len(image_rows),
         "flagged_at_threshold": flagged_per_source(image_rows, detector.calibration.synthetic_threshold),
     }
@@ -686,17 +690,17 @@ PACKAGED_VIDEOS_LIST = PROJECT_ROOT / "training" / "configs" / "packaged_face_vi
 PACKAGED_VIDEO_FRAMES = 75      # 3 s at 25 fps
 
 
-def packaged_video_metrics(scanner: Scanner, donors: list[tuple[np.ndarray, np.ndarray]], seed: int) -> dict:
+def packaged_video_metrics(scanner: Scanner, landmark_finder: LandmarkFinder,
+                           donors: list[tuple[np.ndarray, np.ndarray]], seed: int) -> dict:
     """Real talking-head and webcam videos that packages ship (`packaged_face_videos.csv`; never trained on): 75
     frames from the middle of each, re-encoded (H.264 crf 23), against the same frames with a landmark swap of the
     closest-posed held-out face (`donors`: crops with their 68 landmarks) and against a self-blend, each clip making
     the same blend choices on every frame (a face-swap tool's output, crudely), scored by `scan()`."""
     from detector.faces import FaceFinder
-    from training.sbi import LandmarkFinder
 
     listing = read_packaged_faces(PACKAGED_VIDEOS_LIST)
     paths = fetch_listed(listing, PACKAGED_FACES_DIR / "videos", PACKAGED_FACES_DIR / "archives")
-    finder, landmark_finder = FaceFinder(min_face_size=40), LandmarkFinder()
+    finder = FaceFinder(min_face_size=40)
     donor_landmarks = np.stack([landmarks for _, landmarks in donors])
     kinds = ("real", "swap", "blend")
     with tempfile.TemporaryDirectory() as tmp:

@@ -50,7 +50,7 @@ class FaceForgeryDetector(Detector):
                                        max_side=VIDEO_DETECTION_SIDE, key_frame_every=VIDEO_KEY_FRAME_EVERY)
         # The heads whose logits score video faces (all by default). Real talking-head videos set off the GAN head
         # far more often than photos do, so a bundle may leave it out of video verdicts (model card).
-        self.video_columns = [1 + HEADS.index(head) for head in config.get("video_heads", HEADS)]
+        self.video_heads = [HEADS.index(head) for head in config.get("video_heads", HEADS)]
         self.net = FaceForgeryNet(imagenet=False)
         self.net.load_state_dict(bundle.state_dict())
         self.net.eval()
@@ -91,20 +91,20 @@ class FaceForgeryDetector(Detector):
     def summarize(self, prepared: Prepared, outputs: list[torch.Tensor], explain: bool) -> Finding | NotApplicable:
         raw = torch.stack(outputs).float().numpy()               # [faces, 3]: synthetic, face_swap, gan logits
         video = prepared.context["video"]
-        # column 0, the synthetic logit, is the larger head logit: the same as taking every head's column
-        columns = np.array(self.video_columns if video else [0])
-        deciding = columns[np.argmax(raw[:, columns], axis=1)]
-        probabilities = np.atleast_1d(self.calibration.probability(raw[np.arange(len(raw)), deciding]))
+        head_logits = raw[:, 1:]
+        # the head that scores each face: the larger of those scoring this medium (an image's: every head, whose
+        # larger logit is column 0, the synthetic logit)
+        scoring = np.array(self.video_heads if video else range(len(HEADS)))
+        deciding = scoring[np.argmax(head_logits[:, scoring], axis=1)]
+        probabilities = np.atleast_1d(self.calibration.probability(head_logits[np.arange(len(raw)), deciding]))
         faces: list[FaceUnit] = prepared.context["faces"]
         threshold = self.calibration.synthetic_threshold
         # head scores are sigmoids of the aligned head logits (0.5 = the point where that head flags 5% of real val
         # faces; see the model card)
-        head_scores = 1.0 / (1.0 + np.exp(-raw[:, 1:]))
+        head_scores = 1.0 / (1.0 + np.exp(-head_logits))
         evidence_faces = []
         for index, (face, probability) in enumerate(zip(faces, probabilities)):
-            # which head fired, for flagged faces only
-            fired = int(np.argmax(raw[index, 1:])) if deciding[index] == 0 else int(deciding[index]) - 1
-            kind = HEADS[fired] if probability >= threshold else None
+            kind = HEADS[deciding[index]] if probability >= threshold else None     # which head fired, if flagged
             evidence_faces.append({"box": face.box, "score": round(float(probability), 4), "frame": face.frame,
                                    "time": _seconds(face.time),
                                    "kind": kind,
@@ -158,16 +158,15 @@ class FaceForgeryDetector(Detector):
         ranges = _merge([r for t in counted for r in t["suspicious_ranges"]])
         return score, track_rows, ranges
 
-    def heatmap(self, crop: np.ndarray, unit: torch.Tensor, column: int = 0) -> str:
-        """Grad-CAM of the logit that scored the face (output `column`: 0 = synthetic, the larger head) on the last
-        feature map, overlaid on the crop; base64 PNG."""
+    def heatmap(self, crop: np.ndarray, unit: torch.Tensor, head: int) -> str:
+        """Grad-CAM of the logit of the head that scored the face (index into HEADS) on the last feature map,
+        overlaid on the crop; base64 PNG."""
         device = next(self.net.parameters()).device
         with torch.inference_mode(False), torch.enable_grad():
             x = unit.detach().clone().unsqueeze(0).to(device)
             features = self.net.features(x)
             features.retain_grad()
-            logits = self.net.heads(features)[0]                      # head logits: output columns 1, 2
-            (logits.max() if column == 0 else logits[column - 1]).backward()
+            self.net.heads(features)[0, head].backward()
             weights = features.grad.mean(dim=(2, 3), keepdim=True)
             cam = torch.relu((weights * features).sum(dim=1))[0].detach().float().cpu().numpy()
         self.net.zero_grad(set_to_none=True)
