@@ -49,8 +49,9 @@ def frame_index(frame: np.ndarray) -> int:
 
 def write_video(path: Path, codec: str, container_format: str | None = None, frames: int = 20, fps: int = 10,
                 size: tuple[int, int] = (64, 48), gop: int | None = None, rotation: int | None = None,
-                with_audio: bool = False, target=None, draw=index_frame) -> Path:
-    """Encode `frames` frames from `draw(index, width, height)` with PyAV; optionally AAC audio and a rotation."""
+                audio: np.ndarray | None = None, target=None, draw=index_frame) -> Path:
+    """Encode `frames` frames from `draw(index, width, height)` with PyAV; optionally a rotation and a soundtrack
+    (`audio`: 16 kHz mono samples, shape (samples, 1), encoded as AAC)."""
     out = av.open(target if target is not None else str(path), "w", format=container_format)
     with out:
         video = out.add_stream(codec, rate=fps)
@@ -60,7 +61,7 @@ def write_video(path: Path, codec: str, container_format: str | None = None, fra
             video.codec_context.gop_size = gop
         if rotation is not None:
             video.set_display_rotation(rotation)
-        audio = out.add_stream("aac", rate=16000, layout="mono") if with_audio else None
+        soundtrack = out.add_stream("aac", rate=16000, layout="mono") if audio is not None else None
         for index in range(frames):
             frame = av.VideoFrame.from_ndarray(draw(index, *size), format="rgb24")
             frame.pts, frame.time_base = index, Fraction(1, fps)
@@ -68,8 +69,8 @@ def write_video(path: Path, codec: str, container_format: str | None = None, fra
                 out.mux(packet)
         for packet in video.encode(None):
             out.mux(packet)
-        if audio is not None:
-            _encode_audio(out, audio, tone(frames / fps, 16000), 16000, "mono")
+        if soundtrack is not None:
+            _encode_audio(out, soundtrack, audio, 16000, "mono")
     return path
 
 
@@ -166,12 +167,12 @@ def sample_media(tmp_path_factory) -> dict[str, Path]:
 
     # Video: 20 frames at 10 fps = 2 s unless stated.
     files["mp4_h264"] = write_video(root / "h264.mp4", "libx264", "mp4")
-    files["mp4_mpeg4_with_audio"] = write_video(root / "mpeg4.mp4", "mpeg4", "mp4", with_audio=True)
+    files["mp4_mpeg4_with_audio"] = write_video(root / "mpeg4.mp4", "mpeg4", "mp4", audio=tone(2, 16000))
     files["mov"] = write_video(root / "clip.mov", "libx264", "mov")
     files["mkv"] = write_video(root / "clip.mkv", "libx264", "matroska")
     files["webm"] = write_video(root / "clip.webm", "libvpx", "webm")
     files["avi"] = write_video(root / "clip.avi", "mpeg4", "avi")
-    files["mpeg_ts"] = write_video(root / "clip.ts", "libx264", "mpegts", with_audio=True)
+    files["mpeg_ts"] = write_video(root / "clip.ts", "libx264", "mpegts", audio=tone(2, 16000))
     ts = files["mpeg_ts"].read_bytes()               # M2TS (AVCHD, Blu-ray): a 4-byte timecode before each packet
     files["m2ts"] = root / "clip.m2ts"
     files["m2ts"].write_bytes(b"".join(b"\x00\x00\x00\x00" + ts[i:i + 188] for i in range(0, len(ts), 188)))

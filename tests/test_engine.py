@@ -99,6 +99,27 @@ def test_a_failing_prepare_is_reported_on_that_item(tiny):
     assert isinstance(done[0].outcome, Finding) and isinstance(done[2].outcome, Finding)
 
 
+def test_side_work_on_an_item_is_batched_with_other_items_and_fails_alone(tmp_path, tiny):
+    bundle = ModelBundle(name="other", path=tmp_path, config={"version": "o1"},
+                         calibration=Calibration("temperature", {"temperature": 1.0}))
+    other = type("Other", (MeanBrightness,), {"name": "other"})(bundle, torch.device("cpu"))
+
+    def prepare(item):
+        main, side = item
+        job = Job(meta=item, side={"extra": (other, other.preprocess(side))} if side else {})
+        if main:
+            job.detector, job.prepared = tiny, tiny.preprocess(main)
+        return job
+
+    items = [([1], [5, 6]), ([2], []), ([], [7, 8]), ([3], [float("nan")]), ([], [])]
+    done = {d.index: d for d in Engine(EngineConfig(batch_size=2, threads=1)).run(items, prepare)}
+    assert done[0].outcome.evidence["units"] == [1.0] and done[0].side["extra"].evidence["units"] == [5.0, 6.0]
+    assert done[1].side == {} and done[2].outcome is None and done[2].side["extra"].evidence["units"] == [7.0, 8.0]
+    assert isinstance(done[3].outcome, Finding) and isinstance(done[3].side["extra"], RuntimeError)
+    assert done[4].outcome is None and done[4].side == {}
+    assert tiny.batches == [2, 1] and other.batches == [2, 2, 1]      # units of different items share batches
+
+
 def test_runs_under_inference_mode(tiny):
     flags = []
     original = tiny.forward

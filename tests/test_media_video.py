@@ -112,6 +112,28 @@ def test_video_with_no_decodable_frames(sample_media):
     assert error.value.code == "corrupt" and error.value.message == "no decodable video frames"
 
 
+def test_soundtrack_is_decoded_with_the_frames(sample_media):
+    with_audio = decode(MediaInput.from_path(sample_media["mp4_mpeg4_with_audio"]), Limits())
+    assert with_audio.soundtrack.duration == pytest.approx(2.0, abs=0.1) and with_audio.soundtrack_error is None
+    assert with_audio.soundtrack.sample_rate == 16_000 and with_audio.soundtrack.samples.dtype == np.float32
+    silent = decode(MediaInput.from_path(sample_media["mp4_h264"]), Limits())
+    assert silent.soundtrack is None and silent.soundtrack_error is None
+
+
+def test_a_bad_soundtrack_is_reported_and_the_frames_still_decode(sample_media):
+    media = decode(MediaInput.from_path(sample_media["mpeg_ts"]), Limits(max_audio_seconds=1.0))
+    assert len(media.frames) == 20 and media.soundtrack is None
+    assert media.soundtrack_error.startswith("audio lasts 2.")
+
+    data = bytearray(sample_media["mp4_mpeg4_with_audio"].read_bytes())
+    with av.open(str(sample_media["mp4_mpeg4_with_audio"])) as container:
+        packets = [(p.pos, p.size) for p in container.demux(container.streams.audio[0]) if p.size]
+    for position, size in packets:
+        data[position:position + size] = bytes(size)
+    damaged = decode(MediaInput.from_bytes(bytes(data)), Limits())
+    assert len(damaged.frames) == 20 and damaged.soundtrack is None and damaged.soundtrack_error
+
+
 def test_video_from_bytes_matches_video_from_path(sample_media):
     path = sample_media["webm"]
     from_bytes = decode(MediaInput.from_bytes(path.read_bytes()), Limits(video_frames=5))

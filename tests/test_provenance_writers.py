@@ -14,7 +14,7 @@ import numpy as np
 import pypdf
 import pytest
 import soundfile as sf
-from conftest import text_pdf, write_video
+from conftest import text_pdf, tone, write_video
 from PIL import Image, PngImagePlugin
 
 from detector.cli import main as cli_main
@@ -41,7 +41,8 @@ def make_video(path: Path, seconds: float = 1.0, size=(64, 48), fps: int = 10) -
         picture[:, : width // 2] = PICTURE[:height, : width // 2]
         return picture
 
-    write_video(path, "libx264", frames=int(seconds * fps), fps=fps, size=size, with_audio=True, draw=draw)
+    write_video(path, "libx264", frames=int(seconds * fps), fps=fps, size=size, audio=tone(seconds, 16000),
+                draw=draw)
 
 
 @pytest.fixture(scope="module")

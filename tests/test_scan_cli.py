@@ -101,6 +101,18 @@ def test_cli_recursive_stdin_and_table(mixed_inputs, tmp_path):
     assert table[3].startswith("caveat, face-forgery ")                     # the shipped card's warning, once
 
 
+def test_cli_table_gives_a_videos_soundtrack_its_own_row(tmp_path):
+    from conftest import tone, write_video
+
+    video = write_video(tmp_path / "clip.mp4", "libx264", "mp4", frames=30, fps=10, audio=tone(3, 16000))
+    proc = run_cli("scan", str(video))
+    table = proc.stdout.decode().splitlines()
+    assert proc.returncode == 0 and len(table) == 5, table
+    assert table[1].startswith("not_applicable") and "video" in table[1] and "(no face found)" in table[1]
+    assert table[2].startswith("not_applicable") and f"{video} (soundtrack)" in table[2] and "no speech" in table[2]
+    assert table[3].startswith("caveat, face-forgery ") and table[4].startswith("caveat, synthetic-voice ")
+
+
 @pytest.mark.parametrize("args", [["scan"], ["scan", "--batch-size", "0", "x"], ["scan", "--device", "tpu", "x"],
                                   ["scan", "--synthetic-threshold", "1.5", "x"], ["nonsense"]])
 def test_cli_usage_errors_exit_2(args):

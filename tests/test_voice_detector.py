@@ -23,6 +23,7 @@ from detector.engine.interface import Finding, NotApplicable
 from detector.media import AudioMedia
 from detector.metrics import auc
 from detector.scan import Scanner
+from conftest import tone, write_audio_av, write_video
 from training.voice_data import augment, band_limit, codec_round_trip, load_audio, read_dev_speech, split_of
 
 MODELS = PROJECT_ROOT / "models"
@@ -241,3 +242,26 @@ def test_bad_inputs_through_the_scan_never_crash_the_batch(bad_inputs):
     assert results["corrupt.mp3"].verdict != "error" or results["corrupt.mp3"].error_code != "internal"
     assert results["three-minutes.wav"].verdict == "error" and "limit" in results["three-minutes.wav"].reason
     assert all(r.error_code != "internal" for r in results.values())
+
+
+def test_a_videos_soundtrack_is_scored_as_its_audio_would_be(tmp_path, held_out):
+    speech = held_out[0][1][: 8 * RATE]
+    video = write_video(tmp_path / "talk.mp4", "libx264", "mp4", frames=16, fps=2, audio=speech[:, None])
+    audio = write_audio_av(tmp_path / "talk.m4a", "aac", "mp4", speech[:, None], RATE)
+    silent = write_video(tmp_path / "silent.mp4", "libx264", "mp4", frames=16, fps=2)
+    hum = write_video(tmp_path / "hum.mp4", "libx264", "mp4", frames=16, fps=2, audio=tone(8, RATE, frequency=50))
+    scanner = Scanner(ScanConfig(models_dir=MODELS))
+    talk, alone, no_audio, humming = scanner.scan([video, audio, silent, hum])
+    assert talk.modality == "video" and talk.verdict == "not_applicable" and talk.reason == "no face found"
+    soundtrack = talk.evidence["soundtrack"]
+    assert soundtrack["model"] == alone.model and soundtrack["verdict"] == alone.verdict
+    assert soundtrack["score"] == pytest.approx(alone.score, abs=1e-4)
+    assert soundtrack["evidence"]["windows_scored"] == alone.evidence["windows_scored"] >= 2
+    assert no_audio.evidence["soundtrack"] == {"verdict": "not_applicable", "reason": "the video has no audio stream"}
+    assert humming.evidence["soundtrack"]["verdict"] == "not_applicable"
+    assert "no speech" in humming.evidence["soundtrack"]["reason"]
+    json.dumps(talk.to_dict())
+
+    too_long, = Scanner(ScanConfig(limits=Limits(max_audio_seconds=4.0), models_dir=MODELS)).scan([video])
+    assert too_long.verdict == "not_applicable" and too_long.evidence["soundtrack"]["verdict"] == "error"
+    assert "over the limit" in too_long.evidence["soundtrack"]["reason"]

@@ -201,7 +201,11 @@ def test_evidence_is_drawn(page, service):
                               0.9),
     }
     answers["clip.mp4"] = _result("video", {"faces": [], "suspicious_ranges": [], "tracks": [
-        {"track": 0, "faces": 8, "score": 0.31, "start": 0.5, "end": 3.0, "heads": {"face_swap": 0.2, "gan": 0.95}}]},
+        {"track": 0, "faces": 8, "score": 0.31, "start": 0.5, "end": 3.0, "heads": {"face_swap": 0.2, "gan": 0.95}}],
+        "soundtrack": {"verdict": "synthetic", "score": 0.87, "reason": None,
+                       "model": {"name": "synthetic-voice", "version": "1", "caveat": "weak on unseen TTS"},
+                       "evidence": {"duration_seconds": 3.0,
+                                    "suspicious_segments": [{"start": 1.0, "end": 3.0, "score": 0.87}]}}},
         0.31)
     text = "First sentence is human. Second sentence sounds generated."
     answers["<text>"] = _result("text", {"spans": [{"start": 0, "end": 24, "score": 0.1},
@@ -221,7 +225,7 @@ def test_evidence_is_drawn(page, service):
         {"name": "clip.mp4", "mimeType": "video/mp4", "buffer": mp4_bytes()}])
     page.fill("#text-input", text)
     page.click("#scan-text")
-    page.wait_for_function("document.querySelectorAll('.result .verdict').length === 4")
+    page.wait_for_function("document.querySelectorAll('.result .summary .verdict').length === 4")
 
     face_card = page.locator(".result", has=page.locator("h3", has_text="face.png"))
     assert "1 face box" in face_card.locator("canvas").get_attribute("aria-label")
@@ -239,6 +243,11 @@ def test_evidence_is_drawn(page, service):
     video_card = page.locator(".result", has=page.locator("h3", has_text="clip.mp4"))
     assert video_card.locator("ul.tracks li").inner_text() == \
         "Face 1, 0.5–3 s (8 frames): 31%; heads: face swap 20%, gan 95%"
+    assert video_card.locator("p.soundtrack").inner_text() == \
+        "Soundtrack: synthetic, 87.0% likely synthetic (synthetic-voice 1)"
+    assert "Voice model caveat: weak on unseen TTS" in video_card.inner_text()
+    assert video_card.locator("canvas[aria-label^='Suspicious soundtrack']").get_attribute("aria-label") == \
+        "Suspicious soundtrack segments: 1–3 s"
 
     text_card = page.locator(".result", has=page.locator("h3", has_text="Pasted text"))
     assert text_card.locator("mark.suspicious").inner_text() == "Second sentence sounds "   # its last 10 unread

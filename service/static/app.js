@@ -243,6 +243,28 @@ function drawVideo(card, evidence) {
     }
     card.append(strip);
   }
+  if (evidence.soundtrack) drawSoundtrack(card, evidence.soundtrack);
+}
+
+// The voice detector's own verdict on a video's soundtrack, with the segments it scored synthetic.
+function drawSoundtrack(card, soundtrack) {
+  const line = el("p", { className: "soundtrack" });
+  line.append("Soundtrack: ", el("span", { className: `verdict ${soundtrack.verdict}`,
+                                          textContent: soundtrack.verdict.replace("_", " ") }));
+  if (soundtrack.score !== null && soundtrack.score !== undefined) {
+    line.append(`, ${(100 * soundtrack.score).toFixed(1)}% likely synthetic`);
+  }
+  if (soundtrack.model) line.append(` (${soundtrack.model.name} ${soundtrack.model.version})`);
+  card.append(line);
+  if (soundtrack.reason) card.append(el("p", { className: "reasons", textContent: soundtrack.reason }));
+  if (soundtrack.model && soundtrack.model.caveat) {
+    card.append(el("p", { className: "caveat", textContent: `Voice model caveat: ${soundtrack.model.caveat}` }));
+  }
+  const evidence = soundtrack.evidence || {};
+  if (evidence.duration_seconds) {
+    card.append(timeline(evidence.suspicious_segments || [], evidence.duration_seconds,
+                         "Suspicious soundtrack segments"));
+  }
 }
 
 // Waveform of the uploaded audio with suspicious segments shaded; window scores as a line when explained.

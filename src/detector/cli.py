@@ -135,16 +135,22 @@ def _print_table(results: Iterator[ScanResult]) -> None:
     print(f"{'VERDICT':<15}{'SCORE':>7}  {'MODALITY':<9}{'LABEL':<10}PATH / REASON")
     caveats: dict[str, str] = {}
     for r in results:
-        score = f"{r.score:.3f}" if r.score is not None else "-"
         category = (r.provenance or {}).get("category") or "-"
-        line = f"{r.verdict:<15}{score:>7}  {r.modality or '-':<9}{category:<10}{r.path}"
-        if r.reason:
-            line += f"  ({r.reason})"
-        print(line, flush=True)
-        if r.model and r.model.get("caveat"):
-            caveats[f"{r.model['name']} {r.model['version']}"] = r.model["caveat"]
+        _print_row(r.verdict, r.score, r.modality or "-", category, r.path, r.reason, r.model, caveats)
+        soundtrack = r.evidence.get("soundtrack") if r.modality == "video" else None
+        if soundtrack:
+            _print_row(soundtrack["verdict"], soundtrack.get("score"), "audio", "-", f"{r.path} (soundtrack)",
+                       soundtrack.get("reason"), soundtrack.get("model"), caveats)
     for model, caveat in caveats.items():
         print(f"caveat, {model}: {caveat}")
+
+
+def _print_row(verdict: str, score: float | None, modality: str, category: str, path: str, reason: str | None,
+               model: dict | None, caveats: dict[str, str]) -> None:
+    line = f"{verdict:<15}{f'{score:.3f}' if score is not None else '-':>7}  {modality:<9}{category:<10}{path}"
+    print(line + (f"  ({reason})" if reason else ""), flush=True)
+    if model and model.get("caveat"):
+        caveats[f"{model['name']} {model['version']}"] = model["caveat"]
 
 
 def _models_table(models_dir: Path | None = None) -> str:

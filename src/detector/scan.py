@@ -14,10 +14,10 @@ from typing import Any, Iterable, Iterator, Protocol
 from . import provenance
 from .config import ScanConfig
 from .engine import registry
-from .engine.interface import Detector, Finding, NotApplicable
+from .engine.interface import Detector, Finding, NotApplicable, Prepared
 from .engine.runner import Done, Engine, Job
 from .media import SNIFF_BYTES, MediaError, MediaInput, decode, read_bytes, sniff
-from .media.types import DecodedMedia
+from .media.types import DecodedMedia, VideoMedia
 from .report import ScanResult
 
 
@@ -40,6 +40,8 @@ class _ItemState:
     hooked: list = field(default_factory=list)          # one `inspect` value per hook
     detector: Detector | None = None
     result: ScanResult | None = None           # set when the item is finished before reaching a model
+    side: dict[str, tuple[Detector, Prepared]] = field(default_factory=dict)   # more models on the item
+    side_reports: dict[str, dict] = field(default_factory=dict)    # side parts settled without a model
 
 
 class Scanner:
@@ -95,29 +97,52 @@ class Scanner:
         state.hooked = [hook.inspect(data, media) for hook in self.hooks]
         if media is None:
             return Job(meta=state)
+        if isinstance(media, VideoMedia):
+            self._prepare_soundtrack(state, media)
         spec = registry.for_modality(media.modality)
         if spec is None:
             state.result = self._result(state, NotApplicable(f"no detector is registered for {media.modality}"))
-            return Job(meta=state)
+            return Job(meta=state, side=state.side)
         detector = registry.load(spec, self.config.models_dir, self.engine.device)
         if isinstance(detector, NotApplicable):
             state.result = self._result(state, detector)
-            return Job(meta=state)
+            return Job(meta=state, side=state.side)
         state.detector = detector
         prepared = detector.preprocess(media)
         if isinstance(prepared, NotApplicable):
             state.result = self._result(state, prepared)
-            return Job(meta=state)
-        return Job(meta=state, detector=detector, prepared=prepared)
+            return Job(meta=state, side=state.side)
+        return Job(meta=state, detector=detector, prepared=prepared, side=state.side)
+
+    def _prepare_soundtrack(self, state: _ItemState, video: VideoMedia) -> None:
+        """A video's soundtrack goes to the audio detector too; its finding is reported in the video's evidence."""
+        if video.soundtrack_error is not None:
+            state.side_reports["soundtrack"] = {"verdict": "error", "reason": video.soundtrack_error}
+            return
+        if video.soundtrack is None:
+            state.side_reports["soundtrack"] = {"verdict": "not_applicable", "reason": "the video has no audio stream"}
+            return
+        spec = registry.for_modality("audio")
+        detector = registry.load(spec, self.config.models_dir, self.engine.device) if spec else None
+        if detector is None or isinstance(detector, NotApplicable):
+            reason = detector.reason if detector else "no detector is registered for audio"
+            state.side_reports["soundtrack"] = {"verdict": "not_applicable", "reason": reason}
+            return
+        prepared = detector.preprocess(video.soundtrack)
+        if isinstance(prepared, NotApplicable):
+            state.side_reports["soundtrack"] = _report(self._result(state, prepared, detector=detector))
+            return
+        state.side["soundtrack"] = (detector, prepared)
 
     def _finish(self, done: Done) -> ScanResult:
         state: _ItemState = done.meta          # `_prepare` never raises: its failures are in state.result
         if state.result is not None:
             result = state.result
-        elif isinstance(done.outcome, Exception):
-            result = self._result(state, None, error=f"detector failed: {done.outcome!r}")
         else:
             result = self._result(state, done.outcome)
+        for name, outcome in done.side.items():
+            state.side_reports[name] = _report(self._result(state, outcome, detector=state.side[name][0]))
+        result.evidence.update(state.side_reports)
         if state.findings:
             result.provenance = provenance.decide(state.findings, result.score,
                                                   result.verdict if result.score is not None else None,
@@ -127,12 +152,15 @@ class Scanner:
         result.elapsed_ms = round((time.perf_counter() - state.started) * 1000, 2)
         return result
 
-    def _result(self, state: _ItemState, outcome: Finding | NotApplicable | None,
-                error: str | None = None) -> ScanResult:
-        detector = state.detector
+    def _result(self, state: _ItemState, outcome: Finding | NotApplicable | Exception | None,
+                error: str | None = None, detector: Detector | None = None) -> ScanResult:
+        """The result of `outcome` from `detector` (the item's own by default)."""
+        detector = detector or state.detector
         model = detector.identity() if detector else None
         result = ScanResult(path=state.source.source, modality=state.modality, verdict="error",
                             model=model, sha256=state.sha256)
+        if isinstance(outcome, Exception):
+            error = f"detector failed: {outcome!r}"
         if error is not None:
             result.reason, result.error_code = error, "internal"
         elif isinstance(outcome, NotApplicable):
@@ -154,6 +182,12 @@ class Scanner:
 
 def scan(inputs: Iterable[MediaInput | str | Path], config: ScanConfig | None = None) -> list[ScanResult]:
     return Scanner(config).scan(inputs)
+
+
+def _report(result: ScanResult) -> dict:
+    """A side part's result as it appears in the item's evidence: what a result says about the content."""
+    return {"verdict": result.verdict, "score": result.score, "reason": result.reason, "model": result.model,
+            "evidence": result.evidence}
 
 
 def _as_input(item: MediaInput | str | Path) -> MediaInput:

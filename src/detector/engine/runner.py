@@ -2,7 +2,8 @@
 
 Items are prepared (decoded, preprocessed) in worker threads running ahead of the model; their units are grouped per
 detector into batches of up to `batch_size`, run once under inference mode (autocast + channels_last on CUDA), and
-scattered back. An item is summarized as soon as all its units are scored. Failures stay with their item or batch.
+scattered back. An item may need several detectors (a video's faces and its soundtrack); it is summarized as soon as
+all its units are scored. Failures stay with their item or batch.
 """
 
 from __future__ import annotations
@@ -27,27 +28,39 @@ BatchObserver = Callable[[str, int, float], None]      # (detector name, batch s
 
 @dataclass
 class Job:
-    """What `prepare` returns for one item. Without a detector the item needs no model work."""
+    """What `prepare` returns for one item. Without a detector or side work the item needs no model work."""
 
     meta: Any                                     # the caller's per-item state, passed through untouched
     detector: Detector | None = None
     prepared: Prepared | None = None
+    # more models on the same item, by name (a video's soundtrack): batched with other items' units of that model
+    side: dict[str, tuple[Detector, Prepared]] = field(default_factory=dict)
+
+    def parts(self) -> list[tuple[str | None, Detector, Prepared]]:
+        """(name, detector, prepared) per model to run; the main one is named None."""
+        main = [(None, self.detector, self.prepared)] if self.detector and self.prepared is not None else []
+        return main + [(name, detector, prepared) for name, (detector, prepared) in self.side.items()]
+
+
+Outcome = Finding | NotApplicable | Exception
 
 
 @dataclass
 class Done:
     index: int
     meta: Any
-    outcome: Finding | NotApplicable | Exception | None
+    outcome: Outcome | None                       # the main detector's
+    side: dict[str, Outcome] = field(default_factory=dict)
 
 
 @dataclass
 class _Pending:
     index: int
     job: Job
-    outputs: list[torch.Tensor | None] = field(default_factory=list)
-    remaining: int = 0
-    failed: Exception | None = None
+    parts: list[tuple[str | None, Detector, Prepared]]
+    outputs: list[list[torch.Tensor | None]]      # per part, per unit
+    remaining: int                                # units of all parts not yet scored
+    failed: dict[int, Exception] = field(default_factory=dict)     # part index -> its failed batch's error
 
 
 def keep_freed_memory() -> None:
@@ -89,7 +102,7 @@ class Engine:
         """Yield one Done per item, in completion order (callers reorder by `index`)."""
         workers = max(1, self.config.prefetch_workers)
         window = max(2 * workers, self.config.batch_size)
-        queues: dict[str, deque[tuple[_Pending, int, Any]]] = {}
+        queues: dict[str, deque[tuple[_Pending, int, int, Any]]] = {}   # (item, part, unit index, unit)
         detectors: dict[str, Detector] = {}
         with ThreadPoolExecutor(workers, thread_name_prefix="prepare") as pool:
             futures: deque[tuple[int, Future]] = deque()
@@ -111,19 +124,21 @@ class Engine:
                 except Exception as exc:               # prepare must not take the batch down
                     yield Done(index, None, exc)
                     continue
-                if job.detector is None or job.prepared is None:
+                parts = job.parts()
+                if not parts:
                     yield Done(index, job.meta, None)
                     continue
-                pending = _Pending(index, job, [None] * len(job.prepared.units), len(job.prepared.units))
+                pending = _Pending(index, job, parts, [[None] * len(p.units) for _, _, p in parts],
+                                   sum(len(p.units) for _, _, p in parts))
                 if pending.remaining == 0:
                     yield self._summarize(pending)
                     continue
-                name = job.detector.name
-                detectors[name] = job.detector
-                queue = queues.setdefault(name, deque())
-                queue.extend((pending, i, unit) for i, unit in enumerate(job.prepared.units))
-                while len(queue) >= self.config.batch_size:
-                    yield from self._run_batch(detectors[name], queue)
+                for part, (_, detector, prepared) in enumerate(parts):
+                    detectors[detector.name] = detector
+                    queue = queues.setdefault(detector.name, deque())
+                    queue.extend((pending, part, i, unit) for i, unit in enumerate(prepared.units))
+                    while len(queue) >= self.config.batch_size:
+                        yield from self._run_batch(detector, queue)
             for name, queue in queues.items():
                 while queue:
                     yield from self._run_batch(detectors[name], queue)
@@ -132,16 +147,16 @@ class Engine:
         slots = [queue.popleft() for _ in range(min(self.config.batch_size, len(queue)))]
         started = time.perf_counter()
         try:
-            outputs = self.forward(detector, [unit for _, _, unit in slots])
-        except Exception as exc:                       # a failed batch fails only its own items
+            outputs = self.forward(detector, [unit for _, _, _, unit in slots])
+        except Exception as exc:                       # a failed batch fails only its own items' parts
             outputs = None
-            for pending, _, _ in slots:
-                pending.failed = exc
+            for pending, part, _, _ in slots:
+                pending.failed[part] = exc
         if self.observer is not None:
             self.observer(detector.name, len(slots), time.perf_counter() - started)
-        for row, (pending, unit_index, _) in enumerate(slots):
+        for row, (pending, part, unit_index, _) in enumerate(slots):
             if outputs is not None:
-                pending.outputs[unit_index] = outputs[row]
+                pending.outputs[part][unit_index] = outputs[row]
             pending.remaining -= 1
             if pending.remaining == 0:
                 yield self._summarize(pending)
@@ -161,14 +176,17 @@ class Engine:
         return torch.autocast("cuda", dtype=dtype)
 
     def _summarize(self, pending: _Pending) -> Done:
-        job = pending.job
-        if pending.failed is not None:
-            return Done(pending.index, job.meta, pending.failed)
-        try:
-            outcome = job.detector.summarize(job.prepared, pending.outputs, self.config.explain)
-        except Exception as exc:
-            outcome = exc
-        return Done(pending.index, job.meta, outcome)
+        outcomes: dict[str | None, Outcome] = {}
+        for part, (name, detector, prepared) in enumerate(pending.parts):
+            if part in pending.failed:
+                outcomes[name] = pending.failed[part]
+                continue
+            try:
+                outcomes[name] = detector.summarize(prepared, pending.outputs[part], self.config.explain)
+            except Exception as exc:
+                outcomes[name] = exc
+        main = outcomes.pop(None, None)
+        return Done(pending.index, pending.job.meta, main, outcomes)
 
 
 def pad_rows(batch: torch.Tensor, rows: int) -> torch.Tensor:

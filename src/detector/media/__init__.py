@@ -10,7 +10,7 @@ from pathlib import Path
 
 from detector.config import Limits
 from detector.media.audio import decode_audio
-from detector.media.errors import ErrorCode, MediaError
+from detector.media.errors import ErrorCode, MediaError, decoding_error
 from detector.media.image import decode_image
 from detector.media.pdf import decode_pdf
 from detector.media.sniff import SNIFF_BYTES, sniff
@@ -74,10 +74,8 @@ def decode(inp: MediaInput, limits: Limits, sniffed: Sniffed | None = None) -> D
         return _decode(inp, limits, sniffed)
     except MediaError:
         raise
-    except MemoryError as exc:
-        raise MediaError("too_large", "not enough memory to decode this input") from exc
     except Exception as exc:  # noqa: BLE001 - third-party decoders raise anything on hostile bytes
-        raise MediaError("corrupt", f"could not decode: {type(exc).__name__}: {exc}") from exc
+        raise decoding_error(exc) from exc
 
 
 def _decode(inp: MediaInput, limits: Limits, kind: Sniffed | None) -> DecodedMedia:

@@ -15,3 +15,12 @@ class MediaError(Exception):
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
+
+
+def decoding_error(exc: Exception) -> MediaError:
+    """Any failure while decoding, as a MediaError: third-party decoders raise anything on hostile bytes."""
+    if isinstance(exc, MediaError):
+        return exc
+    if isinstance(exc, MemoryError):
+        return MediaError("too_large", "not enough memory to decode this input")
+    return MediaError("corrupt", f"could not decode: {type(exc).__name__}: {exc}")

@@ -43,16 +43,6 @@ class ImageMedia:
 
 
 @dataclass
-class VideoMedia:
-    frames: list[np.ndarray]         # sampled frames, H x W x 3 uint8
-    timestamps: list[float]          # seconds, one per frame
-    duration: float
-    fps: float
-    format: str                      # mp4 | mov | mkv | webm | avi
-    modality: Modality = "video"
-
-
-@dataclass
 class AudioMedia:
     samples: np.ndarray              # mono float32 in [-1, 1] at AUDIO_RATE
     duration: float
@@ -61,6 +51,18 @@ class AudioMedia:
     format: str                      # wav | flac | ogg | mp3 | m4a | aac | opus
     sample_rate: int = AUDIO_RATE
     modality: Modality = "audio"
+
+
+@dataclass
+class VideoMedia:
+    frames: list[np.ndarray]         # sampled frames, H x W x 3 uint8
+    timestamps: list[float]          # seconds, one per frame
+    duration: float
+    fps: float
+    format: str                      # mp4 | mov | mkv | webm | avi
+    soundtrack: AudioMedia | None = None      # the first audio stream, decoded as audio files are
+    soundtrack_error: str | None = None       # why a soundtrack that is there could not be decoded
+    modality: Modality = "video"
 
 
 @dataclass

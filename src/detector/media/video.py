@@ -1,4 +1,5 @@
-"""Video: a fixed number of frames sampled evenly over the duration, streamed with PyAV (never the whole video)."""
+"""Video: a fixed number of frames sampled evenly over the duration, streamed with PyAV (never the whole video),
+and the soundtrack decoded as an audio file is."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import av
 import numpy as np
 
 from detector.config import Limits
+from detector.media.audio import decode_audio
 from detector.media.container import container_error, open_container
-from detector.media.errors import MediaError
+from detector.media.errors import MediaError, decoding_error
 from detector.media.image import check_pixels
 from detector.media.types import VideoMedia
 
@@ -33,6 +35,7 @@ def _decode_video(source: Path | bytes, video_format: str, limits: Limits) -> Vi
         fps = float(stream.average_rate or stream.guessed_rate or 0.0)
         start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
         duration = _declared_duration(container, stream)
+        has_audio = bool(container.streams.audio)
     if duration is None:
         duration = _duration_from_packets(source, limits)
     if duration > limits.max_video_seconds:
@@ -49,13 +52,19 @@ def _decode_video(source: Path | bytes, video_format: str, limits: Limits) -> Vi
         picked = _sample_sequentially(source, start, fps, targets, tolerance, limits)
     if not picked:
         raise MediaError("corrupt", "no decodable video frames")
-    return VideoMedia(
+    media = VideoMedia(
         frames=[frame for _, frame in picked],
         timestamps=[round(t, 6) for t, _ in picked],
         duration=duration,
         fps=fps,
         format=video_format,
     )
+    if has_audio:
+        try:
+            media.soundtrack = decode_audio(source, video_format, limits)
+        except Exception as exc:  # noqa: BLE001 - the frames still count: a bad soundtrack is reported with them
+            media.soundtrack_error = decoding_error(exc).message
+    return media
 
 
 def _video_stream(container: av.container.InputContainer) -> av.VideoStream:
