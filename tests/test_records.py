@@ -478,6 +478,23 @@ def test_voice_consent_registry(records, dev_data, tmp_path):
     assert registered["model"] == "resemblyzer_ge2e_v1"
     assert records.check_consent(second.read_bytes())["all_consented"]
     assert not records.check_consent(speech[2].read_bytes())["all_consented"]
+
+    # the same voice as a video's soundtrack (the frames show no face): checked when the soundtrack's verdict is
+    # one the hook acts on, whatever the frames' verdict
+    assert rate == 16_000
+    video = write_video(tmp_path / "talk.mp4", "libx264", "mp4", frames=int(2 * (len(samples) - half) / rate), fps=2,
+                        audio=samples[half:, None])
+    checked = records.check_consent(video.read_bytes())
+    assert checked["all_consented"] and [i["kind"] for i in checked["identities"]] == ["voice"]
+    hook = records.consent_checker(verdicts=("synthetic", "authentic", "uncertain"))
+    scanned = Scanner(hooks=[hook]).scan([video])[0]
+    assert scanned.verdict == "not_applicable" and scanned.evidence["soundtrack"]["verdict"] != "not_applicable"
+    assert scanned.evidence["consent"]["all_consented"] is True
+    silent = write_video(tmp_path / "silent.mp4", "libx264", "mp4", frames=8, fps=2)
+    with pytest.raises(RecordsError) as no_voice:
+        records.register_consent({"subject": "x", "kind": "voice", "scope": "s"}, silent.read_bytes())
+    assert no_voice.value.status == 400 and "speech" in no_voice.value.message
+
     records.withdraw_consent(registered["token"])
     assert not records.check_consent(second.read_bytes())["all_consented"]
 

@@ -96,12 +96,13 @@ def voice_embedding(samples: np.ndarray, sample_rate: int) -> np.ndarray | None:
 
 
 def embeddings_for(media: DecodedMedia) -> dict[str, list[np.ndarray]]:
-    """Face vectors of an image (or a few video frames) and the voice vector of audio."""
+    """Face vectors of an image (or a few video frames) and the voice vector of audio (or a video's soundtrack)."""
     if isinstance(media, ImageMedia):
         return {"face": face_embeddings(media.rgb)}
     if isinstance(media, VideoMedia):
         step = max(1, len(media.frames) // VIDEO_FACE_FRAMES)
-        return {"face": [v for frame in media.frames[::step][:VIDEO_FACE_FRAMES] for v in face_embeddings(frame)]}
+        faces = [v for frame in media.frames[::step][:VIDEO_FACE_FRAMES] for v in face_embeddings(frame)]
+        return {"face": faces, "voice": embeddings_for(media.soundtrack)["voice"] if media.soundtrack else []}
     if isinstance(media, AudioMedia):
         voice = voice_embedding(media.samples, media.sample_rate)
         return {"voice": [voice] if voice is not None else []}
@@ -120,8 +121,8 @@ def register(session: Session, now: datetime, *, subject: str, kind: str, data: 
     media = decode_upload(data, "the consent media")
     vectors = embeddings_for(media).get(kind)
     if vectors is None:
-        raise RecordsError(400, f"a {kind} consent needs {'an image or video' if kind == 'face' else 'audio'}, "
-                                f"not {media.modality}")
+        needs = "an image or video" if kind == "face" else "audio or video"
+        raise RecordsError(400, f"a {kind} consent needs {needs}, not {media.modality}")
     if kind == "face" and len(vectors) != 1:
         raise RecordsError(400, f"the image must show exactly one face; found {len(vectors)}")
     if kind == "voice" and not vectors:
@@ -196,8 +197,8 @@ def check_media(session: Session, media: DecodedMedia, now: datetime) -> dict:
 
 
 class ConsentChecker:
-    """Scanner hook: when an item is judged synthetic (a face swap or voice clone), say whether each depicted face
-    or voice has consent on record, under `result.evidence["consent"]`."""
+    """Scanner hook: when an item is judged synthetic (a face swap or voice clone; for a video, its faces or its
+    soundtrack), say whether each depicted face or voice has consent on record, under `result.evidence["consent"]`."""
 
     def __init__(self, engine: Engine, verdicts: tuple[str, ...] = ("synthetic",), clock: Clock = utcnow):
         self.engine = engine
@@ -209,7 +210,8 @@ class ConsentChecker:
         return media if isinstance(media, (ImageMedia, VideoMedia, AudioMedia)) else None
 
     def apply(self, result: ScanResult, media: DecodedMedia | None) -> None:
-        if media is None or result.verdict not in self.verdicts:
+        soundtrack = result.evidence.get("soundtrack") or {}
+        if media is None or (result.verdict not in self.verdicts and soundtrack.get("verdict") not in self.verdicts):
             return
         try:
             with transaction(self.engine) as session:
