@@ -373,6 +373,41 @@ def test_recipe_runs_end_to_end_on_public_layouts(tmp_path, domain_adversarial):
     assert detector.identity()["caveat"] == "fixture model"     # the recipe's caveat goes out with every verdict
 
 
+def test_an_ensemble_of_runs_scores_the_mean_of_their_logits_and_ships_as_one_bundle(tmp_path):
+    import torch
+
+    from detector.detectors.voice.model import SyntheticVoiceDetector
+    from detector.detectors.voice.network import SpoofNet
+    from detector.engine.bundle import ModelBundle
+    from detector.engine.calibration import Calibration
+    from training.export import export_bundle
+    from training.voice import RecipeConfig, ensemble_network
+
+    recipe = RecipeConfig(corpus=tmp_path, cache_dir=tmp_path, models_dir=tmp_path / "models", width=4, bands=64,
+                          max_frequency=4000.0)
+    singles = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        single = SpoofNet(width=4, bands=64, max_frequency=4000.0).eval()
+        (tmp_path / f"run-{seed}").mkdir()
+        torch.save(single.backend.state_dict(), tmp_path / f"run-{seed}" / "best.pt")
+        singles.append(single)
+    ensemble = ensemble_network(recipe, [tmp_path / "run-0", tmp_path / "run-1"]).eval()
+    waves = torch.from_numpy(np.stack([_voice_like(4.0, 0), _spoof_like(4.0, 1)]))
+    with torch.inference_mode():
+        expected = (singles[0](waves) + singles[1](waves)) / 2
+        assert torch.allclose(ensemble(waves), expected, atol=1e-5)
+        assert not torch.allclose(singles[0](waves), singles[1](waves), atol=1e-3)
+    export_bundle(recipe.models_dir, "synthetic-voice", config={"version": "e", "width": 4, "bands": 64,
+                                                               "max_frequency": 4000.0, "members": 2},
+                  calibration=Calibration("platt", {"a": 1.0, "b": 0.0}), card="fixture",
+                  state_dict=ensemble.state_dict())
+    detector = SyntheticVoiceDetector(ModelBundle.load("synthetic-voice", recipe.models_dir / "synthetic-voice"),
+                                      torch.device("cpu"))
+    with torch.inference_mode():                                   # fp16 weights in the bundle
+        assert torch.allclose(detector.network.eval()(waves), expected, atol=2e-2)
+
+
 def test_recalibrate_refits_the_shipped_bundle_on_the_configs_validation_files(tmp_path, monkeypatch):
     """--recalibrate keeps the weights, fits Platt scaling and the threshold on the config's validation files and
     saves them with the new version."""

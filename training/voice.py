@@ -373,6 +373,10 @@ def main() -> None:
     parser.add_argument("--recalibrate", metavar="VERSION",
                         help="refit the shipped bundle's calibration on this config's validation files (its weights "
                              "stay), save it as bundle VERSION and print the test metrics under it")
+    parser.add_argument("--ensemble", nargs="+", type=Path, metavar="RUN_DIR",
+                        help="score the mean of these runs' networks (each run's best.pt; runs of this config): "
+                             "calibrated on the validation files, reported on the test files (report.json in "
+                             "--out-dir when given)")
     args = parser.parse_args()
     raw_config = read_config(args.config)
     recipe = RecipeConfig(**{k: (Path(v) if k in ("corpus", "cache_dir", "models_dir", "asvspoof2019_la",
@@ -401,7 +405,28 @@ def main() -> None:
             write_config(bundle.path, {**bundle.config, "version": args.recalibrate})
         print(json.dumps(held_out_report(network, splits["test"], calibration), indent=1))
         return
+    if args.ensemble:
+        torch.set_num_threads(train_config.threads)
+        network = ensemble_network(recipe, args.ensemble)
+        calibration, val_rows = fit_calibration(network, splits["val"], recipe.target_fpr)
+        report = {"members": [str(run) for run in args.ensemble], "val": grouped_metrics(val_rows, calibration),
+                  **held_out_report(network, splits["test"], calibration)}
+        if args.out_dir:
+            args.out_dir.mkdir(parents=True, exist_ok=True)
+            (args.out_dir / "report.json").write_text(json.dumps(report, indent=2))
+        print(json.dumps(report, indent=1))
+        return
     run_recipe(recipe, train_config, splits, export=not args.no_export)
+
+
+def ensemble_network(recipe: RecipeConfig, run_dirs: list[Path]) -> SpoofNet:
+    """One network whose back end averages the best networks (`best.pt`) of several runs of `recipe`."""
+    network = SpoofNet(width=recipe.width, bands=recipe.bands, max_frequency=recipe.max_frequency,
+                       members=len(run_dirs))
+    members = network.backend.members if len(run_dirs) > 1 else [network.backend]
+    for member, run_dir in zip(members, run_dirs):
+        member.load_state_dict(torch.load(run_dir / "best.pt", map_location="cpu"))
+    return network
 
 
 def run_recipe(recipe: RecipeConfig, train_config: TrainConfig, splits: dict[str, list[Clip]],

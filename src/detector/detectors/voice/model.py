@@ -74,7 +74,7 @@ def aggregate(window_logits: np.ndarray) -> float:
 def load_network(bundle: ModelBundle) -> SpoofNet:
     config = bundle.config                                    # the export names the front end's band
     network = SpoofNet(width=int(config.get("width", 12)), bands=int(config["bands"]),
-                       max_frequency=float(config["max_frequency"]))
+                       max_frequency=float(config["max_frequency"]), members=int(config.get("members", 1)))
     network.load_state_dict(bundle.state_dict())
     return network
 

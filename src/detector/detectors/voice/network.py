@@ -84,13 +84,26 @@ class LCNN(nn.Module):
         return self.classify(self.embed(features))
 
 
-class SpoofNet(nn.Module):
-    """Waveform windows [B, T] at 16 kHz -> synthetic logits [B]."""
+class LCNNEnsemble(nn.Module):
+    """The mean logit of several LCNNs trained by one recipe with different seeds: runs of a recipe spread widely, and
+    averaging them lowers that variance without picking one."""
 
-    def __init__(self, width: int = 12, bands: int = N_BANDS, max_frequency: float = MAX_FREQUENCY):
+    def __init__(self, members: list[LCNN]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.stack([member(features) for member in self.members]).mean(dim=0)
+
+
+class SpoofNet(nn.Module):
+    """Waveform windows [B, T] at 16 kHz -> synthetic logits [B]; with `members` > 1 the back end is an ensemble."""
+
+    def __init__(self, width: int = 12, bands: int = N_BANDS, max_frequency: float = MAX_FREQUENCY, members: int = 1):
         super().__init__()
         self.frontend = LogFilterbank(bands, max_frequency)
-        self.backend = LCNN(width, bands)
+        self.backend = (LCNN(width, bands) if members == 1
+                        else LCNNEnsemble([LCNN(width, bands) for _ in range(members)]))
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.backend(self.frontend(wave))
