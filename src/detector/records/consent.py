@@ -95,18 +95,20 @@ def voice_embedding(samples: np.ndarray, sample_rate: int) -> np.ndarray | None:
         return encoder.embed_utterance(speech).astype(np.float32)
 
 
-def embeddings_for(media: DecodedMedia) -> dict[str, list[np.ndarray]]:
-    """Face vectors of an image (or a few video frames) and the voice vector of audio (or a video's soundtrack)."""
-    if isinstance(media, ImageMedia):
-        return {"face": face_embeddings(media.rgb)}
-    if isinstance(media, VideoMedia):
+def embeddings_for(media: DecodedMedia, kinds: tuple[str, ...] = KINDS) -> dict[str, list[np.ndarray]]:
+    """Face vectors of an image (or a few video frames) and the voice vector of audio (or a video's soundtrack), for
+    the `kinds` asked for that the media can hold."""
+    found: dict[str, list[np.ndarray]] = {}
+    if "face" in kinds and isinstance(media, ImageMedia):
+        found["face"] = face_embeddings(media.rgb)
+    if "face" in kinds and isinstance(media, VideoMedia):
         step = max(1, len(media.frames) // VIDEO_FACE_FRAMES)
-        faces = [v for frame in media.frames[::step][:VIDEO_FACE_FRAMES] for v in face_embeddings(frame)]
-        return {"face": faces, "voice": embeddings_for(media.soundtrack)["voice"] if media.soundtrack else []}
-    if isinstance(media, AudioMedia):
-        voice = voice_embedding(media.samples, media.sample_rate)
-        return {"voice": [voice] if voice is not None else []}
-    return {}
+        found["face"] = [v for frame in media.frames[::step][:VIDEO_FACE_FRAMES] for v in face_embeddings(frame)]
+    audio = media.soundtrack if isinstance(media, VideoMedia) else media
+    if "voice" in kinds and isinstance(media, (AudioMedia, VideoMedia)):
+        voice = voice_embedding(audio.samples, audio.sample_rate) if audio is not None else None
+        found["voice"] = [voice] if voice is not None else []
+    return found
 
 
 def register(session: Session, now: datetime, *, subject: str, kind: str, data: bytes, scope: str,
@@ -119,7 +121,7 @@ def register(session: Session, now: datetime, *, subject: str, kind: str, data: 
     if expires_at is not None and as_utc(expires_at) <= now:
         raise RecordsError(400, "the consent would already have expired")
     media = decode_upload(data, "the consent media")
-    vectors = embeddings_for(media).get(kind)
+    vectors = embeddings_for(media, (kind,)).get(kind)
     if vectors is None:
         needs = "an image or video" if kind == "face" else "audio or video"
         raise RecordsError(400, f"a {kind} consent needs {needs}, not {media.modality}")
