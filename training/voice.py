@@ -303,6 +303,13 @@ def held_out_report(network: SpoofNet, clips: list[Clip], calibration: Calibrati
             "test_codec_shift": codec_shift(network, clean_rows, calibration)}
 
 
+def calibrated_report(network: SpoofNet, splits: dict[str, list[Clip]], target_fpr: float) -> tuple[Calibration, dict]:
+    """The calibration fitted on the validation files, and the validation and held-out test figures under it."""
+    calibration, val_rows = fit_calibration(network, splits["val"], target_fpr)
+    return calibration, {"val": grouped_metrics(val_rows, calibration),
+                         **held_out_report(network, splits.get("test", []), calibration)}
+
+
 def fit_calibration(network: SpoofNet, val_clips: list[Clip], target_fpr: float) -> tuple[Calibration, list[dict]]:
     """Platt scaling and the threshold for `target_fpr` on the validation files, each scored clean and through one
     random channel. Returns the calibration and the scored rows."""
@@ -408,9 +415,8 @@ def main() -> None:
     if args.ensemble:
         torch.set_num_threads(train_config.threads)
         network = ensemble_network(recipe, args.ensemble)
-        calibration, val_rows = fit_calibration(network, splits["val"], recipe.target_fpr)
-        report = {"members": [str(run) for run in args.ensemble], "val": grouped_metrics(val_rows, calibration),
-                  **held_out_report(network, splits["test"], calibration)}
+        _, report = calibrated_report(network, splits, recipe.target_fpr)
+        report["members"] = [str(run) for run in args.ensemble]
         if args.out_dir:
             args.out_dir.mkdir(parents=True, exist_ok=True)
             (args.out_dir / "report.json").write_text(json.dumps(report, indent=2))
@@ -461,10 +467,8 @@ def run_recipe(recipe: RecipeConfig, train_config: TrainConfig, splits: dict[str
     print("best epoch", result.best_epoch, json.dumps(result.best_metrics), flush=True)
     torch.set_num_threads(train_config.threads)
 
-    calibration, val_rows = fit_calibration(network, val_clips, recipe.target_fpr)
-    test_clips = splits.get("test", [])
-    report = {"val": grouped_metrics(val_rows, calibration),
-              **held_out_report(network, test_clips, calibration),
+    calibration, report = calibrated_report(network, splits, recipe.target_fpr)
+    report = {**report,
               "train_windows": len(train_windows.labels), "best_epoch": result.best_epoch,
               "variants": recipe.variants, "domain_adversarial": recipe.domain_adversarial,
               "domains": domain_names,

@@ -99,11 +99,7 @@ class Scanner:
             return Job(meta=state)
         if isinstance(media, VideoMedia):
             self._prepare_soundtrack(state, media)
-        spec = registry.for_modality(media.modality)
-        if spec is None:
-            state.result = self._result(state, NotApplicable(f"no detector is registered for {media.modality}"))
-            return Job(meta=state, side=state.side)
-        detector = registry.load(spec, self.config.models_dir, self.engine.device)
+        detector = self._detector_for(media.modality)
         if isinstance(detector, NotApplicable):
             state.result = self._result(state, detector)
             return Job(meta=state, side=state.side)
@@ -114,6 +110,13 @@ class Scanner:
             return Job(meta=state, side=state.side)
         return Job(meta=state, detector=detector, prepared=prepared, side=state.side)
 
+    def _detector_for(self, modality: str) -> Detector | NotApplicable:
+        """The loaded detector registered for `modality`, or why there is none (none registered, no weights)."""
+        spec = registry.for_modality(modality)
+        if spec is None:
+            return NotApplicable(f"no detector is registered for {modality}")
+        return registry.load(spec, self.config.models_dir, self.engine.device)
+
     def _prepare_soundtrack(self, state: _ItemState, video: VideoMedia) -> None:
         """A video's soundtrack goes to the audio detector too; its finding is reported in the video's evidence."""
         if video.soundtrack_error is not None:
@@ -122,11 +125,9 @@ class Scanner:
         if video.soundtrack is None:
             state.side_reports["soundtrack"] = {"verdict": "not_applicable", "reason": "the video has no audio stream"}
             return
-        spec = registry.for_modality("audio")
-        detector = registry.load(spec, self.config.models_dir, self.engine.device) if spec else None
-        if detector is None or isinstance(detector, NotApplicable):
-            reason = detector.reason if detector else "no detector is registered for audio"
-            state.side_reports["soundtrack"] = {"verdict": "not_applicable", "reason": reason}
+        detector = self._detector_for("audio")
+        if isinstance(detector, NotApplicable):
+            state.side_reports["soundtrack"] = {"verdict": "not_applicable", "reason": detector.reason}
             return
         prepared = detector.preprocess(video.soundtrack)
         if isinstance(prepared, NotApplicable):
