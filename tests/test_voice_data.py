@@ -471,6 +471,26 @@ def test_codec_shift_skips_a_codec_the_ffmpeg_build_lacks(tmp_path, monkeypatch)
     assert set(shifts) == {"mp3-64k"} and shifts["mp3-64k"]["n"] == 3
 
 
+def test_calibration_threshold_holds_for_real_files_through_the_configured_codecs(tmp_path):
+    """Validation files are scored clean, through one random channel and through each configured round trip; the
+    threshold is fitted on all of those scorings, so no real file's coded scoring is over a zero-FPR threshold."""
+    from detector.detectors.voice.network import SpoofNet
+    from training import voice
+
+    clips = []
+    for i in range(6):
+        soundfile.write(tmp_path / f"{i}.wav", _voice_like(3.0, seed=i), RATE)
+        clips.append(Clip(str(tmp_path / f"{i}.wav"), i % 2, "fixture", "fixture-speaker"))
+    network = SpoofNet(width=4, bands=80, max_frequency=8000.0)
+    codecs = [["opus", "ogg", "libopus", 12_000], ["mp3", "mp3", "libmp3lame", 32_000]]
+    calibration, rows = voice.fit_calibration(network, clips, 0.0, codecs)
+
+    assert len(rows) == 4 * len(clips) and "opus, mp3" in calibration.fitted_on
+    coded_real = [r["raw"] for r in voice.score_files(network, clips[::2], False, channel=voice.codec_channel(
+        "ogg", "libopus", 12_000))]
+    assert max(calibration.probability(np.array(coded_real))) < calibration.synthetic_threshold
+
+
 def test_band_balanced_sampler_hides_the_class_in_each_band():
     """Mostly-narrowband real and mostly-wideband synthetic windows (as in the corpus): drawn through the sampler,
     each band holds as many real as synthetic windows, and the narrowband share stays what it was."""

@@ -66,6 +66,9 @@ class RecipeConfig:
     domain_adversarial: float = 0.0  # > 0: hide the corpus of real windows and the generator of synthetic ones
     cache_seed: int = 0            # draws the cached windows and channels: seeds of one recipe share one cache
     codec_share: float = CODEC_SHARE  # training windows through a lossy codec (validation and test keep the default)
+    # lossy round trips (name, container, codec, bit rate) the validation files are also scored through when the
+    # calibration is fitted: the threshold then holds for real speech that met a codec, not only for clean files
+    calibration_codecs: list | None = None
 
 
 def load_clips(config: RecipeConfig) -> dict[str, list[Clip]]:
@@ -271,6 +274,10 @@ def score_files(network: SpoofNet, clips: list[Clip], augmented: bool, seed: int
 CODEC_CHECKS = (("mp3", "mp3", "libmp3lame", 64_000), ("opus", "ogg", "libopus", 24_000))
 
 
+def codec_channel(container: str, codec: str, bitrate: int) -> Callable[[np.ndarray], np.ndarray]:
+    return functools.partial(codec_round_trip, container_format=container, codec=codec, bitrate=bitrate)
+
+
 def codec_shift(network: SpoofNet, clean_rows: list[dict], calibration: Calibration) -> dict:
     """How lossy round trips move the scores of the real files among `clean_rows` (`score_files` of clean files):
     per codec, the median raw-score change and the share of real files over the synthetic threshold before and
@@ -280,8 +287,8 @@ def codec_shift(network: SpoofNet, clean_rows: list[dict], calibration: Calibrat
     shifts = {}
     threshold = calibration.synthetic_threshold
     for name, container, codec, bitrate in CODEC_CHECKS:
-        channel = functools.partial(codec_round_trip, container_format=container, codec=codec, bitrate=bitrate)
-        coded = {r["clip"].path: r["raw"] for r in score_files(network, real, False, channel=channel)
+        coded = {r["clip"].path: r["raw"] for r in score_files(network, real, False,
+                                                               channel=codec_channel(container, codec, bitrate))
                  if r["raw"] is not None}
         if not coded:
             continue
@@ -303,20 +310,26 @@ def held_out_report(network: SpoofNet, clips: list[Clip], calibration: Calibrati
             "test_codec_shift": codec_shift(network, clean_rows, calibration)}
 
 
-def calibrated_report(network: SpoofNet, splits: dict[str, list[Clip]], target_fpr: float) -> tuple[Calibration, dict]:
+def calibrated_report(network: SpoofNet, splits: dict[str, list[Clip]], recipe: RecipeConfig
+                      ) -> tuple[Calibration, dict]:
     """The calibration fitted on the validation files, and the validation and held-out test figures under it."""
-    calibration, val_rows = fit_calibration(network, splits["val"], target_fpr)
+    calibration, val_rows = fit_calibration(network, splits["val"], recipe.target_fpr, recipe.calibration_codecs)
     return calibration, {"val": grouped_metrics(val_rows, calibration),
                          **held_out_report(network, splits.get("test", []), calibration)}
 
 
-def fit_calibration(network: SpoofNet, val_clips: list[Clip], target_fpr: float) -> tuple[Calibration, list[dict]]:
-    """Platt scaling and the threshold for `target_fpr` on the validation files, each scored clean and through one
-    random channel. Returns the calibration and the scored rows."""
+def fit_calibration(network: SpoofNet, val_clips: list[Clip], target_fpr: float,
+                    codecs: list | None = None) -> tuple[Calibration, list[dict]]:
+    """Platt scaling and the threshold for `target_fpr` on the validation files, each scored clean, through one
+    random channel and through each of `codecs` (name, container, codec, bit rate). Returns the calibration and the
+    scored rows."""
     val_rows = score_files(network, val_clips, False) + score_files(network, val_clips, True, seed=1)
+    for _, container, codec, bitrate in codecs or []:
+        val_rows += score_files(network, val_clips, False, channel=codec_channel(container, codec, bitrate))
     scored = [r for r in val_rows if r["raw"] is not None]
+    channels = ", ".join(["clean", "one augmented channel"] + [name for name, *_ in codecs or []])
     calibration = fit(np.array([r["raw"] for r in scored]), np.array([r["clip"].label for r in scored]), "platt",
-                      target_fpr, fitted_on=f"{len(scored)} validation files (clean + one augmented channel each) "
+                      target_fpr, fitted_on=f"{len(scored)} scorings of validation files ({channels}) "
                                             f"of {', '.join(sorted({c.source for c in val_clips}))}")
     return calibration, val_rows
 
@@ -407,7 +420,7 @@ def main() -> None:
         network = load_network(bundle)
         calibration = bundle.calibration
         if args.recalibrate:
-            calibration, _ = fit_calibration(network, splits["val"], recipe.target_fpr)
+            calibration, _ = fit_calibration(network, splits["val"], recipe.target_fpr, recipe.calibration_codecs)
             calibration.save(bundle.path / "calibration.json")
             write_config(bundle.path, {**bundle.config, "version": args.recalibrate})
         print(json.dumps(held_out_report(network, splits["test"], calibration), indent=1))
@@ -415,7 +428,7 @@ def main() -> None:
     if args.ensemble:
         torch.set_num_threads(train_config.threads)
         network = ensemble_network(recipe, args.ensemble)
-        _, report = calibrated_report(network, splits, recipe.target_fpr)
+        _, report = calibrated_report(network, splits, recipe)
         report["members"] = [str(run) for run in args.ensemble]
         if args.out_dir:
             args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -467,7 +480,7 @@ def run_recipe(recipe: RecipeConfig, train_config: TrainConfig, splits: dict[str
     print("best epoch", result.best_epoch, json.dumps(result.best_metrics), flush=True)
     torch.set_num_threads(train_config.threads)
 
-    calibration, report = calibrated_report(network, splits, recipe.target_fpr)
+    calibration, report = calibrated_report(network, splits, recipe)
     report = {**report,
               "train_windows": len(train_windows.labels), "best_epoch": result.best_epoch,
               "variants": recipe.variants, "domain_adversarial": recipe.domain_adversarial,
