@@ -334,11 +334,11 @@ def _in_the_wild_tree(tmp_path):
     return itw
 
 
-@pytest.mark.parametrize("domain_adversarial", [0.0, 1.0])
-def test_recipe_runs_end_to_end_on_public_layouts(tmp_path, domain_adversarial):
+@pytest.mark.parametrize("domain_adversarial, channel_consistency", [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0)])
+def test_recipe_runs_end_to_end_on_public_layouts(tmp_path, domain_adversarial, channel_consistency):
     """ASVspoof 2019 LA (train/dev) and In-the-Wild (test) fixture trees -> cached windows, shared loop,
-    calibration, per-source report, exported bundle that the detector loads; with and without the domain
-    adversary (a training-time wrapper: the bundle holds the detector alone)."""
+    calibration, per-source report, exported bundle that the detector loads; plain, with the domain adversary (a
+    training-time wrapper: the bundle holds the detector alone) and with codec twins of the training windows."""
     import torch
 
     from detector.detectors.voice.model import SyntheticVoiceDetector
@@ -352,7 +352,7 @@ def test_recipe_runs_end_to_end_on_public_layouts(tmp_path, domain_adversarial):
     recipe = RecipeConfig(corpus=tmp_path / "no-corpus", cache_dir=tmp_path / "cache", models_dir=tmp_path / "models",
                           batch_size=4, train_frames=200, workers=1, asvspoof2019_la=la, in_the_wild=itw,
                           dev_speech=False, variants={"default": 2}, caveat="fixture model",
-                          domain_adversarial=domain_adversarial)
+                          domain_adversarial=domain_adversarial, channel_consistency=channel_consistency)
     splits = load_clips(recipe)
     assert {k: len(v) for k, v in splits.items()} == {"train": 8, "val": 4, "test": 4}
     report = run_recipe(recipe, TrainConfig(out_dir=tmp_path / "run", epochs=1, threads=1, log_every=0), splits)
@@ -365,6 +365,11 @@ def test_recipe_runs_end_to_end_on_public_layouts(tmp_path, domain_adversarial):
     assert set(shifts) == {"mp3-64k", "opus-24k"} and all(m["n"] == 2 for m in shifts.values())
     assert all(np.isfinite(m["median_raw_change"]) and m["median_raw_change"] != 0 for m in shifts.values())
     assert (tmp_path / "cache" / "train.pt").exists()           # features computed once, reused on a rerun
+    features = torch.load(tmp_path / "cache" / "train.pt")["features"]
+    if channel_consistency:                                     # [N, window and its codec twin, 1, bands, frames]
+        assert features.shape[1:3] == (2, 1) and not torch.equal(features[:, 0], features[:, 1])
+    else:
+        assert features.shape[1] == 1 and features.dim() == 4
     bundle = ModelBundle.load("synthetic-voice", tmp_path / "models" / "synthetic-voice")
     card = bundle.path.joinpath("card.md").read_text()
     assert "| in-the-wild |" in card and "- mp3-64k: median raw-score change" in card
@@ -557,11 +562,29 @@ def test_window_cache_is_rebuilt_when_its_clips_or_counts_change(tmp_path):
     written = path.stat().st_mtime_ns
     build_window_cache(clips[::-1], [1, 1], False, path, workers=1, codec_share=0.6)  # other channels: made again
     assert path.stat().st_mtime_ns != written
+    written = path.stat().st_mtime_ns
+    assert build_window_cache(clips[::-1], [1, 1], False, path, workers=1, codec_share=0.6,
+                              paired=True).features.shape[1] == 2                  # codec twins: made again
+    assert path.stat().st_mtime_ns != written
     for damaged in (path.read_bytes()[:100], b"", b"not a torch file"):            # cut short, empty, foreign
         path.write_bytes(damaged)
         assert build_window_cache(clips, [1, 1], False, path, workers=1).labels.tolist() == [0.0, 1.0]
     with pytest.raises(ValueError, match="no speech windows"):
         build_window_cache([], [], False, tmp_path / "cache" / "empty.pt", workers=1)
+
+
+def test_channel_pair_loss_adds_the_squared_logit_gap_of_each_window_and_its_twin():
+    import torch
+
+    from training.voice import channel_pair_loss
+
+    labels = torch.tensor([0.0, 1.0])
+    agreeing = torch.tensor([[-2.0, -2.0], [3.0, 3.0]])
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(agreeing, labels[:, None].expand(2, 2))
+    assert torch.isclose(channel_pair_loss(0.5)(agreeing, labels), bce)
+    apart = torch.tensor([[-2.0, 0.0], [3.0, 3.0]])                      # the twin of the real window drifted by 2
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(apart, labels[:, None].expand(2, 2))
+    assert torch.isclose(channel_pair_loss(0.5)(apart, labels), bce + 0.5 * 4 / 2)
 
 
 def test_domain_adversarial_training_refuses_sam():

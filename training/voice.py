@@ -38,8 +38,8 @@ from training.export import export_bundle, write_config
 from training.domain_adversarial import DomainAdversary
 from training.loop import TrainConfig, bce_loss, read_config, seed_everything, total_steps, train
 from training.voice_data import (CODEC_SHARE, TRAINED_PACKAGED_TTS, Clip, augment, codec_round_trip, load_audio,
-                                 read_asvspoof2019_la, read_dev_speech, read_in_the_wild, fractional_count,
-                                 packaged_tts_system, read_manifest, split_of)
+                                 random_codec_round_trip, read_asvspoof2019_la, read_dev_speech, read_in_the_wild,
+                                 fractional_count, packaged_tts_system, read_manifest, split_of)
 
 CROP_SECONDS = 5.0                 # a random stretch of each clip is augmented (whole long clips would be slow)
 
@@ -69,6 +69,9 @@ class RecipeConfig:
     # lossy round trips (name, container, codec, bit rate) the validation files are also scored through when the
     # calibration is fitted: the threshold then holds for real speech that met a codec, not only for clean files
     calibration_codecs: list | None = None
+    # > 0: each training window comes with a twin through one more lossy round trip, and the loss adds this weight
+    # times the squared difference of their logits: a codec must not move a window's score
+    channel_consistency: float = 0.0
 
 
 def load_clips(config: RecipeConfig) -> dict[str, list[Clip]]:
@@ -93,9 +96,11 @@ def variants_for(clip: Clip, table: dict) -> int:
     return fractional_count(count, f"variant-{clip.path}")
 
 
-def _clip_windows(job: tuple[Clip, int, int, bool, tuple[int, float], float]) -> list[tuple[np.ndarray, int, bool]]:
-    """(features, label, narrowband) for `count` windows of one clip; augmented channels when `augmented`."""
-    clip, count, seed, augmented, band, codec_share = job
+def _clip_windows(job: tuple[Clip, int, int, bool, tuple[int, float], float, bool]
+                  ) -> list[tuple[np.ndarray, int, bool]]:
+    """(features, label, narrowband) for `count` windows of one clip; augmented channels when `augmented`. With
+    `paired`, features [2, ...] hold each window and its codec twin (`codec_twin`)."""
+    clip, count, seed, augmented, band, codec_share, paired = job
     torch.set_num_threads(1)
     rng = np.random.default_rng(seed)
     frontend = _frontend(*band)
@@ -115,10 +120,18 @@ def _clip_windows(job: tuple[Clip, int, int, bool, tuple[int, float], float]) ->
         if not cut.windows:
             continue
         window = cut.windows[int(rng.integers(len(cut.windows)))]
+        views = np.stack([window, codec_twin(window, rng)] if paired else [window])
         with torch.inference_mode():
-            features = frontend(torch.from_numpy(window).unsqueeze(0))[0]
-        out.append((features.half().numpy(), clip.label, is_narrowband(window)))
+            features = frontend(torch.from_numpy(views))
+        out.append(((features if paired else features[0]).half().numpy(), clip.label, is_narrowband(window)))
     return out
+
+
+def codec_twin(window: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The window through one more lossy round trip (codec and bit rate drawn from the training grid), cut or padded
+    to its length."""
+    twin = random_codec_round_trip(window, rng)
+    return np.pad(twin[: window.size], (0, max(0, window.size - twin.size)))
 
 
 def is_narrowband(wave: np.ndarray, cutoff_hz: float = 4200.0) -> bool:
@@ -144,12 +157,13 @@ class Windows:
 
 def build_window_cache(clips: list[Clip], counts: list[int], augmented: bool, path: Path, workers: int,
                        seed: int = 0, band: tuple[int, float] = (N_BANDS, MAX_FREQUENCY),
-                       codec_share: float = CODEC_SHARE) -> Windows:
+                       codec_share: float = CODEC_SHARE, paired: bool = False) -> Windows:
     """Front-end features of augmented speech windows, computed once and cached (var/ is git-ignored). A cache made
     from other clips, counts, seed, front end or channels is rebuilt: its windows' labels and clip indices, or its
-    channels, would be wrong."""
-    made_from = hashlib.sha1(json.dumps([[[c.path, c.label, n] for c, n in zip(clips, counts)], seed, augmented,
-                                         list(band), codec_share]).encode()).hexdigest()
+    channels, would be wrong. With `paired`, each window's features come with its codec twin's ([N, 2, ...])."""
+    settings = [seed, augmented, list(band), codec_share] + ([paired] if paired else [])   # older caches stay valid
+    made_from = hashlib.sha1(json.dumps([[[c.path, c.label, n] for c, n in zip(clips, counts)], *settings]
+                                        ).encode()).hexdigest()
     if path.exists():
         try:
             data = torch.load(path)
@@ -159,7 +173,7 @@ def build_window_cache(clips: list[Clip], counts: list[int], augmented: bool, pa
         if isinstance(data, dict) and data.get("made_from") == made_from:
             return Windows(data["features"], data["labels"], data["narrowband"], data["clip_index"])
         print(f"rebuilding {path}: made from other clips or settings, or unreadable", flush=True)
-    jobs = [(clip, count, seed * 1_000_003 + i, augmented, band, codec_share)
+    jobs = [(clip, count, seed * 1_000_003 + i, augmented, band, codec_share, paired)
             for i, (clip, count) in enumerate(zip(clips, counts))]
     started = time.time()
     with mp.get_context("fork").Pool(workers) as pool:
@@ -448,17 +462,32 @@ def ensemble_network(recipe: RecipeConfig, run_dirs: list[Path]) -> SpoofNet:
     return network
 
 
+def channel_pair_loss(weight: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Loss on logits [B, 2] of windows and their codec twins: binary cross-entropy on both plus `weight` times the
+    mean squared difference within each pair."""
+
+    def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        targets = labels.float().unsqueeze(1).expand_as(logits)
+        consistency = (logits[:, 0] - logits[:, 1]).pow(2).mean()
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, targets) + weight * consistency
+
+    return loss
+
+
 def run_recipe(recipe: RecipeConfig, train_config: TrainConfig, splits: dict[str, list[Clip]],
                export: bool = True) -> dict:
     """Cache windows, train, calibrate on val, report on test, export. Returns the report."""
     adversarial = recipe.domain_adversarial > 0
     if adversarial and train_config.sam_rho > 0:
         raise ValueError("domain_adversarial and sam_rho together: SAM's second pass would advance the ramp twice")
+    paired = recipe.channel_consistency > 0
+    if adversarial and paired:
+        raise ValueError("domain_adversarial and channel_consistency together: the adversary reads single windows")
     train_clips = splits["train"]
     train_counts = [variants_for(c, recipe.variants) for c in train_clips]
     band = (recipe.bands, recipe.max_frequency)
     train_windows = build_window_cache(train_clips, train_counts, True, recipe.cache_dir / "train.pt",
-                                       recipe.workers, recipe.cache_seed, band, recipe.codec_share)
+                                       recipe.workers, recipe.cache_seed, band, recipe.codec_share, paired)
     val_clips = splits["val"]
     val_windows = build_window_cache(val_clips, [2] * len(val_clips), True, recipe.cache_dir / "val.pt",
                                      recipe.workers, recipe.cache_seed + 1, band)
@@ -469,7 +498,7 @@ def run_recipe(recipe: RecipeConfig, train_config: TrainConfig, splits: dict[str
                                          recipe.masking),
                               batch_size=recipe.batch_size, sampler=sampler, drop_last=True)
     network = SpoofNet(width=recipe.width, bands=recipe.bands, max_frequency=recipe.max_frequency)
-    model, loss_fn = network.backend, bce_loss
+    model, loss_fn = network.backend, (channel_pair_loss(recipe.channel_consistency) if paired else bce_loss)
     if adversarial:
         model = DomainAdversary(network.backend, network.backend.head[-1].in_features,
                                 tuple(len(n) for n in domain_names), recipe.domain_adversarial,

@@ -625,6 +625,15 @@ def codec_round_trip(wave: np.ndarray, container_format: str, codec: str, bitrat
     return np.concatenate(decoded).astype(np.float32) if decoded else np.zeros_like(wave)
 
 
+def random_codec_round_trip(wave: np.ndarray, rng: np.random.Generator, rate: int = AUDIO_RATE) -> np.ndarray:
+    """Through a codec and bit rate drawn from CODECS; unchanged when this FFmpeg build lacks the codec."""
+    container_format, codec, bitrates = CODECS[rng.integers(len(CODECS))]
+    try:
+        return codec_round_trip(wave, container_format, codec, int(rng.choice(bitrates)), rate)
+    except (av.FFmpegError, ValueError):
+        return wave
+
+
 def band_limit(wave: np.ndarray, cutoff_rate: int, rate: int = AUDIO_RATE) -> np.ndarray:
     """Down- then up-sample: the sharp band edge real telephone/low-rate audio has."""
     return resample(resample(wave, rate, cutoff_rate), cutoff_rate, rate)[: len(wave)]
@@ -664,11 +673,7 @@ def augment(wave: np.ndarray, rng: np.random.Generator, rate: int = AUDIO_RATE,
     if rng.random() < 0.5:
         wave = band_limit(wave, int(rng.choice([8000, 8000, 11000, 12000, 14000])), rate)
     if rng.random() < codec_share:
-        fmt, codec, bitrates = CODECS[rng.integers(len(CODECS))]
-        try:
-            wave = codec_round_trip(wave, fmt, codec, int(rng.choice(bitrates)), rate)
-        except (av.FFmpegError, ValueError):
-            pass                                              # codec missing in this FFmpeg build: keep clean
+        wave = random_codec_round_trip(wave, rng, rate)
     if rng.random() < 0.4:
         snr_db = rng.uniform(10, 40)
         power = float(np.mean(wave ** 2)) + 1e-10

@@ -81,7 +81,9 @@ class LCNN(nn.Module):
         return self.head[-1](hidden).squeeze(1)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.classify(self.embed(features))
+        """Features [..., 1, bands, frames] -> logits [...] (training feeds [B, 2, ...]: a window and its twin)."""
+        lead = features.shape[:-3]
+        return self.classify(self.embed(features.reshape(-1, *features.shape[-3:]))).reshape(lead)
 
 
 class LCNNEnsemble(nn.Module):
