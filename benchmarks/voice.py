@@ -1,10 +1,11 @@
 """synthetic-voice speed: real-time factor (processing seconds / audio seconds) on this CPU, and a 2-hour file.
 
-Run by hand:  .venv/bin/python benchmarks/voice.py [--minutes 10] [--threads 1] [--long-hours 2]
+Run by hand:  .venv/bin/python benchmarks/voice.py [--seconds 90] [--threads 1] [--long-hours 2] [--compare BUNDLE...]
 
 The audio is dev-set LibriSpeech speech concatenated to the requested length and written as a 16-bit WAV; it goes
 through the whole scan path (sniff, decode to 16 kHz, speech check, windows, batched LCNN, calibration). Two RTFs:
 `scan` (everything, decode included) and `model` (speech check + windows + network on the decoded samples).
+`--compare` times other synthetic-voice bundles' model RTF in the same run (e.g. an earlier version, from git).
 Target: RTF <= 0.01 (100x faster than real time). Note: windows are capped at 48 per file, so files over ~100 s of
 speech cost about the same; the per-minute figure below uses a 90 s file, under the cap.
 """
@@ -79,14 +80,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=90.0, help="length of the RTF test file")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--long-hours", type=float, default=2.0, help="0 skips the long-file run")
+    parser.add_argument("--compare", nargs="*", type=Path, default=[], metavar="BUNDLE",
+                        help="other synthetic-voice bundle folders whose model RTF is measured in the same run")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    bundle = ModelBundle.load("synthetic-voice", PROJECT_ROOT / "models" / "synthetic-voice")
-    detector = SyntheticVoiceDetector(bundle, torch.device("cpu"))
-    detector.network.eval()
-
     samples = speech(args.seconds)
-    print(f"model RTF ({args.seconds:.0f} s speech, {args.threads} thread(s)): {model_rtf(detector, samples):.4f}")
+    for path in [PROJECT_ROOT / "models" / "synthetic-voice", *args.compare]:
+        bundle = ModelBundle.load("synthetic-voice", path)
+        detector = SyntheticVoiceDetector(bundle, torch.device("cpu"))
+        detector.network.eval()
+        print(f"model RTF, version {bundle.version} ({args.seconds:.0f} s speech, {args.threads} thread(s)): "
+              f"{model_rtf(detector, samples):.4f}")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "speech.wav"
         soundfile.write(path, samples, RATE, subtype="PCM_16")
