@@ -1,12 +1,14 @@
 """Recipe for the synthetic-voice detector (models/synthetic-voice).
 
     python -m training.voice_data                          # build var/voice/corpus (about 15 min, CPU)
-    python -m training.voice --config training/configs/voice.yaml
+    python -m training.voice --config training/configs/voice.yaml --no-export --seed S --out-dir var/voice/run-sS
+    python -m training.voice --config training/configs/voice.yaml --ensemble var/voice/run-s9 ... --export
 
 Steps: gather clips (local corpus + dev speech, optionally ASVspoof 2019 LA / In-the-Wild), split by whole source and
 generator (training.voice_data.split_of), precompute front-end features of augmented 4 s speech windows once (cached
 under var/), train the LCNN back end on the shared loop, score held-out files exactly as the detector does (speech
-windows + top-half aggregation), calibrate on validation files, report EER per held-out source and generator, export.
+windows + top-half aggregation), calibrate on validation files, report EER per held-out source and generator, export. The shipped model is the
+ensemble of three such runs (seeds 9-11), calibrated and exported by `--ensemble ... --export`.
 """
 
 from __future__ import annotations
@@ -676,7 +678,7 @@ TPR {clean['all']['tpr_at_threshold']:.3f} (clean).
 Lossy round trips of the held-out real files (a model of vocoding must not read codec traces as synthesis):
 {_codec_lines(report['test_codec_shift'])}
 
-Validation (used for checkpoint choice and calibration, as above): EER
+Validation (used for checkpoint choice and calibration, as above; n counts scorings): EER
 {report['val']['all']['eer']:.3f}, AUC {report['val']['all']['auc']:.3f}.
 
 {_table(report['val']['generators'], report['val']['generators'], dict())}
