@@ -7,8 +7,8 @@
 Steps: gather clips (local corpus + dev speech, optionally ASVspoof 2019 LA / In-the-Wild), split by whole source and
 generator (training.voice_data.split_of), precompute front-end features of augmented 4 s speech windows once (cached
 under var/), train the LCNN back end on the shared loop, score held-out files exactly as the detector does (speech
-windows + top-half aggregation), calibrate on validation files, report EER per held-out source and generator, export. The shipped model is the
-ensemble of three such runs (seeds 9-11), calibrated and exported by `--ensemble ... --export`.
+windows + top-half aggregation), calibrate on validation files, report EER per held-out source and generator, export.
+The shipped model is the ensemble of three such runs (seeds 9-11), calibrated and exported by `--ensemble --export`.
 """
 
 from __future__ import annotations
@@ -291,6 +291,7 @@ CODEC_CHECKS = (("mp3", "mp3", "libmp3lame", 64_000), ("opus", "ogg", "libopus",
 
 
 def codec_channel(container: str, codec: str, bitrate: int) -> Callable[[np.ndarray], np.ndarray]:
+    """A fixed lossy round trip, as `score_files` applies to every file."""
     return functools.partial(codec_round_trip, container_format=container, codec=codec, bitrate=bitrate)
 
 
