@@ -43,6 +43,7 @@ from training.voice_data import (CODEC_SHARE, TRAINED_PACKAGED_TTS, Clip, augmen
                                  random_codec_round_trip, read_asvspoof2019_la, read_dev_speech, read_in_the_wild,
                                  fractional_count, packaged_tts_system, read_manifest, split_of)
 
+DEFAULT_CONFIG = "training/configs/voice.yaml"   # the shipped recipe, relative to the project root
 CROP_SECONDS = 5.0                 # a random stretch of each clip is augmented (whole long clips would be slow)
 
 
@@ -398,7 +399,7 @@ def _metrics(labels: np.ndarray, raw: np.ndarray, probs: np.ndarray, calibration
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, default=PROJECT_ROOT / "training" / "configs" / "voice.yaml")
+    parser.add_argument("--config", type=Path, default=PROJECT_ROOT / DEFAULT_CONFIG)
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--max-steps-per-epoch", type=int)
     parser.add_argument("--seed", type=int, help="train with this seed instead of the config's (same window cache)")
@@ -578,9 +579,8 @@ def _codec_lines(shifts: dict) -> str:
                      "after the round trip" for name, m in shifts.items()) or "- no real test files"
 
 
-def _runs_text(report: dict) -> tuple[str, str]:
-    """The card's line on the trained run(s) and the commands that train them."""
-    config = report.get("config", "training/configs/voice.yaml")
+def _runs_text(report: dict, config: str) -> tuple[str, str]:
+    """The card's line on the trained run(s) and the commands that train them with `config`."""
     members = report.get("members")
     if not members:
         return (f"{report['train_windows']} cached training windows; best epoch {report['best_epoch']} by validation "
@@ -598,7 +598,8 @@ def _runs_text(report: dict) -> tuple[str, str]:
 
 def render_card(report: dict, calibration: Calibration) -> str:
     clean, channel = report["test_clean"], report["test_channel"]
-    runs_line, train_commands = _runs_text(report)
+    config = report.get("config", DEFAULT_CONFIG)
+    runs_line, train_commands = _runs_text(report, config)
     training_notes = " SpecAugment-style band and time masks on training crops." if report["masking"] else ""
     if report.get("domain_adversarial"):
         real, synthetic = report["domains"]
@@ -687,7 +688,7 @@ Validation (used for checkpoint choice and calibration, as above; n counts scori
 Reproduce the test figures with the shipped weights:
 
 ```
-.venv/bin/python -m training.voice --config {report.get('config', 'training/configs/voice.yaml')} --evaluate
+.venv/bin/python -m training.voice --config {config} --evaluate
 ```
 
 Speed: `.venv/bin/python benchmarks/voice.py` (real-time factor on CPU; figures are added by hand after a run).
