@@ -244,6 +244,44 @@ def test_video_audio_and_text_reuploads_match(records, dev_data, tmp_path):
     assert matches(texts[1].read_bytes()) == []
 
 
+def test_a_banked_voice_is_found_in_a_video_soundtrack_and_silence_matches_nothing(records, dev_data, tmp_path):
+    records.create_bank({"actor": ADMIN, "name": "voices", "description": "audio reused in videos"})
+    speech = sorted((dev_data / "speech/librispeech/real").glob("*.flac"))[:2]
+    voices = [soundfile.read(path, dtype="float32")[0] for path in speech]
+    silence = np.zeros(16000 * 20, np.float32)
+
+    def wav(name: str, samples: np.ndarray) -> bytes:
+        soundfile.write(tmp_path / name, samples, 16000)
+        return (tmp_path / name).read_bytes()
+
+    def signal_types(data: bytes) -> list[str]:
+        return [s["signal_type"] for s in records.hash_media(data)["signals"]]
+
+    def matches(data: bytes) -> list[dict]:         # this bank's: the module's other banks hold similar frames
+        return [m for m in records.lookup(records.hash_media(data))["matches"] if m["bank"] == "voices"]
+
+    # two different recordings that both end in long silence are not the same audio
+    padded = [wav(f"padded{i}.wav", np.concatenate([voice, silence])) for i, voice in enumerate(voices)]
+    records.add_to_bank({"actor": ADMIN, "bank": "voices", "labels": "cloned-voice", **records.hash_media(padded[0])})
+    assert matches(padded[1]) == []
+    assert signal_types(wav("silence.wav", silence)) == []
+
+    # the banked voice under new pictures, louder and AAC-coded, is found through the video's soundtrack
+    video = write_video(tmp_path / "dub.mp4", "libx264", frames=24, fps=8, size=(192, 128), draw=textured_frame,
+                        audio=(voices[0] * 1.3).reshape(-1, 1))
+    assert signal_types(video.read_bytes()) == ["vpdq", "chromaprint"]
+    [found] = matches(video.read_bytes())
+    assert found["signal_type"] == "chromaprint" and found["labels"] == ["cloned-voice"] and found["distance"] < 0.2
+
+    # a silent soundtrack is not printed; another voice under the same kind of pictures matches nothing
+    mute = write_video(tmp_path / "mute.mp4", "libx264", frames=24, fps=8, size=(192, 128), draw=textured_frame,
+                       audio=silence.reshape(-1, 1))
+    assert signal_types(mute.read_bytes()) == ["vpdq"]
+    other = write_video(tmp_path / "other.mp4", "libx264", frames=24, fps=8, size=(192, 128), draw=textured_frame,
+                        audio=voices[1].reshape(-1, 1))
+    assert matches(other.read_bytes()) == []
+
+
 def test_bank_bad_input_is_refused_without_partial_records(records):
     good = "f" * 64
     entries = count(records, BankEntry)

@@ -3,7 +3,8 @@
 - image: PDQ (256 bits, `pdqhash`); a match is Hamming distance <= 31; the query is also hashed in its 8 dihedral
   variants (rotations and mirrors), so a flipped or rotated copy still matches.
 - video: vPDQ-style, one PDQ per sampled frame; a video matches when enough of its frames match the banked ones.
-- audio: Chromaprint (libchromaprint via `pyacoustid`), computed from the decoded 16 kHz mono samples.
+- audio (and a video's soundtrack): Chromaprint (libchromaprint via `pyacoustid`), computed from the decoded 16 kHz
+  mono samples; silence and held tones are left out of the comparison.
 - text: a 64-bit SimHash of character 5-gram shingles of the normalized text (case, punctuation and spacing removed),
   which works the same for languages written without spaces.
 
@@ -35,9 +36,9 @@ VPDQ_MATCH_SHARE = 0.5                # share of frames (both sides) that must f
 # the same article cut at different lengths.
 SIMHASH_MATCH_DISTANCE = 12
 SHINGLE_CHARS = 5
-# Unrelated audio sits near 0.5 (when it aligns at all); MP3 re-encodes of the same recording stay under 0.1. On 150
-# dev speech clips (6,216 pairs) the one unrelated pair that aligned scored 0.33; the same sentence re-synthesized
-# by different vocoders scored 0.08-0.29, which counts as the same content.
+# Unrelated audio sits near 0.5 (when it aligns at all); MP3 re-encodes of the same recording stay under 0.1. Of 150
+# dev speech clips, 110 are long enough to print; of their pairs, 148 align, the closest unrelated one at 0.33, while
+# the same sentence re-synthesized by different vocoders scores 0.03-0.31 (mostly counted as the same content).
 CHROMAPRINT_MATCH_BIT_ERROR = 0.30
 CHROMAPRINT_MIN_OVERLAP = 24          # fingerprint items (~3 s of audio)
 MAX_SIGNAL_CHARS = 200_000            # a vPDQ of ~3000 frames; anything larger is not a signal
@@ -110,7 +111,8 @@ def text_simhash(text: str) -> Signal | None:
 # ---- audio Chromaprint -------------------------------------------------------------------------------------------
 
 def chromaprint_audio(samples: np.ndarray, sample_rate: int) -> Signal | None:
-    """Chromaprint's compressed base64 fingerprint of mono float samples; None for audio too short to print."""
+    """Chromaprint's compressed base64 fingerprint of mono float samples; None for audio too short or too steady
+    (silence, a held tone) to tell recordings apart."""
     import chromaprint
 
     pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
@@ -119,7 +121,8 @@ def chromaprint_audio(samples: np.ndarray, sample_rate: int) -> Signal | None:
     printer.feed(pcm.tobytes())
     encoded = printer.finish()
     raw, _algorithm = chromaprint.decode_fingerprint(encoded)
-    return Signal(CHROMAPRINT, encoded.decode("ascii")) if len(raw) >= CHROMAPRINT_MIN_OVERLAP else None
+    changing = np.count_nonzero(_changing(np.asarray(raw, dtype=np.uint32))) if raw else 0
+    return Signal(CHROMAPRINT, encoded.decode("ascii")) if changing >= CHROMAPRINT_MIN_OVERLAP else None
 
 
 def chromaprint_items(value: str) -> np.ndarray:
@@ -135,13 +138,16 @@ def chromaprint_items(value: str) -> np.ndarray:
 
 
 def chromaprint_bit_error(query: np.ndarray, banked: np.ndarray) -> float | None:
-    """Bit error rate at the best alignment, found by voting on the offsets of equal items; None if none aligns."""
+    """Bit error rate at the best alignment, found by voting on the offsets of equal items; None if none aligns.
+    Only positions where either print changes count: two different recordings that both end in silence must not
+    match on the silence."""
     # the top 20 bits of an item survive re-encoding far more often than all 32 (AcoustID keys on them too)
     q_keys, b_keys = query >> 12, banked >> 12
+    q_changing, b_changing = _changing(query), _changing(banked)
     positions: dict[int, list[int]] = {}
-    for j, key in enumerate(b_keys.tolist()):
-        positions.setdefault(key, []).append(j)
-    offsets = [i - j for i, key in enumerate(q_keys.tolist()) for j in positions.get(key, ())]
+    for j in np.flatnonzero(b_changing).tolist():
+        positions.setdefault(int(b_keys[j]), []).append(j)
+    offsets = [i - j for i in np.flatnonzero(q_changing).tolist() for j in positions.get(int(q_keys[i]), ())]
     if not offsets:
         return None
     low = min(offsets)
@@ -150,12 +156,19 @@ def chromaprint_bit_error(query: np.ndarray, banked: np.ndarray) -> float | None
     for offset in (votes.argsort()[::-1][:3] + low).tolist():        # the three best-supported alignments
         start_q, start_b = max(0, offset), max(0, -offset)
         length = min(len(query) - start_q, len(banked) - start_b)
-        if length < CHROMAPRINT_MIN_OVERLAP:
+        counted = q_changing[start_q:start_q + length] | b_changing[start_b:start_b + length]
+        if length <= 0 or np.count_nonzero(counted) < CHROMAPRINT_MIN_OVERLAP:
             continue
-        differing = np.bitwise_count(query[start_q:start_q + length] ^ banked[start_b:start_b + length]).sum()
-        error = float(differing) / (32.0 * length)
+        differing = np.bitwise_count(query[start_q:start_q + length] ^ banked[start_b:start_b + length])[counted]
+        error = float(differing.sum()) / (32.0 * np.count_nonzero(counted))
         best_error = error if best_error is None else min(best_error, error)
     return best_error
+
+
+def _changing(items: np.ndarray) -> np.ndarray:
+    """Where an item differs from the one before: a steady stretch (silence, a held tone) repeats one item and says
+    nothing about which recording it is."""
+    return np.concatenate(([True], items[1:] != items[:-1])) if len(items) else np.zeros(0, bool)
 
 
 # ---- validation and extraction -----------------------------------------------------------------------------------
@@ -190,9 +203,10 @@ def signals_for(media: DecodedMedia) -> list[Signal]:
     if isinstance(media, ImageMedia):
         signal = pdq_image(media.rgb)
         return [signal] if signal.quality >= PDQ_MIN_QUALITY else []
-    if isinstance(media, VideoMedia):
-        video = vpdq_frames(media.frames)
-        return [video] if video else []
+    if isinstance(media, VideoMedia):     # the frames, and the soundtrack as an audio file would be printed
+        soundtrack = media.soundtrack
+        return [s for s in (vpdq_frames(media.frames),
+                            soundtrack and chromaprint_audio(soundtrack.samples, soundtrack.sample_rate)) if s]
     if isinstance(media, AudioMedia):
         audio = chromaprint_audio(media.samples, media.sample_rate)
         return [audio] if audio else []
