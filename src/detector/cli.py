@@ -17,7 +17,7 @@ from .media.types import MediaInput
 from .report import ScanResult
 
 # Packages that add their own subcommands through `register_cli(subparsers)`.
-PLUGIN_MODULES = ("detector.provenance.cli", "detector.server", "detector.records.cli")
+PLUGIN_MODULES = ("detector.provenance.cli", "detector.server", "detector.records.cli", "detector.catalogue")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,10 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--text", action="append", default=[], help="scan this string (repeatable)")
     scan.add_argument("--json", action="store_true", help="one JSON object per input per line, in input order")
     scan.add_argument("--recursive", "-r", action="store_true", help="descend into folders")
-    scan.add_argument("--batch-size", type=_positive_int, default=EngineConfig.batch_size)
+    scan.add_argument("--batch-size", type=positive_int, default=EngineConfig.batch_size)
     scan.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    scan.add_argument("--threads", type=_positive_int, default=EngineConfig.threads)
-    scan.add_argument("--frames", type=_positive_int, default=Limits.video_frames, help="frames sampled per video")
+    scan.add_argument("--threads", type=positive_int, default=EngineConfig.threads)
+    scan.add_argument("--frames", type=positive_int, default=Limits.video_frames, help="frames sampled per video")
     scan.add_argument("--explain", action="store_true", help="include heatmaps and per-unit evidence")
     scan.add_argument("--synthetic-threshold", type=_probability, help="override the model's synthetic threshold")
     scan.add_argument("--authentic-threshold", type=_probability, help="override the model's authentic threshold")
@@ -123,12 +123,17 @@ def _inputs(paths: list[str], texts: list[str], recursive: bool, declared_ai: bo
             continue
         path = Path(raw)
         if path.is_dir() and recursive:
-            for child in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
+            for child in files_under(path):
                 yield MediaInput(source=str(child), path=child, declared_ai=declared_ai)
         else:                           # a folder without --recursive is reported by the decoder as an error
             yield MediaInput(source=raw, path=path, declared_ai=declared_ai)
     for i, text in enumerate(texts):
         yield MediaInput(source=f"<text:{i}>", text=text, declared_ai=declared_ai)
+
+
+def files_under(folder: Path) -> list[Path]:
+    """Every file below `folder`, sorted; hidden files left out."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
 def _print_table(results: Iterator[ScanResult]) -> None:
@@ -171,7 +176,7 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be >= 1")
