@@ -419,6 +419,8 @@ def main() -> None:
                         help="with --ensemble: write the ensemble, its calibration and its card to the config's "
                              "models_dir")
     args = parser.parse_args()
+    if args.export and not args.ensemble:
+        parser.error("--export goes with --ensemble (a training run exports unless --no-export)")
     raw_config = read_config(args.config)
     recipe = RecipeConfig(**{k: (Path(v) if k in ("corpus", "cache_dir", "models_dir", "asvspoof2019_la",
                                                  "in_the_wild") and v else v)
