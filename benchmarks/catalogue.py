@@ -3,7 +3,7 @@ same dev face photos, in one run.
 
 Run by hand:  .venv/bin/python benchmarks/catalogue.py [--files 64] [--cores 2]
 The in-process scanner gets all the cores as torch threads; the catalogue job gets them as 1 actor x cores threads
-and as cores actors x 1 thread. A job's fixed cost (Ray start, each actor loading the models) is measured on a
+and as cores actors x 1 thread, and the latter once more with `--banks-only` (hashes looked up, no model). A job's fixed cost (Ray start, each actor loading the models) is measured on a
 2-file catalogue and taken out, so "rate" is the marginal files/s once the actors are up.
 """
 
@@ -29,9 +29,11 @@ def link_files(folder: Path, sources: list[Path]) -> Path:
     return folder
 
 
-def time_catalogue(sources: list[Path], work: Path, actors: int, threads: int) -> float:
-    folder = link_files(work / f"catalogue-{actors}x{threads}-{len(sources)}", sources)
-    job = CatalogueJob(out_dir=work / f"out-{folder.name}", actors=actors, threads=threads, records=False)
+def time_catalogue(sources: list[Path], work: Path, actors: int, threads: int, detect: bool) -> float:
+    """Seconds for one job; without detection it checks an empty hash bank instead (what a bank rescan does)."""
+    folder = link_files(work / f"catalogue-{actors}x{threads}-{detect}-{len(sources)}", sources)
+    job = CatalogueJob(out_dir=work / f"out-{folder.name}", actors=actors, threads=threads, detect=detect,
+                       records=not detect, database_url=f"sqlite:///{work / 'records.db'}")
     started = time.perf_counter()
     run_catalogue(folder, job)
     return time.perf_counter() - started
@@ -55,11 +57,11 @@ def main() -> None:
 
     report = {"files": len(sources), "cores": args.cores, "in_process_files_per_s": round(in_process, 2)}
     with tempfile.TemporaryDirectory() as tmp:
-        for actors, threads in ((1, args.cores), (args.cores, 1)):
-            fixed = time_catalogue(sources[:2], Path(tmp), actors, threads)
-            whole = time_catalogue(sources, Path(tmp), actors, threads)
+        for actors, threads, detect in ((1, args.cores, True), (args.cores, 1, True), (args.cores, 1, False)):
+            fixed = time_catalogue(sources[:2], Path(tmp), actors, threads, detect)
+            whole = time_catalogue(sources, Path(tmp), actors, threads, detect)
             rate = (len(sources) - 2) / (whole - fixed) if whole > fixed else None    # None: too few files
-            report[f"catalogue_{actors}x{threads}"] = {
+            report[f"catalogue_{actors}x{threads}" + ("" if detect else "_banks_only")] = {
                 "fixed_s": round(fixed, 1), "whole_s": round(whole, 1),
                 "rate_files_per_s": rate and round(rate, 2), "rate_vs_in_process": rate and round(rate / in_process, 2)}
     print(json.dumps(report, indent=1))

@@ -3,6 +3,7 @@ matches in the rows (not logged as re-uploads), bad files as error rows, and a r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -68,6 +69,14 @@ def test_rescan_finds_banked_copies_reports_bad_files_and_resumes(ray_session, d
     second = run_catalogue(catalogue, job)
     assert (second["listed"], second["scanned_now"], second["already_done"], second["files"]) == (5, 1, 4, 5)
     assert "new.jpg" in rows_by_name(job.out_dir)
+
+    # after a bank grows: hashes only, no model
+    banks_only = run_catalogue(catalogue, dataclasses.replace(job, out_dir=tmp_path / "bank-rescan", detect=False))
+    assert banks_only["bank_matches"] == 1 and banks_only["errors"] == 1
+    rows = rows_by_name(tmp_path / "bank-rescan")
+    assert rows["reposted.png"]["matched_banks"] == ["confirmed"]
+    assert {r["verdict"] for name, r in rows.items() if name != "truncated.jpg"} == {"not_applicable"}
+    assert "only hash banks" in rows["portrait.jpg"]["reason"] and rows["portrait.jpg"]["score"] is None
 
 
 def test_manifests_and_results_cut_short(dev_data, tmp_path):

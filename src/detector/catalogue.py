@@ -33,6 +33,7 @@ class CatalogueJob:
     video_frames: int = Limits.video_frames
     models_dir: Path = dataclasses.field(default_factory=default_models_dir)
     records: bool = True                # hash-bank and consent checks
+    detect: bool = True                 # False: hash banks (and provenance) only, no model loaded: a fast rescan
     database_url: str | None = None     # the records' database; default DETECTOR_DATABASE_URL or var/detector.db
 
 
@@ -113,7 +114,7 @@ class CatalogueScanner:
         torch.set_num_threads(job.threads)
         config = ScanConfig(limits=dataclasses.replace(Limits(), video_frames=job.video_frames),
                             engine=EngineConfig(batch_size=job.batch_size, threads=job.threads),
-                            models_dir=job.models_dir)
+                            models_dir=job.models_dir, detect=job.detect)
         hooks = []
         if job.records:
             from .records.api import open_records
@@ -157,13 +158,17 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     cmd.add_argument("--batch-size", type=positive_int, default=CatalogueJob.batch_size)
     cmd.add_argument("--frames", type=positive_int, default=Limits.video_frames, help="frames sampled per video")
     cmd.add_argument("--models-dir", type=Path, default=default_models_dir())
-    cmd.add_argument("--no-records", action="store_true", help="skip hash-bank and consent checks")
+    checks = cmd.add_mutually_exclusive_group()
+    checks.add_argument("--banks-only", action="store_true",
+                        help="match against the hash banks only, no detector: after a bank grows")
+    checks.add_argument("--no-records", action="store_true", help="skip hash-bank and consent checks")
     cmd.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     job = CatalogueJob(out_dir=args.out, actors=args.actors, threads=args.threads, batch_size=args.batch_size,
-                       video_frames=args.frames, models_dir=args.models_dir, records=not args.no_records)
+                       video_frames=args.frames, models_dir=args.models_dir, records=not args.no_records,
+                       detect=not args.banks_only)
     try:
         summary = run_catalogue(args.source, job)
     except (OSError, ValueError, UnicodeDecodeError) as exc:

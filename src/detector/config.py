@@ -43,3 +43,4 @@ class ScanConfig:
     # Verdict thresholds override the per-model ones shipped in models/<name>/calibration.json.
     synthetic_threshold: float | None = None
     authentic_threshold: float | None = None
+    detect: bool = True         # False: decode, provenance and hooks (hash banks) only, no model loaded

@@ -112,6 +112,8 @@ class Scanner:
 
     def _detector_for(self, modality: str) -> Detector | NotApplicable:
         """The loaded detector registered for `modality`, or why there is none (none registered, no weights)."""
+        if not self.config.detect:
+            return NotApplicable("detection was off: only hash banks and provenance were checked")
         spec = registry.for_modality(modality)
         if spec is None:
             return NotApplicable(f"no detector is registered for {modality}")
