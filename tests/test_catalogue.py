@@ -1,5 +1,6 @@
 """Catalogue rescans on Ray Data: a folder or manifest of stored files through the shipped models in Ray actors, bank
-matches in the rows (not logged as re-uploads), bad files as error rows, and a rerun that only scans what is new."""
+matches in the rows (not logged as re-uploads), bad files as error rows, and a rerun that only scans what is new or
+changed."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from detector import cli
-from detector.catalogue import CatalogueJob, catalogue_paths, done_paths, run_catalogue
+from detector.catalogue import CatalogueJob, catalogue_paths, done_versions, file_version, run_catalogue
 from detector.records.api import open_records
 from detector.records.tables import MatchEvent
 
@@ -29,9 +30,10 @@ def ray_session():
 
 
 def rows_by_name(out_dir) -> dict[str, dict]:
+    """Each file's latest row, by file name."""
     rows = [json.loads(line) for file in sorted(out_dir.glob("*.json")) for line in file.read_text().splitlines()]
-    assert len(rows) == len({r["path"] for r in rows}), "a file was written twice"
-    return {r["path"].rsplit("/", 1)[-1]: r for r in rows}
+    assert len(rows) == len({(r["path"], r["version"]) for r in rows}), "a file version was scanned twice"
+    return {r["path"].rsplit("/", 1)[-1]: r for r in sorted(rows, key=lambda r: r["scanned_at"])}
 
 
 def test_rescan_finds_banked_copies_reports_bad_files_and_resumes(ray_session, dev_data, tmp_path):
@@ -65,18 +67,22 @@ def test_rescan_finds_banked_copies_reports_bad_files_and_resumes(ray_session, d
     with records.engine.connect() as conn:          # stored copies found by a rescan are not re-upload hits
         assert conn.scalar(select(func.count()).select_from(MatchEvent)) == 0
 
+    # a new file, and a stored file replaced by a copy of the banked image: only those two are scanned again
     shutil.copy(dev_data / "face/deforgify/real/real_100.jpg", catalogue / "uploads/new.jpg")
+    shutil.copy(banked, catalogue / "uploads/portrait.jpg")
     second = run_catalogue(catalogue, job)
-    assert (second["listed"], second["scanned_now"], second["already_done"], second["files"]) == (5, 1, 4, 5)
-    assert "new.jpg" in rows_by_name(job.out_dir)
+    assert (second["listed"], second["scanned_now"], second["already_done"], second["files"]) == (5, 2, 3, 5)
+    rows = rows_by_name(job.out_dir)
+    assert rows["portrait.jpg"]["matched_banks"] == ["confirmed"] and rows["new.jpg"]["matched_banks"] == []
+    assert second["bank_matches"] == 2
 
     # after a bank grows: hashes only, no model
     banks_only = run_catalogue(catalogue, dataclasses.replace(job, out_dir=tmp_path / "bank-rescan", detect=False))
-    assert banks_only["bank_matches"] == 1 and banks_only["errors"] == 1
+    assert banks_only["bank_matches"] == 2 and banks_only["errors"] == 1
     rows = rows_by_name(tmp_path / "bank-rescan")
     assert rows["reposted.png"]["matched_banks"] == ["confirmed"]
     assert {r["verdict"] for name, r in rows.items() if name != "truncated.jpg"} == {"not_applicable"}
-    assert "only hash banks" in rows["portrait.jpg"]["reason"] and rows["portrait.jpg"]["score"] is None
+    assert "only hash banks" in rows["new.jpg"]["reason"] and rows["new.jpg"]["score"] is None
 
 
 def test_manifests_and_results_cut_short(dev_data, tmp_path):
@@ -92,10 +98,12 @@ def test_manifests_and_results_cut_short(dev_data, tmp_path):
 
     out = tmp_path / "results"
     out.mkdir()
-    (out / "block_0.json").write_text(json.dumps({"path": "/x/done.jpg", "verdict": "authentic"}) + "\n"
-                                      + '{"path": "/x/cut-sh')            # a crash mid-line: that file is redone
-    assert done_paths(out) == {"/x/done.jpg"}
-    assert done_paths(tmp_path / "nothing-yet") == set()
+    (out / "block_0.json").write_text(json.dumps({"path": "/x/done.jpg", "version": "5:1", "verdict": "authentic"})
+                                      + "\n" + '{"path": "/x/cut-sh')      # a crash mid-line: that file is redone
+    assert done_versions(out) == {("/x/done.jpg", "5:1")}
+    assert done_versions(tmp_path / "nothing-yet") == set()
+    assert file_version(str(tmp_path / "missing.jpg")) == ""
+    assert file_version(str(listing)) == f"{listing.stat().st_size}:{listing.stat().st_mtime_ns}"
 
 
 def test_cli_refuses_a_bad_manifest_clearly(tmp_path, capsys):

@@ -1,5 +1,6 @@
 """Catalogue rescans on Ray Data: every stored file of a platform's catalogue through `Scanner.scan`, in actors that
-each load the models once, written as JSON-lines result files; a rerun into the same folder skips what is done.
+each load the models once, written as JSON-lines result files; a rerun into the same folder skips the files done
+and unchanged since (size, modification time).
 
 A platform rescans what it already hosts when a hash bank grows (Provisions Art. 10: copies of an item just confirmed
 harmful that are already up) or when a model changes. Bank matches are reported in the rows, not logged as re-upload
@@ -17,6 +18,7 @@ import os
 import sys
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from .config import EngineConfig, Limits, ScanConfig, default_models_dir
@@ -55,14 +57,27 @@ def catalogue_paths(source: Path) -> list[str]:
     return [str(source.parent / p) for p in (x.strip() for x in listed) if p]
 
 
-def done_paths(out_dir: Path) -> set[str]:
-    """Paths that earlier runs wrote a result for. A line cut short by a crash is skipped, so its file is redone."""
-    return {row["path"] for row in _result_rows(out_dir)}
+def file_version(path: str) -> str:
+    """Size and modification time: a file changed since its row was written is scanned again ("" if unreadable)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return ""
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def done_versions(out_dir: Path) -> set[tuple[str, str]]:
+    """(path, version) pairs that earlier runs wrote a result for. A line cut short by a crash is skipped, so its
+    file is redone."""
+    return {(row["path"], row.get("version", "")) for row in _result_rows(out_dir)}
 
 
 def summarize(out_dir: Path) -> dict:
-    """Counts over every result in the folder (the latest row of a path that was scanned twice)."""
-    latest = {row["path"]: row for row in _result_rows(out_dir)}
+    """Counts over every file's latest result in the folder (a file changed between runs has a row per version)."""
+    latest: dict[str, dict] = {}
+    for row in _result_rows(out_dir):
+        if row["path"] not in latest or row.get("scanned_at", "") >= latest[row["path"]].get("scanned_at", ""):
+            latest[row["path"]] = row
     return {"files": len(latest),
             "by_verdict": dict(Counter(r["verdict"] for r in latest.values())),
             "bank_matches": sum(1 for r in latest.values() if r["matched_banks"]),
@@ -71,16 +86,16 @@ def summarize(out_dir: Path) -> dict:
 
 def run_catalogue(source: Path, job: CatalogueJob) -> dict:
     """Scan the catalogue's files not done yet; returns the folder's summary with this run's counts."""
-    paths = catalogue_paths(source)
-    done = done_paths(job.out_dir)
-    todo = [p for p in dict.fromkeys(paths) if p not in done]
+    paths = list(dict.fromkeys(catalogue_paths(source)))
+    done = done_versions(job.out_dir)
+    todo = [{"path": p, "version": v} for p, v in ((p, file_version(p)) for p in paths) if (p, v) not in done]
     if todo:
         _scan_with_ray(todo, job)
     return {**summarize(job.out_dir), "listed": len(paths), "already_done": len(paths) - len(todo),
             "scanned_now": len(todo), "out_dir": str(job.out_dir)}
 
 
-def _scan_with_ray(paths: list[str], job: CatalogueJob) -> None:
+def _scan_with_ray(items: list[dict], job: CatalogueJob) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")       # offline: no usage reports
     import ray
     import ray.data
@@ -93,8 +108,8 @@ def _scan_with_ray(paths: list[str], job: CatalogueJob) -> None:
         ray.init(num_cpus=max(os.cpu_count() or 1, job.actors * job.threads), include_dashboard=False,
                  log_to_driver=False, logging_level="WARNING")
     try:
-        blocks = max(1, min(len(paths), 4 * job.actors))
-        dataset = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=blocks)
+        blocks = max(1, min(len(items), 4 * job.actors))
+        dataset = ray.data.from_items(items, override_num_blocks=blocks)
         dataset = dataset.map_batches(CatalogueScanner, fn_constructor_args=(job,), batch_size=job.batch_size,
                                       concurrency=job.actors, num_cpus=job.threads, batch_format="numpy")
         dataset.write_json(str(job.out_dir))
@@ -125,7 +140,10 @@ class CatalogueScanner:
 
     def __call__(self, batch: dict) -> dict:
         results = self.scanner.scan([str(p) for p in batch["path"]])     # a bad file is an error row, not a crash
+        scanned_at = datetime.now(timezone.utc).isoformat()
         return {"path": [r.path for r in results],
+                "version": [str(v) for v in batch["version"]],
+                "scanned_at": [scanned_at] * len(results),
                 "sha256": [r.sha256 for r in results],
                 "modality": [r.modality for r in results],
                 "verdict": [r.verdict for r in results],
