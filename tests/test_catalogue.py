@@ -110,5 +110,6 @@ def test_cli_refuses_a_bad_manifest_clearly(tmp_path, capsys):
     (tmp_path / "bad.csv").write_text("id,file\n1,a.jpg\n")
     assert cli.main(["catalogue", str(tmp_path / "bad.csv"), "--out", str(tmp_path / "out")]) == 2
     assert "'path' column" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        cli.main(["catalogue", str(tmp_path), "--out", str(tmp_path / "out"), "--actors", "0"])
+    for bad in (["--actors", "0"], ["--gpus-per-actor", "-1"], ["--banks-only", "--no-records"]):
+        with pytest.raises(SystemExit):
+            cli.main(["catalogue", str(tmp_path), "--out", str(tmp_path / "out"), *bad])

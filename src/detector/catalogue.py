@@ -31,6 +31,7 @@ class CatalogueJob:
     out_dir: Path
     actors: int = 1                     # scanners running at once, each with its own models
     threads: int = 1                    # torch threads per actor
+    gpus_per_actor: float = 0.0         # the GPU share each actor asks Ray for; 0: actors scan on the CPU
     batch_size: int = 16                # files handed to an actor at a time
     video_frames: int = Limits.video_frames
     models_dir: Path = dataclasses.field(default_factory=default_models_dir)
@@ -111,7 +112,8 @@ def _scan_with_ray(items: list[dict], job: CatalogueJob) -> None:
         blocks = max(1, min(len(items), 4 * job.actors))
         dataset = ray.data.from_items(items, override_num_blocks=blocks)
         dataset = dataset.map_batches(CatalogueScanner, fn_constructor_args=(job,), batch_size=job.batch_size,
-                                      concurrency=job.actors, num_cpus=job.threads, batch_format="numpy")
+                                      concurrency=job.actors, num_cpus=job.threads, num_gpus=job.gpus_per_actor,
+                                      batch_format="numpy")
         dataset.write_json(str(job.out_dir))
     finally:
         if started_here:
@@ -128,7 +130,8 @@ class CatalogueScanner:
 
         torch.set_num_threads(job.threads)
         config = ScanConfig(limits=dataclasses.replace(Limits(), video_frames=job.video_frames),
-                            engine=EngineConfig(batch_size=job.batch_size, threads=job.threads),
+                            engine=EngineConfig(batch_size=job.batch_size, threads=job.threads,
+                                                device="auto" if job.gpus_per_actor else "cpu"),
                             models_dir=job.models_dir, detect=job.detect)
         hooks = []
         if job.records:
@@ -173,6 +176,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     cmd.add_argument("--actors", type=positive_int, default=CatalogueJob.actors,
                      help="scanners at once, each with its own models")
     cmd.add_argument("--threads", type=positive_int, default=CatalogueJob.threads, help="torch threads per scanner")
+    cmd.add_argument("--gpus-per-actor", type=_gpu_share, default=CatalogueJob.gpus_per_actor,
+                     help="GPUs each scanner asks Ray for (e.g. 0.5: two scanners per GPU); 0: CPU only")
     cmd.add_argument("--batch-size", type=positive_int, default=CatalogueJob.batch_size)
     cmd.add_argument("--frames", type=positive_int, default=Limits.video_frames, help="frames sampled per video")
     cmd.add_argument("--models-dir", type=Path, default=default_models_dir())
@@ -186,7 +191,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     job = CatalogueJob(out_dir=args.out, actors=args.actors, threads=args.threads, batch_size=args.batch_size,
                        video_frames=args.frames, models_dir=args.models_dir, records=not args.no_records,
-                       detect=not args.banks_only)
+                       detect=not args.banks_only, gpus_per_actor=args.gpus_per_actor)
     try:
         summary = run_catalogue(args.source, job)
     except (OSError, ValueError, UnicodeDecodeError) as exc:
@@ -194,3 +199,10 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps(summary))
     return 0
+
+
+def _gpu_share(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 8:
+        raise argparse.ArgumentTypeError("a GPU share from 0 to 8")
+    return value
