@@ -172,7 +172,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
 
     cmd = subparsers.add_parser("catalogue", help="rescan a stored catalogue (folder or manifest) on Ray Data")
     cmd.add_argument("source", type=Path, help="a folder, a CSV manifest with a 'path' column, or a list of paths")
-    cmd.add_argument("--out", type=Path, required=True, help="results folder (JSON lines); a rerun skips files done and unchanged")
+    cmd.add_argument("--out", type=Path, required=True,
+                     help="results folder (JSON lines); a rerun skips files done and unchanged")
     cmd.add_argument("--actors", type=positive_int, default=CatalogueJob.actors,
                      help="scanners at once, each with its own models")
     cmd.add_argument("--threads", type=positive_int, default=CatalogueJob.threads, help="torch threads per scanner")
