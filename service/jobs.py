@@ -46,7 +46,7 @@ class LongMediaJobs:
         self.db = open_service_database()
         records = Records(self.db)
         self.scanners = {explain: Scanner(ScanConfig(engine=EngineConfig(threads=JOB_THREADS, explain=explain)),
-                                          hooks=[records.bank_matcher(), records.consent_checker()])
+                                          hooks=records.scan_hooks())
                          for explain in (False, True)}
         self.deliveries = ThreadPoolExecutor(2, thread_name_prefix="webhook")
         self.one_scan_at_a_time = threading.Lock()

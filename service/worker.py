@@ -54,7 +54,7 @@ def _scanner(explain: bool, records: Records) -> Scanner:
     config = ScanConfig(engine=EngineConfig(batch_size=SETTINGS.max_batch_size, threads=SETTINGS.torch_threads,
                                             explain=explain))
     return Scanner(config, engine=Engine(config.engine, observer=_observe_batch),
-                   hooks=[records.bank_matcher(), records.consent_checker()])
+                   hooks=records.scan_hooks())
 
 
 @bentoml.service(

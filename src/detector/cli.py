@@ -85,7 +85,7 @@ def run_scan(args: argparse.Namespace) -> int:
         from .records.api import open_records
 
         records = open_records()
-        hooks = [records.bank_matcher(), records.consent_checker()]
+        hooks = records.scan_hooks()
     try:
         scanner = Scanner(config, hooks=hooks)
     except ValueError as exc:          # e.g. --device cuda without CUDA

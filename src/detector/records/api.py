@@ -64,12 +64,17 @@ class Records:
     def consent_checker(self, verdicts: tuple[str, ...] = ("synthetic",)) -> consent.ConsentChecker:
         return consent.ConsentChecker(self.engine, verdicts=verdicts, clock=self.clock)
 
+    def scan_hooks(self, record_matches: bool = True) -> list:
+        """The hooks every scanning caller adds: hash-bank matches (logged as re-upload hits unless
+        `record_matches` is off) and the consent registry."""
+        return [self.bank_matcher(record=record_matches), self.consent_checker()]
+
     def scanner(self) -> Scanner:
         """A Scanner with the bank and consent hooks, created on first use."""
         if self._scanner is None:
             from ..scan import Scanner
 
-            self._scanner = Scanner(hooks=[self.bank_matcher(), self.consent_checker()])
+            self._scanner = Scanner(hooks=self.scan_hooks())
         return self._scanner
 
     # ---- reviewers and audit ---------------------------------------------------------------------------------
