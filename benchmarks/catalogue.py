@@ -1,10 +1,11 @@
 """Catalogue rescans: files/s of `detector catalogue` (Ray Data actors) against one in-process `Scanner`, on the
 same dev face photos, in one run.
 
-Run by hand:  .venv/bin/python benchmarks/catalogue.py [--files 64] [--cores 2]
+Run by hand:  .venv/bin/python benchmarks/catalogue.py [--files 512] [--cores 2]
 The in-process scanner gets all the cores as torch threads; the catalogue job gets them as 1 actor x cores threads
-and as cores actors x 1 thread, and the latter once more with `--banks-only` (hashes looked up, no model). A job's fixed cost (Ray start, each actor loading the models) is measured on a
-2-file catalogue and taken out, so "rate" is the marginal files/s once the actors are up.
+and as cores actors x 1 thread, and the latter once more with `--banks-only` (hashes looked up, no model). A job's
+fixed cost (Ray start, each actor loading the models) is measured on a 2-file catalogue and taken out, so "rate" is
+the marginal files/s once the actors are up.
 """
 
 from __future__ import annotations

@@ -98,8 +98,10 @@ def test_manifests_and_results_cut_short(dev_data, tmp_path):
 
     out = tmp_path / "results"
     out.mkdir()
-    (out / "block_0.json").write_text(json.dumps({"path": "/x/done.jpg", "version": "5:1", "verdict": "authentic"})
-                                      + "\n" + '{"path": "/x/cut-sh')      # a crash mid-line: that file is redone
+    done = {"path": "/x/done.jpg", "version": "5:1", "scanned_at": "2026-11-29T09:00:00+00:00",
+            "verdict": "authentic", "matched_banks": []}
+    (out / "block_0.json").write_text(json.dumps(done) + "\n" + '{"path": "/x/cut-sh')   # a crash mid-line: redone
+    (out / "notes.json").write_text(json.dumps({"path": "/x/other.jpg", "comment": "not a result row"}))
     assert done_versions(out) == {("/x/done.jpg", "5:1")}
     assert done_versions(tmp_path / "nothing-yet") == set()
     assert file_version(str(tmp_path / "missing.jpg")) == ""

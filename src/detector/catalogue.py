@@ -24,6 +24,7 @@ from pathlib import Path
 from .config import EngineConfig, Limits, ScanConfig, default_models_dir
 
 RESULT_GLOB = "*.json"          # Ray Data's JSON sink writes JSON lines, one file per block
+ROW_KEYS = frozenset({"path", "version", "scanned_at", "verdict", "matched_banks"})   # what marks a result row
 
 
 @dataclass(frozen=True)
@@ -70,14 +71,14 @@ def file_version(path: str) -> str:
 def done_versions(out_dir: Path) -> set[tuple[str, str]]:
     """(path, version) pairs that earlier runs wrote a result for. A line cut short by a crash is skipped, so its
     file is redone."""
-    return {(row["path"], row.get("version", "")) for row in _result_rows(out_dir)}
+    return {(row["path"], row["version"]) for row in _result_rows(out_dir)}
 
 
 def summarize(out_dir: Path) -> dict:
     """Counts over every file's latest result in the folder (a file changed between runs has a row per version)."""
     latest: dict[str, dict] = {}
     for row in _result_rows(out_dir):
-        if row["path"] not in latest or row.get("scanned_at", "") >= latest[row["path"]].get("scanned_at", ""):
+        if row["path"] not in latest or row["scanned_at"] >= latest[row["path"]]["scanned_at"]:
             latest[row["path"]] = row
     return {"files": len(latest),
             "by_verdict": dict(Counter(r["verdict"] for r in latest.values())),
@@ -124,11 +125,8 @@ class CatalogueScanner:
     """A Ray Data actor: one Scanner (models, engine, hooks) reused for every batch it is given."""
 
     def __init__(self, job: CatalogueJob):
-        import torch
-
         from .scan import Scanner
 
-        torch.set_num_threads(job.threads)
         config = ScanConfig(limits=dataclasses.replace(Limits(), video_frames=job.video_frames),
                             engine=EngineConfig(batch_size=job.batch_size, threads=job.threads,
                                                 device="auto" if job.gpus_per_actor else "cpu"),
@@ -138,7 +136,7 @@ class CatalogueScanner:
             from .records.api import open_records
 
             records = open_records(job.database_url)
-            hooks = [records.bank_matcher(record=False), records.consent_checker()]
+            hooks = records.scan_hooks(record_matches=False)
         self.scanner = Scanner(config, hooks=hooks)
 
     def __call__(self, batch: dict) -> dict:
@@ -163,7 +161,7 @@ def _result_rows(out_dir: Path):
                 row = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if isinstance(row, dict) and "path" in row:
+            if isinstance(row, dict) and ROW_KEYS <= row.keys():     # other JSON in the folder is not ours
                 yield row
 
 
@@ -195,7 +193,7 @@ def _run(args: argparse.Namespace) -> int:
                        detect=not args.banks_only, gpus_per_actor=args.gpus_per_actor)
     try:
         summary = run_catalogue(args.source, job)
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:     # a missing or unreadable manifest, a CSV without 'path'
         print(f"detector catalogue: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(summary))

@@ -157,7 +157,7 @@ def chromaprint_bit_error(query: np.ndarray, banked: np.ndarray) -> float | None
         start_q, start_b = max(0, offset), max(0, -offset)
         length = min(len(query) - start_q, len(banked) - start_b)
         counted = q_changing[start_q:start_q + length] | b_changing[start_b:start_b + length]
-        if length <= 0 or np.count_nonzero(counted) < CHROMAPRINT_MIN_OVERLAP:
+        if np.count_nonzero(counted) < CHROMAPRINT_MIN_OVERLAP:
             continue
         differing = np.bitwise_count(query[start_q:start_q + length] ^ banked[start_b:start_b + length])[counted]
         error = float(differing.sum()) / (32.0 * np.count_nonzero(counted))
