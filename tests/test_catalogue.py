@@ -95,6 +95,11 @@ def test_manifests_and_results_cut_short(dev_data, tmp_path):
     (tmp_path / "bad.csv").write_text("id,file\n1,a.jpg\n")
     with pytest.raises(ValueError, match="'path' column"):
         catalogue_paths(tmp_path / "bad.csv")
+    (tmp_path / "binary.txt").write_bytes(b"\xad\x00\xff" * 100)
+    with pytest.raises(ValueError, match="binary.txt: a manifest must be UTF-8"):
+        catalogue_paths(tmp_path / "binary.txt")
+    (tmp_path / "empty.txt").touch()
+    assert catalogue_paths(tmp_path / "empty.txt") == []
 
     out = tmp_path / "results"
     out.mkdir()

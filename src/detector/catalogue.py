@@ -48,14 +48,17 @@ def catalogue_paths(source: Path) -> list[str]:
 
     if source.is_dir():
         return [str(p) for p in files_under(source)]
-    with source.open(encoding="utf-8", newline="") as handle:
-        if source.suffix.lower() == ".csv":
-            reader = csv.DictReader(handle)
-            if "path" not in (reader.fieldnames or []):
-                raise ValueError(f"{source}: a CSV manifest needs a 'path' column")
-            listed = [row["path"] for row in reader]
-        else:
-            listed = [line.rstrip("\r\n") for line in handle]
+    try:
+        with source.open(encoding="utf-8", newline="") as handle:
+            if source.suffix.lower() == ".csv":
+                reader = csv.DictReader(handle)
+                if "path" not in (reader.fieldnames or []):
+                    raise ValueError(f"{source}: a CSV manifest needs a 'path' column")
+                listed = [row["path"] for row in reader]
+            else:
+                listed = [line.rstrip("\r\n") for line in handle]
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{source}: a manifest must be UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     return [str(source.parent / p) for p in (x.strip() for x in listed) if p]
 
 
