@@ -85,8 +85,6 @@ class FaceRecipe:
     cross_blend: float = 0.0            # share of training blends that put another person's face in (Face X-ray)
     packaged_photos: bool = False       # add the real photos shipped in PyPI packages (fetched; `packaged_faces.csv`)
     gan_repeats: int = 1                # each GAN training face drawn this many times per epoch (fresh degradations)
-    colour_cast: float = 0.0            # share of training images given a random white-balance shift (cast_colour)
-    grey_world: bool = False            # the network removes each crop's white balance first (FaceForgeryNet.balance)
 
 
 def load_config(path: Path) -> tuple[TrainConfig, FaceRecipe]:
@@ -98,20 +96,9 @@ def load_config(path: Path) -> tuple[TrainConfig, FaceRecipe]:
 
 # ---- augmentation: the same pipeline for every class, so resolution and compression say nothing about the label ---
 
-def cast_colour(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A random white-balance shift: red and blue gains moved apart (colour temperature), green against both
-    (tint), mean brightness kept. A warm webcam or a graded portrait must not read as a GAN face (round 11)."""
-    temperature, tint = rng.uniform(-0.3, 0.3), rng.uniform(-0.1, 0.1)
-    image = rgb.astype(np.float32)
-    cast = image * np.array([1 + temperature, 1 + tint, 1 - temperature], np.float32)
-    cast *= image.mean() / max(float(cast.mean()), 1e-3)
-    return np.clip(cast, 0, 255).astype(np.uint8)
-
-
-def degrade(rgb: np.ndarray, rng: np.random.Generator, colour_cast: float = 0.0) -> np.ndarray:
-    """Flip, small reframing and colour jitter (and with `colour_cast` that share of a white-balance shift); then,
-    as a face in a smaller photo or video frame: resolution loss, blur, noise and compression (JPEG, or one H.264
-    frame as in face-swap videos) at that size; each at random."""
+def degrade(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Flip, small reframing and colour jitter; then, as a face in a smaller photo or video frame: resolution loss,
+    blur, noise and compression (JPEG, or one H.264 frame as in face-swap videos) at that size; each at random."""
     image = rgb
     size = image.shape[0]
     if rng.random() < 0.5:
@@ -121,8 +108,6 @@ def degrade(rgb: np.ndarray, rng: np.random.Generator, colour_cast: float = 0.0)
         matrix[:, 2] += rng.uniform(-0.04, 0.04, 2) * size
         image = cv2.warpAffine(np.ascontiguousarray(image), matrix, (size, size), borderMode=cv2.BORDER_REFLECT_101)
     image = np.ascontiguousarray(image)
-    if colour_cast and rng.random() < colour_cast:        # no draw when off: earlier recipes keep their images
-        image = cast_colour(image, rng)
     if rng.random() < 0.5:
         jittered = (image.astype(np.float32) - 128.0) * rng.uniform(0.8, 1.2) + 128.0 + rng.uniform(-20, 20)
         grey = jittered.mean(axis=2, keepdims=True)
@@ -235,14 +220,14 @@ class Sample:
 class FaceSamples(Dataset):
     """Crops -> (normalized tensor, label). `fixed_seed` makes blends and degradations repeatable (val/test);
     `h264_crf` puts every image through an H.264 round trip last (evaluation). With `cross_blend` > 0 that share of
-    blends takes its face from one of `donors[crop]` (training); `colour_cast` is passed to `degrade`."""
+    blends takes its face from one of `donors[crop]` (training)."""
 
     def __init__(self, crops: np.ndarray, landmarks: np.ndarray, samples: list[Sample], input_size: int,
                  augment: bool, binary: bool, fixed_seed: int | None = None, h264_crf: int | None = None,
-                 cross_blend: float = 0.0, donors: dict[int, list[int]] | None = None, colour_cast: float = 0.0):
+                 cross_blend: float = 0.0, donors: dict[int, list[int]] | None = None):
         self.crops, self.landmarks, self.samples, self.input_size = crops, landmarks, samples, input_size
         self.augment, self.binary, self.fixed_seed, self.h264_crf = augment, binary, fixed_seed, h264_crf
-        self.cross_blend, self.donors, self.colour_cast = cross_blend, donors or {}, colour_cast
+        self.cross_blend, self.donors = cross_blend, donors or {}
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -259,7 +244,7 @@ class FaceSamples(Dataset):
             image, _ = cross_blend(image, landmarks, self.crops[donor], self.landmarks[donor], rng)
         elif sample.blend:
             image, _ = self_blend(image, landmarks, rng)
-        image = degrade(image, rng, self.colour_cast) if self.augment else image
+        image = degrade(image, rng) if self.augment else image
         return image if self.h264_crf is None else h264_round_trip(image, self.h264_crf)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
@@ -362,7 +347,7 @@ def _datasets(recipe: FaceRecipe):
     donors = (closest_posed_crops(metas, landmarks, [s.crop for s in train_samples if s.blend], CROSS_BLEND_DONORS)
               if recipe.cross_blend else None)
     train_set = FaceSamples(crops, landmarks, train_samples, recipe.input_size, augment=True, binary=False,
-                            cross_blend=recipe.cross_blend, donors=donors, colour_cast=recipe.colour_cast)
+                            cross_blend=recipe.cross_blend, donors=donors)
     val_set = FaceSamples(crops, landmarks, split_samples(metas, splits, "val", landmarks), recipe.input_size,
                           augment=True, binary=True, fixed_seed=VAL_SEED)
     return crops, landmarks, metas, splits, train_set, val_set
@@ -390,7 +375,7 @@ def stem_outputs(net: FaceForgeryNet, dataset: FaceSamples) -> tuple[torch.Tenso
     outputs, labels = [], []
     loader = DataLoader(dataset, batch_size=32, num_workers=1)
     for n, (x, y) in enumerate(loader):
-        outputs.append(net.features[: net.frozen_blocks](net.balance(x)).half())
+        outputs.append(net.features[: net.frozen_blocks](x).half())
         labels.append(torch.as_tensor(y))
         if n % 10 == 0:
             print(f"stem outputs: {sum(len(o) for o in outputs)}/{len(dataset)}", flush=True)
@@ -409,8 +394,7 @@ def run_training(config: TrainConfig, recipe: FaceRecipe) -> None:
     torch.set_num_threads(config.threads)
     seed_everything(config.seed)
     crops, landmarks, metas, splits, train_set, val_set = _datasets(recipe)
-    net = FaceForgeryNet(imagenet=recipe.init_from is None, frozen_blocks=recipe.frozen_blocks,
-                         grey_world=recipe.grey_world)
+    net = FaceForgeryNet(imagenet=recipe.init_from is None, frozen_blocks=recipe.frozen_blocks)
     if recipe.init_from is not None:
         bundle = _face_bundle(PROJECT_ROOT / recipe.init_from, f"--init-from {recipe.init_from}")
         net.load_state_dict(bundle.state_dict())
@@ -422,8 +406,7 @@ def run_training(config: TrainConfig, recipe: FaceRecipe) -> None:
         # each variant: every training sample once, with its own seeded self-blend and degradations
         variants = [FaceSamples(crops, landmarks, train_set.samples, recipe.input_size, augment=True, binary=False,
                                 fixed_seed=config.seed * 1000 + 10 + v, cross_blend=recipe.cross_blend,
-                                donors=train_set.donors, colour_cast=recipe.colour_cast)
-                    for v in range(recipe.stem_variants)]
+                                donors=train_set.donors) for v in range(recipe.stem_variants)]
         # the file names carry what the cached outputs depend on, so a changed recipe never trains on stale ones
         tag = f"b{recipe.frozen_blocks}_s{config.seed}"
         train_set = _cached_stem_outputs(config.out_dir / f"stem_train_{tag}_v{recipe.stem_variants}.pt", net,
@@ -463,16 +446,9 @@ def _run_state(run: Path, asked_by: str) -> dict[str, torch.Tensor]:
     return {f"net.{name}": value for name, value in bundle.state_dict().items()}
 
 
-def _grey_world(run: Path) -> bool:
-    """Whether a training run (its recipe.json) or a bundle (its config.json) balances white first."""
-    settings = run / ("recipe.json" if (run / "best.pt").exists() else "config.json")
-    return bool(json.loads(settings.read_text()).get("grey_world", False)) if settings.exists() else False
-
-
 def _run_model(run: Path, recipe: FaceRecipe, asked_by: str) -> FaceForgeryNet:
     """The network of a training run (best.pt) or of a bundle, in eval mode."""
-    net = FaceForgeryNet(imagenet=False, frozen_blocks=recipe.frozen_blocks, grey_world=_grey_world(run))
-    wrapper = TrainableBlocks(net, start_block=0)
+    wrapper = TrainableBlocks(FaceForgeryNet(imagenet=False, frozen_blocks=recipe.frozen_blocks), start_block=0)
     wrapper.load_state_dict(_run_state(run, asked_by))
     return wrapper.net.eval()
 
@@ -609,7 +585,7 @@ def export(config: TrainConfig, recipe: FaceRecipe, models_dir: Path = PROJECT_R
     bundle_config = {
         "version": version, "backbone": "mobilenet_v2", "heads": list(HEADS), "crop_size": CROP_SIZE,
         "input_size": recipe.input_size, "crop_margin": CROP_MARGIN, **DETECTION, "outputs": ["synthetic", *HEADS],
-        "video_heads": list(recipe.video_heads), "grey_world": recipe.grey_world,
+        "video_heads": list(recipe.video_heads),
     }
     metrics["head_offsets"] = dict(zip(HEADS, head_offsets))
     card = render_card(version, metrics, calibration, split_info, metas, splits, history, config, recipe,
@@ -963,9 +939,8 @@ blurred; one copy recoloured (RGB/HSV/contrast), the source re-textured (sharpen
 Fully synthetic examples: the dev set's `deforgify` StyleGAN2 faces.
 
 Every training image, real or fake, then goes through one degradation pipeline (`degrade`: flip, reframing, colour
-jitter{_colour_cast_clause(recipe)}; then at a reduced size, 0.3-1x, as a face in a smaller photo or video frame:
-blur, noise, and JPEG quality 35-95 or one H.264 frame at crf 18-40, before scaling back), so resolution and
-compression{" (and colour balance)" if recipe.colour_cast else ""} carry no label.
+jitter; then at a reduced size, 0.3-1x, as a face in a smaller photo or video frame: blur, noise, and JPEG quality
+35-95 or one H.264 frame at crf 18-40, before scaling back), so resolution and compression carry no label.
 
 Splits: by file (by 8-frame block for the carphone clip; by target video for FF++; by person for packaged photos), per
 source, seeded; exact file lists in `splits.json` (`no_face_found` lists the files where MTCNN found no face of >= 40
@@ -1071,13 +1046,6 @@ def _rate_with_interval(metrics: dict, rate: str) -> str:
 
 def _blend_kinds(recipe: FaceRecipe) -> str:
     return "self-blended and cross-blended images" if recipe.cross_blend else "self-blended images"
-
-
-def _colour_cast_clause(recipe: FaceRecipe) -> str:
-    if not recipe.colour_cast:
-        return ""
-    return (f", and for {recipe.colour_cast:.0%} of images a white-balance shift (`cast_colour`: red and blue gains "
-            "moved apart by up to 30%, green by up to 10%, brightness kept)")
 
 
 def _cross_blend_paragraph(recipe: FaceRecipe) -> str:

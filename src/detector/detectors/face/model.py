@@ -51,7 +51,7 @@ class FaceForgeryDetector(Detector):
         # The heads whose logits score video faces (all by default). Real talking-head videos set off the GAN head
         # far more often than photos do, so a bundle may leave it out of video verdicts (model card).
         self.video_heads = [HEADS.index(head) for head in config.get("video_heads", HEADS)]
-        self.net = FaceForgeryNet(imagenet=False, grey_world=bool(config.get("grey_world", False)))
+        self.net = FaceForgeryNet(imagenet=False)
         self.net.load_state_dict(bundle.state_dict())
         self.net.eval()
 
@@ -164,7 +164,7 @@ class FaceForgeryDetector(Detector):
         device = next(self.net.parameters()).device
         with torch.inference_mode(False), torch.enable_grad():
             x = unit.detach().clone().unsqueeze(0).to(device)
-            features = self.net.features(self.net.balance(x))
+            features = self.net.features(x)
             features.retain_grad()
             self.net.heads(features)[0, head].backward()
             weights = features.grad.mean(dim=(2, 3), keepdim=True)

@@ -31,12 +31,8 @@ def imagenet_weights_path() -> Path:
 
 
 class FaceForgeryNet(nn.Module):
-    """`grey_world`: the network first removes the crop's white balance (`balance`), so a colour cast cannot be
-    what either head reads (a warm webcam or a graded portrait read as GAN; face card, round 12)."""
-
-    def __init__(self, imagenet: bool = False, frozen_blocks: int = 0, dropout: float = 0.2, grey_world: bool = False):
+    def __init__(self, imagenet: bool = False, frozen_blocks: int = 0, dropout: float = 0.2):
         super().__init__()
-        self.grey_world = grey_world
         backbone = torchvision.models.mobilenet_v2()
         if imagenet:
             backbone.load_state_dict(torch.load(imagenet_weights_path(), map_location="cpu", weights_only=True))
@@ -52,16 +48,6 @@ class FaceForgeryNet(nn.Module):
         self.features[: self.frozen_blocks].eval()     # frozen blocks keep their ImageNet batch-norm statistics
         return self
 
-    def balance(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalized images [B, 3, H, W] with each colour channel scaled so its mean over the image equals the mean
-        of the three (grey-world white balance, on the un-normalized pixels); unchanged without `grey_world`."""
-        if not self.grey_world:
-            return x
-        mean, std = (torch.tensor(v, dtype=x.dtype, device=x.device).view(1, -1, 1, 1) for v in (MEAN, STD))
-        pixels = x * std + mean
-        channel_means = pixels.mean(dim=(2, 3), keepdim=True).clamp_min(1e-3)
-        return (pixels * (channel_means.mean(dim=1, keepdim=True) / channel_means) - mean) / std
-
     def heads(self, features: torch.Tensor) -> torch.Tensor:
         """[B, 2] head logits from the last feature map."""
         return self.head(torch.flatten(self.pool(features), 1))
@@ -71,7 +57,7 @@ class FaceForgeryNet(nn.Module):
 
     def forward_from(self, block: int, x: torch.Tensor) -> torch.Tensor:
         """[B, 3] outputs from the input of feature block `block` (0 = the image)."""
-        logits = self.heads(self.features[block:](self.balance(x) if block == 0 else x))
+        logits = self.heads(self.features[block:](x))
         return torch.cat([logits.max(dim=1, keepdim=True).values, logits], dim=1)
 
 
