@@ -69,6 +69,33 @@ def test_seeking_is_used_for_long_videos(sample_media, monkeypatch):
     assert len(_decode_video(sample_media["mp4_long_gop10"], Limits(video_frames=4)).frames) == 4
 
 
+
+def test_seeking_never_decodes_a_long_gop_twice(tmp_path, monkeypatch):
+    """With a keyframe every 50 frames and a sample every 17, seeking back to the keyframe for each sample decoded
+    each GOP three times; now decoding goes on from where it is when the target's keyframe is behind it: the same
+    frames as one pass, and no more frames decoded than one pass."""
+    from conftest import write_video
+
+    path = write_video(tmp_path / "gop50.mp4", "libx264", "mp4", frames=100, gop=50)
+    decoded = []
+    real_decoded_frames = video_module._decoded_frames
+
+    def counting(container, stream):
+        for frame in real_decoded_frames(container, stream):
+            decoded.append(frame.time)
+            yield frame
+
+    monkeypatch.setattr(video_module, "_decoded_frames", counting)
+    sought = _decode_video(path, Limits(video_frames=6))
+    seeking_cost = len(decoded)
+    decoded.clear()
+    monkeypatch.setattr(video_module, "_SEEK_WHEN_FRAMES_PER_SAMPLE", 10**9)
+    one_pass = _decode_video(path, Limits(video_frames=6))
+    assert sought.timestamps == one_pass.timestamps and len(sought.frames) == 6
+    assert all(np.array_equal(a, b) for a, b in zip(sought.frames, one_pass.frames))
+    _assert_frames_match_timestamps(sought)
+    assert seeking_cost <= len(decoded), (seeking_cost, len(decoded))
+
 def test_display_rotation_is_applied(sample_media):
     frame = _decode_video(sample_media["mp4_rotated"]).frames[0]
     # Stored 64 wide x 32 high with the left half white and a 90 degree counter-clockwise display rotation

@@ -3,6 +3,7 @@ and the soundtrack decoded as an audio file is."""
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -147,22 +148,38 @@ def _sample_sequentially(source: Path | bytes, start: float, fps: float, targets
     return picked
 
 
+def _keyframe_times(container: av.container.InputContainer, stream: av.VideoStream, start: float) -> list[float]:
+    """Seconds (from the stream's start) of every keyframe, read from the packets alone (no decoding)."""
+    times = [float(packet.pts * stream.time_base) - start for packet in container.demux(stream)
+             if packet.is_keyframe and packet.pts is not None]
+    return sorted(times)
+
+
 def _sample_by_seeking(source: Path | bytes, start: float, targets: list[float], tolerance: float,
                        limits: Limits) -> list[tuple[float, np.ndarray]]:
-    """Seek to the keyframe before each target and decode forward to it. Empty when the file cannot seek."""
+    """Seek to the keyframe before each target and decode forward to it, unless that keyframe is behind the frames
+    already decoded: then decoding goes on from there (with long GOPs, e.g. x264's default 250 frames, seeking back
+    for every target decoded each GOP several times). Empty when the file cannot seek."""
     picked: list[tuple[float, np.ndarray]] = []
     try:
         with open_container(source) as container:
             stream = _video_stream(container)
+            keyframes = _keyframe_times(container, stream, start)
+            frames: Iterator[av.VideoFrame] | None = None
+            position = float("-inf")                     # time of the last frame decoded
             for target in targets:
-                container.seek(int((start + target) / stream.time_base), stream=stream, backward=True)
-                for frame in _decoded_frames(container, stream):
+                if picked and picked[-1][0] + tolerance >= target:
+                    continue                             # the frame already picked stands for this target too
+                before = bisect.bisect_right(keyframes, target + tolerance) - 1
+                if frames is None or before < 0 or keyframes[before] > position:
+                    container.seek(int((start + target) / stream.time_base), stream=stream, backward=True)
+                    frames = _decoded_frames(container, stream)
+                for frame in frames:
                     if frame.time is None:
                         return []
-                    seconds = frame.time - start
-                    if seconds + tolerance >= target:
-                        if not picked or seconds > picked[-1][0]:
-                            picked.append((seconds, _to_rgb(frame, limits)))
+                    position = frame.time - start
+                    if position + tolerance >= target:
+                        picked.append((position, _to_rgb(frame, limits)))
                         break
     except av.FFmpegError:
         return []
