@@ -832,11 +832,13 @@ def measured_sections(folder: Path, version: str) -> str:
                   f"{speed['crops_per_s_network']} crops/s |",
                   f"| whole pipeline on 224x224 face photos (decode, MTCNN, crop, network, via `scan()`) | "
                   f"{speed['face_photos_224px_per_s_pipeline']} images/s |",
-                  f"| one 32-frame 720p video (decode, MTCNN, tracking, network, via `scan()`) | "
+                  f"| one 32-frame 720p video, a 3 s clip (decode, MTCNN, tracking, network, via `scan()`) | "
                   f"{speed['seconds_per_32_frame_720p_video']} s |", "",
                   "MTCNN is driven by `detector.faces.detect` (OpenCV area resizes, channels-last chunks); in video, "
                   "the full face", "search runs on every 4th sampled frame and the frames between re-check the faces "
-                  "of their neighbouring key frames."]
+                  "of their neighbouring key frames.",
+                  "Longer videos cost more to decode: sampling 32 frames of a 60 s 720p H.264 clip takes 1.3-2.3 s "
+                  "(keyframe every 0.5-10 s;", "`benchmarks/video_decode.py`, 2026-11-29) before any face is found."]
     else:
         lines.append("Not yet measured: run the command above.")
     gpu = _read_json(folder / GPU_SPEED_FILE)
