@@ -80,8 +80,8 @@ def test_seeking_never_decodes_a_long_gop_twice(tmp_path, monkeypatch):
     decoded = []
     real_decoded_frames = video_module._decoded_frames
 
-    def counting(container, stream):
-        for frame in real_decoded_frames(container, stream):
+    def counting(container, stream, *wanted_from):
+        for frame in real_decoded_frames(container, stream, *wanted_from):
             decoded.append(frame.time)
             yield frame
 
@@ -95,6 +95,37 @@ def test_seeking_never_decodes_a_long_gop_twice(tmp_path, monkeypatch):
     assert all(np.array_equal(a, b) for a, b in zip(sought.frames, one_pass.frames))
     _assert_frames_match_timestamps(sought)
     assert seeking_cost <= len(decoded), (seeking_cost, len(decoded))
+
+
+def test_frames_nothing_references_are_skipped_before_a_target_and_the_same_frames_come_out(tmp_path, monkeypatch):
+    """x264's B-frames that no frame references are not decoded while they show before the next target; the frames
+    picked are exactly those of a decode of every frame, with fewer frames decoded."""
+    from conftest import write_video
+
+    path = write_video(tmp_path / "bframes.mp4", "libx264", "mp4", frames=100, gop=50)
+    real_decoded_frames = video_module._decoded_frames
+    decoded = []
+
+    def counting(container, stream, *wanted_from):
+        for frame in real_decoded_frames(container, stream, *wanted_from):
+            decoded.append(frame.time)
+            yield frame
+
+    def every_frame(container, stream, *wanted_from):
+        for frame in real_decoded_frames(container, stream):
+            decoded.append(frame.time)
+            yield frame
+
+    monkeypatch.setattr(video_module, "_SEEK_WHEN_FRAMES_PER_SAMPLE", 10**9)      # one pass: the longest decode
+    monkeypatch.setattr(video_module, "_decoded_frames", counting)
+    skipping = _decode_video(path, Limits(video_frames=6))
+    skipping_cost = len(decoded)
+    decoded.clear()
+    monkeypatch.setattr(video_module, "_decoded_frames", every_frame)
+    full = _decode_video(path, Limits(video_frames=6))
+    assert skipping.timestamps == full.timestamps and len(full.frames) == 6
+    assert all(np.array_equal(a, b) for a, b in zip(skipping.frames, full.frames))
+    assert skipping_cost < len(decoded), (skipping_cost, len(decoded))
 
 def test_display_rotation_is_applied(sample_media):
     frame = _decode_video(sample_media["mp4_rotated"]).frames[0]

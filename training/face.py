@@ -837,7 +837,7 @@ def measured_sections(folder: Path, version: str) -> str:
                   "MTCNN is driven by `detector.faces.detect` (OpenCV area resizes, channels-last chunks); in video, "
                   "the full face", "search runs on every 4th sampled frame and the frames between re-check the faces "
                   "of their neighbouring key frames.",
-                  "Longer videos cost more to decode: sampling 32 frames of a 60 s 720p H.264 clip takes 1.3-2.3 s "
+                  "Longer videos cost more to decode: sampling 32 frames of a 60 s 720p H.264 clip takes 1.1-1.6 s "
                   "(keyframe every 0.5-10 s;", "`benchmarks/video_decode.py`, 2026-11-29) before any face is found."]
     else:
         lines.append("Not yet measured: run the command above.")
