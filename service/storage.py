@@ -1,10 +1,9 @@
-"""The service's database: every table it uses is declared before `open_database` creates missing ones."""
+"""The service's database (`open_database` declares and creates every table the project uses)."""
 
 from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from detector.records import jobs, keys, requestlog  # noqa: F401 - declare their tables on Base
 from detector.records.db import open_database
 
 from .settings import SETTINGS

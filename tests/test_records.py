@@ -665,3 +665,18 @@ def test_cli_flow(tmp_path, face_images, capsys, monkeypatch):
     assert run_cli("case", "show", str(case["id"]), "--actor", "temp", "--database", url) == 1
     assert "not an active reviewer" in capsys.readouterr().err
     assert cli_json("audit", "verify")["ok"] is True
+
+
+def test_opening_the_store_creates_every_table_whoever_opens_it_first(tmp_path):
+    """A fresh process that imports only the storage layer (as `detector serve keys create` did) still creates the
+    records, audit and service tables: one store, one schema, whichever command touches it first."""
+    import sys
+
+    database = tmp_path / "first.db"
+    code = ("import sys; from sqlalchemy import inspect; from detector.records.db import open_database; "
+            "print(sorted(inspect(open_database(sys.argv[1])).get_table_names()))")
+    shown = subprocess.run([sys.executable, "-c", code, f"sqlite:///{database}"], capture_output=True, text=True,
+                           check=True, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "src")}).stdout
+    for table in ("banks", "bank_entries", "cases", "complaints", "consents", "audit_log", "jobs", "api_keys",
+                  "request_log"):
+        assert f"'{table}'" in shown, (table, shown)

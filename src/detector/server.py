@@ -59,7 +59,6 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def _database():
-    from .records import jobs, keys, requestlog  # noqa: F401 - declare every service table
     from .records.db import open_database
 
     return open_database()

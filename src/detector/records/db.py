@@ -1,11 +1,12 @@
 """The one storage layer: a SQLAlchemy engine from a URL (SQLite in WAL mode by default), tables, transactions.
 
-Feature modules declare their tables on `Base`; `open_database` creates whatever tables are declared when it runs,
-so import the feature modules first (the service imports them all at start-up).
+Feature modules declare their tables on `Base`; `open_database` imports every one of them (`_TABLE_MODULES`) and
+creates whatever tables are missing.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,8 +44,19 @@ def open_database(url: str | None = None) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
+    _declare_every_table()
     Base.metadata.create_all(engine)
     return engine
+
+
+_TABLE_MODULES = ("tables", "audit", "jobs", "keys", "requestlog")     # every module that declares tables on Base
+
+
+def _declare_every_table() -> None:
+    """Import the table modules, so whichever caller opens the store first (CLI, service, worker) creates every
+    table: one store, one schema."""
+    for module in _TABLE_MODULES:
+        importlib.import_module(f"{__package__}.{module}")
 
 
 @contextmanager
