@@ -360,3 +360,27 @@ def test_frames_between_key_frames_find_the_moving_face_and_drop_the_one_that_le
     for full, quick in zip(every, keyed):
         for a in full:
             assert max(iou(a.box, b.box) for b in quick) > 0.8
+
+
+def test_samples_far_apart_in_time_each_get_the_full_face_search(detector, dev_data, monkeypatch):
+    """A long video's samples lie seconds apart, where a face has moved far from where a key frame saw it: then
+    every sampled frame gets the full search, and every one of them yields its face (re-checking would lose some)."""
+    import detector.detectors.face.model as face_model
+
+    face = np.asarray(Image.open(dev_data / "face/simswap-crops/real/2.jpg").convert("RGB").resize((120, 120)))
+    frames = []
+    for index in range(9):
+        canvas = np.full((360, 640, 3), 70, np.uint8)
+        left = [20, 500, 260, 40, 480, 200, 420, 60, 300][index]               # the face jumps between samples
+        canvas[120:240, left:left + 120] = face
+        frames.append(canvas)
+
+    def faces_per_frame(seconds_apart: float) -> list[int]:
+        media = VideoMedia(frames=frames, timestamps=[seconds_apart * i for i in range(9)], duration=9 * seconds_apart,
+                           fps=25.0, format="mp4")
+        prepared = detector.preprocess(media)
+        return [sum(f.frame == i for f in prepared.context["faces"]) for i in range(9)]
+
+    assert faces_per_frame(2.0) == [1] * 9
+    monkeypatch.setattr(face_model, "RECHECK_WITHIN_SECONDS", 10.0)      # the same samples, re-checked
+    assert faces_per_frame(2.0) != [1] * 9

@@ -58,8 +58,10 @@ class FaceFinder:
     def detect(self, rgb: np.ndarray) -> list[DetectedFace]:
         return self.detect_many([rgb])[0]
 
-    def detect_many(self, frames: list[np.ndarray]) -> list[list[DetectedFace]]:
-        """Faces per frame, largest first, at most `max_faces` per frame."""
+    def detect_many(self, frames: list[np.ndarray], key_frame_every: int | None = None) -> list[list[DetectedFace]]:
+        """Faces per frame, largest first, at most `max_faces` per frame; `key_frame_every` overrides the finder's
+        own for this call (1: the full search on every frame)."""
+        every = max(1, key_frame_every or self.key_frame_every)
         results: list[list[DetectedFace]] = [[] for _ in frames]
         groups: dict[tuple[int, int], list[int]] = {}
         for index, frame in enumerate(frames):
@@ -72,17 +74,18 @@ class FaceFinder:
             # the smallest window must still catch faces of min_face_size after downscaling
             min_face = max(12, int(self.min_face_size * scale * 0.9))
             with self._lock, torch.inference_mode():
-                boxes, frame_of, points = self._cascade(small, min_face)
+                boxes, frame_of, points = self._cascade(small, min_face, every)
             boxes, frame_of, points = boxes.numpy(), frame_of.numpy(), points.numpy()
             for position, index in enumerate(indices):
                 mine = frame_of == position
                 results[index] = self._keep(boxes[mine], points[mine], scale)
         return results
 
-    def _cascade(self, frames: list[np.ndarray], min_face: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _cascade(self, frames: list[np.ndarray], min_face: int, key_frame_every: int
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(boxes [N, 5] with score, frame index [N], landmarks [N, 5, 2]) in the pixels of `frames` (equal sizes)."""
         count = len(frames)
-        key = sorted(set(range(0, count, self.key_frame_every)) | {count - 1})
+        key = sorted(set(range(0, count, key_frame_every)) | {count - 1})
         candidates, frame_of = _candidates(self._pnet, [frames[i] for i in key], min_face)
         boxes, frame_of, points = self._refine(frames, candidates, torch.as_tensor(key)[frame_of])
         if len(key) == count:

@@ -21,6 +21,7 @@ from .network import DEFAULT_INPUT_SIZE, HEADS, FaceForgeryNet, normalize
 
 VIDEO_DETECTION_SIDE = 640       # video frames are searched at this size (speed); images at 1024
 VIDEO_KEY_FRAME_EVERY = 4        # full face search on every 4th sampled frame; the frames between re-check its faces
+RECHECK_WITHIN_SECONDS = 0.5     # ... when samples are this close: further apart, faces move or cut away between them
 SMALL_FACE = 80                  # faces smaller than this (px) are scored, with a caveat
 
 
@@ -67,7 +68,11 @@ class FaceForgeryDetector(Detector):
                 return NotApplicable("the video has no decodable frames")
         else:
             return NotApplicable(f"face-forgery scores images and video, not {media.modality}")
-        faces_per_frame = finder.detect_many(frames)
+        gaps = np.diff([t for t in times if t is not None])
+        # sparse samples (a long video) get the full search on every frame: re-checking a face where it was seconds
+        # earlier misses it once it has moved
+        every = 1 if len(gaps) and float(np.max(gaps)) > RECHECK_WITHIN_SECONDS else None
+        faces_per_frame = finder.detect_many(frames, every)
         units, faces, crops, crop_boxes = [], [], [], []
         for frame_index, (rgb, time, frame_faces) in enumerate(zip(frames, times, faces_per_frame)):
             for face in frame_faces:
