@@ -846,10 +846,10 @@ def measured_sections(folder: Path, version: str) -> str:
         if "seconds_per_long_720p_video" in speed:
             lines.append(f"| one {speed['long_video_seconds']} s 720p video, 32 of its frames sampled (keyframe every "
                          f"10 s; the same steps) | {speed['seconds_per_long_720p_video']} s |")
-        lines += ["", "MTCNN is driven by `detector.faces.detect` (OpenCV area resizes, channels-last chunks); in "
-                  "video sampled at most 0.5 s apart,", "the full face search runs on every 4th sampled frame and the "
-                  "frames between re-check the faces of their neighbouring key frames (sparser samples: the full "
-                  "search on each). Decoding", "alone: `benchmarks/video_decode.py`."]
+        lines += ["", "MTCNN is driven by `detector.faces.detect` (OpenCV area resizes, channels-last chunks). In "
+                  "video sampled at most", "0.5 s apart, the full face search runs on every 4th sampled frame and the "
+                  "frames between re-check the faces", "of their neighbouring key frames; sparser samples each get the "
+                  "full search. Decoding alone: `benchmarks/video_decode.py`."]
     else:
         lines.append("Not yet measured: run the command above.")
     gpu = _read_json(folder / GPU_SPEED_FILE)
