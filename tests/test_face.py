@@ -365,8 +365,6 @@ def test_frames_between_key_frames_find_the_moving_face_and_drop_the_one_that_le
 def test_samples_far_apart_in_time_each_get_the_full_face_search(detector, dev_data, monkeypatch):
     """A long video's samples lie seconds apart, where a face has moved far from where a key frame saw it: then
     every sampled frame gets the full search, and every one of them yields its face (re-checking would lose some)."""
-    import detector.detectors.face.model as face_model
-
     face = np.asarray(Image.open(dev_data / "face/simswap-crops/real/2.jpg").convert("RGB").resize((120, 120)))
     frames = []
     for index in range(9):
@@ -382,5 +380,5 @@ def test_samples_far_apart_in_time_each_get_the_full_face_search(detector, dev_d
         return [sum(f.frame == i for f in prepared.context["faces"]) for i in range(9)]
 
     assert faces_per_frame(2.0) == [1] * 9
-    monkeypatch.setattr(face_model, "RECHECK_WITHIN_SECONDS", 10.0)      # the same samples, re-checked
+    monkeypatch.setattr(detector.video_finder, "recheck_within_seconds", 10.0)     # the same samples, re-checked
     assert faces_per_frame(2.0) != [1] * 9

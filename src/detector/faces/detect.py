@@ -40,11 +40,13 @@ class FaceFinder:
     pixel count); boxes come back in the frame's own pixels. Frames of equal size are detected in one batch. With
     `key_frame_every` k > 1, consecutive frames of one size (a video's sampled frames) get the full search on every
     k-th frame and on the last; the frames between only re-check the faces found on their neighbouring key frames, so
-    a face that appears and leaves between two key frames is missed.
+    a face that appears and leaves between two key frames is missed. Re-checking assumes a face is near where a key
+    frame saw it: frames whose times (`detect_many`) lie more than `recheck_within_seconds` apart each get the full
+    search, since a face moves or the scene cuts in that time.
     """
 
     def __init__(self, min_face_size: int = 40, min_confidence: float = 0.95, max_side: int = 1024,
-                 max_faces: int = 8, key_frame_every: int = 1):
+                 max_faces: int = 8, key_frame_every: int = 1, recheck_within_seconds: float = 0.5):
         from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
 
         self.min_face_size = min_face_size
@@ -52,16 +54,19 @@ class FaceFinder:
         self.max_side = max_side
         self.max_faces = max_faces
         self.key_frame_every = max(1, key_frame_every)
+        self.recheck_within_seconds = recheck_within_seconds
         self._pnet, self._rnet, self._onet = PNet().eval(), RNet().eval(), ONet().eval()
         self._lock = threading.Lock()          # one detector, shared by the engine's prepare threads
 
     def detect(self, rgb: np.ndarray) -> list[DetectedFace]:
         return self.detect_many([rgb])[0]
 
-    def detect_many(self, frames: list[np.ndarray], key_frame_every: int | None = None) -> list[list[DetectedFace]]:
-        """Faces per frame, largest first, at most `max_faces` per frame; `key_frame_every` overrides the finder's
-        own for this call (1: the full search on every frame)."""
-        every = max(1, key_frame_every or self.key_frame_every)
+    def detect_many(self, frames: list[np.ndarray], times: list[float | None] | None = None
+                    ) -> list[list[DetectedFace]]:
+        """Faces per frame, largest first, at most `max_faces` per frame. `times` (seconds, one per frame; a single
+        photo's is None) lets frames far apart in time skip the re-check (class docstring)."""
+        gaps = np.diff(times) if times is not None and len(times) > 1 else np.zeros(0)
+        every = 1 if gaps.size and float(gaps.max()) > self.recheck_within_seconds else self.key_frame_every
         results: list[list[DetectedFace]] = [[] for _ in frames]
         groups: dict[tuple[int, int], list[int]] = {}
         for index, frame in enumerate(frames):

@@ -48,7 +48,8 @@ class FaceForgeryDetector(Detector):
         self.image_finder = FaceFinder(int(config.get("min_face_size", 40)), confidence, max_side=1024)
         # MTCNN's cost grows with (frame side / smallest face)^2; 32 frames per clip make that the video's main cost
         self.video_finder = FaceFinder(int(config.get("min_video_face_size", 64)), confidence,
-                                       max_side=VIDEO_DETECTION_SIDE, key_frame_every=VIDEO_KEY_FRAME_EVERY)
+                                       max_side=VIDEO_DETECTION_SIDE, key_frame_every=VIDEO_KEY_FRAME_EVERY,
+                                       recheck_within_seconds=RECHECK_WITHIN_SECONDS)
         # The heads whose logits score video faces (all by default). Real talking-head videos set off the GAN head
         # far more often than photos do, so a bundle may leave it out of video verdicts (model card).
         self.video_heads = [HEADS.index(head) for head in config.get("video_heads", HEADS)]
@@ -68,11 +69,7 @@ class FaceForgeryDetector(Detector):
                 return NotApplicable("the video has no decodable frames")
         else:
             return NotApplicable(f"face-forgery scores images and video, not {media.modality}")
-        gaps = np.diff([t for t in times if t is not None])
-        # sparse samples (a long video) get the full search on every frame: re-checking a face where it was seconds
-        # earlier misses it once it has moved
-        every = 1 if len(gaps) and float(np.max(gaps)) > RECHECK_WITHIN_SECONDS else None
-        faces_per_frame = finder.detect_many(frames, every)
+        faces_per_frame = finder.detect_many(frames, times)
         units, faces, crops, crop_boxes = [], [], [], []
         for frame_index, (rgb, time, frame_faces) in enumerate(zip(frames, times, faces_per_frame)):
             for face in frame_faces:
