@@ -140,7 +140,10 @@ def _sample_sequentially(source: Path | bytes, start: float, fps: float, targets
     next_target = 0
     with open_container(source) as container:
         stream = _video_stream(container)
-        wanted_from = lambda: start + targets[next_target] - tolerance      # noqa: E731 - reads next_target live
+
+        def wanted_from() -> float:                     # reads next_target as it advances
+            return start + targets[next_target] - tolerance
+
         for index, frame in enumerate(_decoded_frames(container, stream, wanted_from)):
             seconds = _frame_seconds(frame, start, index, fps)
             last = (seconds, frame)
