@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # run from anywhere: training/ is not installed
 from detector.config import PROJECT_ROOT, EngineConfig
 from detector.detectors.text.lm import LM_PRECISIONS
 from detector.detectors.text.model import MachineTextDetector
