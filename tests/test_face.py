@@ -170,6 +170,33 @@ def test_every_face_gets_its_own_box_and_score_and_explain_adds_a_heatmap(detect
     assert "heatmap_png" not in _scan(detector, media).evidence["faces"][0]
 
 
+def test_a_face_the_texture_probe_flags_gets_a_heatmap_from_the_probe_s_feature_map(dev_data):
+    """The shipped GAN logit is the larger of the GAN head's and the texture probe's: when the probe decides, the
+    Grad-CAM comes from its (frozen) trunk, not from a head that did not decide (which would draw nothing)."""
+    from detector.detectors.face.model import FaceForgeryDetector
+    from detector.detectors.face.network import HEADS, normalize
+    from detector.engine.bundle import ModelBundle
+
+    bundle = ModelBundle.load("face-forgery", MODEL_DIR)
+    if not bundle.config.get("texture_probe_blocks"):
+        pytest.skip("the shipped bundle has no texture probe")
+    detector = FaceForgeryDetector(bundle, torch.device("cpu"))
+    crop = np.asarray(Image.open(dev_data / "face/simswap-crops/real/2.jpg").convert("RGB").resize((224, 224)))
+    unit = normalize(torch.from_numpy(crop.copy()), detector.input_size)
+    gan = HEADS.index("gan")
+    with torch.no_grad():
+        detector.net.texture.linear.bias += 100.0                              # the probe decides
+    features, _ = detector.net.explained_logit(unit.unsqueeze(0), gan)
+    assert features.shape[1] == detector.net.texture.trunk[-1].out_channels
+    overlay = np.asarray(Image.open(io.BytesIO(base64.b64decode(detector.heatmap(crop, unit, gan))))).astype(float)
+    tint = overlay - 0.55 * crop                                                # the colour map's share
+    assert tint.std(axis=(0, 1)).max() > 5.0                                    # not one flat colour
+    with torch.no_grad():
+        detector.net.texture.linear.bias -= 200.0                              # the GAN head decides
+    features, _ = detector.net.explained_logit(unit.unsqueeze(0), gan)
+    assert features.shape[1] == detector.net.features[-1][0].out_channels
+
+
 def test_the_network_reads_crops_at_the_size_the_bundle_was_trained_at(detector, dev_data):
     trained_at = json.loads((MODEL_DIR / "config.json").read_text())["input_size"]
     assert detector.input_size == trained_at

@@ -657,3 +657,57 @@ def test_gan_repeats_draw_each_gan_training_face_that_many_times(tmp_path):
         counts[repeats] = Counter(s.target for s in train_set.samples)
     assert counts[1][2] > 0 and counts[3][2] == 3 * counts[1][2]
     assert counts[3][0] == counts[1][0] and counts[3][1] == counts[1][1]       # real faces and blends unchanged
+
+
+def test_the_texture_probe_is_fitted_on_the_train_split_and_flags_real_faces_where_the_gan_head_does(tmp_path):
+    """Export's texture probe (version 8): a logistic regression on frozen ImageNet statistics separating the train
+    split's GAN crops (here: finely textured) from its real ones (smooth), put on the GAN head's scale over the val
+    real faces; the GAN logit is the larger of the two, and head alignment moves both. A bundle keeps it."""
+    import torch
+
+    from detector.detectors.face.network import HEADS, FaceForgeryNet, normalize
+    from detector.engine.calibration import Calibration
+    from training.datasets_face import CropRecord
+    from training.export import export_bundle
+    from training.face import FaceRecipe, _run_model, fit_texture_probe
+
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:224, 0:224]
+    face = np.stack([x, y, (x + y) // 2], axis=2).astype(np.float32)
+    kinds = ["real"] * 10 + ["gan"] * 4
+    amplitude = {"real": 3.0, "gan": 40.0}
+    crops = np.stack([np.clip(face * rng.uniform(0.5, 1.0) + rng.normal(0, amplitude[k], face.shape), 0, 255)
+                      for k in kinds]).astype(np.uint8)
+    metas = [CropRecord(f"k{i}", f"m{i}", "deforgify", kind, f"g{i}", None) for i, kind in enumerate(kinds)]
+    val = {0, 1, 2, 3}
+    splits = {f"g{i}": "val" if i in val else "train" for i in range(len(kinds))}
+    torch.manual_seed(0)
+    net = FaceForgeryNet(imagenet=True).eval()
+    fitted = fit_texture_probe(net, crops, metas, splits, blocks=6, input_size=64)
+    assert fitted["train_real"] == 6 and fitted["train_gan"] == 4 and fitted["val_real"] == 4
+
+    gan = HEADS.index("gan")
+    with torch.no_grad():
+        x = torch.stack([normalize(torch.from_numpy(c), 64) for c in crops])
+        head = net.heads(net.features(x))[:, gan]
+        texture = net.texture(x)
+        outputs = net(x)
+    assert torch.equal(outputs[:, 1 + gan], torch.maximum(head, texture))
+    train_real, train_gan = texture[4:10], texture[10:]
+    assert train_gan.min() > train_real.max()                           # the probe separates what it was fitted on
+    real_head, real_texture = head[:4].double(), texture[:4].double()
+    assert torch.isclose(real_texture.std(), real_head.std(), rtol=1e-3)
+    assert torch.isclose(torch.quantile(real_texture, 0.95), torch.quantile(real_head, 0.95), atol=1e-3)
+
+    net.shift_heads(torch.tensor([0.0, 2.5]))
+    with torch.no_grad():
+        assert torch.allclose(net(x)[:, 1 + gan], outputs[:, 1 + gan] - 2.5, atol=1e-5)
+
+    bundle = export_bundle(tmp_path / "models", "face-forgery", config={"version": "0"}, card="fixture",
+                           calibration=Calibration("temperature", {"temperature": 1.0}), state_dict=net.state_dict())
+    loaded = _run_model(bundle, FaceRecipe(cache_dir=tmp_path, frozen_blocks=0), "test")
+    assert loaded.texture is not None and loaded.texture.blocks == 6
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), net(x), atol=0.05)                # fp16 weights in the bundle
+    with pytest.raises(ValueError, match="from block 0"):
+        loaded.forward_from(3, torch.zeros(1, 24, 16, 16))

@@ -53,7 +53,7 @@ class FaceForgeryDetector(Detector):
         # The heads whose logits score video faces (all by default). Real talking-head videos set off the GAN head
         # far more often than photos do, so a bundle may leave it out of video verdicts (model card).
         self.video_heads = [HEADS.index(head) for head in config.get("video_heads", HEADS)]
-        self.net = FaceForgeryNet(imagenet=False)
+        self.net = FaceForgeryNet(imagenet=False, texture_blocks=config.get("texture_probe_blocks"))
         self.net.load_state_dict(bundle.state_dict())
         self.net.eval()
 
@@ -161,14 +161,15 @@ class FaceForgeryDetector(Detector):
         return score, track_rows, ranges
 
     def heatmap(self, crop: np.ndarray, unit: torch.Tensor, head: int) -> str:
-        """Grad-CAM of the logit of the head that scored the face (index into HEADS) on the last feature map,
-        overlaid on the crop; base64 PNG."""
+        """Grad-CAM of the logit of the head that scored the face (index into HEADS) on the feature map that
+        decided it (the network's last one, or the texture probe's), overlaid on the crop; base64 PNG."""
         device = next(self.net.parameters()).device
         with torch.inference_mode(False), torch.enable_grad():
-            x = unit.detach().clone().unsqueeze(0).to(device)
-            features = self.net.features(x)
+            # the texture probe's trunk is frozen: the input carries the gradient to its feature map
+            x = unit.detach().clone().unsqueeze(0).to(device).requires_grad_()
+            features, logit = self.net.explained_logit(x, head)
             features.retain_grad()
-            self.net.heads(features)[0, head].backward()
+            logit.backward()
             weights = features.grad.mean(dim=(2, 3), keepdim=True)
             cam = torch.relu((weights * features).sum(dim=1))[0].detach().float().cpu().numpy()
         self.net.zero_grad(set_to_none=True)

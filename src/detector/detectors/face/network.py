@@ -1,7 +1,9 @@
-"""The face network: MobileNetV2 features + two binary heads (blending/swap, fully synthetic).
+"""The face network: MobileNetV2 features + two binary heads (blending/swap, fully synthetic), and optionally a
+texture probe that also scores fully synthetic faces.
 
 Output columns: 0 = synthetic logit (the larger of the two heads: either kind of forgery flags the face),
-1 = blending / face-swap logit, 2 = fully-synthetic (GAN / diffusion) logit.
+1 = blending / face-swap logit, 2 = fully-synthetic (GAN / diffusion) logit (with a texture probe: the larger of
+the GAN head's and the probe's logits).
 """
 
 from __future__ import annotations
@@ -30,9 +32,40 @@ def imagenet_weights_path() -> Path:
     return paths[0]
 
 
-class FaceForgeryNet(nn.Module):
-    def __init__(self, imagenet: bool = False, frozen_blocks: int = 0, dropout: float = 0.2):
+def spatial_statistics(features: torch.Tensor) -> torch.Tensor:
+    """[B, 2C]: each channel's mean and standard deviation over the feature map."""
+    return torch.cat([features.mean(dim=(2, 3)), features.std(dim=(2, 3))], dim=1)
+
+
+class TextureProbe(nn.Module):
+    """Fully-synthetic evidence from a frozen ImageNet MobileNetV2 trunk: a linear logit over the spatial statistics
+    of its block-`blocks` output. Never trained by gradient: the trunk keeps its ImageNet weights (features never
+    tuned on faces carry to unseen real photos better than the fine-tuned network's, on clean faces) and the linear
+    layer is a logistic regression fitted by the recipe (`training.face texture-probe`)."""
+
+    def __init__(self, blocks: int, imagenet: bool = False):
         super().__init__()
+        backbone = torchvision.models.mobilenet_v2()
+        if imagenet:
+            backbone.load_state_dict(torch.load(imagenet_weights_path(), map_location="cpu", weights_only=True))
+        self.blocks = blocks
+        self.trunk = backbone.features[:blocks]
+        self.linear = nn.Linear(2 * self.trunk[-1].out_channels, 1)
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> "TextureProbe":
+        return super().train(False)         # frozen: batch-norm keeps its ImageNet statistics
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(spatial_statistics(self.trunk(x)))[:, 0]
+
+
+class FaceForgeryNet(nn.Module):
+    def __init__(self, imagenet: bool = False, frozen_blocks: int = 0, dropout: float = 0.2,
+                 texture_blocks: int | None = None):
+        super().__init__()
+        self.texture = TextureProbe(texture_blocks) if texture_blocks else None
         backbone = torchvision.models.mobilenet_v2()
         if imagenet:
             backbone.load_state_dict(torch.load(imagenet_weights_path(), map_location="cpu", weights_only=True))
@@ -58,7 +91,32 @@ class FaceForgeryNet(nn.Module):
     def forward_from(self, block: int, x: torch.Tensor) -> torch.Tensor:
         """[B, 3] outputs from the input of feature block `block` (0 = the image)."""
         logits = self.heads(self.features[block:](x))
+        if self.texture is not None:
+            if block:
+                raise ValueError("the texture probe reads the image: the network must run from block 0")
+            gan = HEADS.index("gan")
+            logits = logits.clone()
+            logits[:, gan] = torch.maximum(logits[:, gan], self.texture(x))
         return torch.cat([logits.max(dim=1, keepdim=True).values, logits], dim=1)
+
+    @torch.no_grad()
+    def shift_heads(self, offsets: torch.Tensor) -> None:
+        """Subtract `offsets` (one per head) from the head logits; the texture probe moves with the GAN head."""
+        self.head[-1].bias -= offsets
+        if self.texture is not None:
+            self.texture.linear.bias -= offsets[HEADS.index("gan")]
+
+    def explained_logit(self, x: torch.Tensor, head: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The feature map and logit that decided head `head` for one image (Grad-CAM's input): the texture
+        probe's when it decided the GAN logit, else the network's last feature map and that head's logit."""
+        features = self.features(x)
+        logit = self.heads(features)[0, head]
+        if self.texture is not None and HEADS[head] == "gan":
+            texture_features = self.texture.trunk(x)
+            texture_logit = self.texture.linear(spatial_statistics(texture_features))[0, 0]
+            if texture_logit > logit:
+                return texture_features, texture_logit
+        return features, logit
 
 
 def normalize(crop: torch.Tensor, size: int) -> torch.Tensor:
