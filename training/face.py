@@ -34,9 +34,9 @@ import av
 import cv2
 import numpy as np
 import torch
-from torch import nn
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
+from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from detector.config import PROJECT_ROOT

@@ -41,7 +41,7 @@ class TextureProbe(nn.Module):
     """Fully-synthetic evidence from a frozen ImageNet MobileNetV2 trunk: a linear logit over the spatial statistics
     of its block-`blocks` output. Never trained by gradient: the trunk keeps its ImageNet weights (features never
     tuned on faces carry to unseen real photos better than the fine-tuned network's, on clean faces) and the linear
-    layer is a logistic regression fitted by the recipe (`training.face texture-probe`)."""
+    layer is a logistic regression fitted at export (`training.face: fit_texture_probe`)."""
 
     def __init__(self, blocks: int, imagenet: bool = False):
         super().__init__()
