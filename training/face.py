@@ -495,16 +495,21 @@ def align_heads(model: FaceForgeryNet, dataset: Dataset, target_fpr: float) -> l
     return [round(float(v), 4) for v in offsets]
 
 
-@torch.no_grad()
-def _logits_and_statistics(model: FaceForgeryNet, probe: TextureProbe, crops: list[np.ndarray], input_size: int
-                           ) -> tuple[np.ndarray, np.ndarray]:
-    """The GAN head's logits and the probe trunk's spatial statistics of clean crops."""
-    heads, statistics = [], []
+def _crop_batches(crops: list[np.ndarray], input_size: int) -> Iterator[torch.Tensor]:
     for start in range(0, len(crops), 64):
-        x = torch.stack([normalize(torch.from_numpy(np.array(c)), input_size) for c in crops[start:start + 64]])
-        heads.append(model.heads(model.features(x))[:, HEADS.index("gan")])
-        statistics.append(spatial_statistics(probe.trunk(x)))
-    return torch.cat(heads).numpy(), torch.cat(statistics).double().numpy()
+        yield torch.stack([normalize(torch.from_numpy(np.array(c)), input_size) for c in crops[start:start + 64]])
+
+
+@torch.no_grad()
+def _probe_statistics(probe: TextureProbe, crops: list[np.ndarray], input_size: int) -> np.ndarray:
+    """The probe trunk's spatial statistics of clean crops (float64, for the regression)."""
+    return torch.cat([spatial_statistics(probe.trunk(x)) for x in _crop_batches(crops, input_size)]).double().numpy()
+
+
+@torch.no_grad()
+def _gan_head_logits(model: FaceForgeryNet, crops: list[np.ndarray], input_size: int) -> np.ndarray:
+    gan = HEADS.index("gan")
+    return torch.cat([model.heads(model.features(x))[:, gan] for x in _crop_batches(crops, input_size)]).numpy()
 
 
 def fit_texture_probe(model: FaceForgeryNet, crops: np.ndarray, metas: list[CropRecord], splits: dict[str, str],
@@ -523,16 +528,16 @@ def fit_texture_probe(model: FaceForgeryNet, crops: np.ndarray, metas: list[Crop
                 if splits.get(m.group) == split and m.kind in kinds and "#tight" not in m.key]
 
     real, gan = clean("train", ("real",)), clean("train", ("gan",))
-    statistics = np.concatenate([_logits_and_statistics(model, probe, real, input_size)[1],
-                                 _logits_and_statistics(model, probe, gan, input_size)[1]])
+    statistics = _probe_statistics(probe, real + gan, input_size)
     labels = np.r_[np.zeros(len(real)), np.ones(len(gan))]
     scaler = StandardScaler().fit(statistics)
     regression = LogisticRegression(C=regularization, max_iter=5000, class_weight="balanced").fit(
         scaler.transform(statistics), labels)
     weight = regression.coef_[0] / scaler.scale_
     bias = regression.intercept_[0] - float(weight @ scaler.mean_)
-    head, val_statistics = _logits_and_statistics(model, probe, clean("val", ("real",)), input_size)
-    texture = val_statistics @ weight + bias
+    val_real = clean("val", ("real",))
+    head = _gan_head_logits(model, val_real, input_size)
+    texture = _probe_statistics(probe, val_real, input_size) @ weight + bias
     scale = head.std() / texture.std()
     head_point, texture_point = np.quantile(head, 0.95), np.quantile(texture, 0.95)
     probe.linear.weight.copy_(torch.from_numpy(weight * scale).float().unsqueeze(0))

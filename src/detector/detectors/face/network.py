@@ -58,7 +58,11 @@ class TextureProbe(nn.Module):
         return super().train(False)         # frozen: batch-norm keeps its ImageNet statistics
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(spatial_statistics(self.trunk(x)))[:, 0]
+        return self.logits(self.trunk(x))
+
+    def logits(self, trunk_output: torch.Tensor) -> torch.Tensor:
+        """[B] logits from the trunk's output."""
+        return self.linear(spatial_statistics(trunk_output))[:, 0]
 
 
 class FaceForgeryNet(nn.Module):
@@ -113,7 +117,7 @@ class FaceForgeryNet(nn.Module):
         logit = self.heads(features)[0, head]
         if self.texture is not None and HEADS[head] == "gan":
             texture_features = self.texture.trunk(x)
-            texture_logit = self.texture.linear(spatial_statistics(texture_features))[0, 0]
+            texture_logit = self.texture.logits(texture_features)[0]
             if texture_logit > logit:
                 return texture_features, texture_logit
         return features, logit
