@@ -1082,7 +1082,9 @@ the shipped detector: `python -m training.face evaluate`.
 - **Video does not catch fully synthetic faces** (since 7.1): the GAN head fired on most frames of real talking-head
   videos (5 of 9 real clips from packages had a mean GAN score over 0.8), so video faces are scored by the face-swap
   head alone and a StyleGAN2 face animated in a clip is mostly `authentic` (5 of 264 test clips flagged). Each video
-  face's evidence still carries both head scores (`heads`) for a moderator to read.
+  face's evidence still carries both head scores (`heads`) for a moderator to read. Reading the texture probe
+  alone as the GAN score in video would catch them (StyleGAN2 clips 0.40 -> 0.95) but flags twice as many real clips
+  and lowers every face-swap clip row (rounds/round-13.md, last section): not adopted.
 - Real video is scored from very few real videos: the real-video rows above are 9 clips of 7 people (webcam, talking
   heads, stock footage); one of them (a webcam clip) is still flagged `synthetic` by the face-swap head.
 - Real photos from npm packages never trained on (61 demo portraits, avatars, group photos and video frames listed
