@@ -77,6 +77,7 @@ def test_empty_input():
     (bytes(range(256)) * 4, "unrecognised"),
     (b"\x47" + bytes(187) + b"\x47" + bytes(187) + b"\x48" + bytes(400), "unrecognised"),   # sync lost: not MPEG-TS
     ("text in UTF-16 without a byte order mark".encode("utf-16-le"), "unrecognised"),
+    (b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"><text>a drawing</text></svg>', "SVG"),
 ])
 def test_unsupported_content_says_what_it_is(data, words):
     with pytest.raises(MediaError) as error:

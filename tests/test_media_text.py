@@ -102,3 +102,33 @@ def test_long_file_whose_sniffed_head_splits_a_character(tmp_path):
     path.write_bytes(("深度伪造" * 6000).encode("utf-8"))
     media = _decode_text(MediaInput.from_path(path))
     assert media.encoding == "utf-8" and len(media.text) == 24_000
+
+
+ARTICLE = ["Council approves the library budget",
+           "The city council met on Tuesday and approved next year's library budget after residents spoke about "
+           "opening hours, the children's reading room and road repairs near the main branch.",
+           "市议会周二开会，批准了明年的图书馆预算，居民们谈到了开放时间和儿童阅览室。"]
+
+
+def _web_page(paragraphs: list[str]) -> str:
+    body = "".join(f"<p>{p}</p>" for p in paragraphs[1:])
+    return ("<!DOCTYPE html>\n<!-- a saved page -->\n<html><head><meta charset='gb18030'><title>News</title>"
+            "<style>body { font-family: sans-serif }</style><script>var tracker = function () { return 1; };</script>"
+            f"</head><body><article><h1>{paragraphs[0]}</h1>{body}</article>"
+            "<script>window.analytics = true;</script></body></html>")
+
+
+def test_a_web_page_is_judged_on_its_main_text():
+    # the page in GB18030, as Chinese sites still serve it: the same text as the article written out plainly
+    page = _decode_text(MediaInput.from_bytes(_web_page(ARTICLE).encode("gb18030")))
+    plain = _decode_text(MediaInput.from_text("\n\n".join(ARTICLE)))
+    assert page.encoding == "html"
+    assert page.text == plain.text
+    assert "<" not in page.text and "tracker" not in page.text and "font-family" not in page.text
+
+
+def test_a_web_page_with_no_main_text_is_empty():
+    page = "<html><head><script>var a = 1;</script><style>p { color: red }</style></head><body></body></html>"
+    with pytest.raises(MediaError) as error:
+        decode(MediaInput.from_bytes(page.encode()), Limits())
+    assert error.value.code == "empty" and "no main text" in error.value.message

@@ -14,7 +14,7 @@ from detector.media.errors import ErrorCode, MediaError, decoding_error
 from detector.media.image import decode_image
 from detector.media.pdf import decode_pdf
 from detector.media.sniff import SNIFF_BYTES, sniff
-from detector.media.text import decode_text, text_media
+from detector.media.text import decode_html, decode_text, text_media
 from detector.media.types import (
     AUDIO_RATE,
     AudioMedia,
@@ -99,6 +99,8 @@ def _decode(inp: MediaInput, limits: Limits, kind: Sniffed | None) -> DecodedMed
         return decode_audio(source, kind.format, limits)
     if isinstance(source, Path) and _file_size(source) > _MAX_UTF8_BYTES_PER_CHAR * limits.max_text_chars:
         raise MediaError("too_large", f"text file is over the limit of {limits.max_text_chars:,} characters")
+    if kind.details.get("markup") == "html":
+        return decode_html(read_bytes(inp, limits), limits)
     return decode_text(read_bytes(inp, limits), limits)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import re
 import struct
 import unicodedata
 from pathlib import Path
@@ -27,6 +28,11 @@ _TS_PACKETS_CHECKED = 8
 _AUDIO_ONLY_BRANDS = {b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B "}
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1",
                 b"avif", b"avis"}
+# Markup at the start of text (an XML declaration, comments and a doctype may come first): web pages are judged on
+# their main text; SVG drawings are images we do not rasterize.
+_MARKUP_PREAMBLE = r"\A\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*"
+_HTML_START = re.compile(_MARKUP_PREAMBLE + r"(?:<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>])", re.I | re.S)
+_SVG_START = re.compile(_MARKUP_PREAMBLE + r"(?:<!doctype\s+svg[^>]*>\s*)?<svg[\s>]", re.I | re.S)
 # Formats people send that we recognise but do not decode: a clear refusal beats "unknown".
 _KNOWN_UNSUPPORTED = [
     (b"II*\x00", "TIFF image"),
@@ -90,13 +96,13 @@ def sniff(head: bytes, path: Path | None = None) -> Sniffed:
         return _sniff_after_id3(head, path)
     # The UTF-16 LE byte order mark FF FE is also a valid MPEG audio frame sync: text is tried first.
     if head.startswith(b"\xff\xfe") and looks_like_text(head[:SNIFF_BYTES]):
-        return Sniffed("text", "text")
+        return _sniff_text(head)
     mpeg_audio = _mpeg_audio_format(head)
     if mpeg_audio:
         return Sniffed("audio", mpeg_audio)
     # Text before the named refusals: prose may well begin with "MZ" or "FORM".
     if looks_like_text(head[:SNIFF_BYTES]):
-        return Sniffed("text", "text")
+        return _sniff_text(head)
     for magic, name in _KNOWN_UNSUPPORTED:
         if head.startswith(magic):
             raise MediaError("unsupported", f"{name} is not a supported input (images, video, audio or text)")
@@ -136,6 +142,15 @@ def looks_like_text(head: bytes) -> bool:
     readable = sum(1 for ch in text if ch.isprintable() or ch in "\n\r\t\f\v"
                    or unicodedata.category(ch) in _INVISIBLE_IN_TEXT)
     return readable >= 0.95 * len(text)
+
+
+def _sniff_text(head: bytes) -> Sniffed:
+    """Text, marked `markup: html` when it is a web page (its provenance is read as text's: trailer, front matter);
+    an SVG drawing is refused."""
+    start, _ = decode_text_bytes(head[:4096], final=False)
+    if _SVG_START.match(start):
+        raise MediaError("unsupported", "SVG vector image is not a supported input (images: JPEG/PNG/WebP/BMP/GIF)")
+    return Sniffed("text", "text", {"markup": "html"} if _HTML_START.match(start) else {})
 
 
 def _decode(data: bytes, encoding: str, final: bool) -> str:

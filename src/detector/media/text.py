@@ -1,4 +1,5 @@
-"""Text: bytes to a normalized string that keeps paragraph breaks (text detectors chunk by paragraph)."""
+"""Text: bytes (plain text or a web page) to a normalized string that keeps paragraph breaks (text detectors chunk by
+paragraph)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,22 @@ def decode_text(data: bytes, limits: Limits) -> TextMedia:
     except UnicodeDecodeError as exc:
         raise MediaError("corrupt", "not valid UTF-8/UTF-16/GB18030 text") from exc
     return text_media(text, encoding, limits)
+
+
+def decode_html(data: bytes, limits: Limits) -> TextMedia:
+    """A web page's main text, one paragraph per block: trafilatura keeps the article and drops menus, scripts,
+    styles and boilerplate, so markup and site furniture are never judged as writing."""
+    import trafilatura                  # here: only web pages need it
+
+    try:
+        page, _ = decode_text_bytes(data)
+    except UnicodeDecodeError as exc:
+        raise MediaError("corrupt", "not valid UTF-8/UTF-16/GB18030 text") from exc
+    main = trafilatura.extract(page, output_format="txt", include_comments=False, include_tables=True,
+                               favor_recall=True, deduplicate=False)
+    if not main or not main.strip():
+        raise MediaError("empty", "the web page has no main text (menus, scripts and markup are not judged)")
+    return text_media(main.replace("\n", "\n\n"), "html", limits)
 
 
 def text_media(text: str, encoding: str, limits: Limits) -> TextMedia:

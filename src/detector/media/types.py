@@ -68,7 +68,7 @@ class VideoMedia:
 @dataclass
 class TextMedia:
     text: str                        # NFKC-normalized, whitespace collapsed
-    encoding: str                    # utf-8 | utf-16 | gb18030 | direct | pdf
+    encoding: str                    # utf-8 | utf-16 | gb18030 | direct | pdf | html (main text of a web page)
     modality: Modality = "text"
 
 
