@@ -1521,6 +1521,14 @@ def _limits_section(report: dict, bundle: Path) -> str:
   2.4%). Round 20's two deciding rows resampled by pair (paired bootstrap, 2,000 draws, pairs judged under both:
   `rounds/round-20.md`): Llama 0.676 -> 0.670, 95% interval of the change -0.022 to +0.010; gpt-4 0.989 -> 0.992,
   -0.000 to +0.007 (TPR -0.01 to +0.07). Neither change is told from noise by 150 pairs.
+- Legal Chinese as training text, tried on 0.14.0 (round 22, rule fixed first: `rounds/round-22.md`): LawBench's
+  legal news and court-judgment facts as human text (`human_packaged_zh`) with 64 Qwen2.5-Coder answers and 96
+  Gemma texts made from their prompts, Chinese retrained alone (seed 0). NOT shipped: the rule's aim, the
+  Qwen2.5-7B legal answers against their reference answers, fell (AUROC 0.913 -> 0.900; interval of the change
+  -0.026 to -0.002), though their TPR at 1% FPR rose 0.18 -> 0.34 and every other line held: human Chinese flagged
+  2.1% -> 0.6% on average (court judgments 3.3% -> 0% at 200 characters, web news 4.7% -> 2.0%), the Qwen2.5-Coder
+  rows' TPR at 1% FPR up (own prompts 0.75 -> 0.83, Debian FAQ 0.63 -> 0.85). Legal human prose taught the probe
+  that legal register is human, for the 7B model's legal answers too.
 - Famous, much-quoted human text that the LM has memorized reads as likely to it: the opening chapter of Pride and
   Prejudice (`examples/`) scored about 0.5 (`uncertain`) under 0.4.0's likelihood head; with the probe, 0.25
   (`authentic`; 0.30 in 0.5.1, whose English scores are no longer sharpened; 0.27 in 0.7.0), its famous first
