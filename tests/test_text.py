@@ -176,6 +176,7 @@ def test_spans_show_what_the_lm_read(detector):
     assert normalize_typography(text[span["start"]:span["end"]]) == tokenizer.decode(read.token_ids,
                                                                                   skip_special_tokens=True)
     assert finding.evidence["unread_characters"] == len(text) - span["end"] > 0
+    assert span["text"] == text[span["start"]:span["end"]]             # the passage itself, for callers without text
     short = "Members said that " + clause * 4 + "and nothing else."
     finding = score(detector, short)
     assert finding.evidence["unread_characters"] == 0 and finding.evidence["spans"][0]["end"] == len(short)

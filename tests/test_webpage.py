@@ -212,6 +212,12 @@ def test_evidence_is_drawn(page, service):
                                                    {"start": 25, "end": len(text) - 10, "score": 0.95}],
                                          "unread_characters": 10}, 0.8)
 
+    # an uploaded document: the page never sees its decoded text, so it shows the passages the evidence carries
+    answers["doc.txt"] = _result("text", {"spans": [
+        {"start": 0, "end": 22, "score": 0.2, "text": "A first human passage."},
+        {"start": 23, "end": 45, "score": 0.3, "text": "A second human clause."},
+        {"start": 300, "end": 326, "score": 0.9, "text": "A later generated passage."}]}, 0.7)
+
     def answer(route):
         body = route.request.post_data_buffer or b""
         name = next((n for n in answers if n.encode() in body), "<text>")
@@ -222,10 +228,11 @@ def test_evidence_is_drawn(page, service):
     page.set_input_files("#file-input", files=[
         {"name": "face.png", "mimeType": "image/png", "buffer": png_bytes(size=160, seed=1)},
         {"name": "speech.wav", "mimeType": "audio/wav", "buffer": wav_bytes(2.0)},
-        {"name": "clip.mp4", "mimeType": "video/mp4", "buffer": mp4_bytes()}])
+        {"name": "clip.mp4", "mimeType": "video/mp4", "buffer": mp4_bytes()},
+        {"name": "doc.txt", "mimeType": "text/plain", "buffer": b"doc.txt: the text of an uploaded document"}])
     page.fill("#text-input", text)
     page.click("#scan-text")
-    page.wait_for_function("document.querySelectorAll('.result .summary .verdict').length === 4")
+    page.wait_for_function("document.querySelectorAll('.result .summary .verdict').length === 5")
 
     face_card = page.locator(".result", has=page.locator("h3", has_text="face.png"))
     assert "1 face box" in face_card.locator("canvas").get_attribute("aria-label")
@@ -254,6 +261,12 @@ def test_evidence_is_drawn(page, service):
     assert text_card.locator(".text-view").inner_text() == text
     assert "10 characters between passages were not read" in text_card.inner_text()
     assert "AI-generated content label found" in text_card.locator("dl.findings").inner_text()
+
+    document_card = page.locator(".result", has=page.locator("h3", has_text="doc.txt"))
+    assert document_card.locator(".text-view").inner_text() == \
+        "A first human passage. A second human clause. … A later generated passage."
+    assert document_card.locator("mark.suspicious").inner_text() == "A later generated passage."
+    assert "The scored passages of the document" in document_card.inner_text()
     _screenshot(page, "webpage-evidence.png")
 
 

@@ -312,32 +312,51 @@ async function drawAudio(card, file, evidence) {
   }
 }
 
-// The text with each scored span highlighted; darker means more likely machine-written.
+// The text with each scored span highlighted; darker means more likely machine-written. Spans index the decoded
+// text: pasted text is shown whole where they line up with it; otherwise (uploaded documents, web pages, PDFs, or
+// pasted text that decoding normalized) the scored passages that the evidence carries are shown in order.
 function drawText(card, text, evidence) {
   const spans = (evidence.spans || []).slice().sort((a, b) => a.start - b.start);
-  if (!text) return;
+  const whole = Boolean(text) && spans.every((span) => span.text === undefined
+                                                   || text.slice(span.start, span.end) === span.text);
+  const passages = spans.filter((span) => span.text);
+  if (!whole && !passages.length) return;
   const view = el("div", { className: "text-view" });
   let at = 0;
-  for (const span of spans) {
-    const start = Math.max(at, Math.min(span.start, text.length)), end = Math.min(span.end, text.length);
-    if (end <= start) continue;
-    view.append(text.slice(at, start));
-    const mark = el("mark", { className: span.score >= 0.5 ? "suspicious" : "", textContent: text.slice(start, end),
-                              title: `${Math.round(100 * span.score)}% likely machine-written` });
-    mark.style.setProperty("--s", span.score);
-    if (span.score < 0.5) mark.style.background = "transparent";
-    view.append(mark);
-    at = end;
+  if (whole) {
+    for (const span of spans) {
+      const start = Math.max(at, Math.min(span.start, text.length)), end = Math.min(span.end, text.length);
+      if (end <= start) continue;
+      view.append(text.slice(at, start), scoredPassage(text.slice(start, end), span.score));
+      at = end;
+    }
+    view.append(text.slice(at));
+  } else {
+    for (const span of passages) {
+      if (span.start > at + 2) view.append(view.childNodes.length ? " … " : "… ");    // text not scored before it
+      else if (view.childNodes.length) view.append(" ");
+      view.append(scoredPassage(span.text, span.score));
+      at = span.end;
+    }
   }
-  view.append(text.slice(at));
   card.append(view);
   if (spans.length) {
-    card.append(el("p", { className: "legend", textContent: "Highlighted: passages scored as likely machine-written." }));
+    card.append(el("p", { className: "legend", textContent: whole
+      ? "Highlighted: passages scored as likely machine-written."
+      : "The scored passages of the document; highlighted: likely machine-written." }));
   }
   if (evidence.unread_characters) {
     card.append(el("p", { className: "legend", textContent:
       `${evidence.unread_characters} characters between passages were not read by the model (chunks cut short).` }));
   }
+}
+
+function scoredPassage(passage, score) {
+  const mark = el("mark", { className: score >= 0.5 ? "suspicious" : "", textContent: passage,
+                            title: `${Math.round(100 * score)}% likely machine-written` });
+  mark.style.setProperty("--s", score);
+  if (score < 0.5) mark.style.background = "transparent";
+  return mark;
 }
 
 // Labels (implicit metadata, explicit visible/audible), C2PA, watermark and generator traces.

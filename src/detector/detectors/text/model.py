@@ -208,7 +208,7 @@ class MachineTextDetector(Detector):
                   "encoder_ids": torch.tensor(c.encoder_ids or [], dtype=torch.long), "ngram": float(score)}
                  for c, score in zip(chunks, ngram)]
         return Prepared(units, {"language": code, "language_stats": language_stats, "chunks": chunks,
-                                "chunks_total": total, "tokens": tokens})
+                                "chunks_total": total, "tokens": tokens, "text": text})
 
     def collate(self, units: list[dict]) -> dict[str, torch.Tensor]:
         input_ids, attention_mask = _pad([u["input_ids"] for u in units])
@@ -274,9 +274,12 @@ class MachineTextDetector(Detector):
             "raw_logit": round(raw, 4),
             "thresholds": {"synthetic": round(lang.calibration.synthetic_threshold, 4),
                            "authentic": round(lang.calibration.authentic_threshold, 4)},
-            # what the LM read of each chunk; the rest of a chunk cut short at `chunk_tokens` is not scored by it
+            # what the LM read of each chunk; the rest of a chunk cut short at `chunk_tokens` is not scored by it.
+            # Offsets index the decoded text (a file's, a PDF's text layer, a web page's main text), which the
+            # caller may never see: each span also carries its passage
             "spans": [{"start": c.read.start, "end": c.read.end, "tokens": len(c.token_ids),
-                       "score": round(float(s), 4)} for c, s in zip(chunks, chunk_scores)],
+                       "score": round(float(s), 4), "text": context["text"][c.read.start:c.read.end]}
+                      for c, s in zip(chunks, chunk_scores)],
             "unread_characters": sum(c.chunk.end - c.read.end for c in chunks),
         }
         if explain:
