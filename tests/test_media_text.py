@@ -132,3 +132,9 @@ def test_a_web_page_with_no_main_text_is_empty():
     with pytest.raises(MediaError) as error:
         decode(MediaInput.from_bytes(page.encode()), Limits())
     assert error.value.code == "empty" and "no main text" in error.value.message
+
+
+def test_prose_that_begins_with_a_tag_name_stays_prose():
+    prose = "<html> opens every web page, and this sentence is about that tag, not a page itself."
+    media = _decode_text(MediaInput.from_bytes(prose.encode()))
+    assert media.encoding == "utf-8" and media.text == prose

@@ -78,6 +78,11 @@ def sources(tmp_path_factory) -> dict[str, Path]:
     made["pdf"].write_bytes(text_pdf(["A report (page one)", "page two"], metadata={"/Title": "keep me"}))
     made["markdown"] = root / "a.md"
     made["markdown"].write_text("---\ntitle: Post\n---\n# Heading\n\nBody text.\n", encoding="utf-8")
+    made["html"] = root / "a.html"
+    made["html"].write_text("<!DOCTYPE html><html><head><title>Report</title><script>var a = 1;</script></head><body>"
+                            "<article><h1>A report</h1><p>The council met on Tuesday and approved the library "
+                            "budget after residents spoke about opening hours and road repairs.</p></article>"
+                            "</body></html>\n", encoding="utf-8")
     return made
 
 
@@ -95,16 +100,15 @@ def media_signature(path: Path, fmt: str):
     if fmt == "pdf":
         reader = pypdf.PdfReader(path)
         return [page.extract_text() for page in reader.pages], reader.metadata.get("/Title")
-    text = path.read_text(encoding="utf-8")
-    return text.replace("\r\n", "\n")
+    return decode(MediaInput.from_path(path), Limits()).text       # text: what a detector reads, label left out
 
 
 def sniffed(fmt: str) -> str:
-    return {"markdown": "text", "webp-alpha": "webp"}.get(fmt, fmt)
+    return {"markdown": "text", "html": "text", "webp-alpha": "webp"}.get(fmt, fmt)
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "png", "webp", "webp-alpha", "mp4", "mkv", "mp3", "wav", "flac", "ogg", "pdf",
-                                 "text", "markdown"])
+                                 "text", "markdown", "html"])
 def test_write_read_round_trip_keeps_media_identical(sources, tmp_path, fmt):
     src = sources[fmt]
     first = tmp_path / f"first{src.suffix}"
@@ -116,8 +120,7 @@ def test_write_read_round_trip_keeps_media_identical(sources, tmp_path, fmt):
     assert label["valid"], label["errors"]
     assert label["fields"]["ContentPropagator"] == "PLAT01" and label["fields"]["ContentProducer"] == PRODUCER
     assert label["location"] == result["location"]
-    if fmt != "markdown" and fmt != "text":
-        assert media_signature(first, fmt) == media_signature(src, fmt)
+    assert media_signature(first, fmt) == media_signature(src, fmt)
 
     # A second platform propagates: producer fields and Label stay, propagator fields change, still one copy.
     second = tmp_path / f"second{src.suffix}"
@@ -127,8 +130,7 @@ def test_write_read_round_trip_keeps_media_identical(sources, tmp_path, fmt):
     fields = findings["implicit_label"]["fields"]
     assert (fields["Label"], fields["ContentProducer"], fields["ProduceID"]) == ("1", PRODUCER, "gen-42")
     assert (fields["ContentPropagator"], fields["PropagateID"]) == ("PLAT02", "up-2")
-    if fmt not in ("markdown", "text"):
-        assert media_signature(second, fmt) == media_signature(src, fmt)
+    assert media_signature(second, fmt) == media_signature(src, fmt)
 
 
 def test_text_round_trip_only_adds_the_label(sources, tmp_path):
@@ -323,6 +325,19 @@ def test_text_prefix_is_added_once(sources, tmp_path):
     assert check_text(text)["found"]
     again = tmp_path / "again.md"
     assert not add_text_label(out, again)["added"]
+
+
+def test_a_labelled_web_page_is_still_a_web_page(sources, tmp_path):
+    # both labels on a page: the notice before its markup is what a browser shows first, the implicit label after it
+    noticed = tmp_path / "noticed.html"
+    add_text_label(sources["html"], noticed)
+    labelled = tmp_path / "labelled.html"
+    write_label(noticed, labelled, propagator="P", propagate_id="1", label="1")
+    media = decode(MediaInput.from_path(labelled), Limits())
+    assert media.encoding == "html"
+    assert media.text == "【AI生成】\n\n" + media_signature(sources["html"], "html")
+    assert check_text(media.text)["position"] == "start"
+    assert inspect(labelled.read_bytes(), "text")["implicit_label"]["valid"]
 
 
 @pytest.mark.parametrize("text, found", [

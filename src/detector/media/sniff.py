@@ -29,9 +29,13 @@ _AUDIO_ONLY_BRANDS = {b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B "}
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1",
                 b"avif", b"avis"}
 # Markup at the start of text (an XML declaration, comments and a doctype may come first): web pages are judged on
-# their main text; SVG drawings are images we do not rasterize.
-_MARKUP_PREAMBLE = r"\A\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*"
-_HTML_START = re.compile(_MARKUP_PREAMBLE + r"(?:<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>])", re.I | re.S)
+# their main text; SVG drawings are images we do not rasterize. A page may open with a short line of text before its
+# markup (an explicit AI-generated notice written there: browsers show it first). Without a doctype, a closing tag
+# must follow, so prose that merely begins with "<html>" stays prose.
+_MARKUP_PREAMBLE = r"\A[^<]{0,200}?(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*"
+_HTML_DOCTYPE = re.compile(_MARKUP_PREAMBLE + r"<!doctype\s+html", re.I | re.S)
+_HTML_ELEMENT = re.compile(_MARKUP_PREAMBLE + r"<(?:html|head|body)[\s>]", re.I | re.S)
+_HTML_CLOSING_TAG = re.compile(r"</(?:html|head|body|title|p|div)\s*>", re.I)
 _SVG_START = re.compile(_MARKUP_PREAMBLE + r"(?:<!doctype\s+svg[^>]*>\s*)?<svg[\s>]", re.I | re.S)
 # Formats people send that we recognise but do not decode: a clear refusal beats "unknown".
 _KNOWN_UNSUPPORTED = [
@@ -147,10 +151,11 @@ def looks_like_text(head: bytes) -> bool:
 def _sniff_text(head: bytes) -> Sniffed:
     """Text, marked `markup: html` when it is a web page (its provenance is read as text's: trailer, front matter);
     an SVG drawing is refused."""
-    start, _ = decode_text_bytes(head[:4096], final=False)
+    start, _ = decode_text_bytes(head[:SNIFF_BYTES], final=False)
     if _SVG_START.match(start):
         raise MediaError("unsupported", "SVG vector image is not a supported input (images: JPEG/PNG/WebP/BMP/GIF)")
-    return Sniffed("text", "text", {"markup": "html"} if _HTML_START.match(start) else {})
+    html = _HTML_DOCTYPE.match(start) or (_HTML_ELEMENT.match(start) and _HTML_CLOSING_TAG.search(start))
+    return Sniffed("text", "text", {"markup": "html"} if html else {})
 
 
 def _decode(data: bytes, encoding: str, final: bool) -> str:

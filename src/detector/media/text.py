@@ -11,6 +11,12 @@ from detector.media.errors import MediaError
 from detector.media.sniff import decode_text_bytes
 from detector.media.types import TextMedia
 
+# Where a text file carries its implicit AIGC label (provenance reads and writes them there): an `AIGC:` entry in
+# Markdown / YAML front matter, or a last line holding `{"AIGC": ...}`. A label is metadata, not writing: it is taken
+# out before a detector reads the text, so labelling a file never changes its score.
+FRONT_MATTER = re.compile(r"\A(?:\ufeff)?---[ \t]*\r?\n(.*?)\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
+_FRONT_MATTER_LABEL = re.compile(r"(?i)^aigc\s*:")
+
 _LINE_BREAKS = re.compile(r"\r\n|\r|[\v\f\x85\u2028]")
 _PARAGRAPH_SEPARATOR = "\u2029"
 _HORIZONTAL_SPACE = re.compile(r"[^\S\n]+")
@@ -36,21 +42,61 @@ def decode_html(data: bytes, limits: Limits) -> TextMedia:
         page, _ = decode_text_bytes(data)
     except UnicodeDecodeError as exc:
         raise MediaError("corrupt", "not valid UTF-8/UTF-16/GB18030 text") from exc
+    page = without_label(page)
+    lead = page[:page.find("<")].strip()        # text before the markup, shown first (e.g. an AI-generated notice)
     main = trafilatura.extract(page, output_format="txt", include_comments=False, include_tables=True,
-                               favor_recall=True, deduplicate=False)
-    if not main or not main.strip():
+                               favor_recall=True, deduplicate=False) or ""
+    if not main.strip():
         raise MediaError("empty", "the web page has no main text (menus, scripts and markup are not judged)")
-    return text_media(main.replace("\n", "\n\n"), "html", limits)
+    return text_media("\n\n".join(filter(None, [lead, main.replace("\n", "\n\n")])), "html", limits)
 
 
 def text_media(text: str, encoding: str, limits: Limits) -> TextMedia:
-    """Normalized TextMedia for an already decoded string; refuses text over the limit or empty after cleanup."""
+    """Normalized TextMedia for an already decoded string, its implicit label taken out; refuses text over the limit
+    or empty after cleanup."""
     if len(text) > limits.max_text_chars:
         raise MediaError("too_large", f"text has {len(text):,} characters, over the limit of {limits.max_text_chars:,}")
-    normalized = normalize_text(text)
+    normalized = normalize_text(without_label(text))
     if not normalized:
         raise MediaError("empty", "no text")
     return TextMedia(text=normalized, encoding=encoding)
+
+
+def text_trailer_line(text: str) -> tuple[int, str] | None:
+    """(offset, line) of the last non-empty line when it is a `{"AIGC": ...}` trailer."""
+    stripped = text.rstrip()
+    start = stripped.rfind("\n") + 1
+    line = stripped[start:].strip()
+    if line.startswith("{") and '"AIGC"' in line[:16]:
+        return start, line
+    return None
+
+
+def front_matter_without_label(block: str) -> list[str]:
+    """Front-matter lines minus an `AIGC:` entry and its indented continuation lines."""
+    kept, skipping = [], False
+    for line in block.splitlines():
+        if _FRONT_MATTER_LABEL.match(line):
+            skipping = True
+            continue
+        if skipping and (line.startswith((" ", "\t")) or not line.strip()):
+            continue
+        skipping = False
+        kept.append(line)
+    return kept
+
+
+def without_label(text: str) -> str:
+    """The text with its implicit label taken out: a trailer line, and an `AIGC:` front-matter entry (front matter
+    that held nothing else goes with it)."""
+    trailer = text_trailer_line(text)
+    if trailer:
+        text = text[:trailer[0]]
+    front = FRONT_MATTER.match(text)
+    if front and any(_FRONT_MATTER_LABEL.match(line) for line in front.group(1).splitlines()):
+        kept = front_matter_without_label(front.group(1))
+        text = text[:front.start(1)] + "\n".join(kept) + text[front.end(1):] if kept else text[front.end():]
+    return text
 
 
 def normalize_text(text: str) -> str:

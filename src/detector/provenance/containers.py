@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from detector.media.sniff import decode_text_bytes
+from detector.media.text import FRONT_MATTER, text_trailer_line
 
 XMP_JPEG_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
 XMP_JPEG_EXTENSION_HEADER = b"http://ns.adobe.com/xmp/extension/\x00"
@@ -498,18 +499,7 @@ def _read_pdf(data: bytes, meta: Metadata) -> None:
 
 
 # ---------------------------------------------------------------- text and Markdown
-FRONT_MATTER = re.compile(r"\A(?:\ufeff)?---[ \t]*\r?\n(.*?)\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
 MAX_FRONT_MATTER_CHARS = 64 * 1024
-
-
-def text_trailer_line(text: str) -> tuple[int, str] | None:
-    """(offset, line) of the last non-empty line when it is a `{"AIGC": ...}` trailer."""
-    stripped = text.rstrip()
-    start = stripped.rfind("\n") + 1
-    line = stripped[start:].strip()
-    if line.startswith("{") and '"AIGC"' in line[:16]:
-        return start, line
-    return None
 
 
 def _read_text(data: bytes, meta: Metadata) -> None:

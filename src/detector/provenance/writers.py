@@ -17,12 +17,13 @@ output does not hold exactly one valid label equal to the one written, it is del
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+
+from detector.media.text import front_matter_without_label
 
 from .aigc import FIELDS, MISSPELLINGS, build_label, inner_json, wrapped_json
 from .containers import (
@@ -356,7 +357,7 @@ def _write_text(src: Path, out: Path, fields: dict) -> None:
     line = "AIGC: " + inner_json(fields)
     if front or src.suffix.lower() in MARKDOWN_SUFFIXES:
         if front:
-            kept = _without_front_matter_label(front.group(1))
+            kept = front_matter_without_label(front.group(1))
             opening = text[:front.start(1)]
             text = opening + "\n".join(kept + [line]) + text[front.end(1):]
         else:
@@ -373,20 +374,6 @@ def decode_keeping_bom(data: bytes) -> tuple[str, Callable[[str], bytes]]:
         if data.startswith(bom):
             return text, lambda value, bom=bom, encoding=encoding: bom + value.encode(encoding)
     return text, lambda value: value.encode(codec)
-
-
-def _without_front_matter_label(block: str) -> list[str]:
-    """Front-matter lines minus an `AIGC:` entry and its indented continuation lines."""
-    kept, skipping = [], False
-    for line in block.splitlines():
-        if re.match(r"(?i)^aigc\s*:", line):
-            skipping = True
-            continue
-        if skipping and (line.startswith((" ", "\t")) or not line.strip()):
-            continue
-        skipping = False
-        kept.append(line)
-    return kept
 
 
 _WRITERS = {
