@@ -1091,6 +1091,9 @@ the shipped detector: `python -m training.face evaluate`.
   in `packaged_faces.csv` on 2026-11-29): version 8's image verdicts put 20 of 61 at `synthetic` (version 7: 21),
   the GAN head or its texture probe deciding for 18 of the flagged faces (`detector scan --recursive --json
   var/face/packaged/photos/npm`).
+- The texture probe fires on some real photos the GAN head clears, even faces it was fitted on: the README's
+  example `astronaut.jpg` (a scanned NASA film photo, a training image) is `synthetic` at 0.92 under version 8, its
+  probe logit 1.9 against the GAN head's -7.9 (`authentic` under version 7.1).
 - Trained on about 850 real face photos (half of them two collections of headshots) and 210 StyleGAN2 faces of one
   source; no real face-swap videos were available offline. Self-blending targets the blending boundary that most
   swaps share, not every manipulation (e.g. expression re-enactment like NeuralTextures leaves little boundary).
