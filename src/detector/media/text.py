@@ -26,11 +26,7 @@ _BLANK_LINES = re.compile(r"\n{2,}")
 
 def decode_text(data: bytes, limits: Limits) -> TextMedia:
     """Decode BOM UTF-8/UTF-16, strict UTF-8 or GB18030 bytes, then normalize."""
-    try:
-        text, encoding = decode_text_bytes(data)
-    except UnicodeDecodeError as exc:
-        raise MediaError("corrupt", "not valid UTF-8/UTF-16/GB18030 text") from exc
-    return text_media(text, encoding, limits)
+    return text_media(*_decoded(data), limits)
 
 
 def decode_html(data: bytes, limits: Limits) -> TextMedia:
@@ -38,17 +34,20 @@ def decode_html(data: bytes, limits: Limits) -> TextMedia:
     styles and boilerplate, so markup and site furniture are never judged as writing."""
     import trafilatura                  # here: only web pages need it
 
-    try:
-        page, _ = decode_text_bytes(data)
-    except UnicodeDecodeError as exc:
-        raise MediaError("corrupt", "not valid UTF-8/UTF-16/GB18030 text") from exc
-    page = without_label(page)
-    lead = page[:page.find("<")].strip()        # text before the markup, shown first (e.g. an AI-generated notice)
+    page = without_label(_decoded(data)[0])
+    lead = page.split("<", 1)[0].strip()        # text before the markup, shown first (e.g. an AI-generated notice)
     main = trafilatura.extract(page, output_format="txt", include_comments=False, include_tables=True,
                                favor_recall=True, deduplicate=False) or ""
     if not main.strip():
         raise MediaError("empty", "the web page has no main text (menus, scripts and markup are not judged)")
     return text_media("\n\n".join(filter(None, [lead, main.replace("\n", "\n\n")])), "html", limits)
+
+
+def _decoded(data: bytes) -> tuple[str, str]:
+    try:
+        return decode_text_bytes(data)
+    except UnicodeDecodeError as exc:
+        raise MediaError("corrupt", "not valid UTF-8/UTF-16/GB18030 text") from exc
 
 
 def text_media(text: str, encoding: str, limits: Limits) -> TextMedia:
