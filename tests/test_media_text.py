@@ -134,7 +134,8 @@ def test_a_web_page_with_no_main_text_is_empty():
     assert error.value.code == "empty" and "no main text" in error.value.message
 
 
-def test_prose_that_begins_with_a_tag_name_stays_prose():
-    prose = "<html> opens every web page, and this sentence is about that tag, not a page itself."
+@pytest.mark.parametrize("prose", ["<html> opens every web page, and this sentence is about that tag, not a page.",
+                                   "I drew <svg> shapes all day, and this sentence is about them, not a drawing."])
+def test_prose_that_mentions_markup_stays_prose(prose):
     media = _decode_text(MediaInput.from_bytes(prose.encode()))
     assert media.encoding == "utf-8" and media.text == prose

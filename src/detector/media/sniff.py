@@ -32,11 +32,12 @@ _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b
 # their main text; SVG drawings are images we do not rasterize. A page may open with a short line of text before its
 # markup (an explicit AI-generated notice written there: browsers show it first). Without a doctype, a closing tag
 # must follow, so prose that merely begins with "<html>" stays prose.
-_MARKUP_PREAMBLE = r"\A[^<]{0,200}?(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*"
-_HTML_DOCTYPE = re.compile(_MARKUP_PREAMBLE + r"<!doctype\s+html", re.I | re.S)
-_HTML_ELEMENT = re.compile(_MARKUP_PREAMBLE + r"<(?:html|head|body)[\s>]", re.I | re.S)
+_MARKUP_PREAMBLE = r"(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*"
+_PAGE_LEAD = r"\A[^<]{0,200}?"
+_HTML_DOCTYPE = re.compile(_PAGE_LEAD + _MARKUP_PREAMBLE + r"<!doctype\s+html", re.I | re.S)
+_HTML_ELEMENT = re.compile(_PAGE_LEAD + _MARKUP_PREAMBLE + r"<(?:html|head|body)[\s>]", re.I | re.S)
 _HTML_CLOSING_TAG = re.compile(r"</(?:html|head|body|title|p|div)\s*>", re.I)
-_SVG_START = re.compile(_MARKUP_PREAMBLE + r"(?:<!doctype\s+svg[^>]*>\s*)?<svg[\s>]", re.I | re.S)
+_SVG_START = re.compile(r"\A\s*" + _MARKUP_PREAMBLE + r"(?:<!doctype\s+svg[^>]*>\s*)?<svg[\s>]", re.I | re.S)
 # Formats people send that we recognise but do not decode: a clear refusal beats "unknown".
 _KNOWN_UNSUPPORTED = [
     (b"II*\x00", "TIFF image"),
