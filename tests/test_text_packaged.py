@@ -19,8 +19,8 @@ import yaml
 from conftest import write_sdist
 from training.text_data import TextDoc
 from training.text_documents import packaged_chat_pairs, packaged_human_rows
-from training.text_packaged import (PackagedTextFile, cassette_replies, chat_family, human_texts, packaged_text_docs,
-                                    prose_language, reply_prose)
+from training.text_packaged import (PackagedTextFile, cassette_replies, chat_family, evalith_replies, human_texts,
+                                    packaged_text_docs, prose_language, reply_prose)
 
 ENGLISH = ("The committee reviewed the proposal in detail and concluded that the plan was sound overall. "
            "It recommended a phased rollout, starting with a small pilot in two regions, followed by a broader "
@@ -94,6 +94,26 @@ def test_replies_of_each_provider_schema_come_out_of_a_cassette(tmp_path):
     assert reply_prose(replies[4][1]) == ENGLISH.replace("sound", "solid")   # JSON wrapper and scaffolding off
     assert replies[5][1] == ENGLISH.replace("pilot", "trial")                # a body kept parsed
     assert replies[6][1] == ENGLISH.replace("regions", "areas")              # a streamed list of parts skipped
+
+
+def test_evaluation_runs_give_each_output_with_its_model(tmp_path):
+    runs = {
+        "evalith.json": {"model": "deepseek-chat", "results": [{"case_id": "c1", "output": CHINESE},
+                                                                {"case_id": "c2", "output": None}]},
+        "sampled.json": {"model_family": "glm", "model_id": "openai/zai-org/GLM-4.5-Air",
+                         "results": [{"case_id": "c1", "outputs": [CHINESE, CHINESE[::-1]]}]},
+        "promptfoo.json": {"results": {"version": 3, "results": [
+            {"provider": {"id": "deepseek:deepseek-chat"}, "response": {"output": ENGLISH}},
+            {"provider": {"id": "deepseek:deepseek-chat"}, "response": {"error": "timeout"}}]}},
+    }
+    replies = []
+    for name, run in runs.items():
+        (tmp_path / name).write_text(json.dumps(run, ensure_ascii=False), encoding="utf-8")
+        replies += list(evalith_replies(tmp_path / name))
+    assert replies == [("deepseek-chat", CHINESE), ("openai/zai-org/GLM-4.5-Air", CHINESE),
+                       ("openai/zai-org/GLM-4.5-Air", CHINESE[::-1]), ("deepseek:deepseek-chat", ENGLISH)]
+    assert [chat_family(model) for model, _ in replies] == ["deepseek", "glm", "glm", "deepseek"]
+    assert chat_family("openai/qwen-plus") == "qwen-plus"
 
 
 def test_prose_language_needs_length_and_little_code():

