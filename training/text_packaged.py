@@ -256,6 +256,11 @@ def evalith_replies(path: Path) -> Iterator[tuple[str, str]]:
         yield from ((model, output) for output in outputs if isinstance(output, str))
 
 
+# chat formats without reference answers: (model, reply) readers
+_REPLY_READERS = {"vcr-cassette": cassette_replies, "llama-stack-recording": llama_stack_replies,
+                  "evalith-run": evalith_replies}
+
+
 # ---- human text in NLP packages' datasets --------------------------------------------------------------------------
 
 def _strings(value: object) -> Iterator[str]:
@@ -325,10 +330,8 @@ def packaged_text_docs(out_dir: Path = PACKAGED_TEXT_DIR, listing: list[Packaged
                         group = f"{listed.corpus}:{hashlib.sha1(text.encode()).hexdigest()[:12]}"   # corpus: domain()
                         docs.append(TextDoc(text, 0, source, listed.corpus, lang, group))
                 continue
-            readers = {"vcr-cassette": cassette_replies, "llama-stack-recording": llama_stack_replies,
-                       "evalith-run": evalith_replies}
             replies = (evalscope_replies(path, listed.task) if listed.format == "evalscope-predictions" else
-                       ((m, r, "") for m, r in readers[listed.format](path)))
+                       ((m, r, "") for m, r in _REPLY_READERS[listed.format](path)))
             for model, reply, reference in replies:
                 text = reply_prose(reply)
                 lang = prose_language(text)

@@ -100,14 +100,14 @@ def sniff(head: bytes, path: Path | None = None) -> Sniffed:
     if head.startswith(b"ID3") and len(head) >= 10 and head[3] in (2, 3, 4):
         return _sniff_after_id3(head, path)
     # The UTF-16 LE byte order mark FF FE is also a valid MPEG audio frame sync: text is tried first.
-    if head.startswith(b"\xff\xfe") and looks_like_text(head[:SNIFF_BYTES]):
-        return _sniff_text(head)
+    if head.startswith(b"\xff\xfe") and (text := readable_text(head[:SNIFF_BYTES])) is not None:
+        return _sniff_text(text)
     mpeg_audio = _mpeg_audio_format(head)
     if mpeg_audio:
         return Sniffed("audio", mpeg_audio)
     # Text before the named refusals: prose may well begin with "MZ" or "FORM".
-    if looks_like_text(head[:SNIFF_BYTES]):
-        return _sniff_text(head)
+    if (text := readable_text(head[:SNIFF_BYTES])) is not None:
+        return _sniff_text(text)
     for magic, name in _KNOWN_UNSUPPORTED:
         if head.startswith(magic):
             raise MediaError("unsupported", f"{name} is not a supported input (images, video, audio or text)")
@@ -136,23 +136,22 @@ def decode_text_bytes(data: bytes, final: bool = True) -> tuple[str, str]:
         return _decode(data, "gb18030", final), "gb18030"
 
 
-def looks_like_text(head: bytes) -> bool:
-    """True when the bytes decode as text and nearly every character is printable or whitespace."""
+def readable_text(head: bytes) -> str | None:
+    """The bytes decoded, when they decode as text and nearly every character is printable or whitespace."""
     try:
         text, _ = decode_text_bytes(head, final=False)
     except UnicodeDecodeError:
-        return False
+        return None
     if not text or "\x00" in text:
-        return False
+        return None
     readable = sum(1 for ch in text if ch.isprintable() or ch in "\n\r\t\f\v"
                    or unicodedata.category(ch) in _INVISIBLE_IN_TEXT)
-    return readable >= 0.95 * len(text)
+    return text if readable >= 0.95 * len(text) else None
 
 
-def _sniff_text(head: bytes) -> Sniffed:
-    """Text, marked `markup: html` when it is a web page (its provenance is read as text's: trailer, front matter);
-    an SVG drawing is refused."""
-    start, _ = decode_text_bytes(head[:SNIFF_BYTES], final=False)
+def _sniff_text(start: str) -> Sniffed:
+    """Text (`start`: its sniffed head, decoded), marked `markup: html` when it is a web page (its provenance is read
+    as text's: trailer, front matter); an SVG drawing is refused."""
     if _SVG_START.match(start):
         raise MediaError("unsupported", "SVG vector image is not a supported input (images: JPEG/PNG/WebP/BMP/GIF)")
     html = _HTML_DOCTYPE.match(start) or (_HTML_ELEMENT.match(start) and _HTML_CLOSING_TAG.search(start))
