@@ -127,6 +127,19 @@ def test_a_web_page_is_judged_on_its_main_text():
     assert "<" not in page.text and "tracker" not in page.text and "font-family" not in page.text
 
 
+@pytest.mark.parametrize("tail, limits, code", [
+    (b"\xff\xfe\xfd</p></article></body></html>", Limits(), "corrupt"),   # invalid bytes past the sniffed head
+    (b"</p></article></body></html>", Limits(max_text_chars=200), "too_large"),   # main text over the limit
+])
+def test_a_damaged_or_oversized_web_page_gets_a_clear_error(tail, limits, code):
+    page = _web_page(ARTICLE[:2] + [f"{ARTICLE[1]} ({n})" for n in range(400)]).encode("utf-8")
+    assert len(page) > 64 * 1024
+    page = page[:page.rindex(b"</p></article>")] + tail
+    with pytest.raises(MediaError) as error:
+        decode(MediaInput.from_bytes(page), limits)
+    assert error.value.code == code
+
+
 def test_a_web_page_with_no_main_text_is_empty():
     page = "<html><head><script>var a = 1;</script><style>p { color: red }</style></head><body></body></html>"
     with pytest.raises(MediaError) as error:
